@@ -1,0 +1,117 @@
+"""Configuration: environment variables, or the same keys in ./haochaping.toml (the environment wins).
+
+With nothing configured the service runs on the embedded defaults: SQLite next to it, in-process
+state, the local message provider.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///haochaping.db"
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8080"
+
+KEYS = (
+    "HAOCHAPING_DATABASE_URL", "HAOCHAPING_REDIS_URL", "HAOCHAPING_REDIS_PREFIX", "HAOCHAPING_PUBLIC_URL",
+    "HAOCHAPING_API_TOKEN", "HAOCHAPING_SECRET_KEY", "HAOCHAPING_POLICY", "HAOCHAPING_SCHEDULER",
+    "HAOCHAPING_LOG_LEVEL",
+    "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_SMS_FROM", "TWILIO_API_BASE_URL",
+    "WECHAT_TOKEN", "WECHAT_ENCODING_AES_KEY", "WECHAT_APP_ID", "WECHAT_APP_SECRET",
+    "WECHAT_MP_APP_ID", "WECHAT_MP_APP_SECRET", "WECHAT_MP_TEMPLATE_ID", "WECHAT_MP_PAGE",
+    "WECHAT_API_BASE_URL",
+)
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    redis_url: str | None = None
+    redis_prefix: str = "haochaping:"
+    public_url: str = DEFAULT_PUBLIC_URL
+    api_token: str | None = None
+    secret_key: str | None = None
+    policy_path: str | None = None
+    scheduler: bool = True
+    log_level: str = "INFO"
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = None
+    twilio_sms_from: str | None = None
+    twilio_api_base_url: str | None = None
+    wechat_token: str | None = None
+    wechat_encoding_aes_key: str | None = None
+    wechat_app_id: str | None = None
+    wechat_app_secret: str | None = None
+    wechat_mp_app_id: str | None = None
+    wechat_mp_app_secret: str | None = None
+    wechat_mp_template_id: str | None = None
+    wechat_mp_page: str | None = None
+    wechat_api_base_url: str | None = None
+
+    @property
+    def twilio_enabled(self) -> bool:
+        return bool(self.twilio_account_sid and self.twilio_auth_token)
+
+
+def _file_values(path: Path) -> dict[str, str]:
+    if not path.is_file():
+        return {}
+    try:
+        with open(path, "rb") as f:
+            doc: dict[str, Any] = tomllib.load(f)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    out: dict[str, str] = {}
+    for key, value in doc.items():
+        name = key.upper()
+        if name not in KEYS and f"HAOCHAPING_{name}" in KEYS:
+            name = f"HAOCHAPING_{name}"
+        if name not in KEYS:
+            raise ConfigError(f"{path}: unknown key {key!r}")
+        out[name] = str(value).lower() if isinstance(value, bool) else str(value)
+    return out
+
+
+def load_settings(env: dict[str, str] | None = None, cwd: Path | None = None) -> Settings:
+    env = dict(os.environ if env is None else env)
+    values = _file_values((cwd or Path.cwd()) / "haochaping.toml")
+    values.update({k: v for k, v in env.items() if k in KEYS and v != ""})
+
+    def get(name: str) -> str | None:
+        return values.get(name)
+
+    scheduler = (get("HAOCHAPING_SCHEDULER") or "on").strip().lower()
+    if scheduler not in ("on", "off", "true", "false", "1", "0"):
+        raise ConfigError(f"HAOCHAPING_SCHEDULER: expected on or off, got {scheduler!r}")
+    public = (get("HAOCHAPING_PUBLIC_URL") or DEFAULT_PUBLIC_URL).rstrip("/")
+    return Settings(
+        database_url=get("HAOCHAPING_DATABASE_URL") or DEFAULT_DATABASE_URL,
+        redis_url=get("HAOCHAPING_REDIS_URL"),
+        redis_prefix=get("HAOCHAPING_REDIS_PREFIX") or "haochaping:",
+        public_url=public,
+        api_token=get("HAOCHAPING_API_TOKEN"),
+        secret_key=get("HAOCHAPING_SECRET_KEY"),
+        policy_path=get("HAOCHAPING_POLICY"),
+        scheduler=scheduler in ("on", "true", "1"),
+        log_level=(get("HAOCHAPING_LOG_LEVEL") or "INFO").upper(),
+        twilio_account_sid=get("TWILIO_ACCOUNT_SID"),
+        twilio_auth_token=get("TWILIO_AUTH_TOKEN"),
+        twilio_sms_from=get("TWILIO_SMS_FROM"),
+        twilio_api_base_url=get("TWILIO_API_BASE_URL"),
+        wechat_token=get("WECHAT_TOKEN"),
+        wechat_encoding_aes_key=get("WECHAT_ENCODING_AES_KEY"),
+        wechat_app_id=get("WECHAT_APP_ID"),
+        wechat_app_secret=get("WECHAT_APP_SECRET"),
+        wechat_mp_app_id=get("WECHAT_MP_APP_ID"),
+        wechat_mp_app_secret=get("WECHAT_MP_APP_SECRET"),
+        wechat_mp_template_id=get("WECHAT_MP_TEMPLATE_ID"),
+        wechat_mp_page=get("WECHAT_MP_PAGE"),
+        wechat_api_base_url=get("WECHAT_API_BASE_URL"),
+    )

@@ -1,0 +1,89 @@
+"""Rendering what the dialogs say, from the Babel catalogs in locales/ (source language zh_Hans).
+
+The catalogs are read from the .po files at start-up (no compiled .mo to keep in step). Dates are
+formatted by Babel for the person's locale, in the policy's time zone.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_date
+from babel.messages.pofile import read_po
+
+from dialogs import messages as m
+from dialogs.types import Reply
+
+LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"
+SOURCE = "zh_Hans"
+SUPPORTED = ("zh_Hans", "zh_Hant", "en")
+_BABEL = {"zh_Hans": "zh_Hans_CN", "zh_Hant": "zh_Hant_TW", "en": "en"}
+
+log = logging.getLogger("haochaping.i18n")
+
+
+def read_catalog(path: Path) -> dict[str, str]:
+    with open(path, "rb") as f:
+        catalog = read_po(f)
+    return {str(msg.id): str(msg.string) for msg in catalog if msg.id and msg.string}
+
+
+def negotiate(tag: str | None) -> str:
+    """An applicant's locale ("zh-CN", "zh_TW", "en-US", …) to one of ours; Chinese first."""
+    if not tag:
+        return SOURCE
+    try:
+        loc = Locale.parse(tag.replace("-", "_"))
+    except (UnknownLocaleError, ValueError, TypeError):
+        return SOURCE
+    if loc.language == "en":
+        return "en"
+    if loc.language == "zh" and (loc.script == "Hant" or loc.territory in ("TW", "HK", "MO")):
+        return "zh_Hant"
+    return SOURCE
+
+
+class Catalogs:
+    def __init__(self, root: Path = LOCALES_DIR) -> None:
+        self.messages: dict[str, dict[str, str]] = {}
+        for loc in SUPPORTED:
+            path = root / loc / "LC_MESSAGES" / "messages.po"
+            self.messages[loc] = read_catalog(path) if path.is_file() else {}
+        if not self.messages[SOURCE]:
+            raise RuntimeError(f"the source catalog {root / SOURCE} is missing")
+
+    def text(self, locale: str, key: str) -> str:
+        found = self.messages.get(locale, {}).get(key)
+        if found is None:
+            found = self.messages[SOURCE].get(key)
+            if found is None:
+                raise KeyError(f"no message {key!r} in the source catalog")
+            log.warning("message %s missing in %s; the source text is used", key, locale)
+        return found
+
+    def reason_label(self, locale: str, code: str, policy_labels: Mapping[str, str]) -> str:
+        """The policy's own label in Chinese; a translated one elsewhere when the catalog has it."""
+        if locale != SOURCE:
+            translated = self.messages.get(locale, {}).get(f"reason.{code}")
+            if translated:
+                return translated
+        return policy_labels.get(code, code)
+
+    def render(self, reply: Reply, locale: str, *, tz: ZoneInfo, reasons: Mapping[str, str]) -> str:
+        params: dict[str, Any] = {}
+        for name, value in reply.params.items():
+            if isinstance(value, datetime):
+                params[name] = format_date(value.astimezone(tz).date(), format="long", locale=_BABEL[locale])
+            elif name == "reasons":
+                line = self.text(locale, m.REASON_LINE)
+                params[name] = "\n".join(
+                    line.format(number=n, label=self.reason_label(locale, code, reasons)) for n, code in value)
+            else:
+                params[name] = value
+        return self.text(locale, reply.key).format(**params)

@@ -1,0 +1,217 @@
+"""The jurisdiction's rules as data (ARCHITECTURE invariant 6): no deadline or grade is hard-coded.
+
+Every key is optional; the defaults are the contract's built-in values. Unknown keys are refused
+with the key's name, because a misspelt deadline silently ignored is worse than a service that will
+not start.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from datetime import date, time, timedelta
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dialogs.grades import Grade
+
+
+class PolicyError(ValueError):
+    pass
+
+
+DayUnit = Literal["working", "natural"]
+
+
+@dataclass(frozen=True)
+class DaySpan:
+    days: int
+    unit: DayUnit
+
+    @classmethod
+    def parse(cls, key: str, value: Any) -> DaySpan:
+        if not isinstance(value, dict) or set(value) - {"days", "unit"}:
+            raise PolicyError(f"{key}: expected {{ days = N, unit = \"working\"|\"natural\" }}, got {value!r}")
+        days, unit = value.get("days"), value.get("unit", "working")
+        if not isinstance(days, int) or isinstance(days, bool) or days < 0:
+            raise PolicyError(f"{key}.days: expected a whole number >= 0, got {days!r}")
+        if unit not in ("working", "natural"):
+            raise PolicyError(f"{key}.unit: expected \"working\" or \"natural\", got {unit!r}")
+        return cls(days, unit)
+
+
+DEFAULT_REASONS: dict[str, str] = {
+    "attitude": "服务态度差",
+    "efficiency": "办事效率低",
+    "process": "办事流程繁琐",
+    "guide": "办事指南不清楚",
+    "trips": "多次跑动",
+    "platform": "平台不好用",
+    "fees": "收费不合理",
+    "other": "其他",
+}
+
+
+@dataclass(frozen=True)
+class Policy:
+    timezone: str = "Asia/Shanghai"
+    reminder_after_hours: float = 24
+    quiet_hours: tuple[time, time] = (time(21, 0), time(8, 0))
+    default_grade: Grade = Grade.BASICALLY_SATISFIED
+    default_after: DaySpan = DaySpan(5, "working")
+    followup_window: DaySpan = DaySpan(5, "working")
+    appeal_window: DaySpan = DaySpan(5, "working")
+    work_order: dict[str, int] = field(default_factory=lambda: {"dispatch": 2, "rectify": 10, "review": 3})
+    callback_reopen_limit: int = 1
+    blacklist: dict[str, int] = field(
+        default_factory=lambda: {"false_reviews": 3, "within_days": 365, "barred_days": 365})
+    holidays: frozenset[date] = frozenset()
+    workdays: frozenset[date] = frozenset()
+    reasons: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_REASONS))
+    miniprogram_fields: dict[str, str] = field(
+        default_factory=lambda: {"item": "thing1", "completed_at": "time2", "agency": "thing3"})
+    # Ours, beyond the contract's list (documented in the README):
+    conversation_hours: float = 24  # an SMS conversation waits this long for a grade or reasons
+    more_text_minutes: float = 30  # and this long for the optional sentence after a bad rating
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def reminder_after(self) -> timedelta:
+        return timedelta(hours=self.reminder_after_hours)
+
+    def in_quiet_hours(self, local: time) -> bool:
+        start, end = self.quiet_hours
+        if start == end:
+            return False
+        if start < end:
+            return start <= local < end
+        return local >= start or local < end
+
+
+_KNOWN = {
+    "timezone", "reminder_after_hours", "quiet_hours", "default_grade", "default_after",
+    "followup_window", "appeal_window", "work_order", "callback_reopen_limit", "blacklist",
+    "calendar_overrides", "reasons", "miniprogram", "conversation_hours", "more_text_minutes",
+}
+
+
+def _hhmm(key: str, value: Any) -> time:
+    try:
+        hh, mm = str(value).split(":")
+        return time(int(hh), int(mm))
+    except ValueError:
+        raise PolicyError(f"{key}: expected \"HH:MM\", got {value!r}") from None
+
+
+def _positive(key: str, value: Any, *, allow_zero: bool = False) -> float:
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if not ok or value < 0 or (value == 0 and not allow_zero):
+        raise PolicyError(f"{key}: expected a positive number, got {value!r}")
+    return float(value)
+
+
+def _int_table(key: str, value: Any, keys: set[str]) -> dict[str, int]:
+    if not isinstance(value, dict) or set(value) - keys:
+        raise PolicyError(f"{key}: expected a table with keys {sorted(keys)}, got {value!r}")
+    for k, v in value.items():
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+            raise PolicyError(f"{key}.{k}: expected a whole number >= 0, got {v!r}")
+    return dict(value)
+
+
+def _dates(key: str, value: Any) -> frozenset[date]:
+    if not isinstance(value, list):
+        raise PolicyError(f"{key}: expected a list of ISO dates, got {value!r}")
+    out = set()
+    for v in value:
+        try:
+            out.add(v if isinstance(v, date) else date.fromisoformat(str(v)))
+        except ValueError:
+            raise PolicyError(f"{key}: {v!r} is not an ISO date (YYYY-MM-DD)") from None
+    return frozenset(out)
+
+
+def parse_policy(doc: dict[str, Any]) -> Policy:
+    unknown = set(doc) - _KNOWN
+    if unknown:
+        raise PolicyError(f"unknown policy key(s): {', '.join(sorted(unknown))}")
+    base = Policy()
+    kw: dict[str, Any] = {}
+    if "timezone" in doc:
+        try:
+            ZoneInfo(str(doc["timezone"]))
+        except (ZoneInfoNotFoundError, ValueError):
+            raise PolicyError(f"timezone: unknown zone {doc['timezone']!r}") from None
+        kw["timezone"] = str(doc["timezone"])
+    if "reminder_after_hours" in doc:
+        kw["reminder_after_hours"] = _positive("reminder_after_hours", doc["reminder_after_hours"],
+                                               allow_zero=True)
+    if "quiet_hours" in doc:
+        q = doc["quiet_hours"]
+        if not isinstance(q, list) or len(q) != 2:
+            raise PolicyError(f"quiet_hours: expected [\"HH:MM\", \"HH:MM\"], got {q!r}")
+        kw["quiet_hours"] = (_hhmm("quiet_hours[0]", q[0]), _hhmm("quiet_hours[1]", q[1]))
+    if "default_grade" in doc:
+        try:
+            kw["default_grade"] = Grade(doc["default_grade"])
+        except ValueError:
+            raise PolicyError(f"default_grade: expected one of {[g.value for g in Grade]}") from None
+    for key in ("default_after", "followup_window", "appeal_window"):
+        if key in doc:
+            kw[key] = DaySpan.parse(key, doc[key])
+    if "work_order" in doc:
+        kw["work_order"] = {**base.work_order,
+                            **_int_table("work_order", doc["work_order"], {"dispatch", "rectify", "review"})}
+    if "callback_reopen_limit" in doc:
+        v = doc["callback_reopen_limit"]
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+            raise PolicyError(f"callback_reopen_limit: expected a whole number >= 0, got {v!r}")
+        kw["callback_reopen_limit"] = v
+    if "blacklist" in doc:
+        kw["blacklist"] = {**base.blacklist, **_int_table(
+            "blacklist", doc["blacklist"], {"false_reviews", "within_days", "barred_days"})}
+    if "calendar_overrides" in doc:
+        co = doc["calendar_overrides"]
+        if not isinstance(co, dict) or set(co) - {"holidays", "workdays"}:
+            raise PolicyError("calendar_overrides: expected { holidays = [...], workdays = [...] }")
+        kw["holidays"] = _dates("calendar_overrides.holidays", co.get("holidays", []))
+        kw["workdays"] = _dates("calendar_overrides.workdays", co.get("workdays", []))
+        both = kw["holidays"] & kw["workdays"]
+        if both:
+            raise PolicyError(f"calendar_overrides: {sorted(d.isoformat() for d in both)} both holiday and workday")
+    if "reasons" in doc:
+        r = doc["reasons"]
+        if not isinstance(r, dict) or not r or not all(isinstance(v, str) and v for v in r.values()):
+            raise PolicyError("reasons: expected a table of code = \"label\" with at least one reason")
+        kw["reasons"] = dict(r)
+    if "miniprogram" in doc:
+        mp = doc["miniprogram"]
+        fields = mp.get("fields") if isinstance(mp, dict) else None
+        if not isinstance(fields, dict) or not all(isinstance(v, str) for v in fields.values()):
+            raise PolicyError("miniprogram.fields: expected a table of name = \"template field\"")
+        kw["miniprogram_fields"] = {**base.miniprogram_fields, **fields}
+    if "conversation_hours" in doc:
+        kw["conversation_hours"] = _positive("conversation_hours", doc["conversation_hours"])
+    if "more_text_minutes" in doc:
+        kw["more_text_minutes"] = _positive("more_text_minutes", doc["more_text_minutes"])
+    return Policy(**kw)
+
+
+def load_policy(path: str | Path | None) -> Policy:
+    if not path:
+        return Policy()
+    try:
+        with open(path, "rb") as f:
+            doc = tomllib.load(f)
+    except FileNotFoundError:
+        raise PolicyError(f"policy file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyError(f"policy file {path}: {exc}") from None
+    try:
+        return parse_policy(doc)
+    except PolicyError as exc:
+        raise PolicyError(f"policy file {path}: {exc}") from None

@@ -1,0 +1,40 @@
+"""When things are due, from the policy and the official calendar. Every function takes its instants."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from bot.policy import DaySpan, Policy
+from bot.workdays import WorkCalendar
+
+
+class Timing:
+    def __init__(self, policy: Policy, calendar: WorkCalendar) -> None:
+        self.policy = policy
+        self.calendar = calendar
+        self.tz = policy.tz
+
+    def quiet(self, instant: datetime) -> bool:
+        return self.policy.in_quiet_hours(instant.astimezone(self.tz).time())
+
+    def after_quiet(self, instant: datetime) -> datetime:
+        """The instant itself, or the end of the quiet hours it falls in (reminders wait for it)."""
+        if not self.quiet(instant):
+            return instant
+        local = instant.astimezone(self.tz)
+        end = self.policy.quiet_hours[1]
+        candidate = local.replace(hour=end.hour, minute=end.minute, second=0, microsecond=0)
+        if candidate <= local:
+            candidate = (local + timedelta(days=1)).replace(hour=end.hour, minute=end.minute,
+                                                            second=0, microsecond=0)
+        return candidate
+
+    def reminder_at(self, completed_at: datetime) -> datetime:
+        return self.after_quiet(completed_at + self.policy.reminder_after)
+
+    def window_end(self, start: datetime, span: DaySpan) -> datetime:
+        """00:00 local after the last counted day (the contract's day counting)."""
+        return self.calendar.deadline(start, span.days, span.unit, self.tz)
+
+    def default_at(self, completed_at: datetime) -> datetime:
+        return self.window_end(completed_at, self.policy.default_after)

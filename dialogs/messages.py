@@ -1,0 +1,54 @@
+"""The catalog keys of everything the dialogs say.
+
+The core never holds text: it names a message by key and `bot/` renders it from the Babel catalog
+of the person's language (`locales/<locale>/LC_MESSAGES/messages.po`, source `zh_Hans`). A test
+checks that every key here has a translation in every catalog, with the same placeholders.
+"""
+
+from __future__ import annotations
+
+# The 24-hour reminder. Params: item, agency, completed_at (datetime), link.
+REMINDER = "rating.reminder"
+# The menu for a person who writes without an open conversation. Params: item, completed_at, link, count.
+MENU = "rating.menu"
+# A grade we could not read. Params: item.
+REPROMPT = "rating.reprompt"
+# After two re-prompts: the rating page instead. Params: link.
+USE_LINK = "rating.use_link"
+# A good grade stored.
+THANKS = "rating.thanks"
+# A bad grade: which reasons? Params: reasons (tuple of (number, code)).
+ASK_REASONS = "rating.ask_reasons"
+# Reason numbers we could not read. Params: reasons.
+REPROMPT_REASONS = "rating.reprompt_reasons"
+# Only 其他 chosen: the person must say what went wrong.
+ASK_TEXT = "rating.ask_text"
+# A bad rating stored; a sentence may follow.
+THANKS_BAD = "rating.thanks_bad"
+# The sentence stored.
+THANKS_TEXT = "rating.thanks_text"
+# Opt-out confirmed.
+OPTED_OUT = "rating.opted_out"
+# A number we know, with nothing to rate.
+NOTHING_TO_RATE = "rating.nothing_to_rate"
+# A number we do not know.
+UNKNOWN_SENDER = "rating.unknown_sender"
+# One line of a reasons list. Params: number, label.
+REASON_LINE = "rating.reason_line"
+
+ALL: tuple[str, ...] = (
+    REMINDER,
+    MENU,
+    REPROMPT,
+    USE_LINK,
+    THANKS,
+    ASK_REASONS,
+    REPROMPT_REASONS,
+    ASK_TEXT,
+    THANKS_BAD,
+    THANKS_TEXT,
+    OPTED_OUT,
+    NOTHING_TO_RATE,
+    UNKNOWN_SENDER,
+    REASON_LINE,
+)

@@ -1,0 +1,122 @@
+"""Reading what people type: grades, reason numbers, opt-out words.
+
+People answer an SMS menu in every way a phone keyboard allows: full-width digits from a Chinese
+input method, the grade written out in words, a digit inside a sentence, several reasons run
+together. Every function here is total: any string in, a value or None out, never an exception.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+
+from dialogs.grades import PROMPT_DIGITS, Grade
+
+OPT_OUT_WORDS = frozenset({"退订", "td", "stop", "取消", "退訂", "unsubscribe"})
+
+# Longest first: "非常不满意" must win over "不满意" and "满意" at the same place.
+_GRADE_WORDS: tuple[tuple[str, Grade], ...] = (
+    ("非常不满意", Grade.VERY_DISSATISFIED),
+    ("非常不滿意", Grade.VERY_DISSATISFIED),
+    ("very dissatisfied", Grade.VERY_DISSATISFIED),
+    ("basically satisfied", Grade.BASICALLY_SATISFIED),
+    ("very satisfied", Grade.VERY_SATISFIED),
+    ("不是很满意", Grade.DISSATISFIED),
+    ("不是很滿意", Grade.DISSATISFIED),
+    ("非常满意", Grade.VERY_SATISFIED),
+    ("非常滿意", Grade.VERY_SATISFIED),
+    ("基本满意", Grade.BASICALLY_SATISFIED),
+    ("基本滿意", Grade.BASICALLY_SATISFIED),
+    ("不太满意", Grade.DISSATISFIED),
+    ("不太滿意", Grade.DISSATISFIED),
+    ("dissatisfied", Grade.DISSATISFIED),
+    ("unsatisfied", Grade.DISSATISFIED),
+    ("不满意", Grade.DISSATISFIED),
+    ("不滿意", Grade.DISSATISFIED),
+    ("satisfied", Grade.SATISFIED),
+    ("满意", Grade.SATISFIED),
+    ("滿意", Grade.SATISFIED),
+)
+_WORDS_RE = re.compile(
+    "|".join(
+        (rf"\b{re.escape(w)}\b" if w.isascii() else re.escape(w))
+        for w, _ in sorted(_GRADE_WORDS, key=lambda p: -len(p[0]))
+    ),
+    re.IGNORECASE,
+)
+_WORD_GRADE = {w.lower(): g for w, g in _GRADE_WORDS}
+_DIGIT_RUN = re.compile(r"(?<![0-9])[0-9]+(?![0-9])")
+_URL = re.compile(r"https?://\S+", re.IGNORECASE)
+_REASON_SEPARATORS = re.compile(r"[\s,，、;；/|。.!！和与及]+|\band\b", re.IGNORECASE)
+_LETTERS = re.compile(r"[^\W\d_]")
+
+MAX_TEXT = 1000
+
+
+def normalize(text: str) -> str:
+    """NFKC folds full-width digits, letters and punctuation (１ → 1, ， → ,) and compatibility forms."""
+    return unicodedata.normalize("NFKC", text or "").strip()
+
+
+def is_opt_out(text: str) -> bool:
+    """An opt-out word alone in the message (any case, surrounding blanks and punctuation ignored)."""
+    word = normalize(text).strip(" \t\r\n.。!！").lower()
+    return word in OPT_OUT_WORDS
+
+
+def has_words(text: str) -> bool:
+    """Whether a message says something in letters (CJK or Latin), not only digits and punctuation."""
+    return _LETTERS.search(normalize(text)) is not None
+
+
+def parse_grade(text: str) -> Grade | None:
+    """The one grade a reply names, by a prompt digit (1 = 非常满意 … 5 = 非常不满意) or in words.
+
+    Digits inside longer numbers (a date, a case number) and inside links are not grades. A reply
+    naming two different grades is ambiguous and yields None, so the person is asked again.
+    """
+    t = _URL.sub(" ", normalize(text))
+    found: set[Grade] = set()
+    for m in _WORDS_RE.finditer(t):
+        found.add(_WORD_GRADE[m.group(0).lower()])
+    for m in _DIGIT_RUN.finditer(t):
+        run = m.group(0)
+        if len(run) == 1 and run in PROMPT_DIGITS:
+            found.add(PROMPT_DIGITS[run])
+    return found.pop() if len(found) == 1 else None
+
+
+def parse_reasons(text: str, labels: Sequence[str]) -> tuple[int, ...] | None:
+    """The reason numbers (1-based, in the order given, without repeats) a reply names, or None.
+
+    Numbers may be separated by blanks, commas (ASCII or full-width), 、 or 和, or run together
+    ("13") when every reason number has one digit. A reason's label written out counts too. Any
+    token that is neither makes the whole reply invalid: better to ask again than to guess.
+    """
+    count = len(labels)
+    t = normalize(text)
+    if not t:
+        return None
+    folded = {normalize(label).lower(): i + 1 for i, label in enumerate(labels)}
+    chosen: list[int] = []
+    for token in _REASON_SEPARATORS.split(t):
+        if not token:
+            continue
+        if token.isdigit() and token.isascii():
+            numbers = [int(c) for c in token] if count <= 9 else [int(token)]
+        elif token.lower() in folded:
+            numbers = [folded[token.lower()]]
+        else:
+            return None
+        for n in numbers:
+            if not 1 <= n <= count:
+                return None
+            if n not in chosen:
+                chosen.append(n)
+    return tuple(chosen) or None
+
+
+def clean_text(text: str) -> str:
+    """A person's own words, kept as written but trimmed and bounded."""
+    return (text or "").strip()[:MAX_TEXT]

@@ -1,0 +1,195 @@
+"""The rating dialog: from a reminder (or a person writing in) to a stored grade and reasons.
+
+See rating.md beside this file for the diagram of its states. The dialog is a pure function:
+`step(state, inbound, context, now)` returns an `Outcome` with the next state (None once the
+conversation is over), the replies to send and the effects to store. The application stores the
+effects before it sends the replies, so an acknowledgement never runs ahead of the store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from dialogs import messages as m
+from dialogs.grades import Grade
+from dialogs.parse import clean_text, has_words, is_opt_out, parse_grade, parse_reasons
+from dialogs.types import AddText, CaseView, Effect, Inbound, OptOut, RecordRating, Reply
+
+OTHER = "other"
+
+
+class Step(StrEnum):
+    GRADE = "grade"  # waiting for 1–5
+    REASONS = "reasons"  # bad grade given, waiting for reason numbers
+    TEXT = "text"  # only 其他 chosen: waiting for the person's words (the rating is not stored yet)
+    MORE_TEXT = "more_text"  # bad rating stored: an optional sentence may follow
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """The parts of the policy the dialog needs, handed in so that the core reads no configuration."""
+
+    reasons: tuple[str, ...]  # reason codes, in the policy's order (numbered from 1)
+    labels: tuple[str, ...]  # their labels in the policy, for people who write the label out
+    ttl: timedelta = timedelta(hours=24)  # a conversation waiting for a grade or reasons
+    more_text_ttl: timedelta = timedelta(minutes=30)  # waiting for the optional sentence
+    max_reprompts: int = 2
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    case_id: int
+    step: Step
+    expires_at: datetime
+    grade: Grade | None = None
+    reasons: tuple[str, ...] = ()
+    misses: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "case_id": self.case_id,
+            "step": self.step.value,
+            "expires_at": self.expires_at.isoformat(),
+            "grade": self.grade.value if self.grade else None,
+            "reasons": list(self.reasons),
+            "misses": self.misses,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> State:
+        return cls(
+            case_id=int(data["case_id"]),
+            step=Step(data["step"]),
+            expires_at=datetime.fromisoformat(data["expires_at"]),
+            grade=Grade(data["grade"]) if data.get("grade") else None,
+            reasons=tuple(data.get("reasons") or ()),
+            misses=int(data.get("misses") or 0),
+        )
+
+    @property
+    def blocks_rating(self) -> bool:
+        """Whether the case is still waiting for its rating (not just for an optional sentence)."""
+        return self.step is not Step.MORE_TEXT
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What the application knows about the person when a message arrives."""
+
+    case: CaseView | None  # the case of the open conversation, when there is one
+    oldest_unrated: CaseView | None  # without an open conversation: the case to offer
+    unrated: int = 0  # how many cases the person has left to rate
+    known: bool = False  # whether we have any case for this person at all
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    state: State | None
+    replies: tuple[Reply, ...] = ()
+    effects: tuple[Effect, ...] = field(default_factory=tuple)
+
+
+def numbered(rules: Rules) -> tuple[tuple[int, str], ...]:
+    return tuple((i + 1, code) for i, code in enumerate(rules.reasons))
+
+
+def remind(case: CaseView, rules: Rules, now: datetime) -> Outcome:
+    """The reminder opens the conversation for its case."""
+    state = State(case_id=case.id, step=Step.GRADE, expires_at=now + rules.ttl)
+    return Outcome(state, (_reminder(case),))
+
+
+def _reminder(case: CaseView) -> Reply:
+    return Reply(
+        m.REMINDER,
+        {"item": case.item_name, "agency": case.agency_name, "completed_at": case.completed_at,
+         "link": case.link},
+    )
+
+
+def step(state: State | None, inbound: Inbound, ctx: Context, rules: Rules, now: datetime) -> Outcome:
+    """One message from the person; `state` is None when no conversation is open."""
+    if is_opt_out(inbound.text):
+        return Outcome(None, (Reply(m.OPTED_OUT),), (OptOut(),))
+    if state is not None and (state.expires_at <= now or ctx.case is None or ctx.case.id != state.case_id):
+        state = None
+    if state is None:
+        return _without_conversation(ctx, rules, now)
+    case = ctx.case
+    assert case is not None
+    if state.step is Step.GRADE:
+        return _on_grade(state, case, inbound.text, rules, now)
+    if state.step is Step.REASONS:
+        return _on_reasons(state, case, inbound.text, rules, now)
+    if state.step is Step.TEXT:
+        return _on_required_text(state, case, inbound.text, rules, now)
+    return _on_more_text(state, inbound, ctx, rules, now)
+
+
+def _without_conversation(ctx: Context, rules: Rules, now: datetime) -> Outcome:
+    """Contract: the message is not a grade; the person gets the menu of their oldest unrated case."""
+    case = ctx.oldest_unrated
+    if case is None:
+        return Outcome(None, (Reply(m.NOTHING_TO_RATE if ctx.known else m.UNKNOWN_SENDER),))
+    state = State(case_id=case.id, step=Step.GRADE, expires_at=now + rules.ttl)
+    menu = Reply(
+        m.MENU,
+        {"item": case.item_name, "completed_at": case.completed_at, "link": case.link,
+         "count": max(ctx.unrated, 1)},
+    )
+    return Outcome(state, (menu,))
+
+
+def _missed(state: State, case: CaseView, again: Reply, rules: Rules, now: datetime) -> Outcome:
+    """Ask again twice at most; after that, point to the rating page, which cannot be misread."""
+    misses = state.misses + 1
+    nxt = replace(state, misses=misses, expires_at=now + rules.ttl)
+    if misses > rules.max_reprompts:
+        return Outcome(nxt, (Reply(m.USE_LINK, {"link": case.link}),))
+    return Outcome(nxt, (again,))
+
+
+def _on_grade(state: State, case: CaseView, text: str, rules: Rules, now: datetime) -> Outcome:
+    grade = parse_grade(text)
+    if grade is None:
+        return _missed(state, case, Reply(m.REPROMPT, {"item": case.item_name}), rules, now)
+    if not grade.is_bad:
+        return Outcome(None, (Reply(m.THANKS),), (RecordRating(case.id, grade),))
+    nxt = State(case_id=case.id, step=Step.REASONS, expires_at=now + rules.ttl, grade=grade)
+    return Outcome(nxt, (Reply(m.ASK_REASONS, {"reasons": numbered(rules)}),))
+
+
+def _on_reasons(state: State, case: CaseView, text: str, rules: Rules, now: datetime) -> Outcome:
+    numbers = parse_reasons(text, rules.labels)
+    if numbers is None:
+        again = Reply(m.REPROMPT_REASONS, {"reasons": numbered(rules)})
+        return _missed(state, case, again, rules, now)
+    assert state.grade is not None
+    codes = tuple(rules.reasons[n - 1] for n in numbers)
+    if codes == (OTHER,):
+        nxt = State(case_id=case.id, step=Step.TEXT, expires_at=now + rules.ttl, grade=state.grade,
+                    reasons=codes)
+        return Outcome(nxt, (Reply(m.ASK_TEXT),))
+    nxt = State(case_id=case.id, step=Step.MORE_TEXT, expires_at=now + rules.more_text_ttl,
+                grade=state.grade, reasons=codes)
+    return Outcome(nxt, (Reply(m.THANKS_BAD),), (RecordRating(case.id, state.grade, codes),))
+
+
+def _on_required_text(state: State, case: CaseView, text: str, rules: Rules, now: datetime) -> Outcome:
+    words = clean_text(text)
+    if not has_words(words):
+        return _missed(state, case, Reply(m.ASK_TEXT), rules, now)
+    assert state.grade is not None
+    rating = RecordRating(case.id, state.grade, state.reasons, words)
+    return Outcome(None, (Reply(m.THANKS_TEXT),), (rating,))
+
+
+def _on_more_text(state: State, inbound: Inbound, ctx: Context, rules: Rules, now: datetime) -> Outcome:
+    """A sentence is added to the stored rating; a bare digit is more likely meant for the next case."""
+    words = clean_text(inbound.text)
+    if not has_words(words):
+        return _without_conversation(ctx, rules, now)
+    return Outcome(None, (Reply(m.THANKS_TEXT),), (AddText(state.case_id, words),))

@@ -1,0 +1,1 @@
+"""The central store: the one source of truth for cases, ratings, messages and conversations."""

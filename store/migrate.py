@@ -1,0 +1,54 @@
+"""Alembic, driven from inside the application so that `serve`, `tick` and `db upgrade` share one path.
+
+The migrations run on a connection of our own engine (handed to env.py through
+`config.attributes`), which keeps the SQLite pragmas and works with every async driver.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from store.engine import Database
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def alembic_config() -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return cfg
+
+
+def _run(sync_conn: Any, fn: Any, *args: Any, **kwargs: Any) -> None:
+    cfg = alembic_config()
+    cfg.attributes["connection"] = sync_conn
+    fn(cfg, *args, **kwargs)
+
+
+async def upgrade(db: Database, revision: str = "head") -> None:
+    async with db.engine.begin() as conn:
+        await conn.run_sync(_run, command.upgrade, revision)
+
+
+async def revision(db: Database, message: str) -> None:
+    """For developers: autogenerate a migration from the models against an up-to-date database."""
+    async with db.engine.begin() as conn:
+        await conn.run_sync(_run, command.revision, message=message, autogenerate=True)
+
+
+def head() -> str | None:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+async def current(db: Database) -> str | None:
+    def _current(sync_conn: Any) -> str | None:
+        return MigrationContext.configure(sync_conn).get_current_revision()
+
+    async with db.read_engine.connect() as conn:
+        return await conn.run_sync(_current)

@@ -1,0 +1,129 @@
+"""The tables. Every instant is a UTCDateTime; every phone number or openid is sealed (store/sealing.py).
+
+Timed duties live in the rows themselves: a case waiting for its reminder has `remind_at`, one
+waiting for its default grade has `default_at`, an outbox message waiting to go has
+`next_attempt_at`. Each is cleared once done, so a sweep is an index range scan of what is due and
+a repeated or earlier tick finds nothing twice.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from store.coltypes import JSONText, UTCDateTime
+
+
+class Setting(SQLModel, table=True):
+    """Small facts the service keeps about itself (the generated secret key)."""
+
+    __tablename__ = "settings"
+    key: str = Field(primary_key=True, max_length=64)
+    value: str
+
+
+class Contact(SQLModel, table=True):
+    """A person as one channel reaches them: a phone for SMS and calls, an openid for WeChat."""
+
+    __tablename__ = "contacts"
+    __table_args__ = (UniqueConstraint("channel", "address_hash", name="uq_contacts_channel_address"),)
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=16)  # "phone", "wechat", "miniprogram"
+    address_hash: str = Field(max_length=64)
+    address_sealed: str
+    masked: str = Field(max_length=32)
+    opted_out_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    opt_out_source: str | None = Field(default=None, max_length=32)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class Case(SQLModel, table=True):
+    """One handling of one service for one applicant (办件)."""
+
+    __tablename__ = "cases"
+    id: int | None = Field(default=None, primary_key=True)
+    case_no: str = Field(max_length=100, unique=True)
+    item_code: str = Field(max_length=100, index=True)
+    item_name: str = Field(max_length=300)
+    agency_code: str = Field(max_length=100, index=True)
+    agency_name: str = Field(max_length=300)
+    completed_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    staff_id: str | None = Field(default=None, max_length=100)
+    staff_name: str | None = Field(default=None, max_length=100)
+    kind: str | None = Field(default=None, max_length=16)
+    batch_no: str | None = Field(default=None, max_length=100, index=True)
+    bundle_no: str | None = Field(default=None, max_length=100, index=True)
+    source: str = Field(default="api", max_length=16)
+    applicant_name_sealed: str | None = None
+    applicant_name_masked: str | None = Field(default=None, max_length=64)
+    locale: str = Field(default="zh_Hans", max_length=16)
+    phone_contact_id: int | None = Field(default=None, foreign_key="contacts.id", index=True)
+    wechat_contact_id: int | None = Field(default=None, foreign_key="contacts.id", index=True)
+    mp_contact_id: int | None = Field(default=None, foreign_key="contacts.id", index=True)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    remind_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+    default_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+    rated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class Evaluation(SQLModel, table=True):
+    """A rating. Never updated in place except to append the rater's own sentence or to exclude it."""
+
+    __tablename__ = "evaluations"
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="cases.id", index=True)
+    grade: str = Field(max_length=32)
+    score: int
+    reasons: list[str] = Field(default_factory=list, sa_type=JSONText)
+    text: str | None = None
+    channel: str = Field(max_length=16)
+    is_default: bool = False
+    is_followup: bool = False
+    status: str = Field(default="valid", max_length=16)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class OutboxMessage(SQLModel, table=True):
+    """A message on its way to a person. `dedupe_key` makes "one reminder per case per channel, ever"
+    a unique index rather than a hope; `next_attempt_at` is set only while it still has to go."""
+
+    __tablename__ = "outbox"
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=16)  # "reminder", "reply", "notice"
+    channel: str = Field(max_length=16)  # "sms", …
+    case_id: int | None = Field(default=None, foreign_key="cases.id", index=True)
+    contact_id: int = Field(foreign_key="contacts.id", index=True)
+    dedupe_key: str | None = Field(default=None, max_length=160, unique=True)
+    body: str
+    payload: dict[str, Any] | None = Field(default=None, sa_type=JSONText)
+    status: str = Field(default="pending", max_length=16)
+    attempts: int = 0
+    next_attempt_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+    lease_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    provider: str | None = Field(default=None, max_length=16)
+    provider_id: str | None = Field(default=None, max_length=64, index=True)
+    error: str | None = None
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class Conversation(SQLModel, table=True):
+    """The one open conversation of a contact (at most one): the dialog state between messages.
+
+    It lives in the database, not only in Redis, so that a flush, a restart or the `tick` process
+    opening a conversation from outside `serve` loses nothing. `recent_ids` keeps the last provider
+    message ids acted on: a durable second line behind the fast dedupe in Redis.
+    """
+
+    __tablename__ = "conversations"
+    contact_id: int = Field(foreign_key="contacts.id", primary_key=True)
+    case_id: int | None = Field(default=None, foreign_key="cases.id", index=True)
+    state: dict[str, Any] | None = Field(default=None, sa_type=JSONText)
+    expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    recent_ids: list[str] = Field(default_factory=list, sa_type=JSONText)
+    version: int = 0
+    updated_at: datetime = Field(sa_type=UTCDateTime)
