@@ -13,6 +13,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import text
 
 from store.engine import Database
 
@@ -31,8 +32,16 @@ def _run(sync_conn: Any, fn: Any, *args: Any, **kwargs: Any) -> None:
     fn(cfg, *args, **kwargs)
 
 
+_LOCK_ID = 0x4843505F  # "HCP_": serialises concurrent upgrades of one PostgreSQL database
+
+
 async def upgrade(db: Database, revision: str = "head") -> None:
+    """Bring the schema to `revision`; safe when several processes start at once."""
     async with db.engine.begin() as conn:
+        if db.dialect == "postgresql":
+            await conn.execute(text(f"SELECT pg_advisory_xact_lock({_LOCK_ID})"))
+        elif db.dialect == "mysql":
+            await conn.execute(text("SELECT GET_LOCK('haochaping_migrate', 300)"))
         await conn.run_sync(_run, command.upgrade, revision)
 
 

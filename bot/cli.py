@@ -1,0 +1,122 @@
+"""The `haochaping` command: serve, tick, db upgrade (CONTRACT "Install and run")."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from aiohttp import web
+from sqlalchemy.engine import make_url
+
+from bot import scheduler
+from bot.config import ConfigError, Settings, load_settings
+from bot.logs import setup_logging
+from bot.policy import PolicyError, load_policy
+from bot.runtime import open_runtime
+from bot.web.app import build_app
+from store import migrate
+from store.engine import Database
+
+log = logging.getLogger("haochaping")
+
+
+def _safe_url(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+async def serve(settings: Settings, host: str, port: int, run_scheduler: bool) -> None:
+    rt = await open_runtime(settings)
+    runner = web.AppRunner(build_app(rt), access_log=logging.getLogger("aiohttp.access"))
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    log.info("haochaping on http://%s:%d — database %s, state %s, SMS provider %s, scheduler %s",
+             host, port, _safe_url(settings.database_url), "redis" if settings.redis_url else "in-process",
+             rt.sms.name, "on" if run_scheduler else "off")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    task = asyncio.create_task(scheduler.loop(rt)) if run_scheduler else None
+    try:
+        await stop.wait()
+    finally:
+        if task:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        await runner.cleanup()
+        await rt.close()
+
+
+async def tick(settings: Settings, now: datetime) -> dict[str, int]:
+    rt = await open_runtime(settings)
+    try:
+        return await scheduler.tick(rt, now)
+    finally:
+        await rt.close()
+
+
+async def db_upgrade(settings: Settings) -> str | None:
+    db = Database(settings.database_url)
+    try:
+        await migrate.upgrade(db)
+        return await migrate.current(db)
+    finally:
+        await db.close()
+
+
+def parse_now(value: str | None, settings: Settings) -> datetime:
+    if not value:
+        return datetime.now(UTC)
+    parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    if parsed.tzinfo is None:  # a bare local time means the policy's zone
+        parsed = parsed.replace(tzinfo=load_policy(settings.policy_path).tz)
+    return parsed
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="haochaping", description="政务服务好差评: ratings by SMS, WeChat and 12345.")
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("serve", help="run the HTTP service, the scheduler and the outbox sender")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8080)
+    s.add_argument("--no-scheduler", action="store_true", help="leave timed work to `haochaping tick`")
+    t = sub.add_parser("tick", help="do every timed duty due at --now once, print the counts as JSON")
+    t.add_argument("--now", help="ISO-8601 instant (default: the real time)")
+    d = sub.add_parser("db", help="database schema")
+    dsub = d.add_subparsers(dest="db_command", required=True)
+    dsub.add_parser("upgrade", help="bring the database to the current schema")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        setup_logging(settings.log_level)
+        if args.command == "serve":
+            run_scheduler = settings.scheduler and not args.no_scheduler
+            asyncio.run(serve(settings, args.host, args.port, run_scheduler))
+        elif args.command == "tick":
+            try:
+                now = parse_now(args.now, settings)
+            except ValueError:
+                print(f"haochaping tick: --now {args.now!r} is not an ISO-8601 instant", file=sys.stderr)
+                return 2
+            print(json.dumps(asyncio.run(tick(settings, now))))
+        elif args.command == "db":
+            revision = asyncio.run(db_upgrade(settings))
+            print(json.dumps({"revision": revision}))
+    except (ConfigError, PolicyError) as exc:
+        print(f"haochaping: configuration error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

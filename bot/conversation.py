@@ -1,0 +1,127 @@
+"""A message from a person, from channel to store and back: the road in ARCHITECTURE.md.
+
+dedupe → lock the person → load the conversation and their cases → the pure dialog step →
+commit its effects and the next state in one transaction → render the replies in the person's
+language. The replies are rendered only after the commit, so an acknowledgement never promises
+what the store does not hold.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.i18n import SOURCE
+from bot.ratings import RatingRefused, record
+from bot.runtime import Runtime
+from dialogs import rating
+from dialogs.types import AddText, CaseView, Inbound, OptOut, RecordRating
+from store import cases as case_store
+from store import contacts, conversations
+from store import evaluations as evaluation_store
+from store.models import Case
+
+log = logging.getLogger("haochaping.conversation")
+
+DEDUPE_TTL = 3 * 24 * 3600
+RECENT_IDS = 20
+
+
+@dataclass(frozen=True)
+class Answer:
+    texts: list[str]
+    duplicate: bool = False
+
+
+def case_view(rt: Runtime, case: Case) -> CaseView:
+    assert case.id is not None
+    return CaseView(id=case.id, case_no=case.case_no, item_name=case.item_name, agency_name=case.agency_name,
+                    completed_at=case.completed_at, link=rt.links.url(case.id))
+
+
+async def handle(rt: Runtime, inbound: Inbound, contact_channel: str) -> Answer:
+    """Act on one inbound message once, however often the provider delivers it."""
+    dedupe_key = f"in:{inbound.channel}:{inbound.message_id}" if inbound.message_id else None
+    if dedupe_key and not await rt.state.first_time(dedupe_key, DEDUPE_TTL):
+        rt.metrics.inbound.labels(inbound.channel, "duplicate").inc()
+        return Answer([], duplicate=True)
+    address_hash = rt.sealer.lookup_hash(contact_channel, inbound.address)
+    try:
+        async with rt.state.lock(f"contact:{contact_channel}:{address_hash}"):
+            answer = await _handle_locked(rt, inbound, contact_channel, address_hash)
+    except BaseException:
+        if dedupe_key:  # not acted on: let the provider's retry through
+            await rt.state.forget(dedupe_key)
+        raise
+    rt.metrics.inbound.labels(inbound.channel, "duplicate" if answer.duplicate else "handled").inc()
+    return answer
+
+
+async def _handle_locked(rt: Runtime, inbound: Inbound, contact_channel: str, address_hash: str) -> Answer:
+    now = inbound.received_at
+    async with rt.db.write() as session:
+        contact = await contacts.find(session, contact_channel, address_hash)
+        if contact is None:
+            outcome = rating.step(None, inbound, rating.Context(None, None), rt.rules, now)
+            if any(isinstance(e, OptOut) for e in outcome.effects):
+                # A stranger who opts out stays opted out for the cases that come later.
+                contact_id = await contacts.ensure(
+                    session, contact_channel, address_hash, rt.sealer.seal(inbound.address),
+                    _mask(inbound.address), now)
+                await contacts.opt_out(session, contact_id, "reply", now)
+            locale = SOURCE
+        else:
+            assert contact.id is not None
+            conv = await conversations.get(session, contact.id, lock=rt.db.locks_rows)
+            recent = list(conv.recent_ids) if conv else []
+            if inbound.message_id and inbound.message_id in recent:
+                return Answer([], duplicate=True)
+            state = rating.State.from_json(conv.state) if conv and conv.case_id and conv.state else None
+            current = await case_store.by_id(session, state.case_id, lock=rt.db.locks_rows) if state else None
+            if state is not None and (current is None or (state.blocks_rating and current.rated_at is not None)):
+                state, current = None, None  # rated elsewhere meanwhile, or gone
+            oldest, unrated = await case_store.unrated_of_contact(session, contact.id)
+            ctx = rating.Context(
+                case=case_view(rt, current) if current else None,
+                oldest_unrated=case_view(rt, oldest) if oldest else None,
+                unrated=unrated, known=True)
+            outcome = rating.step(state, inbound, ctx, rt.rules, now)
+            await _apply(session, rt, outcome, inbound, contact.id, current, now)
+            if inbound.message_id:
+                recent = [*recent, inbound.message_id][-RECENT_IDS:]
+            nxt = outcome.state
+            await conversations.save(session, contact.id, nxt.case_id if nxt else None,
+                                     nxt.to_json() if nxt else None, nxt.expires_at if nxt else None,
+                                     recent, now)
+            talked_about = current if (current and (nxt is None or nxt.case_id == current.id)) else oldest
+            locale = talked_about.locale if talked_about else SOURCE
+    return Answer([rt.render(reply, locale) for reply in outcome.replies])
+
+
+async def _apply(session: AsyncSession, rt: Runtime, outcome: rating.Outcome, inbound: Inbound,
+                 contact_id: int, current: Case | None, now: datetime) -> None:
+    for effect in outcome.effects:
+        if isinstance(effect, OptOut):
+            await contacts.opt_out(session, contact_id, "reply", now)
+        elif isinstance(effect, RecordRating):
+            case = current if current and current.id == effect.case_id else await case_store.by_id(
+                session, effect.case_id, lock=rt.db.locks_rows)
+            assert case is not None
+            try:
+                await record(session, rt, case, effect.grade, effect.reasons, effect.text, inbound.channel, now)
+            except RatingRefused as exc:  # the dialog checked first; a race lost is logged, not shown
+                log.warning("rating of case %s refused: %s", case.case_no, exc.message)
+        elif isinstance(effect, AddText):
+            latest = await evaluation_store.latest_for_case(session, effect.case_id)
+            if latest is not None and not latest.is_default:
+                latest.text = f"{latest.text}\n{effect.text}" if latest.text else effect.text
+                session.add(latest)
+
+
+def _mask(address: str) -> str:
+    from dialogs.addresses import mask_openid, mask_phone
+
+    return mask_phone(address) if address.startswith("+") else mask_openid(address)

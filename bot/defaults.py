@@ -1,0 +1,32 @@
+"""Default ratings: a case still unrated when its window closes gets the policy's default grade.
+
+The default is a rating (CONTRACT): it counts for the mean score, not for participation, and a later
+active rating becomes the case's follow-up.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from bot.ratings import RatingRefused, record
+from bot.runtime import Runtime
+from store import cases as case_store
+
+BATCH = 500
+
+
+async def apply(rt: Runtime, now: datetime) -> int:
+    applied = 0
+    while True:
+        async with rt.db.write() as session:
+            due = await case_store.due_defaults(session, now, BATCH, skip_locked=rt.db.locks_rows)
+            if not due:
+                return applied
+            for case in due:
+                try:
+                    await record(session, rt, case, rt.policy.default_grade, (), None, "default", now,
+                                 is_default=True)
+                    applied += 1
+                except RatingRefused:
+                    case.default_at = None  # rated meanwhile: nothing to default
+                    session.add(case)

@@ -1,0 +1,184 @@
+"""Completed cases (办结) from business systems: validation with named fields, then the store.
+
+Validation goes through pydantic (already here with SQLModel) so that every error carries its
+dotted field (`applicant.phone`) and a message a developer on the other side can act on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from bot.i18n import negotiate
+from bot.runtime import Runtime
+from dialogs.addresses import mask_name, mask_openid, mask_phone, normalize_phone
+from store import cases as case_store
+from store import contacts
+from store.models import Case
+
+
+class ApplicantIn(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+    phone: str | None = None
+    wechat_openid: str | None = Field(default=None, min_length=1, max_length=128)
+    mp_openid: str | None = Field(default=None, min_length=1, max_length=128)
+    name: str | None = Field(default=None, max_length=100)
+    locale: str | None = Field(default=None, max_length=35)
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        e164 = normalize_phone(value)
+        if e164 is None:
+            raise ValueError("not a mobile number: expected 13800138000 or +8613800138000")
+        return e164
+
+
+def _text(max_length: int) -> Any:
+    return Field(min_length=1, max_length=max_length)
+
+
+class CaseIn(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+    case_no: str = _text(100)
+    item_code: str = _text(100)
+    item_name: str = _text(300)
+    agency_code: str = _text(100)
+    agency_name: str = _text(300)
+    completed_at: datetime
+    applicant: ApplicantIn | None = None
+    staff_id: str | None = Field(default=None, max_length=100)
+    staff_name: str | None = Field(default=None, max_length=100)
+    kind: Literal["instant", "promised"] | None = None
+    batch_no: str | None = Field(default=None, max_length=100)
+    bundle_no: str | None = Field(default=None, max_length=100)
+
+    @field_validator("completed_at", mode="before")
+    @classmethod
+    def _instant(cls, value: Any) -> datetime:
+        if not isinstance(value, str):
+            raise ValueError("expected an ISO-8601 string with an offset, e.g. 2026-11-20T10:00:00+08:00")
+        try:
+            parsed = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise ValueError(f"not an ISO-8601 instant: {value[:40]!r}") from None
+        if parsed.tzinfo is None or parsed.utcoffset() is None:
+            raise ValueError("the instant has no offset: write it as 2026-11-20T10:00:00+08:00")
+        return parsed
+
+
+@dataclass(frozen=True)
+class FieldError:
+    field: str
+    message: str
+
+    def as_json(self) -> dict[str, str]:
+        return {"field": self.field, "message": self.message}
+
+
+def field_errors(exc: ValidationError) -> list[FieldError]:
+    out = []
+    for err in exc.errors(include_url=False):
+        loc = ".".join(str(p) for p in err["loc"])
+        msg = str(err["msg"])
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, "):]
+        out.append(FieldError(loc or "body", msg))
+    return out
+
+
+def parse_case(doc: Any) -> CaseIn | list[FieldError]:
+    if not isinstance(doc, dict):
+        return [FieldError("body", "expected a JSON object")]
+    try:
+        return CaseIn.model_validate(doc)
+    except ValidationError as exc:
+        return field_errors(exc)
+
+
+def parse_case_json(raw: bytes | str) -> CaseIn | list[FieldError]:
+    try:
+        return CaseIn.model_validate_json(raw)
+    except ValidationError as exc:
+        errors = field_errors(exc)
+        if any(e.field == "body" for e in errors):
+            return [FieldError("body", "not a JSON object: " + errors[0].message)]
+        return errors
+
+
+def _contact_fields(rt: Runtime, applicant: ApplicantIn | None) -> list[tuple[str, str, str, str, str]]:
+    """(column, channel, hash, sealed, masked) for each address the applicant gave."""
+    if applicant is None:
+        return []
+    out = []
+    seal, lookup = rt.sealer.seal, rt.sealer.lookup_hash
+    if applicant.phone:
+        out.append(("phone_contact_id", "phone", lookup("phone", applicant.phone), seal(applicant.phone),
+                    mask_phone(applicant.phone)))
+    if applicant.wechat_openid:
+        w = applicant.wechat_openid
+        out.append(("wechat_contact_id", "wechat", lookup("wechat", w), seal(w), mask_openid(w)))
+    if applicant.mp_openid:
+        mp = applicant.mp_openid
+        out.append(("mp_contact_id", "miniprogram", lookup("miniprogram", mp), seal(mp), mask_openid(mp)))
+    return out
+
+
+def case_row(rt: Runtime, c: CaseIn, now: datetime, contact_ids: dict[str, int]) -> dict[str, Any]:
+    name = c.applicant.name if c.applicant else None
+    remindable = "phone_contact_id" in contact_ids
+    return {
+        "case_no": c.case_no, "item_code": c.item_code, "item_name": c.item_name,
+        "agency_code": c.agency_code, "agency_name": c.agency_name, "completed_at": c.completed_at,
+        "staff_id": c.staff_id, "staff_name": c.staff_name, "kind": c.kind,
+        "batch_no": c.batch_no, "bundle_no": c.bundle_no, "source": "api",
+        "applicant_name_sealed": rt.sealer.seal(name) if name else None,
+        "applicant_name_masked": mask_name(name) if name else None,
+        "locale": negotiate(c.applicant.locale if c.applicant else None),
+        "phone_contact_id": contact_ids.get("phone_contact_id"),
+        "wechat_contact_id": contact_ids.get("wechat_contact_id"),
+        "mp_contact_id": contact_ids.get("mp_contact_id"),
+        "created_at": now,
+        "remind_at": rt.timing.reminder_at(c.completed_at) if remindable else None,
+        "default_at": rt.timing.default_at(c.completed_at),
+        "rated_at": None,
+    }
+
+
+async def ingest(rt: Runtime, c: CaseIn, now: datetime) -> tuple[Case, bool]:
+    """Store a case; a repeat of a known case_no returns the stored case untouched."""
+    async with rt.db.write() as session:
+        existing = await case_store.by_no(session, c.case_no)
+        if existing is not None:
+            return existing, False
+        ids = {}
+        for column, channel, digest, sealed, masked in _contact_fields(rt, c.applicant):
+            ids[column] = await contacts.ensure(session, channel, digest, sealed, masked, now)
+        return await case_store.add(session, Case(**case_row(rt, c, now, ids)))
+
+
+async def ingest_batch(rt: Runtime, batch: list[CaseIn], now: datetime) -> tuple[int, int]:
+    """Store a batch of validated cases in one transaction; (created, existing)."""
+    async with rt.db.write() as session:
+        known = await case_store.existing_nos(session, [c.case_no for c in batch])
+        fresh: list[tuple[CaseIn, list[tuple[str, str, str, str, str]]]] = []
+        seen: set[str] = set()
+        wanted: dict[str, dict[str, tuple[str, str]]] = {}
+        for c in batch:
+            if c.case_no in known or c.case_no in seen:
+                continue
+            seen.add(c.case_no)
+            fields = _contact_fields(rt, c.applicant)
+            for _column, channel, digest, sealed, masked in fields:
+                wanted.setdefault(channel, {})[digest] = (sealed, masked)
+            fresh.append((c, fields))
+        ids = {ch: await contacts.ensure_many(session, ch, w, now) for ch, w in wanted.items()}
+        rows = [case_row(rt, c, now, {col: ids[ch][digest] for col, ch, digest, _s, _m in fields})
+                for c, fields in fresh]
+        await case_store.add_many(session, rows)
+        return len(rows), len(batch) - len(rows)

@@ -1,0 +1,24 @@
+"""Prometheus metrics of one process (GET /metrics)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.http = Counter("haochaping_http_requests", "HTTP requests answered", ["route", "status"],
+                            registry=self.registry)
+        self.inbound = Counter("haochaping_inbound_messages", "Messages from people", ["channel", "outcome"],
+                               registry=self.registry)
+        self.ratings = Counter("haochaping_ratings", "Ratings stored", ["channel", "grade"],
+                               registry=self.registry)
+        self.sends = Counter("haochaping_outbox_sends", "Send attempts by result", ["channel", "result"],
+                             registry=self.registry)
+        self.tick = Histogram("haochaping_tick_seconds", "Duration of one scheduler pass",
+                              registry=self.registry)
+        self.cases = Counter("haochaping_cases_ingested", "Cases posted", ["result"], registry=self.registry)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

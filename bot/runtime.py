@@ -1,0 +1,92 @@
+"""Everything a request or a tick needs, opened once per process and closed at the end."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from bot.config import Settings
+from bot.i18n import Catalogs
+from bot.links import Links
+from bot.metrics import Metrics
+from bot.policy import Policy, load_policy
+from bot.state import SessionState, open_state
+from bot.timing import Timing
+from bot.workdays import WorkCalendar
+from channels.base import TextSender
+from channels.local import LocalSender
+from channels.twilio_sms import TwilioSender
+from dialogs.rating import Rules
+from dialogs.types import Reply
+from store import migrate
+from store import settings as stored_settings
+from store.engine import Database
+from store.sealing import Sealer
+
+log = logging.getLogger("haochaping")
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    policy: Policy
+    db: Database
+    sealer: Sealer
+    state: SessionState
+    catalogs: Catalogs
+    timing: Timing
+    links: Links
+    sms: TextSender
+    rules: Rules
+    metrics: Metrics = field(default_factory=Metrics)
+
+    def render(self, reply: Reply, locale: str) -> str:
+        return self.catalogs.render(reply, locale, tz=self.policy.tz, reasons=self.policy.reasons)
+
+    async def close(self) -> None:
+        await self.sms.close()
+        await self.state.close()
+        await self.db.close()
+
+
+def make_sms(settings: Settings) -> TextSender:
+    if settings.twilio_enabled:
+        assert settings.twilio_account_sid and settings.twilio_auth_token
+        return TwilioSender(
+            settings.twilio_account_sid, settings.twilio_auth_token, settings.twilio_sms_from,
+            base_url=settings.twilio_api_base_url,
+            status_callback=f"{settings.public_url}/webhooks/twilio/sms/status",
+        )
+    return LocalSender()
+
+
+async def open_runtime(settings: Settings) -> Runtime:
+    """Open the store (schema brought to the current revision), the state and the providers."""
+    policy = load_policy(settings.policy_path)
+    db = Database(settings.database_url)
+    try:
+        await migrate.upgrade(db)
+        secret = settings.secret_key or await stored_settings.get_or_create(db, stored_settings.SECRET_KEY)
+    except Exception:
+        await db.close()
+        raise
+    sealer = Sealer(secret)
+    calendar = WorkCalendar(holidays=policy.holidays, workdays=policy.workdays)
+    return Runtime(
+        settings=settings,
+        policy=policy,
+        db=db,
+        sealer=sealer,
+        state=open_state(settings.redis_url, settings.redis_prefix),
+        catalogs=Catalogs(),
+        timing=Timing(policy, calendar),
+        links=Links(settings.public_url, sealer.subkey("links")),
+        sms=make_sms(settings),
+        rules=Rules(
+            reasons=tuple(policy.reasons),
+            labels=tuple(policy.reasons.values()),
+            ttl=timedelta(hours=policy.conversation_hours),
+            more_text_ttl=timedelta(minutes=policy.more_text_minutes),
+        ),
+    )

@@ -1,0 +1,43 @@
+"""Timed duties: one pass at an instant (`tick`), and the loop inside `serve` that repeats it.
+
+Due-ness is read from the stored rows at the instant given, never from a "last tick" mark, so a
+tick at any instant does what is due then and a repeated tick does nothing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import UTC, datetime
+
+from bot import defaults, reminders, sender
+from bot.runtime import Runtime
+
+log = logging.getLogger("haochaping.scheduler")
+
+
+async def tick(rt: Runtime, now: datetime) -> dict[str, int]:
+    started = time.perf_counter()
+    counts = {
+        "reminders": await reminders.sweep(rt, now),
+        "defaults": await defaults.apply(rt, now),
+        "overdue": 0,
+        "sent": await sender.deliver_due(rt, now),
+    }
+    rt.metrics.tick.observe(time.perf_counter() - started)
+    return counts
+
+
+async def loop(rt: Runtime, interval: float = 5.0) -> None:
+    """Runs until cancelled; a failing pass is logged and retried at the next interval."""
+    while True:
+        try:
+            counts = await tick(rt, datetime.now(UTC))
+            if any(counts.values()):
+                log.info("tick %s", counts)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("scheduler pass failed")
+        await asyncio.sleep(interval)

@@ -1,0 +1,120 @@
+"""What may be lost: per-person locks and dedupe keys (ARCHITECTURE invariant 1).
+
+In-process without HAOCHAPING_REDIS_URL (one `serve` process), in Redis with it (any number). The
+conversation itself lives in the database; flushing Redis costs at most a dedupe key, and the
+database keeps a durable copy of the last message ids per conversation behind it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Protocol
+
+import redis.asyncio as aioredis
+from redis.exceptions import LockError, RedisError
+
+
+class StateUnavailable(RuntimeError):
+    """Redis does not answer: webhooks say 503 so that the provider retries later."""
+
+
+class SessionState(Protocol):
+    async def first_time(self, key: str, ttl: int) -> bool: ...
+    async def forget(self, key: str) -> None: ...
+    def lock(self, key: str) -> AsyncIterator[None]: ...
+    async def ping(self) -> None: ...
+    async def close(self) -> None: ...
+
+
+class MemoryState:
+    """One process's state. Dedupe keys expire lazily; locks are dropped when nobody waits on them."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, float] = {}
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        self._sweep_at = 0.0
+
+    async def first_time(self, key: str, ttl: int) -> bool:
+        now = time.monotonic()
+        if now >= self._sweep_at:
+            self._seen = {k: exp for k, exp in self._seen.items() if exp > now}
+            self._sweep_at = now + 60
+        expiry = self._seen.get(key)
+        if expiry is not None and expiry > now:
+            return False
+        self._seen[key] = now + ttl
+        return True
+
+    async def forget(self, key: str) -> None:
+        self._seen.pop(key, None)
+
+    @asynccontextmanager
+    async def lock(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users <= 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+    async def ping(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+class RedisState:
+    def __init__(self, url: str, prefix: str = "haochaping:") -> None:
+        self.redis = aioredis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        self.prefix = prefix
+
+    async def first_time(self, key: str, ttl: int) -> bool:
+        try:
+            return bool(await self.redis.set(f"{self.prefix}seen:{key}", b"1", nx=True, ex=ttl))
+        except RedisError as exc:
+            raise StateUnavailable(f"redis: {exc}") from exc
+
+    async def forget(self, key: str) -> None:
+        try:
+            await self.redis.delete(f"{self.prefix}seen:{key}")
+        except RedisError as exc:
+            raise StateUnavailable(f"redis: {exc}") from exc
+
+    @asynccontextmanager
+    async def lock(self, key: str) -> AsyncIterator[None]:
+        lock = self.redis.lock(f"{self.prefix}lock:{key}", timeout=30, blocking_timeout=10)
+        try:
+            acquired = await lock.acquire()
+        except RedisError as exc:
+            raise StateUnavailable(f"redis: {exc}") from exc
+        if not acquired:
+            raise StateUnavailable(f"lock {key} busy for 10 s")
+        try:
+            yield
+        finally:
+            try:
+                await lock.release()
+            except (LockError, RedisError):
+                pass  # expired or Redis gone: the database's row version still guards the state
+
+    async def ping(self) -> None:
+        try:
+            await self.redis.ping()
+        except RedisError as exc:
+            raise StateUnavailable(f"redis: {exc}") from exc
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+
+def open_state(redis_url: str | None, prefix: str) -> SessionState:
+    return RedisState(redis_url, prefix) if redis_url else MemoryState()

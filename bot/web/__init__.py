@@ -1,0 +1,1 @@
+"""The aiohttp application: one module per concern, assembled in app.py."""

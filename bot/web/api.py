@@ -1,0 +1,164 @@
+"""The HTTP API for business systems (CONTRACT "HTTP API"): cases in, cases out, ratings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from bot import intake, views
+from bot.intake import FieldError
+from bot.ratings import CHANNELS, RatingRefused, record
+from bot.web.common import BULK_LIMIT, error, json_response, now, read_json, require_token, runtime
+from dialogs.grades import parse_grade_name
+from store import cases as case_store
+
+BULK_BATCH = 500
+
+
+def _unprocessable(errors: list[FieldError]) -> web.Response:
+    return json_response({"errors": [e.as_json() for e in errors]}, status=422)
+
+
+async def post_case(request: web.Request) -> web.Response:
+    require_token(request)
+    rt = runtime(request)
+    parsed = intake.parse_case(await read_json(request))
+    if isinstance(parsed, list):
+        rt.metrics.cases.labels("invalid").inc()
+        return _unprocessable(parsed)
+    case, created = await intake.ingest(rt, parsed, now())
+    rt.metrics.cases.labels("created" if created else "existing").inc()
+    async with rt.db.read() as session:
+        doc = await views.case_json(session, rt, case)
+    return json_response(doc, status=201 if created else 200)
+
+
+async def post_cases_bulk(request: web.Request) -> web.Response:
+    """NDJSON streamed line by line: memory holds one batch, whatever the body's size."""
+    require_token(request)
+    rt = runtime(request)
+    created = existing = read = 0
+    errors: list[dict[str, Any]] = []
+    batch: list[intake.CaseIn] = []
+    line_no = 0
+    stamp = now()
+
+    async def flush() -> None:
+        nonlocal created, existing
+        if batch:
+            c, e = await intake.ingest_batch(rt, batch, stamp)
+            created, existing = created + c, existing + e
+            batch.clear()
+
+    pending = b""
+    while True:
+        chunk = await request.content.readany()
+        read += len(chunk)
+        if read > BULK_LIMIT:
+            return error(413, f"the body is larger than {BULK_LIMIT} bytes")
+        if not chunk:
+            lines, pending = ([pending] if pending.strip() else []), b""
+        else:
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+        for raw in lines:
+            line_no += 1
+            if not raw.strip():
+                continue
+            parsed = intake.parse_case_json(raw)
+            if isinstance(parsed, list):
+                errors.append({"line": line_no, "errors": [e.as_json() for e in parsed]})
+            else:
+                batch.append(parsed)
+                if len(batch) >= BULK_BATCH:
+                    await flush()
+        if not chunk:
+            break
+    await flush()
+    rt.metrics.cases.labels("created").inc(created)
+    rt.metrics.cases.labels("existing").inc(existing)
+    rt.metrics.cases.labels("invalid").inc(len(errors))
+    return json_response({"created": created, "existing": existing, "errors": errors})
+
+
+async def get_case(request: web.Request) -> web.Response:
+    require_token(request)
+    rt = runtime(request)
+    async with rt.db.read() as session:
+        case = await case_store.by_no(session, request.match_info["case_no"])
+        if case is None:
+            return error(404, "no such case")
+        return json_response(await views.case_json(session, rt, case))
+
+
+def _rating_errors(doc: Any, reason_codes: set[str]) -> list[FieldError]:
+    if not isinstance(doc, dict):
+        return [FieldError("body", "expected a JSON object")]
+    errs = []
+    if not isinstance(doc.get("case_no"), str) or not doc["case_no"]:
+        errs.append(FieldError("case_no", "required: the case's case_no"))
+    grade = parse_grade_name(doc.get("grade"))
+    if grade is None:
+        errs.append(FieldError("grade", "expected one of very_satisfied, satisfied, basically_satisfied, "
+                                        "dissatisfied, very_dissatisfied"))
+    if doc.get("channel") not in CHANNELS or doc.get("channel") in ("default",):
+        errs.append(FieldError("channel", f"expected one of {', '.join(c for c in CHANNELS if c != 'default')}"))
+    reasons = doc.get("reasons", [])
+    if reasons is None:
+        reasons = []
+    if not isinstance(reasons, list) or not all(isinstance(r, str) for r in reasons):
+        errs.append(FieldError("reasons", "expected a list of reason codes"))
+        reasons = []
+    unknown = [r for r in reasons if r not in reason_codes]
+    if unknown:
+        errs.append(FieldError("reasons", f"unknown reason code(s) {unknown}; known: {sorted(reason_codes)}"))
+    text = doc.get("text")
+    if text is not None and not isinstance(text, str):
+        errs.append(FieldError("text", "expected a string"))
+        text = None
+    if isinstance(text, str) and len(text) > 2000:
+        errs.append(FieldError("text", "at most 2000 characters"))
+    if grade is not None and grade.is_bad and not reasons and not (text and text.strip()):
+        errs.append(FieldError("reasons", "a bad grade needs at least one reason or a text"))
+    return errs
+
+
+async def post_evaluation(request: web.Request) -> web.Response:
+    require_token(request)
+    rt = runtime(request)
+    doc = await read_json(request)
+    errs = _rating_errors(doc, set(rt.policy.reasons))
+    if errs:
+        return _unprocessable(errs)
+    grade = parse_grade_name(doc["grade"])
+    assert grade is not None
+    reasons = tuple(dict.fromkeys(doc.get("reasons") or []))
+    text = (doc.get("text") or "").strip() or None
+    stamp = now()
+    try:
+        async with rt.db.write() as session:
+            case = await case_store.lock_by_no(session, doc["case_no"], lock=rt.db.locks_rows)
+            if case is None:
+                return error(404, "no such case")
+            evaluation = await record(session, rt, case, grade, reasons if grade.is_bad else (), text,
+                                      doc["channel"], stamp)
+            body = views.evaluation_json(rt, evaluation)
+    except RatingRefused as exc:
+        return error(exc.status, exc.message)
+    return json_response(body, status=201)
+
+
+async def list_work_orders(request: web.Request) -> web.Response:
+    require_token(request)
+    return json_response({"work_orders": []})
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_post("/api/v1/cases", post_case)
+    app.router.add_post("/api/v1/cases:bulk", post_cases_bulk)
+    app.router.add_get("/api/v1/cases/{case_no}", get_case)
+    app.router.add_post("/api/v1/evaluations", post_evaluation)
+    app.router.add_get("/api/v1/work-orders", list_work_orders)
+
+

@@ -1,0 +1,21 @@
+"""Assembling the application from its parts."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from bot.runtime import Runtime
+from bot.web import api, health, middleware, twilio_hooks
+from bot.web.common import BODY_LIMIT, RUNTIME
+
+
+def build_app(rt: Runtime) -> web.Application:
+    app = web.Application(
+        client_max_size=BODY_LIMIT,
+        middlewares=[middleware.metrics, middleware.body_limit, middleware.errors],
+    )
+    app[RUNTIME] = rt
+    health.setup(app)
+    api.setup(app)
+    twilio_hooks.setup(app)
+    return app

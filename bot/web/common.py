@@ -1,0 +1,61 @@
+"""What every handler shares: the runtime key, JSON answers, the bearer check, the clock."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+from aiohttp import web
+
+from bot.runtime import Runtime
+
+RUNTIME = web.AppKey("runtime", Runtime)
+MIB = 1024 * 1024
+BODY_LIMIT = MIB
+BULK_LIMIT = 100 * MIB
+
+_dumps = partial(json.dumps, ensure_ascii=False, separators=(",", ":"))
+
+
+def runtime(request: web.Request) -> Runtime:
+    return request.app[RUNTIME]
+
+
+def now() -> datetime:
+    """The one place a request reads the clock; everything below takes the instant as an argument."""
+    return datetime.now(UTC)
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=_dumps)
+
+
+def error(status: int, message: str, **more: Any) -> web.Response:
+    return json_response({"error": message, **more}, status=status)
+
+
+def authorized(request: web.Request) -> bool:
+    token = runtime(request).settings.api_token
+    if not token:
+        return False
+    given = request.headers.get("Authorization", "")
+    scheme, _, value = given.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), token.encode())
+
+
+def require_token(request: web.Request) -> None:
+    if not authorized(request):
+        raise web.HTTPUnauthorized(
+            text=_dumps({"error": "a valid bearer token is required (Authorization: Bearer …)"}),
+            content_type="application/json", headers={"WWW-Authenticate": 'Bearer realm="haochaping"'})
+
+
+async def read_json(request: web.Request) -> Any:
+    try:
+        return json.loads(await request.read())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise web.HTTPBadRequest(text=_dumps({"error": f"the body is not JSON: {exc}"}),
+                                 content_type="application/json") from None

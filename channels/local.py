@@ -1,0 +1,18 @@
+"""The `local` provider: nothing leaves the machine. The outbox row is the record, and the
+simulator shows it; this is the embedded default when no SMS provider is configured."""
+
+from __future__ import annotations
+
+import secrets
+
+from channels.base import SendResult, Sent
+
+
+class LocalSender:
+    name = "local"
+
+    async def send(self, to: str, body: str) -> SendResult:
+        return Sent("LOCAL" + secrets.token_hex(16))
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,101 @@
+"""Twilio Programmable SMS: inbound webhooks (signature, parsing, TwiML) and outbound sends.
+
+Inbound requests are checked with twilio's own RequestValidator against the public URL the
+service is reached at (not the URL it sees behind a proxy). Outbound sends use the real twilio
+client over aiohttp; its own `timeout` setting is not applied by the library, so every send is
+bounded here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from xml.sax.saxutils import escape
+
+from aiohttp import ClientError
+from twilio.base.exceptions import TwilioRestException
+from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.request_validator import RequestValidator
+from twilio.rest import Client
+
+from channels.base import Failed, Retry, SendResult, Sent, Stopped
+from dialogs.addresses import normalize_phone
+
+# Twilio error codes that mean "this person does not want our messages".
+STOP_CODES = frozenset({21610})
+# Codes that will not get better by retrying.
+FINAL_CODES = frozenset({21211, 21212, 21214, 21217, 21219, 21408, 21606, 21612, 21614, 21635, 30006})
+SEND_TIMEOUT = 15.0
+
+
+def signature_ok(auth_token: str, url: str, params: Mapping[str, str], signature: str | None) -> bool:
+    if not signature:
+        return False
+    return bool(RequestValidator(auth_token).validate(url, dict(params), signature))
+
+
+@dataclass(frozen=True, slots=True)
+class InboundSms:
+    sender: str  # E.164
+    body: str
+    sid: str | None
+
+
+def parse_inbound(params: Mapping[str, str]) -> InboundSms | None:
+    """None when the request has no usable sender (nothing to answer)."""
+    sender = normalize_phone(params.get("From") or "")
+    if sender is None:
+        return None
+    sid = params.get("MessageSid") or params.get("SmsSid") or None
+    return InboundSms(sender=sender, body=params.get("Body") or "", sid=sid)
+
+
+def twiml_messages(texts: Sequence[str]) -> str:
+    body = "".join(f"<Message>{escape(t)}</Message>" for t in texts)
+    return f'<?xml version="1.0" encoding="UTF-8"?><Response>{body}</Response>'
+
+
+class TwilioSender:
+    name = "twilio"
+
+    def __init__(self, account_sid: str, auth_token: str, sms_from: str | None, *,
+                 base_url: str | None = None, status_callback: str | None = None) -> None:
+        self.http = AsyncTwilioHttpClient()
+        self.client = Client(account_sid, auth_token, http_client=self.http)
+        if base_url:
+            self.client.api.base_url = base_url.rstrip("/")
+        self.sms_from = sms_from
+        self.status_callback = status_callback
+
+    async def send(self, to: str, body: str) -> SendResult:
+        kwargs: dict[str, str] = {"to": to, "body": body}
+        if self.sms_from:
+            kwargs["from_"] = self.sms_from
+        if self.status_callback:
+            kwargs["status_callback"] = self.status_callback
+        try:
+            async with asyncio.timeout(SEND_TIMEOUT):
+                message = await self.client.messages.create_async(**kwargs)
+        except TwilioRestException as exc:
+            return classify(exc.status, exc.code, exc.msg)
+        except (TimeoutError, ClientError, OSError) as exc:
+            return Retry(f"{type(exc).__name__}: {exc}")
+        return Sent(str(message.sid))
+
+    async def close(self) -> None:
+        if self.http.session is not None:
+            await self.http.session.close()
+
+
+def classify(status: int, code: int | None, message: str) -> SendResult:
+    text = f"twilio {status} {code}: {message}"
+    if code in STOP_CODES:
+        return Stopped(text)
+    if code in FINAL_CODES:
+        return Failed(text)
+    if status == 429 or status >= 500:
+        return Retry(text)
+    if 400 <= status < 500:
+        return Failed(text)
+    return Retry(text)

@@ -1,0 +1,108 @@
+"""Cases: intake, look-up, and the due-ness queries of the scheduler (index range scans)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, insert, or_
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from store.models import Case, Contact
+
+Cursor = tuple[datetime, int] | None
+
+
+async def by_no(session: AsyncSession, case_no: str) -> Case | None:
+    return (await session.exec(select(Case).where(Case.case_no == case_no))).first()
+
+
+async def by_id(session: AsyncSession, case_id: int, *, lock: bool = False) -> Case | None:
+    stmt = select(Case).where(Case.id == case_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    return (await session.exec(stmt)).first()
+
+
+async def lock_by_no(session: AsyncSession, case_no: str, *, lock: bool) -> Case | None:
+    stmt = select(Case).where(Case.case_no == case_no)
+    if lock:
+        stmt = stmt.with_for_update()
+    return (await session.exec(stmt)).first()
+
+
+async def add(session: AsyncSession, case: Case) -> tuple[Case, bool]:
+    """Insert, or hand back the case already stored under this case_no (idempotent intake)."""
+    existing = await by_no(session, case.case_no)
+    if existing is not None:
+        return existing, False
+    try:
+        async with session.begin_nested():
+            session.add(case)
+        return case, True
+    except IntegrityError:
+        existing = await by_no(session, case.case_no)
+        if existing is None:
+            raise
+        return existing, False
+
+
+async def existing_nos(session: AsyncSession, case_nos: Sequence[str]) -> set[str]:
+    if not case_nos:
+        return set()
+    stmt = select(Case.case_no).where(col(Case.case_no).in_(list(case_nos)))
+    return set((await session.exec(stmt)).all())
+
+
+async def add_many(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """One multi-row insert for a batch of new cases (the bulk endpoint's hot path)."""
+    if rows:
+        await session.execute(insert(Case), rows)
+
+
+def _after(column: Any, cursor: Cursor) -> Any:
+    if cursor is None:
+        return True
+    at, ident = cursor
+    return or_(column > at, and_(column == at, col(Case.id) > ident))
+
+
+async def due_reminders(session: AsyncSession, now: datetime, cursor: Cursor, limit: int,
+                        *, skip_locked: bool) -> list[tuple[Case, Contact]]:
+    """Cases whose reminder is due, oldest first, with the contact it goes to.
+
+    Keyset pagination (remind_at, id) lets one sweep walk past reminders that must keep waiting
+    (the person is in another conversation) without seeing them again in the same sweep.
+    """
+    stmt = (
+        select(Case, Contact)
+        .join(Contact, col(Contact.id) == col(Case.phone_contact_id))
+        .where(col(Case.remind_at) <= now, _after(col(Case.remind_at), cursor))
+        .order_by(col(Case.remind_at), col(Case.id))
+        .limit(limit)
+    )
+    if skip_locked:
+        stmt = stmt.with_for_update(skip_locked=True, of=Case)  # type: ignore[arg-type]
+    return list((await session.exec(stmt)).all())  # type: ignore[arg-type]
+
+
+async def due_defaults(session: AsyncSession, now: datetime, limit: int, *, skip_locked: bool) -> list[Case]:
+    stmt = (select(Case).where(col(Case.default_at) <= now)
+            .order_by(col(Case.default_at), col(Case.id)).limit(limit))
+    if skip_locked:
+        stmt = stmt.with_for_update(skip_locked=True)
+    return list((await session.exec(stmt)).all())
+
+
+async def unrated_of_contact(session: AsyncSession, contact_id: int) -> tuple[Case | None, int]:
+    """The oldest case of a phone contact still waiting for its first rating, and how many wait."""
+    where = (col(Case.phone_contact_id) == contact_id, col(Case.rated_at).is_(None))
+    oldest = (await session.exec(
+        select(Case).where(*where).order_by(col(Case.completed_at), col(Case.id)).limit(1))).first()
+    if oldest is None:
+        return None, 0
+    count = (await session.exec(select(func.count()).select_from(Case).where(*where))).one()
+    return oldest, int(count)

@@ -1,0 +1,69 @@
+"""People as channels reach them, found by keyed hash (the address itself is sealed)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import insert, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from store.models import Contact
+
+
+async def find(session: AsyncSession, channel: str, address_hash: str) -> Contact | None:
+    stmt = select(Contact).where(Contact.channel == channel, Contact.address_hash == address_hash)
+    return (await session.exec(stmt)).first()
+
+
+async def ensure(session: AsyncSession, channel: str, address_hash: str, sealed: str, masked: str,
+                 now: datetime) -> int:
+    """The contact's id, created if new. A concurrent creation is absorbed by a savepoint."""
+    found = await find(session, channel, address_hash)
+    if found is not None:
+        return found.id  # type: ignore[return-value]
+    try:
+        async with session.begin_nested():
+            contact = Contact(channel=channel, address_hash=address_hash, address_sealed=sealed,
+                              masked=masked, created_at=now)
+            session.add(contact)
+        return contact.id  # type: ignore[return-value]
+    except IntegrityError:
+        found = await find(session, channel, address_hash)
+        assert found is not None
+        return found.id  # type: ignore[return-value]
+
+
+async def ids_by_hash(session: AsyncSession, channel: str, hashes: Iterable[str]) -> dict[str, int]:
+    wanted = list(set(hashes))
+    if not wanted:
+        return {}
+    stmt = select(Contact.address_hash, Contact.id).where(
+        Contact.channel == channel, col(Contact.address_hash).in_(wanted))
+    return {h: i for h, i in (await session.exec(stmt)).all()}  # type: ignore[misc]
+
+
+async def opt_out(session: AsyncSession, contact_id: int, source: str, now: datetime) -> None:
+    await session.exec(  # type: ignore[call-overload]
+        update(Contact).where(col(Contact.id) == contact_id, col(Contact.opted_out_at).is_(None))
+        .values(opted_out_at=now, opt_out_source=source))
+
+
+async def ensure_many(session: AsyncSession, channel: str, wanted: dict[str, tuple[str, str]],
+                      now: datetime) -> dict[str, int]:
+    """Ids for many addresses at once ({hash: (sealed, masked)}): one select, one multi-row insert."""
+    ids = await ids_by_hash(session, channel, wanted)
+    missing = [h for h in wanted if h not in ids]
+    if missing:
+        rows = [{"channel": channel, "address_hash": h, "address_sealed": wanted[h][0],
+                 "masked": wanted[h][1], "created_at": now} for h in missing]
+        try:
+            async with session.begin_nested():
+                await session.execute(insert(Contact), rows)
+        except IntegrityError:  # another writer added some of them: fall back to one at a time
+            for h in missing:
+                await ensure(session, channel, h, wanted[h][0], wanted[h][1], now)
+        ids = await ids_by_hash(session, channel, wanted)
+    return ids

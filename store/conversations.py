@@ -1,0 +1,65 @@
+"""The one open conversation per contact, and the rule that a second one waits for the first."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import or_, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from store.models import Conversation
+
+
+async def get(session: AsyncSession, contact_id: int, *, lock: bool = False) -> Conversation | None:
+    stmt = select(Conversation).where(Conversation.contact_id == contact_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    return (await session.exec(stmt)).first()
+
+
+async def open_if_free(session: AsyncSession, contact_id: int, case_id: int, state: dict[str, Any],
+                       expires_at: datetime, now: datetime) -> bool:
+    """Open a conversation unless one is open: a conditional write, so two sweeps cannot both win."""
+    result = await session.exec(  # type: ignore[call-overload]
+        update(Conversation)
+        .where(col(Conversation.contact_id) == contact_id,
+               or_(col(Conversation.case_id).is_(None), col(Conversation.expires_at).is_(None),
+                   col(Conversation.expires_at) <= now))
+        .values(case_id=case_id, state=state, expires_at=expires_at, updated_at=now,
+                version=col(Conversation.version) + 1)
+        .execution_options(synchronize_session=False))
+    if result.rowcount:
+        return True
+    if await get(session, contact_id) is not None:
+        return False
+    try:
+        async with session.begin_nested():
+            session.add(Conversation(contact_id=contact_id, case_id=case_id, state=state,
+                                     expires_at=expires_at, updated_at=now))
+        return True
+    except IntegrityError:
+        return False
+
+
+async def save(session: AsyncSession, contact_id: int, case_id: int | None, state: dict[str, Any] | None,
+               expires_at: datetime | None, recent_ids: list[str], now: datetime) -> None:
+    existing = await get(session, contact_id)
+    if existing is None:
+        session.add(Conversation(contact_id=contact_id, case_id=case_id, state=state, expires_at=expires_at,
+                                 recent_ids=recent_ids, updated_at=now))
+        return
+    existing.case_id, existing.state, existing.expires_at = case_id, state, expires_at
+    existing.recent_ids, existing.updated_at = recent_ids, now
+    existing.version += 1
+    session.add(existing)
+
+
+async def close_for_case(session: AsyncSession, case_id: int, now: datetime) -> None:
+    """A case rated anywhere ends every conversation still asking about it."""
+    await session.exec(  # type: ignore[call-overload]
+        update(Conversation).where(col(Conversation.case_id) == case_id)
+        .values(case_id=None, state=None, expires_at=None, updated_at=now)
+        .execution_options(synchronize_session=False))

@@ -1,0 +1,19 @@
+"""Ratings of a case."""
+
+from __future__ import annotations
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from store.models import Evaluation
+
+
+async def for_case(session: AsyncSession, case_id: int) -> list[Evaluation]:
+    stmt = select(Evaluation).where(Evaluation.case_id == case_id).order_by(col(Evaluation.id))
+    return list((await session.exec(stmt)).all())
+
+
+async def latest_for_case(session: AsyncSession, case_id: int) -> Evaluation | None:
+    stmt = (select(Evaluation).where(Evaluation.case_id == case_id)
+            .order_by(col(Evaluation.id).desc()).limit(1))
+    return (await session.exec(stmt)).first()
