@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from bot.runtime import Runtime
-from bot.web import api, health, middleware, twilio_hooks
+from bot.web import api, health, middleware, stats, twilio_hooks
 from bot.web.common import BODY_LIMIT, RUNTIME
 
 
@@ -17,5 +17,6 @@ def build_app(rt: Runtime) -> web.Application:
     app[RUNTIME] = rt
     health.setup(app)
     api.setup(app)
+    stats.setup(app)
     twilio_hooks.setup(app)
     return app
