@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from bot.config import Settings
 from bot.i18n import Catalogs
@@ -40,6 +41,8 @@ class Runtime:
     sms: TextSender
     rules: Rules
     metrics: Metrics = field(default_factory=Metrics)
+    # The one clock of request handling; tests replace it to make a webhook happen at a chosen instant.
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
     def render(self, reply: Reply, locale: str) -> str:
         return self.catalogs.render(reply, locale, tz=self.policy.tz, reasons=self.policy.reasons)

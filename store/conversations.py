@@ -46,15 +46,17 @@ async def open_if_free(session: AsyncSession, contact_id: int, case_id: int, sta
 
 async def save(session: AsyncSession, contact_id: int, case_id: int | None, state: dict[str, Any] | None,
                expires_at: datetime | None, recent_ids: list[str], now: datetime) -> None:
-    existing = await get(session, contact_id)
-    if existing is None:
+    """Write every column explicitly: other statements in the same transaction (close_for_case) change
+    rows behind the ORM's back, so comparing with a loaded object would skip a real change."""
+    result = await session.exec(  # type: ignore[call-overload]
+        update(Conversation).where(col(Conversation.contact_id) == contact_id)
+        .values(case_id=case_id, state=state, expires_at=expires_at, recent_ids=recent_ids, updated_at=now,
+                version=col(Conversation.version) + 1)
+        .execution_options(synchronize_session=False))
+    if not result.rowcount:
         session.add(Conversation(contact_id=contact_id, case_id=case_id, state=state, expires_at=expires_at,
                                  recent_ids=recent_ids, updated_at=now))
-        return
-    existing.case_id, existing.state, existing.expires_at = case_id, state, expires_at
-    existing.recent_ids, existing.updated_at = recent_ids, now
-    existing.version += 1
-    session.add(existing)
+        await session.flush()
 
 
 async def close_for_case(session: AsyncSession, case_id: int, now: datetime) -> None:

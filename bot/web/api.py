@@ -27,7 +27,7 @@ async def post_case(request: web.Request) -> web.Response:
     if isinstance(parsed, list):
         rt.metrics.cases.labels("invalid").inc()
         return _unprocessable(parsed)
-    case, created = await intake.ingest(rt, parsed, now())
+    case, created = await intake.ingest(rt, parsed, now(request))
     rt.metrics.cases.labels("created" if created else "existing").inc()
     async with rt.db.read() as session:
         doc = await views.case_json(session, rt, case)
@@ -42,7 +42,7 @@ async def post_cases_bulk(request: web.Request) -> web.Response:
     errors: list[dict[str, Any]] = []
     batch: list[intake.CaseIn] = []
     line_no = 0
-    stamp = now()
+    stamp = now(request)
 
     async def flush() -> None:
         nonlocal created, existing
@@ -135,7 +135,7 @@ async def post_evaluation(request: web.Request) -> web.Response:
     assert grade is not None
     reasons = tuple(dict.fromkeys(doc.get("reasons") or []))
     text = (doc.get("text") or "").strip() or None
-    stamp = now()
+    stamp = now(request)
     try:
         async with rt.db.write() as session:
             case = await case_store.lock_by_no(session, doc["case_no"], lock=rt.db.locks_rows)

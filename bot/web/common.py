@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -24,9 +24,9 @@ def runtime(request: web.Request) -> Runtime:
     return request.app[RUNTIME]
 
 
-def now() -> datetime:
+def now(request: web.Request) -> datetime:
     """The one place a request reads the clock; everything below takes the instant as an argument."""
-    return datetime.now(UTC)
+    return runtime(request).clock()
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:

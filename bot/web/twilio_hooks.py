@@ -39,7 +39,8 @@ async def sms_inbound(request: web.Request) -> web.Response:
     sms = twilio_sms.parse_inbound(params)
     texts: list[str] = []
     if sms is not None:
-        inbound = Inbound(channel="sms", address=sms.sender, text=sms.body, message_id=sms.sid, received_at=now())
+        inbound = Inbound(channel="sms", address=sms.sender, text=sms.body, message_id=sms.sid,
+                          received_at=now(request))
         texts = (await conversation.handle(rt, inbound, "phone")).texts
     return web.Response(text=twilio_sms.twiml_messages(texts), content_type="text/xml", charset="utf-8")
 
@@ -51,7 +52,7 @@ async def sms_status(request: web.Request) -> web.Response:
     status = (params.get("MessageStatus") or params.get("SmsStatus") or "").lower()
     code = params.get("ErrorCode") or None
     if sid and status in _RANK:
-        stamp = now()
+        stamp = now(request)
         async with rt.db.write() as session:
             message = await outbox.by_provider_id(session, sid)
             if message is not None and _RANK[status] >= _RANK.get(message.status, 0):

@@ -1,0 +1,180 @@
+"""Fixtures: real SQLite files and a real PostgreSQL database, in-process state and real Redis, the
+real twilio client talking to a local fake of Twilio's REST API.
+
+Servers: PostgreSQL at $HCP_TEST_PG (default postgresql://postgres@127.0.0.1:5432/test, used only
+to create and drop a database of this session's own) and Redis at $HCP_TEST_REDIS (default
+redis://127.0.0.1:6379/0, keys under a prefix of each test's own). Locally a missing server skips
+its tests with the reason; under CI=true it fails them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
+from sqlmodel import SQLModel
+
+import store.models  # noqa: F401  (the tables, for truncation)
+from bot.config import Settings
+from bot.runtime import Runtime, open_runtime
+from bot.web.app import build_app
+from fakes.twilio_api import FakeTwilio
+from helpers import PUBLIC_URL, TOKEN, Clock, Hcp
+
+CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+PG_ADMIN = os.environ.get("HCP_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("HCP_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+# (database, state) pairs. Most tests run on the first two; the end-to-end loop on all four.
+BACKENDS = [pytest.param(("sqlite", "memory"), id="sqlite-memory"),
+            pytest.param(("postgres", "redis"), id="postgres-redis")]
+ALL_BACKENDS = [*BACKENDS, pytest.param(("sqlite", "redis"), id="sqlite-redis"),
+                pytest.param(("postgres", "memory"), id="postgres-memory")]
+
+
+def unavailable(what: str, why: object) -> None:
+    if CI:
+        pytest.fail(f"{what} is required under CI=true but is not reachable: {why}", pytrace=False)
+    pytest.skip(f"{what} not reachable ({why}); under CI=true this fails")
+
+
+def run_isolated(coro: Any) -> Any:
+    """Run a coroutine to completion on a loop of its own (fixtures may be set up inside a running loop)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+async def _pg_admin(sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_ADMIN, timeout=10)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A database of this session's own, migrated once; dropped at the end."""
+    from store import migrate
+    from store.engine import Database
+
+    name = f"hcp_test_{secrets.token_hex(4)}"
+    try:
+        run_isolated(_pg_admin(f'CREATE DATABASE "{name}"'))
+    except (OSError, TimeoutError) as exc:  # not reachable; any other error fails loudly
+        unavailable("PostgreSQL", exc)
+    url = "postgresql+asyncpg://" + PG_ADMIN.split("://", 1)[1].rsplit("/", 1)[0] + "/" + name
+
+    async def up() -> None:
+        db = Database(url)
+        try:
+            await migrate.upgrade(db)
+        finally:
+            await db.close()
+
+    run_isolated(up())
+    yield url
+    run_isolated(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def truncate(url: str) -> None:
+    from sqlalchemy import text
+
+    from store.engine import Database
+
+    db = Database(url)
+    try:
+        names = ", ".join(f'"{t.name}"' for t in SQLModel.metadata.sorted_tables)
+        async with db.engine.begin() as conn:
+            await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    finally:
+        await db.close()
+
+
+@pytest.fixture
+def backend(request: pytest.FixtureRequest) -> tuple[str, str]:
+    return getattr(request, "param", ("sqlite", "memory"))
+
+
+@pytest.fixture
+async def database_url(backend: tuple[str, str], tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    if backend[0] == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'haochaping.db'}"
+    url = request.getfixturevalue("pg_database")
+    await truncate(url)
+    return url
+
+
+@pytest.fixture
+async def redis_url(backend: tuple[str, str]) -> AsyncIterator[tuple[str | None, str]]:
+    """(url or None, key prefix of this test's own); the prefix's keys are removed afterwards."""
+    prefix = f"hcp-test-{secrets.token_hex(6)}:"
+    if backend[1] != "redis":
+        yield None, prefix
+        return
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(REDIS_URL, socket_connect_timeout=5)
+    try:
+        await client.ping()
+    except (OSError, TimeoutError, RedisConnectionError) as exc:  # not reachable, refused
+        await client.aclose()
+        unavailable("Redis", exc)
+    yield REDIS_URL, prefix
+    keys = [k async for k in client.scan_iter(match=prefix + "*", count=1000)]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+
+
+@pytest.fixture
+async def fake_twilio() -> AsyncIterator[FakeTwilio]:
+    fake = await FakeTwilio("AC" + secrets.token_hex(16), secrets.token_hex(16)).start()
+    yield fake
+    await fake.close()
+
+
+@pytest.fixture
+def policy_path(tmp_path: Path) -> str | None:
+    """None: the built-in policy (the contract's values). Override in a test module to change it."""
+    return None
+
+
+@pytest.fixture
+def settings(database_url: str, redis_url: tuple[str | None, str], fake_twilio: FakeTwilio,
+             policy_path: str | None) -> Settings:
+    return Settings(
+        database_url=database_url, redis_url=redis_url[0], redis_prefix=redis_url[1], public_url=PUBLIC_URL,
+        api_token=TOKEN, policy_path=policy_path, scheduler=False,
+        twilio_account_sid=fake_twilio.account_sid, twilio_auth_token=fake_twilio.auth_token,
+        twilio_sms_from="+8610690012345", twilio_api_base_url=fake_twilio.base_url,
+    )
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(datetime.fromisoformat("2026-11-21T10:00:00+08:00"))
+
+
+@pytest.fixture
+async def rt(settings: Settings, clock: Clock) -> AsyncIterator[Runtime]:
+    runtime = await open_runtime(settings)
+    runtime.clock = clock
+    yield runtime
+    await runtime.close()
+
+
+@pytest.fixture
+async def hcp(rt: Runtime, aiohttp_client, fake_twilio: FakeTwilio, clock: Clock) -> Hcp:  # noqa: ANN001
+    client = await aiohttp_client(build_app(rt))
+    return Hcp(rt=rt, client=client, twilio=fake_twilio, clock=clock)
