@@ -80,7 +80,8 @@ def parse_now(value: str | None, settings: Settings) -> datetime:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="haochaping", description="政务服务好差评: ratings by SMS, WeChat and 12345.")
+    p = argparse.ArgumentParser(
+        prog="haochaping", description="Government-service ratings by SMS, WeChat and the 12345 hotline.")
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("serve", help="run the HTTP service, the scheduler and the outbox sender")
     s.add_argument("--host", default="127.0.0.1")

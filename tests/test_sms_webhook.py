@@ -7,11 +7,12 @@ import secrets
 import xml.etree.ElementTree as ET
 
 import pytest
-
 from conftest import BACKENDS
 from helpers import PUBLIC_URL
 
-REASON_LABELS = ["服务态度差", "办事效率低", "办事流程繁琐", "办事指南不清楚", "多次跑动", "平台不好用", "收费不合理", "其他"]
+from bot.policy import DEFAULT_REASONS
+
+REASON_LABELS = list(DEFAULT_REASONS.values())
 
 
 def labels_in(text: str) -> list[str]:
@@ -55,7 +56,7 @@ async def test_the_signature_covers_the_query_string(hcp):
 
 @pytest.mark.parametrize("backend", BACKENDS, indirect=True)
 async def test_twiml_is_xml_and_escapes_what_it_says(hcp):
-    case_no, phone, _ = await hcp.reminded(item_name="<营业执照> & 变更")
+    _, phone, _ = await hcp.reminded(item_name="<营业执照> & 变更")
 
     reply = await hcp.sms(phone, "乱码")  # a re-prompt repeats the item's name
 
@@ -222,7 +223,7 @@ async def test_an_expired_conversation_is_not_answered_as_a_grade(hcp):
 ])
 async def test_the_person_is_talked_to_in_the_case_locale(hcp, locale, expected):
     phone = hcp.new_phone()
-    case_no, _, reminder = await hcp.reminded(phone=phone, applicant={"name": "Ann", "locale": locale})
+    _, _, reminder = await hcp.reminded(phone=phone, applicant={"name": "Ann", "locale": locale})
 
     reasons = await hcp.sms(phone, "5")
 

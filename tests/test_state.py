@@ -1,0 +1,85 @@
+"""Session state: locks and dedupe keys may be lost (Redis flushed, or down) without losing a rating."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import secrets
+
+import pytest
+import redis.asyncio as aioredis
+from helpers import Hcp
+
+from bot.runtime import open_runtime
+from bot.state import MemoryState
+from bot.web.app import build_app
+
+
+async def _flush_prefix(url: str, prefix: str) -> int:
+    client = aioredis.Redis.from_url(url)
+    keys = [k async for k in client.scan_iter(match=prefix + "*")]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+    return len(keys)
+
+
+@pytest.mark.parametrize("backend", [("postgres", "redis"), ("sqlite", "redis")], indirect=True,
+                         ids=["postgres-redis", "sqlite-redis"])
+async def test_flushing_redis_mid_conversation_loses_nothing(hcp):
+    settings = hcp.rt.settings
+    case_no, phone, _ = await hcp.reminded()
+    sid = "SM" + secrets.token_hex(16)
+    await hcp.sms(phone, "5", sid=sid)
+
+    flushed = await _flush_prefix(settings.redis_url, settings.redis_prefix)
+    retry = await hcp.sms(phone, "5", sid=sid)  # Twilio's retry, after the dedupe key is gone
+    done = await hcp.sms(phone, "2 4")
+
+    assert flushed >= 1
+    assert retry.messages == []  # the conversation's durable record of message ids caught it
+    assert done.status == 200 and done.messages
+    [ev] = await hcp.evaluations(case_no)
+    assert (ev["grade"], ev["reasons"]) == ("very_dissatisfied", ["efficiency", "guide"])
+
+
+@pytest.mark.parametrize("backend", [("sqlite", "redis")], indirect=True, ids=["sqlite-redis"])
+async def test_redis_down_means_503_for_webhooks_and_a_named_health_failure(hcp, aiohttp_client, clock):
+    case_no, phone, _ = await hcp.reminded()
+    broken = dataclasses.replace(hcp.rt.settings, redis_url="redis://127.0.0.1:1/0")
+    rt = await open_runtime(broken)
+    rt.clock = clock
+    try:
+        client = await aiohttp_client(build_app(rt))
+        down = Hcp(rt=rt, client=client, twilio=hcp.twilio, clock=clock)
+
+        reply = await down.sms(phone, "1")
+        status, health = await down.api("GET", "/healthz")
+
+        assert reply.status == 503
+        assert status == 503 and health["redis"].startswith("down") and health["database"] == "ok"
+        assert await hcp.evaluations(case_no) == []  # nothing half-done
+    finally:
+        await rt.close()
+    assert (await hcp.sms(phone, "1")).status == 200  # with Redis back, the retry is taken
+    assert [e["grade"] for e in await hcp.evaluations(case_no)] == ["very_satisfied"]
+
+
+async def test_memory_state_dedupes_and_serialises_one_key():
+    state = MemoryState()
+    assert await state.first_time("a", 60) is True
+    assert await state.first_time("a", 60) is False
+    await state.forget("a")
+    assert await state.first_time("a", 60) is True
+
+    order: list[str] = []
+
+    async def worker(name: str) -> None:
+        async with state.lock("person"):
+            order.append(f"{name}-in")
+            await asyncio.sleep(0)
+            order.append(f"{name}-out")
+
+    await asyncio.gather(worker("x"), worker("y"))
+    assert order in (["x-in", "x-out", "y-in", "y-out"], ["y-in", "y-out", "x-in", "x-out"])
+    assert state._locks == {}  # no lock left behind for a person who is gone
