@@ -31,8 +31,11 @@ def normalize_phone(raw: object) -> str | None:
             parsed = phonenumbers.parse(s, None)
         except phonenumbers.NumberParseException:
             return None
-        if phonenumbers.is_possible_number(parsed):
-            return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+        e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+        # Only numbers already written in canonical E.164: phonenumbers would silently drop a
+        # national trunk "0" (+49 0…), and one person must never have two spellings.
+        if phonenumbers.is_possible_number(parsed) and e164 == s:
+            return e164
     return None
 
 

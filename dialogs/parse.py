@@ -43,7 +43,8 @@ _WORDS_RE = re.compile(
         (rf"\b{re.escape(w)}\b" if w.isascii() else re.escape(w))
         for w, _ in sorted(_GRADE_WORDS, key=lambda p: -len(p[0]))
     ),
-    re.IGNORECASE,
+    # ASCII: case-insensitivity must not let "ı" or "İ" match an ASCII "i" (then the lookup below misses).
+    re.IGNORECASE | re.ASCII,
 )
 _WORD_GRADE = {w.lower(): g for w, g in _GRADE_WORDS}
 _DIGIT_RUN = re.compile(r"(?<![0-9])[0-9]+(?![0-9])")
@@ -59,10 +60,19 @@ def normalize(text: str) -> str:
     return unicodedata.normalize("NFKC", text or "").strip()
 
 
+def _is_filler(ch: str) -> bool:
+    return ch.isspace() or unicodedata.category(ch)[0] in "PSZC"
+
+
 def is_opt_out(text: str) -> bool:
-    """An opt-out word alone in the message (any case, surrounding blanks and punctuation ignored)."""
-    word = normalize(text).strip(" \t\r\n.。!！").lower()
-    return word in OPT_OUT_WORDS
+    """An opt-out word alone in the message (any case; blanks, punctuation and symbols around it ignored)."""
+    word = normalize(text)
+    start, end = 0, len(word)
+    while start < end and _is_filler(word[start]):
+        start += 1
+    while end > start and _is_filler(word[end - 1]):
+        end -= 1
+    return word[start:end].lower() in OPT_OUT_WORDS
 
 
 def has_words(text: str) -> bool:
@@ -91,22 +101,29 @@ def parse_reasons(text: str, labels: Sequence[str]) -> tuple[int, ...] | None:
     """The reason numbers (1-based, in the order given, without repeats) a reply names, or None.
 
     Numbers may be separated by blanks, commas (ASCII or full-width), 、 or 和, or run together
-    ("13") when every reason number has one digit. A reason's label written out counts too. Any
-    token that is neither makes the whole reply invalid: better to ask again than to guess.
+    ("13") when every reason number has one digit. A reason's label written out counts too (labels
+    are read before the text is split, so a label may itself hold a separator). Any token that is
+    neither makes the whole reply invalid: better to ask again than to guess.
     """
     count = len(labels)
     t = normalize(text)
     if not t:
         return None
-    folded = {normalize(label).lower(): i + 1 for i, label in enumerate(labels)}
+    by_length = sorted(((normalize(label), i + 1) for i, label in enumerate(labels) if normalize(label)),
+                       key=lambda p: -len(p[0]))
+    for label, number in by_length:
+        t = re.sub(re.escape(label), f" {number} ", t, flags=re.IGNORECASE | re.ASCII)
+    widest = len(str(count))
     chosen: list[int] = []
     for token in _REASON_SEPARATORS.split(t):
         if not token:
             continue
-        if token.isdigit() and token.isascii():
-            numbers = [int(c) for c in token] if count <= 9 else [int(token)]
-        elif token.lower() in folded:
-            numbers = [folded[token.lower()]]
+        if not (token.isdigit() and token.isascii()):
+            return None
+        if count <= 9:
+            numbers = [int(c) for c in token]
+        elif len(token.lstrip("0")) <= widest:
+            numbers = [int(token.lstrip("0") or "0")]
         else:
             return None
         for n in numbers:
