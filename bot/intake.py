@@ -180,5 +180,5 @@ async def ingest_batch(rt: Runtime, batch: list[CaseIn], now: datetime) -> tuple
         ids = {ch: await contacts.ensure_many(session, ch, w, now) for ch, w in wanted.items()}
         rows = [case_row(rt, c, now, {col: ids[ch][digest] for col, ch, digest, _s, _m in fields})
                 for c, fields in fresh]
-        await case_store.add_many(session, rows)
-        return len(rows), len(batch) - len(rows)
+        created = await case_store.add_many(session, rows)
+        return created, len(batch) - created

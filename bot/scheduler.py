@@ -19,9 +19,11 @@ log = logging.getLogger("haochaping.scheduler")
 
 async def tick(rt: Runtime, now: datetime) -> dict[str, int]:
     started = time.perf_counter()
+    # Defaults first: a case whose default is due must not be reminded a moment before it is rated.
+    applied = await defaults.apply(rt, now)
     counts = {
         "reminders": await reminders.sweep(rt, now),
-        "defaults": await defaults.apply(rt, now),
+        "defaults": applied,
         "overdue": 0,
         "sent": await sender.deliver_due(rt, now),
     }

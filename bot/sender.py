@@ -39,7 +39,10 @@ async def deliver_due(rt: Runtime, now: datetime) -> int:
     sent = 0
     while True:
         async with rt.db.write() as session:
-            claimed = await outbox.claim_due(session, now, BATCH, LEASE, skip_locked=rt.db.locks_rows)
+            # Reminders keep the quiet hours on every attempt, not only the first.
+            quiet = ("reminder",) if rt.timing.quiet(now) else ()
+            claimed = await outbox.claim_due(session, now, BATCH, LEASE, skip_locked=rt.db.locks_rows,
+                                             skip_kinds=quiet)
             work = [(m.id, m.channel, rt.sealer.open(c.address_sealed), m.body, m.attempts, c.id)
                     for m, c in claimed]
         if not work:
@@ -49,6 +52,19 @@ async def deliver_due(rt: Runtime, now: datetime) -> int:
         async with rt.db.write() as session:
             for (message_id, channel, _to, _body, attempts, contact_id), result in zip(work, results, strict=True):
                 sent += await _record(session, rt, message_id, channel, attempts, contact_id, result, now)
+            await _apply_early_receipts(session, [r.provider_id for r in results if isinstance(r, Sent)], now)
+
+
+async def _apply_early_receipts(session: AsyncSession, provider_ids: list[str], now: datetime) -> None:
+    """Status callbacks that beat the sender to the database (the provider answered fast)."""
+    for receipt in await outbox.receipts_for(session, provider_ids):
+        message = await outbox.by_provider_id(session, receipt.provider_id)
+        if message is None:
+            continue
+        outbox.apply_status(message, receipt.status, receipt.error_code, now)
+        session.add(message)
+        if receipt.stopped:
+            await contacts.opt_out(session, message.contact_id, "provider", now)
 
 
 async def _send(rt: Runtime, gate: asyncio.Semaphore, to: str, body: str) -> SendResult:

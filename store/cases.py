@@ -57,10 +57,24 @@ async def existing_nos(session: AsyncSession, case_nos: Sequence[str]) -> set[st
     return set((await session.exec(stmt)).all())
 
 
-async def add_many(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    """One multi-row insert for a batch of new cases (the bulk endpoint's hot path)."""
-    if rows:
-        await session.execute(insert(Case), rows)
+async def add_many(session: AsyncSession, rows: list[dict[str, Any]]) -> int:
+    """One multi-row insert for a batch of new cases (the bulk endpoint's hot path); the number created.
+
+    When another writer stored some of the same case_nos meanwhile, the batch falls back to one
+    insert per case, each in its own savepoint, and those already stored are left alone.
+    """
+    if not rows:
+        return 0
+    try:
+        async with session.begin_nested():
+            await session.exec(insert(Case), params=rows)  # type: ignore[call-overload]
+        return len(rows)
+    except IntegrityError:
+        created = 0
+        for row in rows:
+            _case, fresh = await add(session, Case(**row))
+            created += int(fresh)
+        return created
 
 
 def _after(column: Any, cursor: Cursor) -> Any:

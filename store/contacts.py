@@ -61,7 +61,7 @@ async def ensure_many(session: AsyncSession, channel: str, wanted: dict[str, tup
                  "masked": wanted[h][1], "created_at": now} for h in missing]
         try:
             async with session.begin_nested():
-                await session.execute(insert(Contact), rows)
+                await session.exec(insert(Contact), params=rows)  # type: ignore[call-overload]
         except IntegrityError:  # another writer added some of them: fall back to one at a time
             for h in missing:
                 await ensure(session, channel, h, wanted[h][0], wanted[h][1], now)

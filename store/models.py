@@ -111,6 +111,19 @@ class OutboxMessage(SQLModel, table=True):
     updated_at: datetime = Field(sa_type=UTCDateTime)
 
 
+class DeliveryReceipt(SQLModel, table=True):
+    """Every delivery status a provider reported, kept as it came. A callback can arrive before the
+    sender has recorded the provider's message id; the receipt waits here and is applied then."""
+
+    __tablename__ = "delivery_receipts"
+    id: int | None = Field(default=None, primary_key=True)
+    provider_id: str = Field(max_length=64, index=True)
+    status: str = Field(max_length=16)
+    error_code: str | None = Field(default=None, max_length=16)
+    stopped: bool = False  # the provider says the person unsubscribed
+    received_at: datetime = Field(sa_type=UTCDateTime)
+
+
 class Conversation(SQLModel, table=True):
     """The one open conversation of a contact (at most one): the dialog state between messages.
 

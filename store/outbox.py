@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from store.models import Contact, OutboxMessage
+from store.models import Contact, DeliveryReceipt, OutboxMessage
 
 TERMINAL = frozenset({"sent", "delivered", "undelivered", "failed", "skipped", "read"})
+# Later delivery states win: a late "sent" must not overwrite "delivered".
+RANK = {"pending": 0, "accepted": 1, "queued": 1, "sending": 2, "sent": 3, "delivered": 4, "undelivered": 4,
+        "failed": 4, "read": 5}
 
 
 async def enqueue(session: AsyncSession, message: OutboxMessage) -> bool:
@@ -29,11 +31,12 @@ async def enqueue(session: AsyncSession, message: OutboxMessage) -> bool:
 
 
 async def claim_due(session: AsyncSession, now: datetime, limit: int, lease: timedelta,
-                    *, skip_locked: bool) -> list[tuple[OutboxMessage, Contact]]:
+                    *, skip_locked: bool, skip_kinds: tuple[str, ...] = ()) -> list[tuple[OutboxMessage, Contact]]:
     stmt = (
         select(OutboxMessage, Contact)
         .join(Contact, col(Contact.id) == col(OutboxMessage.contact_id))
-        .where(col(OutboxMessage.next_attempt_at) <= now)
+        .where(col(OutboxMessage.next_attempt_at) <= now,
+               col(OutboxMessage.kind).not_in(skip_kinds) if skip_kinds else True)
         .order_by(col(OutboxMessage.next_attempt_at), col(OutboxMessage.id))
         .limit(limit)
     )
@@ -61,9 +64,31 @@ async def by_provider_id(session: AsyncSession, provider_id: str) -> OutboxMessa
     return (await session.exec(stmt)).first()
 
 
-async def set_delivery_status(session: AsyncSession, provider_id: str, status: str, error: str | None,
-                              now: datetime) -> int:
-    result = await session.exec(  # type: ignore[call-overload]
-        update(OutboxMessage).where(col(OutboxMessage.provider_id) == provider_id)
-        .values(status=status, error=error, updated_at=now))
-    return int(result.rowcount or 0)
+async def record_receipt(session: AsyncSession, provider_id: str, status: str, error_code: str | None,
+                         stopped: bool, now: datetime) -> OutboxMessage | None:
+    """Keep the receipt, and apply it to its message when the message is known already."""
+    session.add(DeliveryReceipt(provider_id=provider_id, status=status, error_code=error_code, stopped=stopped,
+                                received_at=now))
+    message = await by_provider_id(session, provider_id)
+    if message is not None:
+        apply_status(message, status, error_code, now)
+        session.add(message)
+    return message
+
+
+def apply_status(message: OutboxMessage, status: str, error_code: str | None, now: datetime) -> bool:
+    if RANK.get(status, -1) < RANK.get(message.status, 0):
+        return False
+    message.status = status
+    if error_code:
+        message.error = f"provider error {error_code}"
+    message.updated_at = now
+    return True
+
+
+async def receipts_for(session: AsyncSession, provider_ids: list[str]) -> list[DeliveryReceipt]:
+    if not provider_ids:
+        return []
+    stmt = select(DeliveryReceipt).where(col(DeliveryReceipt.provider_id).in_(provider_ids)).order_by(
+        col(DeliveryReceipt.id))
+    return list((await session.exec(stmt)).all())

@@ -72,7 +72,7 @@ async def figures(session: AsyncSession, by: GroupBy, start: datetime | None,
         stmt = stmt.where(col(Case.completed_at) >= start)
     if end is not None:
         stmt = stmt.where(col(Case.completed_at) < end)
-    rows = (await session.execute(stmt)).all()
+    rows = (await session.exec(stmt)).all()  # type: ignore[call-overload]
     return [GroupFigures(key=r.key, name=r.name, cases=int(r.cases), rated=int(r.rated),
                          mean_score=None if r.mean_score is None else round(float(r.mean_score), 4),
                          bad_reviews=int(r.bad)) for r in rows]

@@ -59,3 +59,6 @@ async def read_json(request: web.Request) -> Any:
     except (ValueError, UnicodeDecodeError) as exc:
         raise web.HTTPBadRequest(text=_dumps({"error": f"the body is not JSON: {exc}"}),
                                  content_type="application/json") from None
+    except RecursionError:
+        raise web.HTTPBadRequest(text=_dumps({"error": "the body is nested too deeply"}),
+                                 content_type="application/json") from None

@@ -14,11 +14,6 @@ from store import contacts, outbox
 
 log = logging.getLogger("haochaping.twilio")
 
-# Later states win: a late "sent" must not overwrite "delivered".
-_RANK = {"accepted": 0, "queued": 0, "sending": 1, "sent": 2, "delivered": 3, "undelivered": 3, "failed": 3,
-         "read": 4}
-
-
 async def _verified_form(request: web.Request) -> dict[str, str]:
     rt = runtime(request)
     if not rt.settings.twilio_enabled:
@@ -51,17 +46,13 @@ async def sms_status(request: web.Request) -> web.Response:
     sid = params.get("MessageSid") or params.get("SmsSid")
     status = (params.get("MessageStatus") or params.get("SmsStatus") or "").lower()
     code = params.get("ErrorCode") or None
-    if sid and status in _RANK:
+    if sid and status in outbox.RANK:
         stamp = now(request)
+        stopped = bool(code and code.isdigit() and int(code) in twilio_sms.STOP_CODES)
         async with rt.db.write() as session:
-            message = await outbox.by_provider_id(session, sid)
-            if message is not None and _RANK[status] >= _RANK.get(message.status, 0):
-                message.status = status
-                message.error = f"twilio error {code}" if code else message.error
-                message.updated_at = stamp
-                session.add(message)
-                if code and int(code) in twilio_sms.STOP_CODES:
-                    await contacts.opt_out(session, message.contact_id, "provider", stamp)
+            message = await outbox.record_receipt(session, sid, status, code, stopped, stamp)
+            if message is not None and stopped:
+                await contacts.opt_out(session, message.contact_id, "provider", stamp)
     return web.Response(status=204)
 
 
