@@ -8,6 +8,7 @@ conversation still asking about the case and cancels its pending reminder and de
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -29,21 +30,33 @@ class RatingRefused(Exception):
         self.status = status
 
 
+Openness = Literal["first", "followup", "closed"]
+
+
+def openness(rt: Runtime, existing: list[Evaluation], now: datetime) -> Openness:
+    """Whether a case takes its first rating, its one follow-up, or nothing more."""
+    if not existing:
+        return "first"
+    if len(existing) >= 2 or any(e.is_followup for e in existing):
+        return "closed"
+    closes = rt.timing.window_end(existing[0].created_at, rt.policy.followup_window)
+    return "followup" if now < closes else "closed"
+
+
 async def record(session: AsyncSession, rt: Runtime, case: Case, grade: Grade, reasons: tuple[str, ...],
                  text: str | None, channel: str, now: datetime, *, is_default: bool = False) -> Evaluation:
     """Store a rating of a case whose row the caller holds locked (or, on SQLite, inside BEGIN IMMEDIATE)."""
     assert case.id is not None
     existing = await evaluation_store.for_case(session, case.id)
-    is_followup = False
-    if existing:
-        if is_default:
-            raise RatingRefused("the case is rated already: no default")
+    state = openness(rt, existing, now)
+    if existing and is_default:
+        raise RatingRefused("the case is rated already: no default")
+    if state == "closed":
         if len(existing) >= 2 or any(e.is_followup for e in existing):
             raise RatingRefused("the case has its rating and its follow-up already")
         closes = rt.timing.window_end(existing[0].created_at, rt.policy.followup_window)
-        if now >= closes:
-            raise RatingRefused(f"the follow-up window closed at {closes.isoformat()}")
-        is_followup = True
+        raise RatingRefused(f"the follow-up window closed at {closes.isoformat()}")
+    is_followup = state == "followup"
     evaluation = Evaluation(
         case_id=case.id, grade=grade.value, score=grade.score, reasons=list(reasons), text=text,
         channel=channel, is_default=is_default, is_followup=is_followup, status="valid", created_at=now,

@@ -17,7 +17,8 @@ from dialogs.types import Reply
 
 ROOT = Path(__file__).resolve().parent.parent
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
-REQUIRED = set(messages.ALL) | {f"reason.{code}" for code in DEFAULT_REASONS}
+REQUIRED = (set(messages.ALL) | set(messages.PAGE) | set(messages.GRADE_NAMES)
+            | {f"reason.{code}" for code in DEFAULT_REASONS})
 
 
 def template_keys() -> set[str]:
