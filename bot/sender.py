@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import update
 from sqlmodel import col
@@ -41,7 +41,8 @@ async def deliver_due(rt: Runtime, now: datetime) -> int:
         async with rt.db.write() as session:
             # Reminders keep the quiet hours on every attempt, not only the first.
             quiet = ("reminder",) if rt.timing.quiet(now) else ()
-            claimed = await outbox.claim_due(session, now, BATCH, LEASE, skip_locked=rt.db.locks_rows,
+            wall = datetime.now(UTC)  # the lease is a lock on real time, not business time
+            claimed = await outbox.claim_due(session, now, BATCH, wall + LEASE, wall, skip_locked=rt.db.locks_rows,
                                              skip_kinds=quiet)
             work = [(m.id, m.channel, rt.sealer.open(c.address_sealed), m.body, m.attempts, c.id)
                     for m, c in claimed]

@@ -9,11 +9,14 @@ from aiohttp import web
 from bot import intake, views
 from bot.intake import FieldError
 from bot.ratings import CHANNELS, RatingRefused, record
-from bot.web.common import BULK_LIMIT, error, json_response, now, read_json, require_token, runtime
+from bot.web import ndjson
+from bot.web.common import BODY_LIMIT, BULK_LIMIT, error, json_response, now, read_json, require_token, runtime
 from dialogs.grades import parse_grade_name
 from store import cases as case_store
 
 BULK_BATCH = 500
+MAX_ERRORS = 10_000
+LINE_LIMIT = BODY_LIMIT  # one case is small; a line as large as a whole request is not a case
 
 
 def _unprocessable(errors: list[FieldError]) -> web.Response:
@@ -38,11 +41,18 @@ async def post_cases_bulk(request: web.Request) -> web.Response:
     """NDJSON streamed line by line: memory holds one batch, whatever the body's size."""
     require_token(request)
     rt = runtime(request)
-    created = existing = read = 0
+    created = existing = 0
     errors: list[dict[str, Any]] = []
+    omitted = 0
     batch: list[intake.CaseIn] = []
-    line_no = 0
     stamp = now(request)
+
+    def bad(line_no: int, errs: list[dict[str, str]]) -> None:
+        nonlocal omitted
+        if len(errors) < MAX_ERRORS:
+            errors.append({"line": line_no, "errors": errs})
+        else:
+            omitted += 1
 
     async def flush() -> None:
         nonlocal created, existing
@@ -51,35 +61,31 @@ async def post_cases_bulk(request: web.Request) -> web.Response:
             created, existing = created + c, existing + e
             batch.clear()
 
-    pending = b""
-    while True:
-        chunk = await request.content.readany()
-        read += len(chunk)
-        if read > BULK_LIMIT:
-            return error(413, f"the body is larger than {BULK_LIMIT} bytes")
-        if not chunk:
-            lines, pending = ([pending] if pending.strip() else []), b""
-        else:
-            pending += chunk
-            *lines, pending = pending.split(b"\n")
-        for raw in lines:
-            line_no += 1
+    try:
+        async for line_no, raw in ndjson.lines(request.content, BULK_LIMIT, LINE_LIMIT):
+            if raw is None:
+                bad(line_no, [{"field": "body", "message": f"the line is longer than {LINE_LIMIT} bytes"}])
+                continue
             if not raw.strip():
                 continue
             parsed = intake.parse_case_json(raw)
             if isinstance(parsed, list):
-                errors.append({"line": line_no, "errors": [e.as_json() for e in parsed]})
+                bad(line_no, [e.as_json() for e in parsed])
             else:
                 batch.append(parsed)
                 if len(batch) >= BULK_BATCH:
                     await flush()
-        if not chunk:
-            break
+    except ndjson.BodyTooLarge:
+        return json_response({"error": f"the body is larger than {BULK_LIMIT} bytes", "created": created,
+                              "existing": existing}, status=413)
     await flush()
     rt.metrics.cases.labels("created").inc(created)
     rt.metrics.cases.labels("existing").inc(existing)
-    rt.metrics.cases.labels("invalid").inc(len(errors))
-    return json_response({"created": created, "existing": existing, "errors": errors})
+    rt.metrics.cases.labels("invalid").inc(len(errors) + omitted)
+    answer: dict[str, Any] = {"created": created, "existing": existing, "errors": errors}
+    if omitted:
+        answer["errors_omitted"] = omitted  # beyond MAX_ERRORS: memory stays bounded whatever the body
+    return json_response(answer)
 
 
 async def get_case(request: web.Request) -> web.Response:
