@@ -6,8 +6,9 @@ leaves it to be claimed again when the lease ends, and two workers never hold it
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
+from sqlalchemy import or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -30,12 +31,19 @@ async def enqueue(session: AsyncSession, message: OutboxMessage) -> bool:
         return False
 
 
-async def claim_due(session: AsyncSession, now: datetime, limit: int, lease: timedelta,
+async def claim_due(session: AsyncSession, now: datetime, limit: int, lease_until: datetime, wall_now: datetime,
                     *, skip_locked: bool, skip_kinds: tuple[str, ...] = ()) -> list[tuple[OutboxMessage, Contact]]:
+    """Messages due at `now` that no live lease holds, leased until `lease_until`.
+
+    Due-ness is business time (`now`, which a test or `tick --now` may set); the lease is a
+    mechanical lock on the wall clock (`wall_now`), so two ticks given different instants still
+    cannot both hold a message, and a crashed worker's lease runs out in real time.
+    """
     stmt = (
         select(OutboxMessage, Contact)
         .join(Contact, col(Contact.id) == col(OutboxMessage.contact_id))
         .where(col(OutboxMessage.next_attempt_at) <= now,
+               or_(col(OutboxMessage.lease_until).is_(None), col(OutboxMessage.lease_until) <= wall_now),
                col(OutboxMessage.kind).not_in(skip_kinds) if skip_kinds else True)
         .order_by(col(OutboxMessage.next_attempt_at), col(OutboxMessage.id))
         .limit(limit)
@@ -46,8 +54,7 @@ async def claim_due(session: AsyncSession, now: datetime, limit: int, lease: tim
     for message, _contact in rows:
         message.status = "sending"
         message.attempts += 1
-        message.next_attempt_at = now + lease
-        message.lease_until = now + lease
+        message.lease_until = lease_until
         message.updated_at = now
     return rows  # type: ignore[return-value]
 

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fakes.twilio_api import FakeTwilio
+from helpers import PUBLIC_URL, TOKEN, Clock, Hcp
 from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlmodel import SQLModel
 
@@ -26,8 +28,6 @@ import store.models  # noqa: F401  (the tables, for truncation)
 from bot.config import Settings
 from bot.runtime import Runtime, open_runtime
 from bot.web.app import build_app
-from fakes.twilio_api import FakeTwilio
-from helpers import PUBLIC_URL, TOKEN, Clock, Hcp
 
 CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 PG_ADMIN = os.environ.get("HCP_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
@@ -175,6 +175,6 @@ async def rt(settings: Settings, clock: Clock) -> AsyncIterator[Runtime]:
 
 
 @pytest.fixture
-async def hcp(rt: Runtime, aiohttp_client, fake_twilio: FakeTwilio, clock: Clock) -> Hcp:  # noqa: ANN001
+async def hcp(rt: Runtime, aiohttp_client, fake_twilio: FakeTwilio, clock: Clock) -> Hcp:
     client = await aiohttp_client(build_app(rt))
     return Hcp(rt=rt, client=client, twilio=fake_twilio, clock=clock)

@@ -13,11 +13,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp.test_utils import TestClient
+from fakes.twilio_api import FakeTwilio
 from twilio.request_validator import RequestValidator
 
 from bot import scheduler
 from bot.runtime import Runtime
-from fakes.twilio_api import FakeTwilio
 
 PUBLIC_URL = "https://hcp.example.gov.cn"
 TOKEN = "test-token-" + "x" * 20
