@@ -18,6 +18,7 @@ from bot.i18n import SOURCE
 from bot.ratings import RatingRefused, record
 from bot.runtime import Runtime
 from dialogs import rating
+from dialogs.addresses import mask_openid, mask_phone
 from dialogs.types import AddText, CaseView, Inbound, OptOut, RecordRating
 from store import cases as case_store
 from store import contacts, conversations
@@ -122,6 +123,4 @@ async def _apply(session: AsyncSession, rt: Runtime, outcome: rating.Outcome, in
 
 
 def _mask(address: str) -> str:
-    from dialogs.addresses import mask_openid, mask_phone
-
     return mask_phone(address) if address.startswith("+") else mask_openid(address)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -24,8 +23,6 @@ from store import migrate
 from store import settings as stored_settings
 from store.engine import Database
 from store.sealing import Sealer
-
-log = logging.getLogger("haochaping")
 
 
 @dataclass

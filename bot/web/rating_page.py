@@ -92,21 +92,26 @@ def _form(rt: Runtime, locale: str, case: Case, followup: bool, error: str | Non
     return "".join(parts)
 
 
-async def _load(rt: Runtime, token: str) -> Case | None:
+async def _open(request: web.Request) -> tuple[Runtime, str, str, Case | None]:
+    """(runtime, token, locale, the case the token names, or None for a tampered or unknown token)."""
+    rt = runtime(request)
+    token = request.match_info["token"]
     case_id = rt.links.case_id(token)
-    if case_id is None:
-        return None
-    async with rt.db.read() as session:
-        return await case_store.by_id(session, case_id)
+    case = None
+    if case_id is not None:
+        async with rt.db.read() as session:
+            case = await case_store.by_id(session, case_id)
+    return rt, token, _locale(request, case), case
+
+
+def _invalid(rt: Runtime, locale: str) -> web.Response:
+    return _page(rt, locale, f"<p>{escape(rt.catalogs.text(locale, 'page.invalid'))}</p>", 404)
 
 
 async def show(request: web.Request) -> web.Response:
-    rt = runtime(request)
-    token = request.match_info["token"]
-    case = await _load(rt, token)
-    locale = _locale(request, case)
+    rt, token, locale, case = await _open(request)
     if case is None:
-        return _page(rt, locale, f"<p>{escape(rt.catalogs.text(locale, 'page.invalid'))}</p>", 404)
+        return _invalid(rt, locale)
     async with rt.db.read() as session:
         state = openness(rt, await evaluation_store.for_case(session, case.id), now(request))  # type: ignore[arg-type]
     if state == "closed":
@@ -115,12 +120,9 @@ async def show(request: web.Request) -> web.Response:
 
 
 async def submit(request: web.Request) -> web.Response:
-    rt = runtime(request)
-    token = request.match_info["token"]
-    case = await _load(rt, token)
-    locale = _locale(request, case)
+    rt, token, locale, case = await _open(request)
     if case is None:
-        return _page(rt, locale, f"<p>{escape(rt.catalogs.text(locale, 'page.invalid'))}</p>", 404)
+        return _invalid(rt, locale)
     form = await request.post()
     grade_value = str(form.get("grade") or "")
     reasons = [r for r in dict.fromkeys(str(v) for v in form.getall("reasons", [])) if r in rt.policy.reasons]
