@@ -84,7 +84,9 @@ async def _handle_locked(rt: Runtime, inbound: Inbound, contact_channel: str, ad
             current = await case_store.by_id(session, state.case_id, lock=rt.db.locks_rows) if state else None
             if state is not None and (current is None or (state.blocks_rating and current.rated_at is not None)):
                 state, current = None, None  # rated elsewhere meanwhile, or gone
-            oldest, unrated = await case_store.unrated_of_contact(session, contact.id)
+            # The person's other cases matter only when no live conversation answers the message.
+            needs_cases = state is None or state.step is rating.Step.MORE_TEXT or state.expires_at <= now
+            oldest, unrated = await case_store.unrated_of_contact(session, contact.id) if needs_cases else (None, 0)
             ctx = rating.Context(
                 case=case_view(rt, current) if current else None,
                 oldest_unrated=case_view(rt, oldest) if oldest else None,
