@@ -75,15 +75,24 @@ class Catalogs:
                 return translated
         return policy_labels.get(code, code)
 
+    @staticmethod
+    def _date(value: datetime, tz: ZoneInfo, locale: str) -> str:
+        return format_date(value.astimezone(tz).date(), format="long", locale=_BABEL[locale])
+
     def render(self, reply: Reply, locale: str, *, tz: ZoneInfo, reasons: Mapping[str, str]) -> str:
         params: dict[str, Any] = {}
         for name, value in reply.params.items():
             if isinstance(value, datetime):
-                params[name] = format_date(value.astimezone(tz).date(), format="long", locale=_BABEL[locale])
+                params[name] = self._date(value, tz, locale)
             elif name == "reasons":
                 line = self.text(locale, m.REASON_LINE)
                 params[name] = "\n".join(
                     line.format(number=n, label=self.reason_label(locale, code, reasons)) for n, code in value)
+            elif name == "cases":
+                line = self.text(locale, m.CASE_LINE)
+                params[name] = "\n".join(
+                    line.format(number=i + 1, item=c.item_name, completed_at=self._date(c.completed_at, tz, locale))
+                    for i, c in enumerate(value))
             else:
                 params[name] = value
         return self.text(locale, reply.key).format(**params)

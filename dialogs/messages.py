@@ -35,6 +35,12 @@ NOTHING_TO_RATE = "rating.nothing_to_rate"
 UNKNOWN_SENDER = "rating.unknown_sender"
 # One line of a reasons list. Params: number, label.
 REASON_LINE = "rating.reason_line"
+# The person's unrated cases (the keyword 评价). Params: count, cases (tuple of CaseView); the first is open.
+LIST = "rating.list"
+# One line of that list. Params: number, item, completed_at.
+CASE_LINE = "rating.case_line"
+# A new follower of the official account.
+GREETING = "rating.greeting"
 
 ALL: tuple[str, ...] = (
     REMINDER,
@@ -51,6 +57,9 @@ ALL: tuple[str, ...] = (
     NOTHING_TO_RATE,
     UNKNOWN_SENDER,
     REASON_LINE,
+    LIST,
+    CASE_LINE,
+    GREETING,
 )
 
 # The rating page (the link in every reminder). Params as named.

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dialogs.grades import PROMPT_DIGITS, Grade
 
 OPT_OUT_WORDS = frozenset({"退订", "td", "stop", "取消", "退訂", "unsubscribe"})
+LIST_WORDS = frozenset({"评价", "評價", "rate", "待评价", "待評價"})
 
 # Longest first: "非常不满意" must win over "不满意" and "满意" at the same place.
 _GRADE_WORDS: tuple[tuple[str, Grade], ...] = (
@@ -73,6 +74,12 @@ def is_opt_out(text: str) -> bool:
     while end > start and _is_filler(word[end - 1]):
         end -= 1
     return word[start:end].lower() in OPT_OUT_WORDS
+
+
+def is_list_request(text: str) -> bool:
+    """The keyword 评价 alone: the person asks which of their cases wait for a rating."""
+    word = normalize(text)
+    return word.strip("".join(c for c in word if _is_filler(c))).lower() in LIST_WORDS
 
 
 def has_words(text: str) -> bool:

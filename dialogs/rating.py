@@ -15,7 +15,7 @@ from typing import Any
 
 from dialogs import messages as m
 from dialogs.grades import Grade
-from dialogs.parse import clean_text, has_words, is_opt_out, parse_grade, parse_reasons
+from dialogs.parse import clean_text, has_words, is_list_request, is_opt_out, parse_grade, parse_reasons
 from dialogs.types import AddText, CaseView, Effect, Inbound, OptOut, RecordRating, Reply
 
 OTHER = "other"
@@ -37,6 +37,8 @@ class Rules:
     ttl: timedelta = timedelta(hours=24)  # a conversation waiting for a grade or reasons
     more_text_ttl: timedelta = timedelta(minutes=30)  # waiting for the optional sentence
     max_reprompts: int = 2
+    # WeChat (CONTRACT): a grade from a person with exactly one unrated case rates it, menu or not.
+    rate_single_directly: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +85,7 @@ class Context:
     oldest_unrated: CaseView | None  # without an open conversation: the case to offer
     unrated: int = 0  # how many cases the person has left to rate
     known: bool = False  # whether we have any case for this person at all
+    unrated_cases: tuple[CaseView, ...] = ()  # the oldest few, oldest first (for the list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,10 +117,12 @@ def step(state: State | None, inbound: Inbound, ctx: Context, rules: Rules, now:
     """One message from the person; `state` is None when no conversation is open."""
     if is_opt_out(inbound.text):
         return Outcome(None, (Reply(m.OPTED_OUT),), (OptOut(),))
+    if is_list_request(inbound.text):
+        return _listing(ctx, rules, now)
     if state is not None and (state.expires_at <= now or ctx.case is None or ctx.case.id != state.case_id):
         state = None
     if state is None:
-        return _without_conversation(ctx, rules, now)
+        return _without_conversation(ctx, rules, now, inbound.text)
     case = ctx.case
     assert case is not None
     if state.step is Step.GRADE:
@@ -129,12 +134,30 @@ def step(state: State | None, inbound: Inbound, ctx: Context, rules: Rules, now:
     return _on_more_text(state, inbound, ctx, rules, now)
 
 
-def _without_conversation(ctx: Context, rules: Rules, now: datetime) -> Outcome:
-    """Contract: the message is not a grade; the person gets the menu of their oldest unrated case."""
+def greet(ctx: Context, rules: Rules, now: datetime) -> Outcome:
+    """A new follower: welcome, then the cases waiting for them (and the first one's menu is open)."""
+    listing = _listing(ctx, rules, now)
+    return Outcome(listing.state, (Reply(m.GREETING), *listing.replies))
+
+
+def _listing(ctx: Context, rules: Rules, now: datetime) -> Outcome:
     case = ctx.oldest_unrated
     if case is None:
         return Outcome(None, (Reply(m.NOTHING_TO_RATE if ctx.known else m.UNKNOWN_SENDER),))
     state = State(case_id=case.id, step=Step.GRADE, expires_at=now + rules.ttl)
+    cases = ctx.unrated_cases or (case,)
+    return Outcome(state, (Reply(m.LIST, {"count": max(ctx.unrated, len(cases)), "cases": cases}),))
+
+
+def _without_conversation(ctx: Context, rules: Rules, now: datetime, text: str = "") -> Outcome:
+    """Contract: the message is not a grade; the person gets the menu of their oldest unrated case.
+    On WeChat, a person with exactly one unrated case is understood at once."""
+    case = ctx.oldest_unrated
+    if case is None:
+        return Outcome(None, (Reply(m.NOTHING_TO_RATE if ctx.known else m.UNKNOWN_SENDER),))
+    state = State(case_id=case.id, step=Step.GRADE, expires_at=now + rules.ttl)
+    if rules.rate_single_directly and ctx.unrated == 1 and parse_grade(text) is not None:
+        return _on_grade(state, case, text, rules, now)
     menu = Reply(
         m.MENU,
         {"item": case.item_name, "completed_at": case.completed_at, "link": case.link,
@@ -191,5 +214,5 @@ def _on_more_text(state: State, inbound: Inbound, ctx: Context, rules: Rules, no
     """A sentence is added to the stored rating; a bare digit is more likely meant for the next case."""
     words = clean_text(inbound.text)
     if not has_words(words):
-        return _without_conversation(ctx, rules, now)
+        return _without_conversation(ctx, rules, now, inbound.text)
     return Outcome(None, (Reply(m.THANKS_TEXT),), (AddText(state.case_id, words),))

@@ -13,7 +13,7 @@ import pytest
 from bot.i18n import LOCALES_DIR, SUPPORTED, Catalogs, negotiate, read_catalog
 from bot.policy import DEFAULT_REASONS
 from dialogs import messages
-from dialogs.types import Reply
+from dialogs.types import CaseView, Reply
 
 ROOT = Path(__file__).resolve().parent.parent
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
@@ -51,7 +51,8 @@ def test_every_catalog_is_complete_with_the_same_placeholders(locale):
 def test_every_message_renders(locale, key):
     params = {"item": "营业执照", "agency": "市场监管局", "completed_at": datetime(2026, 11, 20, 2, tzinfo=UTC),
               "link": "https://x/r/1.a", "count": 2, "reasons": ((1, "attitude"), (2, "other")),
-              "number": 1, "label": "x"}
+              "number": 1, "label": "x",
+              "cases": (CaseView(1, "A-1", "营业执照", "局", datetime(2026, 11, 20, 2, tzinfo=UTC), "https://x/r/1.a"),)}
     text = Catalogs().render(Reply(key, params), locale, tz=ZoneInfo("Asia/Shanghai"), reasons=DEFAULT_REASONS)
     assert text.strip() and "{" not in text
 
