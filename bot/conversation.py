@@ -19,6 +19,7 @@ from bot.ratings import RatingRefused, record
 from bot.runtime import Runtime
 from dialogs import rating
 from dialogs.addresses import mask_openid, mask_phone
+from dialogs.parse import is_list_request
 from dialogs.types import AddText, CaseView, Inbound, OptOut, RecordRating
 from store import cases as case_store
 from store import contacts, conversations
@@ -35,6 +36,7 @@ RECENT_IDS = 20
 class Answer:
     texts: list[str]
     duplicate: bool = False
+    contact_id: int | None = None  # to send later replies to (WeChat answers slow work by API)
 
 
 def case_view(rt: Runtime, case: Case) -> CaseView:
@@ -66,16 +68,21 @@ async def _handle_locked(rt: Runtime, inbound: Inbound, contact_channel: str, ad
     async with rt.db.write() as session:
         contact = await contacts.find(session, contact_channel, address_hash)
         if contact is None:
-            outcome = rating.step(None, inbound, rating.Context(None, None), rt.rules, now)
+            rules = rt.rules_for(inbound.channel)
+            empty = rating.Context(None, None)
+            outcome = (rating.greet(empty, rules, now) if inbound.kind == "subscribe"
+                       else rating.step(None, inbound, empty, rules, now))
             if any(isinstance(e, OptOut) for e in outcome.effects):
                 # A stranger who opts out stays opted out for the cases that come later.
-                contact_id = await contacts.ensure(
+                stranger = await contacts.ensure(
                     session, contact_channel, address_hash, rt.sealer.seal(inbound.address),
                     _mask(inbound.address), now)
-                await contacts.opt_out(session, contact_id, "reply", now)
+                await contacts.opt_out(session, stranger, "reply", now)
             locale = SOURCE
+            contact_id = None
         else:
             assert contact.id is not None
+            contact_id = contact.id
             conv = await conversations.get(session, contact.id, lock=rt.db.locks_rows)
             recent = list(conv.recent_ids) if conv else []
             if inbound.message_id and inbound.message_id in recent:
@@ -85,13 +92,18 @@ async def _handle_locked(rt: Runtime, inbound: Inbound, contact_channel: str, ad
             if state is not None and (current is None or (state.blocks_rating and current.rated_at is not None)):
                 state, current = None, None  # rated elsewhere meanwhile, or gone
             # The person's other cases matter only when no live conversation answers the message.
-            needs_cases = state is None or state.step is rating.Step.MORE_TEXT or state.expires_at <= now
-            oldest, unrated = await case_store.unrated_of_contact(session, contact.id) if needs_cases else (None, 0)
+            needs_cases = (state is None or state.step is rating.Step.MORE_TEXT or state.expires_at <= now
+                           or inbound.kind == "subscribe" or is_list_request(inbound.text))
+            waiting, unrated = (await case_store.unrated_of_contact(session, contact_channel, contact.id)
+                                if needs_cases else ([], 0))
+            oldest = waiting[0] if waiting else None
             ctx = rating.Context(
                 case=case_view(rt, current) if current else None,
                 oldest_unrated=case_view(rt, oldest) if oldest else None,
-                unrated=unrated, known=True)
-            outcome = rating.step(state, inbound, ctx, rt.rules, now)
+                unrated=unrated, known=True, unrated_cases=tuple(case_view(rt, c) for c in waiting))
+            rules = rt.rules_for(inbound.channel)
+            outcome = rating.greet(ctx, rules, now) if inbound.kind == "subscribe" else rating.step(
+                state, inbound, ctx, rules, now)
             await _apply(session, rt, outcome, inbound, contact.id, current, now)
             if inbound.message_id:
                 recent = [*recent, inbound.message_id][-RECENT_IDS:]
@@ -101,7 +113,7 @@ async def _handle_locked(rt: Runtime, inbound: Inbound, contact_channel: str, ad
                                      recent, now)
             talked_about = current if (current and (nxt is None or nxt.case_id == current.id)) else oldest
             locale = talked_about.locale if talked_about else SOURCE
-    return Answer([rt.render(reply, locale) for reply in outcome.replies])
+    return Answer([rt.render(reply, locale) for reply in outcome.replies], contact_id=contact_id)
 
 
 async def _apply(session: AsyncSession, rt: Runtime, outcome: rating.Outcome, inbound: Inbound,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from bot.config import Settings
@@ -11,12 +11,14 @@ from bot.i18n import Catalogs
 from bot.links import Links
 from bot.metrics import Metrics
 from bot.policy import Policy, load_policy
-from bot.state import SessionState, open_state
+from bot.state import SessionState, open_state, tokens_for
 from bot.timing import Timing
 from bot.workdays import WorkCalendar
 from channels.base import TextSender
 from channels.local import LocalSender
 from channels.twilio_sms import TwilioSender
+from channels.wechat_api import WeChatApi
+from channels.wechat_official import OfficialAccount
 from dialogs.rating import Rules
 from dialogs.types import Reply
 from store import migrate
@@ -37,9 +39,16 @@ class Runtime:
     links: Links
     sms: TextSender
     rules: Rules
+    wechat: OfficialAccount | None = None  # the official account's callbacks (WECHAT_TOKEN)
+    wechat_api: WeChatApi | None = None  # its server API (customer-service messages)
+    mp_api: WeChatApi | None = None  # the mini-program's (subscribe messages, login)
     metrics: Metrics = field(default_factory=Metrics)
     # The one clock of request handling; tests replace it to make a webhook happen at a chosen instant.
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+    def rules_for(self, channel: str) -> Rules:
+        """The dialog's rules on a channel: WeChat rates a lone unrated case at once (CONTRACT)."""
+        return replace(self.rules, rate_single_directly=True) if channel == "wechat" else self.rules
 
     def render(self, reply: Reply, locale: str) -> str:
         return self.catalogs.render(reply, locale, tz=self.policy.tz, reasons=self.policy.reasons)
@@ -73,12 +82,15 @@ async def open_runtime(settings: Settings) -> Runtime:
         raise
     sealer = Sealer(secret)
     calendar = WorkCalendar(holidays=policy.holidays, workdays=policy.workdays)
+    state = open_state(settings.redis_url, settings.redis_prefix)
+    tokens = tokens_for(state)
+    s = settings
     return Runtime(
         settings=settings,
         policy=policy,
         db=db,
         sealer=sealer,
-        state=open_state(settings.redis_url, settings.redis_prefix),
+        state=state,
         catalogs=Catalogs(),
         timing=Timing(policy, calendar),
         links=Links(settings.public_url, sealer.subkey("links")),
@@ -89,4 +101,9 @@ async def open_runtime(settings: Settings) -> Runtime:
             ttl=timedelta(hours=policy.conversation_hours),
             more_text_ttl=timedelta(minutes=policy.more_text_minutes),
         ),
+        wechat=OfficialAccount(s.wechat_token, s.wechat_encoding_aes_key, s.wechat_app_id) if s.wechat_token else None,
+        wechat_api=(WeChatApi(s.wechat_app_id, s.wechat_app_secret, tokens, s.wechat_api_base_url)
+                    if s.wechat_app_id and s.wechat_app_secret else None),
+        mp_api=(WeChatApi(s.wechat_mp_app_id, s.wechat_mp_app_secret, tokens, s.wechat_api_base_url)
+                if s.wechat_mp_app_id and s.wechat_mp_app_secret else None),
     )

@@ -21,12 +21,13 @@ async def tick(rt: Runtime, now: datetime) -> dict[str, int]:
     started = time.perf_counter()
     # Defaults first: a case whose default is due must not be reminded a moment before it is rated.
     applied = await defaults.apply(rt, now)
-    counts = {
-        "reminders": await reminders.sweep(rt, now),
-        "defaults": applied,
-        "overdue": 0,
-        "sent": await sender.deliver_due(rt, now),
-    }
+    reminded = await reminders.sweep(rt, now)
+    delivery = await sender.deliver_due(rt, now)
+    sent = delivery.sent
+    if delivery.fallbacks:  # mini-program reminders refused: their SMS go in this same tick
+        reminded += await reminders.sweep(rt, now)
+        sent += (await sender.deliver_due(rt, now)).sent
+    counts = {"reminders": reminded, "defaults": applied, "overdue": 0, "sent": sent}
     rt.metrics.tick.observe(time.perf_counter() - started)
     return counts
 

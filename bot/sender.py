@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import update
 from sqlmodel import col
@@ -18,7 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.runtime import Runtime
 from channels.base import Failed, Retry, SendResult, Sent, Stopped
 from store import contacts, outbox
-from store.models import OutboxMessage
+from store.models import Case, OutboxMessage
 
 log = logging.getLogger("haochaping.sender")
 
@@ -34,26 +36,87 @@ def backoff(attempts: int) -> timedelta:
     return BACKOFF[min(attempts - 1, len(BACKOFF) - 1)]
 
 
-async def deliver_due(rt: Runtime, now: datetime) -> int:
-    """Send every message due at `now`; the number accepted by the provider."""
-    sent = 0
+@dataclass(frozen=True)
+class Job:
+    id: int
+    kind: str
+    channel: str
+    case_id: int | None
+    contact_id: int
+    to: str
+    body: str
+    payload: dict[str, Any] | None
+    attempts: int
+
+
+@dataclass
+class Delivery:
+    sent: int = 0
+    fallbacks: int = 0  # mini-program reminders refused, to go by SMS instead
+
+
+async def deliver_due(rt: Runtime, now: datetime, *, only_kinds: tuple[str, ...] = ()) -> Delivery:
+    """Send every message due at `now` (or only those of `only_kinds`)."""
+    done = Delivery()
     while True:
         async with rt.db.write() as session:
             # Reminders keep the quiet hours on every attempt, not only the first.
             quiet = ("reminder",) if rt.timing.quiet(now) else ()
             wall = datetime.now(UTC)  # the lease is a lock on real time, not business time
             claimed = await outbox.claim_due(session, now, BATCH, wall + LEASE, wall, skip_locked=rt.db.locks_rows,
-                                             skip_kinds=quiet)
-            work = [(m.id, m.channel, rt.sealer.open(c.address_sealed), m.body, m.attempts, c.id)
-                    for m, c in claimed]
-        if not work:
-            return sent
+                                             skip_kinds=quiet, only_kinds=only_kinds)
+            jobs = [Job(m.id, m.kind, m.channel, m.case_id, c.id, rt.sealer.open(c.address_sealed), m.body,  # type: ignore[arg-type]
+                        m.payload, m.attempts) for m, c in claimed]
+        if not jobs:
+            return done
         gate = asyncio.Semaphore(CONCURRENCY)
-        results = await asyncio.gather(*(_send(rt, gate, to, body) for _i, _ch, to, body, _a, _c in work))
+        results = await asyncio.gather(*(_send(rt, gate, job) for job in jobs))
         async with rt.db.write() as session:
-            for (message_id, channel, _to, _body, attempts, contact_id), result in zip(work, results, strict=True):
-                sent += await _record(session, rt, message_id, channel, attempts, contact_id, result, now)
+            for job, result in zip(jobs, results, strict=True):
+                await _record(session, rt, job, result, now, done)
             await _apply_early_receipts(session, [r.provider_id for r in results if isinstance(r, Sent)], now)
+
+
+async def _send(rt: Runtime, gate: asyncio.Semaphore, job: Job) -> SendResult:
+    async with gate:
+        if job.channel == "sms":
+            return await rt.sms.send(job.to, job.body)
+        if job.channel == "wechat" and rt.wechat_api is not None:
+            return await rt.wechat_api.send_text(job.to, job.body)
+        if job.channel == "miniprogram" and rt.mp_api is not None and job.payload:
+            return await rt.mp_api.send_subscribe(job.to, job.payload["template_id"], job.payload.get("page"),
+                                                  job.payload["data"])
+        return Failed(f"no provider configured for channel {job.channel}")
+
+
+async def _record(session: AsyncSession, rt: Runtime, job: Job, result: SendResult, now: datetime,
+                  done: Delivery) -> None:
+    values: dict[str, object] = {"updated_at": now, "lease_until": None}
+    if isinstance(result, Sent):
+        values.update(status="sent", provider_id=result.provider_id, sent_at=now, next_attempt_at=None, error=None)
+        done.sent += 1
+    elif isinstance(result, Retry) and job.attempts < MAX_ATTEMPTS:
+        values.update(status="pending", next_attempt_at=now + backoff(job.attempts), error=result.error)
+    elif isinstance(result, Stopped) and job.channel == "miniprogram":
+        # 43101: no subscription to use. The reminder goes by SMS when the case has a phone.
+        values.update(status="refused", next_attempt_at=None, error=result.error)
+        if job.kind == "reminder" and job.case_id is not None:
+            fell_back = await session.exec(  # type: ignore[call-overload]
+                update(Case).where(col(Case.id) == job.case_id, col(Case.phone_contact_id).is_not(None),
+                                   col(Case.rated_at).is_(None))
+                .values(remind_at=now).execution_options(synchronize_session=False))
+            done.fallbacks += int(fell_back.rowcount or 0)
+    elif isinstance(result, Stopped):
+        values.update(status="failed", next_attempt_at=None, error=result.error)
+        await contacts.opt_out(session, job.contact_id, "provider", now)
+    else:
+        assert isinstance(result, Failed | Retry)
+        values.update(status="failed", next_attempt_at=None, error=result.error)
+    await session.exec(update(OutboxMessage).where(col(OutboxMessage.id) == job.id).values(**values))  # type: ignore[call-overload]
+    label = type(result).__name__.lower()
+    rt.metrics.sends.labels(job.channel, label).inc()
+    if not isinstance(result, Sent):
+        log.warning("outbox message %s (%s): %s (%s)", job.id, job.channel, label, getattr(result, "error", ""))
 
 
 async def _apply_early_receipts(session: AsyncSession, provider_ids: list[str], now: datetime) -> None:
@@ -66,30 +129,3 @@ async def _apply_early_receipts(session: AsyncSession, provider_ids: list[str], 
         session.add(message)
         if receipt.stopped:
             await contacts.opt_out(session, message.contact_id, "provider", now)
-
-
-async def _send(rt: Runtime, gate: asyncio.Semaphore, to: str, body: str) -> SendResult:
-    async with gate:
-        return await rt.sms.send(to, body)
-
-
-async def _record(session: AsyncSession, rt: Runtime, message_id: int | None, channel: str, attempts: int,
-                  contact_id: int | None, result: SendResult, now: datetime) -> int:
-    values: dict[str, object] = {"updated_at": now, "lease_until": None}
-    if isinstance(result, Sent):
-        values.update(status="sent", provider_id=result.provider_id, sent_at=now, next_attempt_at=None, error=None)
-    elif isinstance(result, Retry) and attempts < MAX_ATTEMPTS:
-        values.update(status="pending", next_attempt_at=now + backoff(attempts), error=result.error)
-    elif isinstance(result, Stopped):
-        values.update(status="failed", next_attempt_at=None, error=result.error)
-        assert contact_id is not None
-        await contacts.opt_out(session, contact_id, "provider", now)
-    else:
-        assert isinstance(result, Failed | Retry)
-        values.update(status="failed", next_attempt_at=None, error=result.error)
-    await session.exec(update(OutboxMessage).where(col(OutboxMessage.id) == message_id).values(**values))
-    label = type(result).__name__.lower()
-    rt.metrics.sends.labels(channel, label).inc()
-    if not isinstance(result, Sent):
-        log.warning("outbox message %s: %s (%s)", message_id, label, getattr(result, "error", ""))
-    return int(isinstance(result, Sent))

@@ -118,3 +118,77 @@ class RedisState:
 
 def open_state(redis_url: str | None, prefix: str) -> SessionState:
     return RedisState(redis_url, prefix) if redis_url else MemoryState()
+
+
+class MemoryTokens:
+    """Provider access tokens for one process (a `TokenStore`)."""
+
+    def __init__(self) -> None:
+        self._tokens: dict[str, tuple[str, float]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def get(self, key: str) -> str | None:
+        found = self._tokens.get(key)
+        return found[0] if found and found[1] > time.monotonic() else None
+
+    async def put(self, key: str, token: str, ttl: int) -> None:
+        self._tokens[key] = (token, time.monotonic() + ttl)
+
+    async def drop(self, key: str, token: str) -> None:
+        if self._tokens.get(key, ("",))[0] == token:
+            del self._tokens[key]
+
+    def refresh_lock(self, key: str) -> asyncio.Lock:
+        return self._locks.setdefault(key, asyncio.Lock())
+
+
+# Delete the key only if it still holds the token we saw fail: a newer token fetched by another
+# process must survive a late "invalid token" from an old call.
+_DROP_IF_SAME = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
+
+
+class RedisTokens:
+    """Provider access tokens shared by every process, refreshed by one at a time."""
+
+    def __init__(self, redis: aioredis.Redis, prefix: str) -> None:
+        self.redis = redis
+        self.prefix = prefix
+
+    async def get(self, key: str) -> str | None:
+        try:
+            found = await self.redis.get(self.prefix + key)
+        except RedisError as exc:
+            raise StateUnavailable(f"redis: {exc}") from exc
+        return found.decode() if found else None
+
+    async def put(self, key: str, token: str, ttl: int) -> None:
+        try:
+            await self.redis.set(self.prefix + key, token.encode(), ex=ttl)
+        except RedisError as exc:
+            raise StateUnavailable(f"redis: {exc}") from exc
+
+    async def drop(self, key: str, token: str) -> None:
+        try:
+            await self.redis.eval(_DROP_IF_SAME, 1, self.prefix + key, token)
+        except RedisError as exc:
+            raise StateUnavailable(f"redis: {exc}") from exc
+
+    @asynccontextmanager
+    async def refresh_lock(self, key: str) -> AsyncIterator[None]:
+        lock = self.redis.lock(f"{self.prefix}lock:{key}", timeout=30, blocking_timeout=20)
+        try:
+            if not await lock.acquire():
+                raise StateUnavailable(f"token refresh lock {key} busy for 20 s")
+        except RedisError as exc:
+            raise StateUnavailable(f"redis: {exc}") from exc
+        try:
+            yield
+        finally:
+            try:
+                await lock.release()
+            except (LockError, RedisError):
+                pass
+
+
+def tokens_for(state: SessionState) -> MemoryTokens | RedisTokens:
+    return RedisTokens(state.redis, state.prefix) if isinstance(state, RedisState) else MemoryTokens()

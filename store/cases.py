@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from store.models import Case, Contact
+from store.models import Case
 
 Cursor = tuple[datetime, int] | None
 
@@ -85,22 +85,21 @@ def _after(column: Any, cursor: Cursor) -> Any:
 
 
 async def due_reminders(session: AsyncSession, now: datetime, cursor: Cursor, limit: int,
-                        *, skip_locked: bool) -> list[tuple[Case, Contact]]:
-    """Cases whose reminder is due, oldest first, with the contact it goes to.
+                        *, skip_locked: bool) -> list[Case]:
+    """Cases whose reminder is due, oldest first.
 
     Keyset pagination (remind_at, id) lets one sweep walk past reminders that must keep waiting
     (the person is in another conversation) without seeing them again in the same sweep.
     """
     stmt = (
-        select(Case, Contact)
-        .join(Contact, col(Contact.id) == col(Case.phone_contact_id))
+        select(Case)
         .where(col(Case.remind_at) <= now, _after(col(Case.remind_at), cursor))
         .order_by(col(Case.remind_at), col(Case.id))
         .limit(limit)
     )
     if skip_locked:
-        stmt = stmt.with_for_update(skip_locked=True, of=Case)  # type: ignore[arg-type]
-    return list((await session.exec(stmt)).all())  # type: ignore[arg-type]
+        stmt = stmt.with_for_update(skip_locked=True)
+    return list((await session.exec(stmt)).all())
 
 
 async def due_defaults(session: AsyncSession, now: datetime, limit: int, *, skip_locked: bool) -> list[Case]:
@@ -111,12 +110,17 @@ async def due_defaults(session: AsyncSession, now: datetime, limit: int, *, skip
     return list((await session.exec(stmt)).all())
 
 
-async def unrated_of_contact(session: AsyncSession, contact_id: int) -> tuple[Case | None, int]:
-    """The oldest case of a phone contact still waiting for its first rating, and how many wait."""
-    where = (col(Case.phone_contact_id) == contact_id, col(Case.rated_at).is_(None))
-    oldest = (await session.exec(
-        select(Case).where(*where).order_by(col(Case.completed_at), col(Case.id)).limit(1))).first()
-    if oldest is None:
-        return None, 0
+CONTACT_COLUMNS = {"phone": "phone_contact_id", "wechat": "wechat_contact_id", "miniprogram": "mp_contact_id"}
+
+
+async def unrated_of_contact(session: AsyncSession, contact_channel: str, contact_id: int,
+                             limit: int = 5) -> tuple[list[Case], int]:
+    """The oldest cases of a contact still waiting for their first rating (at most `limit`), and how many wait."""
+    column = getattr(Case, CONTACT_COLUMNS[contact_channel])
+    where = (col(column) == contact_id, col(Case.rated_at).is_(None))
+    oldest = list((await session.exec(
+        select(Case).where(*where).order_by(col(Case.completed_at), col(Case.id)).limit(limit))).all())
+    if len(oldest) < limit:
+        return oldest, len(oldest)
     count = (await session.exec(select(func.count()).select_from(Case).where(*where))).one()
     return oldest, int(count)

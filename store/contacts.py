@@ -67,3 +67,11 @@ async def ensure_many(session: AsyncSession, channel: str, wanted: dict[str, tup
                 await ensure(session, channel, h, wanted[h][0], wanted[h][1], now)
         ids = await ids_by_hash(session, channel, wanted)
     return ids
+
+
+async def by_ids(session: AsyncSession, ids: Iterable[int]) -> dict[int, Contact]:
+    wanted = list(set(ids))
+    if not wanted:
+        return {}
+    rows = (await session.exec(select(Contact).where(col(Contact.id).in_(wanted)))).all()
+    return {c.id: c for c in rows}  # type: ignore[misc]

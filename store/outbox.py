@@ -15,7 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from store.models import Contact, DeliveryReceipt, OutboxMessage
 
-TERMINAL = frozenset({"sent", "delivered", "undelivered", "failed", "skipped", "read"})
+TERMINAL = frozenset({"sent", "delivered", "undelivered", "failed", "skipped", "read", "refused"})
 # Later delivery states win: a late "sent" must not overwrite "delivered".
 RANK = {"pending": 0, "accepted": 1, "queued": 1, "sending": 2, "sent": 3, "delivered": 4, "undelivered": 4,
         "failed": 4, "read": 5}
@@ -32,7 +32,8 @@ async def enqueue(session: AsyncSession, message: OutboxMessage) -> bool:
 
 
 async def claim_due(session: AsyncSession, now: datetime, limit: int, lease_until: datetime, wall_now: datetime,
-                    *, skip_locked: bool, skip_kinds: tuple[str, ...] = ()) -> list[tuple[OutboxMessage, Contact]]:
+                    *, skip_locked: bool, skip_kinds: tuple[str, ...] = (),
+                    only_kinds: tuple[str, ...] = ()) -> list[tuple[OutboxMessage, Contact]]:
     """Messages due at `now` that no live lease holds, leased until `lease_until`.
 
     Due-ness is business time (`now`, which a test or `tick --now` may set); the lease is a
@@ -44,7 +45,8 @@ async def claim_due(session: AsyncSession, now: datetime, limit: int, lease_unti
         .join(Contact, col(Contact.id) == col(OutboxMessage.contact_id))
         .where(col(OutboxMessage.next_attempt_at) <= now,
                or_(col(OutboxMessage.lease_until).is_(None), col(OutboxMessage.lease_until) <= wall_now),
-               col(OutboxMessage.kind).not_in(skip_kinds) if skip_kinds else True)
+               col(OutboxMessage.kind).not_in(skip_kinds) if skip_kinds else True,
+               col(OutboxMessage.kind).in_(only_kinds) if only_kinds else True)
         .order_by(col(OutboxMessage.next_attempt_at), col(OutboxMessage.id))
         .limit(limit)
     )
@@ -99,3 +101,12 @@ async def receipts_for(session: AsyncSession, provider_ids: list[str]) -> list[D
     stmt = select(DeliveryReceipt).where(col(DeliveryReceipt.provider_id).in_(provider_ids)).order_by(
         col(DeliveryReceipt.id))
     return list((await session.exec(stmt)).all())
+
+
+async def cases_with(session: AsyncSession, case_ids: list[int], kind: str, channel: str) -> set[int]:
+    """Which of these cases have a message of this kind on this channel already (whatever its status)."""
+    if not case_ids:
+        return set()
+    stmt = select(OutboxMessage.case_id).where(col(OutboxMessage.case_id).in_(case_ids),
+                                               OutboxMessage.kind == kind, OutboxMessage.channel == channel)
+    return {i for i in (await session.exec(stmt)).all() if i is not None}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from bot.runtime import Runtime
-from bot.web import api, health, middleware, rating_page, stats, twilio_hooks
+from bot.web import api, health, middleware, rating_page, stats, twilio_hooks, wechat_hooks
 from bot.web.common import BODY_LIMIT, RUNTIME
 
 
@@ -20,4 +20,5 @@ def build_app(rt: Runtime) -> web.Application:
     stats.setup(app)
     twilio_hooks.setup(app)
     rating_page.setup(app)
+    wechat_hooks.setup(app)
     return app

@@ -1,0 +1,88 @@
+"""The official account's callback (CONTRACT "Webhooks"): GET for the URL check, POST for messages.
+
+WeChat waits 5 seconds, then retries. The conversation is given 4; when it takes longer the answer
+is "success" and the replies follow through the customer-service message API, from the outbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+
+from aiohttp import web
+
+from bot import conversation, sender
+from bot.runtime import Runtime
+from bot.web.common import now, runtime
+from channels.wechat_official import Malformed, OfficialAccount, Refused
+from dialogs.types import Inbound
+from store import outbox
+from store.models import OutboxMessage
+
+log = logging.getLogger("haochaping.wechat")
+ANSWER_WITHIN = 4.0
+_late: set[asyncio.Task[None]] = set()  # replies still being sent after the answer went
+
+
+def _account(request: web.Request) -> OfficialAccount:
+    account = runtime(request).wechat
+    if account is None:
+        raise web.HTTPNotFound(text="WeChat is not configured")
+    return account
+
+
+async def url_check(request: web.Request) -> web.Response:
+    echo = _account(request).url_check(request.query)
+    if echo is None:
+        raise web.HTTPForbidden(text="invalid signature")
+    return web.Response(text=echo, content_type="text/plain")
+
+
+async def message(request: web.Request) -> web.Response:
+    account = _account(request)
+    rt = runtime(request)
+    stamp = now(request)
+    try:
+        inbound = account.open(request.query, await request.read(), stamp)
+    except Refused as exc:
+        raise web.HTTPForbidden(text=f"refused: {exc}") from None
+    except Malformed as exc:
+        raise web.HTTPBadRequest(text=f"malformed: {exc}") from None
+    if inbound.kind == "other":
+        return web.Response(text="success", content_type="text/plain")
+    neutral = Inbound(channel="wechat", address=inbound.openid, text=inbound.text, message_id=inbound.dedupe_id,
+                      received_at=stamp, kind=inbound.kind)
+    work = asyncio.ensure_future(conversation.handle(rt, neutral, "wechat"))
+    try:
+        answer = await asyncio.wait_for(asyncio.shield(work), ANSWER_WITHIN)
+    except TimeoutError:
+        late = asyncio.ensure_future(_send_later(rt, work, stamp))
+        _late.add(late)
+        late.add_done_callback(_late.discard)
+        return web.Response(text="success", content_type="text/plain")
+    if answer.duplicate or not answer.texts:
+        return web.Response(text="success", content_type="text/plain")
+    xml = account.reply(inbound, answer.texts, request.query.get("nonce", ""), request.query.get("timestamp", ""))
+    return web.Response(text=xml, content_type="text/xml", charset="utf-8")
+
+
+async def _send_later(rt: Runtime, work: asyncio.Future[conversation.Answer], stamp: datetime) -> None:
+    """The conversation outran WeChat's patience: its replies go as customer-service messages."""
+    try:
+        answer = await work
+        if answer.duplicate or not answer.texts or answer.contact_id is None:
+            return
+        async with rt.db.write() as session:
+            for text in answer.texts:
+                await outbox.enqueue(session, OutboxMessage(
+                    kind="reply", channel="wechat", contact_id=answer.contact_id, body=text, status="pending",
+                    next_attempt_at=stamp, created_at=stamp, updated_at=stamp, provider="wechat"))
+        await sender.deliver_due(rt, stamp, only_kinds=("reply",))
+    except Exception:
+        log.exception("late WeChat reply failed")
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/webhooks/wechat", url_check)
+    app.router.add_post("/webhooks/wechat", message)
