@@ -20,7 +20,8 @@ from typing import Any
 
 import pytest
 from fakes.twilio_api import FakeTwilio
-from helpers import PUBLIC_URL, TOKEN, Clock, Hcp
+from fakes.wechat_api import FakeWeChat
+from helpers import PUBLIC_URL, TOKEN, WX, Clock, Hcp
 from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlmodel import SQLModel
 
@@ -145,6 +146,19 @@ async def fake_twilio() -> AsyncIterator[FakeTwilio]:
 
 
 @pytest.fixture
+async def fake_wechat() -> AsyncIterator[FakeWeChat]:
+    fake = await FakeWeChat({WX["app_id"]: WX["app_secret"], WX["mp_app_id"]: WX["mp_app_secret"]}).start()
+    yield fake
+    await fake.close()
+
+
+@pytest.fixture
+def wechat_safe_mode() -> bool:
+    """The official account in safe mode (an AES key set), as the acceptance suite runs it."""
+    return True
+
+
+@pytest.fixture
 def policy_path(tmp_path: Path) -> str | None:
     """None: the built-in policy (the contract's values). Override in a test module to change it."""
     return None
@@ -152,12 +166,16 @@ def policy_path(tmp_path: Path) -> str | None:
 
 @pytest.fixture
 def settings(database_url: str, redis_url: tuple[str | None, str], fake_twilio: FakeTwilio,
-             policy_path: str | None) -> Settings:
+             fake_wechat: FakeWeChat, wechat_safe_mode: bool, policy_path: str | None) -> Settings:
     return Settings(
         database_url=database_url, redis_url=redis_url[0], redis_prefix=redis_url[1], public_url=PUBLIC_URL,
         api_token=TOKEN, policy_path=policy_path, scheduler=False,
         twilio_account_sid=fake_twilio.account_sid, twilio_auth_token=fake_twilio.auth_token,
         twilio_sms_from="+8610690012345", twilio_api_base_url=fake_twilio.base_url,
+        wechat_token=WX["token"], wechat_encoding_aes_key=WX["aes_key"] if wechat_safe_mode else None,
+        wechat_app_id=WX["app_id"], wechat_app_secret=WX["app_secret"], wechat_mp_app_id=WX["mp_app_id"],
+        wechat_mp_app_secret=WX["mp_app_secret"], wechat_mp_template_id=WX["template_id"],
+        wechat_mp_page="pages/rate/index", wechat_api_base_url=fake_wechat.base_url,
     )
 
 
@@ -175,6 +193,6 @@ async def rt(settings: Settings, clock: Clock) -> AsyncIterator[Runtime]:
 
 
 @pytest.fixture
-async def hcp(rt: Runtime, aiohttp_client, fake_twilio: FakeTwilio, clock: Clock) -> Hcp:
+async def hcp(rt: Runtime, aiohttp_client, fake_twilio: FakeTwilio, fake_wechat: FakeWeChat, clock: Clock) -> Hcp:
     client = await aiohttp_client(build_app(rt))
-    return Hcp(rt=rt, client=client, twilio=fake_twilio, clock=clock)
+    return Hcp(rt=rt, client=client, twilio=fake_twilio, clock=clock, wechat=fake_wechat)

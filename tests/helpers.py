@@ -21,6 +21,11 @@ from bot.runtime import Runtime
 
 PUBLIC_URL = "https://hcp.example.gov.cn"
 TOKEN = "test-token-" + "x" * 20
+WX = {
+    "token": "wxtoken" + "k" * 9, "aes_key": "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG", "app_id": "wx0123456789abcdef",
+    "app_secret": "s" * 32, "mp_app_id": "wxmp0123456789abcd", "mp_app_secret": "m" * 32,
+    "template_id": "tpl-rating-reminder",
+}
 
 
 @dataclass
@@ -63,6 +68,7 @@ class Hcp:
     client: TestClient
     twilio: FakeTwilio
     clock: Clock
+    wechat: Any = None  # FakeWeChat
     _phones: set[str] = field(default_factory=set)
 
     # --- test data ------------------------------------------------------------------------------
@@ -159,3 +165,70 @@ class Hcp:
         sms = self.twilio.sms_to(phone)
         assert sms, f"no reminder reached the fake Twilio for {phone}"
         return doc["case_no"], phone, sms[-1]
+
+    # --- WeChat (the official account's server, played with wechatpy's own crypto) ------------------
+    @staticmethod
+    def new_openid() -> str:
+        return "o" + secrets.token_urlsafe(20)[:27]
+
+    @staticmethod
+    def wx_text(openid: str, content: str, msg_id: str | None = None, created: int = 1) -> str:
+        return (f"<xml><ToUserName><![CDATA[gh_0123456789ab]]></ToUserName>"
+                f"<FromUserName><![CDATA[{openid}]]></FromUserName><CreateTime>{created}</CreateTime>"
+                f"<MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{content}]]></Content>"
+                f"<MsgId>{msg_id or secrets.randbelow(10**18)}</MsgId></xml>")
+
+    @staticmethod
+    def wx_event(openid: str, event: str, created: int = 1) -> str:
+        return (f"<xml><ToUserName><![CDATA[gh_0123456789ab]]></ToUserName>"
+                f"<FromUserName><![CDATA[{openid}]]></FromUserName><CreateTime>{created}</CreateTime>"
+                f"<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[{event}]]></Event></xml>")
+
+    def wx_crypto(self) -> Any:
+        from wechatpy.crypto import WeChatCrypto
+
+        return WeChatCrypto(WX["token"], WX["aes_key"], WX["app_id"])
+
+    async def wechat_post(self, xml: str | bytes, *, encrypted: bool = True, good: bool = True,
+                          good_msg_signature: bool = True, timestamp: int | None = None,
+                          raw_body: bytes | None = None) -> tuple[int, str | None, str]:
+        """POST /webhooks/wechat as WeChat's server does; (status, the reply's plaintext XML, raw text)."""
+        import hashlib
+        import re
+
+        ts = str(timestamp if timestamp is not None else int(self.clock().timestamp()))
+        nonce = secrets.token_hex(5)
+        signature = hashlib.sha1("".join(sorted([WX["token"], ts, nonce])).encode()).hexdigest() if good else "0" * 40
+        query = {"signature": signature, "timestamp": ts, "nonce": nonce, "openid": "x"}
+        body: bytes
+        if encrypted:
+            envelope = self.wx_crypto().encrypt_message(xml if isinstance(xml, str) else xml.decode(), nonce, ts)
+            encrypt = re.search(r"<Encrypt><!\[CDATA\[(.*?)\]\]></Encrypt>", envelope, re.S).group(1)
+            msg_sig = re.search(r"<MsgSignature><!\[CDATA\[(.*?)\]\]></MsgSignature>", envelope, re.S).group(1)
+            query.update({"encrypt_type": "aes", "msg_signature": msg_sig if good_msg_signature else "0" * 40})
+            body = (f"<xml><ToUserName><![CDATA[gh_0123456789ab]]></ToUserName>"
+                    f"<Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>").encode()
+        else:
+            body = xml.encode() if isinstance(xml, str) else xml
+        if raw_body is not None:
+            body = raw_body
+        resp = await self.client.post("/webhooks/wechat", params=query, data=body,
+                                      headers={"Content-Type": "text/xml"})
+        text = await resp.text()
+        reply = None
+        if resp.status == 200 and text.strip() and text.strip() != "success":
+            if "<Encrypt>" in text:
+                parts = {k: re.search(rf"<{k}>(?:<!\[CDATA\[)?(.*?)(?:\]\]>)?</{k}>", text, re.S).group(1)
+                         for k in ("MsgSignature", "TimeStamp", "Nonce")}
+                reply = self.wx_crypto().decrypt_message(text, parts["MsgSignature"], parts["TimeStamp"],
+                                                         parts["Nonce"])
+            else:
+                reply = text
+        return resp.status, reply, text
+
+    @staticmethod
+    def reply_content(reply_xml: str | None) -> str:
+        if not reply_xml:
+            return ""
+        root = ET.fromstring(reply_xml)
+        return root.findtext("Content") or ""
