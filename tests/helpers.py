@@ -22,7 +22,8 @@ from bot.runtime import Runtime
 PUBLIC_URL = "https://hcp.example.gov.cn"
 TOKEN = "test-token-" + "x" * 20
 WX = {
-    "token": "wxtoken" + "k" * 9, "aes_key": "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG", "app_id": "wx0123456789abcdef",
+    "token": "wxtoken" + "k" * 9, "aes_key": "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
+    "app_id": "wx0123456789abcdef",
     "app_secret": "s" * 32, "mp_app_id": "wxmp0123456789abcd", "mp_app_secret": "m" * 32,
     "template_id": "tpl-rating-reminder",
 }
