@@ -131,7 +131,7 @@ def _contact_fields(rt: Runtime, applicant: ApplicantIn | None) -> list[tuple[st
 
 def case_row(rt: Runtime, c: CaseIn, now: datetime, contact_ids: dict[str, int]) -> dict[str, Any]:
     name = c.applicant.name if c.applicant else None
-    remindable = "phone_contact_id" in contact_ids
+    remindable = "phone_contact_id" in contact_ids or "mp_contact_id" in contact_ids
     return {
         "case_no": c.case_no, "item_code": c.item_code, "item_name": c.item_name,
         "agency_code": c.agency_code, "agency_name": c.agency_name, "completed_at": c.completed_at,

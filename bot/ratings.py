@@ -8,12 +8,13 @@ conversation still asking about the case and cancels its pending reminder and de
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.intake import FieldError
 from bot.runtime import Runtime
-from dialogs.grades import Grade
+from dialogs.grades import Grade, parse_grade_name
 from store import conversations
 from store import evaluations as evaluation_store
 from store.models import Case, Evaluation
@@ -71,3 +72,36 @@ async def record(session: AsyncSession, rt: Runtime, case: Case, grade: Grade, r
     await session.flush()
     rt.metrics.ratings.labels(channel, grade.value).inc()
     return evaluation
+
+
+def rating_errors(doc: Any, reason_codes: set[str], *, channel: bool = True) -> list[FieldError]:
+    """What is wrong with a rating body (the API's and the mini-program's), field by field."""
+    if not isinstance(doc, dict):
+        return [FieldError("body", "expected a JSON object")]
+    errs = []
+    if not isinstance(doc.get("case_no"), str) or not doc["case_no"]:
+        errs.append(FieldError("case_no", "required: the case's case_no"))
+    grade = parse_grade_name(doc.get("grade"))
+    if grade is None:
+        errs.append(FieldError("grade", "expected one of very_satisfied, satisfied, basically_satisfied, "
+                                        "dissatisfied, very_dissatisfied"))
+    if channel and (doc.get("channel") not in CHANNELS or doc.get("channel") == "default"):
+        errs.append(FieldError("channel", f"expected one of {', '.join(c for c in CHANNELS if c != 'default')}"))
+    reasons = doc.get("reasons", [])
+    if reasons is None:
+        reasons = []
+    if not isinstance(reasons, list) or not all(isinstance(r, str) for r in reasons):
+        errs.append(FieldError("reasons", "expected a list of reason codes"))
+        reasons = []
+    unknown = [r for r in reasons if r not in reason_codes]
+    if unknown:
+        errs.append(FieldError("reasons", f"unknown reason code(s) {unknown}; known: {sorted(reason_codes)}"))
+    text = doc.get("text")
+    if text is not None and not isinstance(text, str):
+        errs.append(FieldError("text", "expected a string"))
+        text = None
+    if isinstance(text, str) and len(text) > 2000:
+        errs.append(FieldError("text", "at most 2000 characters"))
+    if grade is not None and grade.is_bad and not reasons and not (text and text.strip()):
+        errs.append(FieldError("reasons", "a bad grade needs at least one reason or a text"))
+    return errs

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from bot import intake, views
 from bot.intake import FieldError
-from bot.ratings import CHANNELS, RatingRefused, record
+from bot.ratings import RatingRefused, rating_errors, record
 from bot.web import ndjson
 from bot.web.common import BODY_LIMIT, BULK_LIMIT, error, json_response, now, read_json, require_token, runtime
 from dialogs.grades import parse_grade_name
@@ -98,43 +98,11 @@ async def get_case(request: web.Request) -> web.Response:
         return json_response(await views.case_json(session, rt, case))
 
 
-def _rating_errors(doc: Any, reason_codes: set[str]) -> list[FieldError]:
-    if not isinstance(doc, dict):
-        return [FieldError("body", "expected a JSON object")]
-    errs = []
-    if not isinstance(doc.get("case_no"), str) or not doc["case_no"]:
-        errs.append(FieldError("case_no", "required: the case's case_no"))
-    grade = parse_grade_name(doc.get("grade"))
-    if grade is None:
-        errs.append(FieldError("grade", "expected one of very_satisfied, satisfied, basically_satisfied, "
-                                        "dissatisfied, very_dissatisfied"))
-    if doc.get("channel") not in CHANNELS or doc.get("channel") in ("default",):
-        errs.append(FieldError("channel", f"expected one of {', '.join(c for c in CHANNELS if c != 'default')}"))
-    reasons = doc.get("reasons", [])
-    if reasons is None:
-        reasons = []
-    if not isinstance(reasons, list) or not all(isinstance(r, str) for r in reasons):
-        errs.append(FieldError("reasons", "expected a list of reason codes"))
-        reasons = []
-    unknown = [r for r in reasons if r not in reason_codes]
-    if unknown:
-        errs.append(FieldError("reasons", f"unknown reason code(s) {unknown}; known: {sorted(reason_codes)}"))
-    text = doc.get("text")
-    if text is not None and not isinstance(text, str):
-        errs.append(FieldError("text", "expected a string"))
-        text = None
-    if isinstance(text, str) and len(text) > 2000:
-        errs.append(FieldError("text", "at most 2000 characters"))
-    if grade is not None and grade.is_bad and not reasons and not (text and text.strip()):
-        errs.append(FieldError("reasons", "a bad grade needs at least one reason or a text"))
-    return errs
-
-
 async def post_evaluation(request: web.Request) -> web.Response:
     require_token(request)
     rt = runtime(request)
     doc = await read_json(request)
-    errs = _rating_errors(doc, set(rt.policy.reasons))
+    errs = rating_errors(doc, set(rt.policy.reasons))
     if errs:
         return _unprocessable(errs)
     grade = parse_grade_name(doc["grade"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from bot.runtime import Runtime
-from bot.web import api, health, middleware, rating_page, stats, twilio_hooks, wechat_hooks
+from bot.web import api, health, middleware, miniprogram, rating_page, stats, twilio_hooks, wechat_hooks
 from bot.web.common import BODY_LIMIT, RUNTIME
 
 
@@ -21,4 +21,5 @@ def build_app(rt: Runtime) -> web.Application:
     twilio_hooks.setup(app)
     rating_page.setup(app)
     wechat_hooks.setup(app)
+    miniprogram.setup(app)
     return app
