@@ -33,6 +33,12 @@ def test_log_mask_covers_every_way_a_number_is_written(text):
     assert "00138000" not in masked.replace(" ", "").replace("-", "") and "7700900123" not in masked
 
 
+def test_log_mask_covers_openids():
+    openid = "oAbCdEfGhIjKlMnOpQrStUvWxYz1"
+    masked = mask_numbers(f"from {openid}: hello")
+    assert openid not in masked and "oAbC****xYz1" in masked
+
+
 def test_the_formatter_masks_arguments_and_tracebacks():
     record = logging.LogRecord("x", logging.ERROR, __file__, 1, "number %s", ("13800138000",), None)
     try:
