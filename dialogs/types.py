@@ -23,6 +23,7 @@ class Inbound:
     text: str
     message_id: str | None
     received_at: datetime
+    kind: str = "text"  # "text", or an event the dialog answers: "subscribe"
 
 
 @dataclass(frozen=True, slots=True)
