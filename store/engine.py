@@ -47,6 +47,10 @@ class Database:
             self.read_engine = _sqlite_engine(url, "BEGIN")
         else:
             opts: dict[str, Any] = {"pool_size": 10, "max_overflow": 20, "pool_recycle": 1800}
+            if self.dialect == "postgresql":
+                # asyncpg prepares every statement; a generic plan made while a table was small (a
+                # sequential scan) would stick to it as the table grows. Plan with the real values.
+                opts["connect_args"] = {"server_settings": {"plan_cache_mode": "force_custom_plan"}}
             if self.dialect == "mysql":
                 opts["isolation_level"] = "READ COMMITTED"
             self.engine = create_async_engine(url, **opts)
