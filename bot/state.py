@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Protocol
 
 import redis.asyncio as aioredis
@@ -72,6 +72,25 @@ class MemoryState:
         return None
 
 
+@asynccontextmanager
+async def redis_lock(redis: aioredis.Redis, name: str, wait: float, hold: float = 30) -> AsyncIterator[None]:
+    """A Redis lock held at most `hold` seconds; StateUnavailable when Redis is down or `wait` runs out."""
+    lock = redis.lock(name, timeout=hold, blocking_timeout=wait)
+    try:
+        acquired = await lock.acquire()
+    except RedisError as exc:
+        raise StateUnavailable(f"redis: {exc}") from exc
+    if not acquired:
+        raise StateUnavailable(f"{name} busy for {wait:g} s")
+    try:
+        yield
+    finally:
+        try:
+            await lock.release()
+        except (LockError, RedisError):
+            pass  # expired or Redis gone: the database's conditional writes still guard the state
+
+
 class RedisState:
     def __init__(self, url: str, prefix: str = "haochaping:") -> None:
         self.redis = aioredis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
@@ -89,22 +108,8 @@ class RedisState:
         except RedisError as exc:
             raise StateUnavailable(f"redis: {exc}") from exc
 
-    @asynccontextmanager
-    async def lock(self, key: str) -> AsyncIterator[None]:
-        lock = self.redis.lock(f"{self.prefix}lock:{key}", timeout=30, blocking_timeout=10)
-        try:
-            acquired = await lock.acquire()
-        except RedisError as exc:
-            raise StateUnavailable(f"redis: {exc}") from exc
-        if not acquired:
-            raise StateUnavailable(f"lock {key} busy for 10 s")
-        try:
-            yield
-        finally:
-            try:
-                await lock.release()
-            except (LockError, RedisError):
-                pass  # expired or Redis gone: the database's row version still guards the state
+    def lock(self, key: str) -> AbstractAsyncContextManager[None]:
+        return redis_lock(self.redis, f"{self.prefix}lock:{key}", wait=10)
 
     async def ping(self) -> None:
         try:
@@ -173,21 +178,8 @@ class RedisTokens:
         except RedisError as exc:
             raise StateUnavailable(f"redis: {exc}") from exc
 
-    @asynccontextmanager
-    async def refresh_lock(self, key: str) -> AsyncIterator[None]:
-        lock = self.redis.lock(f"{self.prefix}lock:{key}", timeout=30, blocking_timeout=20)
-        try:
-            if not await lock.acquire():
-                raise StateUnavailable(f"token refresh lock {key} busy for 20 s")
-        except RedisError as exc:
-            raise StateUnavailable(f"redis: {exc}") from exc
-        try:
-            yield
-        finally:
-            try:
-                await lock.release()
-            except (LockError, RedisError):
-                pass
+    def refresh_lock(self, key: str) -> AbstractAsyncContextManager[None]:
+        return redis_lock(self.redis, f"{self.prefix}lock:{key}", wait=20)
 
 
 def tokens_for(state: SessionState) -> MemoryTokens | RedisTokens:
