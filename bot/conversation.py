@@ -68,10 +68,7 @@ async def _handle_locked(rt: Runtime, inbound: Inbound, contact_channel: str, ad
     async with rt.db.write() as session:
         contact = await contacts.find(session, contact_channel, address_hash)
         if contact is None:
-            rules = rt.rules_for(inbound.channel)
-            empty = rating.Context(None, None)
-            outcome = (rating.greet(empty, rules, now) if inbound.kind == "subscribe"
-                       else rating.step(None, inbound, empty, rules, now))
+            outcome = _respond(rt, None, inbound, rating.Context(None, None), now)
             if any(isinstance(e, OptOut) for e in outcome.effects):
                 # A stranger who opts out stays opted out for the cases that come later.
                 stranger = await contacts.ensure(
@@ -101,9 +98,7 @@ async def _handle_locked(rt: Runtime, inbound: Inbound, contact_channel: str, ad
                 case=case_view(rt, current) if current else None,
                 oldest_unrated=case_view(rt, oldest) if oldest else None,
                 unrated=unrated, known=True, unrated_cases=tuple(case_view(rt, c) for c in waiting))
-            rules = rt.rules_for(inbound.channel)
-            outcome = rating.greet(ctx, rules, now) if inbound.kind == "subscribe" else rating.step(
-                state, inbound, ctx, rules, now)
+            outcome = _respond(rt, state, inbound, ctx, now)
             await _apply(session, rt, outcome, inbound, contact.id, current, now)
             if inbound.message_id:
                 recent = [*recent, inbound.message_id][-RECENT_IDS:]
@@ -114,6 +109,15 @@ async def _handle_locked(rt: Runtime, inbound: Inbound, contact_channel: str, ad
             talked_about = current if (current and (nxt is None or nxt.case_id == current.id)) else oldest
             locale = talked_about.locale if talked_about else SOURCE
     return Answer([rt.render(reply, locale) for reply in outcome.replies], contact_id=contact_id)
+
+
+def _respond(rt: Runtime, state: rating.State | None, inbound: Inbound, ctx: rating.Context,
+             now: datetime) -> rating.Outcome:
+    """The dialog's answer: a new follower is greeted; anything else is one step of the dialog."""
+    rules = rt.rules_for(inbound.channel)
+    if inbound.kind == "subscribe":
+        return rating.greet(ctx, rules, now)
+    return rating.step(state, inbound, ctx, rules, now)
 
 
 async def _apply(session: AsyncSession, rt: Runtime, outcome: rating.Outcome, inbound: Inbound,

@@ -34,14 +34,19 @@ class RatingRefused(Exception):
 Openness = Literal["first", "followup", "closed"]
 
 
+def followup_closes(rt: Runtime, existing: list[Evaluation]) -> datetime | None:
+    """When the one follow-up stops being accepted; None when there is none to take (unrated, or used)."""
+    if not existing or len(existing) >= 2 or any(e.is_followup for e in existing):
+        return None
+    return rt.timing.window_end(existing[0].created_at, rt.policy.followup_window)
+
+
 def openness(rt: Runtime, existing: list[Evaluation], now: datetime) -> Openness:
     """Whether a case takes its first rating, its one follow-up, or nothing more."""
     if not existing:
         return "first"
-    if len(existing) >= 2 or any(e.is_followup for e in existing):
-        return "closed"
-    closes = rt.timing.window_end(existing[0].created_at, rt.policy.followup_window)
-    return "followup" if now < closes else "closed"
+    closes = followup_closes(rt, existing)
+    return "followup" if closes is not None and now < closes else "closed"
 
 
 async def record(session: AsyncSession, rt: Runtime, case: Case, grade: Grade, reasons: tuple[str, ...],
@@ -53,10 +58,9 @@ async def record(session: AsyncSession, rt: Runtime, case: Case, grade: Grade, r
     if existing and is_default:
         raise RatingRefused("the case is rated already: no default")
     if state == "closed":
-        if len(existing) >= 2 or any(e.is_followup for e in existing):
-            raise RatingRefused("the case has its rating and its follow-up already")
-        closes = rt.timing.window_end(existing[0].created_at, rt.policy.followup_window)
-        raise RatingRefused(f"the follow-up window closed at {closes.isoformat()}")
+        closes = followup_closes(rt, existing)
+        raise RatingRefused(f"the follow-up window closed at {closes.isoformat()}" if closes
+                            else "the case has its rating and its follow-up already")
     is_followup = state == "followup"
     evaluation = Evaluation(
         case_id=case.id, grade=grade.value, score=grade.score, reasons=list(reasons), text=text,

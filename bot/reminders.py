@@ -25,7 +25,6 @@ from store import contacts, conversations, outbox
 from store.models import Case, Contact, OutboxMessage
 
 BATCH = 500
-LIMITS = {"thing": 20, "name": 10, "phrase": 5, "character_string": 32, "number": 32, "letter": 32, "symbol": 5}
 
 
 async def sweep(rt: Runtime, now: datetime) -> int:
@@ -88,7 +87,7 @@ async def _by_miniprogram(session: AsyncSession, rt: Runtime, case: Case, contac
     page = f"{settings.wechat_mp_page}?token={token}" if settings.wechat_mp_page else None
     local = case.completed_at.astimezone(rt.policy.tz)
     values = {"item": case.item_name, "agency": case.agency_name, "completed_at": local.strftime("%Y-%m-%d %H:%M")}
-    data = {field: {"value": _fit(field, values[name])} for name, field in fields.items() if name in values}
+    data = {field: {"value": values[name]} for name, field in fields.items() if name in values}
     added = await outbox.enqueue(session, OutboxMessage(
         kind="reminder", channel="miniprogram", case_id=case.id, contact_id=contact.id,
         dedupe_key=f"reminder:miniprogram:{case.id}", body=case.item_name,
@@ -98,9 +97,3 @@ async def _by_miniprogram(session: AsyncSession, rt: Runtime, case: Case, contac
     session.add(case)
     return int(added)
 
-
-def _fit(field: str, value: str) -> str:
-    """Subscribe-message fields have lengths by type (thing: 20 characters …): cut to fit."""
-    kind = field.rstrip("0123456789")
-    limit = LIMITS.get(kind)
-    return value[:limit] if limit else value

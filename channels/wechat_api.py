@@ -30,6 +30,14 @@ EXPIRED_TOKEN = frozenset({40001, 40014, 42001})
 REFUSED = 43101  # the person did not subscribe (or used up their one-time subscription)
 RETRYABLE = frozenset({-1, 45009, 45011, 45047})  # system busy, rate limits
 TIMEOUT = 10
+# Subscribe-message fields are typed by their name's prefix, and WeChat refuses (47003) a value too long.
+FIELD_LIMITS = {"thing": 20, "name": 10, "phrase": 5, "character_string": 32, "number": 32, "letter": 32,
+                "symbol": 5}
+
+
+def fit_field(field: str, value: str) -> str:
+    limit = FIELD_LIMITS.get(field.rstrip("0123456789"))
+    return value[:limit] if limit else value
 
 
 class TokenStore(Protocol):
@@ -110,8 +118,9 @@ class WeChatApi:
 
     async def send_subscribe(self, openid: str, template_id: str, page: str | None,
                              data: dict[str, dict[str, str]]) -> SendResult:
-        """A mini-program subscribe message (one per authorisation the person gave)."""
-        return await self._send(lambda c: c.wxa.send_subscribe_message(openid, template_id, data, page=page))
+        """A mini-program subscribe message (one per authorisation the person gave); values cut to fit."""
+        fitted = {f: {**v, "value": fit_field(f, str(v.get("value", "")))} for f, v in data.items()}
+        return await self._send(lambda c: c.wxa.send_subscribe_message(openid, template_id, fitted, page=page))
 
     async def code_to_session(self, code: str) -> dict[str, Any]:
         return await self.call(lambda c: c.wxa.code_to_session(code))

@@ -16,19 +16,15 @@ from store.models import Case
 Cursor = tuple[datetime, int] | None
 
 
-async def by_no(session: AsyncSession, case_no: str) -> Case | None:
-    return (await session.exec(select(Case).where(Case.case_no == case_no))).first()
-
-
-async def by_id(session: AsyncSession, case_id: int, *, lock: bool = False) -> Case | None:
-    stmt = select(Case).where(Case.id == case_id)
+async def by_no(session: AsyncSession, case_no: str, *, lock: bool = False) -> Case | None:
+    stmt = select(Case).where(Case.case_no == case_no)
     if lock:
         stmt = stmt.with_for_update()
     return (await session.exec(stmt)).first()
 
 
-async def lock_by_no(session: AsyncSession, case_no: str, *, lock: bool) -> Case | None:
-    stmt = select(Case).where(Case.case_no == case_no)
+async def by_id(session: AsyncSession, case_id: int, *, lock: bool = False) -> Case | None:
+    stmt = select(Case).where(Case.id == case_id)
     if lock:
         stmt = stmt.with_for_update()
     return (await session.exec(stmt)).first()

@@ -15,7 +15,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from store.models import Contact, DeliveryReceipt, OutboxMessage
 
-TERMINAL = frozenset({"sent", "delivered", "undelivered", "failed", "skipped", "read", "refused"})
 # Later delivery states win: a late "sent" must not overwrite "delivered".
 RANK = {"pending": 0, "accepted": 1, "queued": 1, "sending": 2, "sent": 3, "delivered": 4, "undelivered": 4,
         "failed": 4, "read": 5}

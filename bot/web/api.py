@@ -112,7 +112,7 @@ async def post_evaluation(request: web.Request) -> web.Response:
     stamp = now(request)
     try:
         async with rt.db.write() as session:
-            case = await case_store.lock_by_no(session, doc["case_no"], lock=rt.db.locks_rows)
+            case = await case_store.by_no(session, doc["case_no"], lock=rt.db.locks_rows)
             if case is None:
                 return error(404, "no such case")
             evaluation = await record(session, rt, case, grade, reasons if grade.is_bad else (), text,

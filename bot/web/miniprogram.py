@@ -122,7 +122,7 @@ async def rate(request: web.Request) -> web.Response:
             if case_id is not None:
                 case = await case_store.by_id(session, case_id, lock=rt.db.locks_rows)
             else:
-                case = await case_store.lock_by_no(session, doc["case_no"], lock=rt.db.locks_rows)
+                case = await case_store.by_no(session, doc["case_no"], lock=rt.db.locks_rows)
             if case is None or case.mp_contact_id != contact_id:
                 return error(404, "no such case for this person")
             evaluation = await record(session, rt, case, grade, reasons if grade.is_bad else (), text,
