@@ -1,11 +1,13 @@
-"""The `haochaping` command: serve, tick, db upgrade (CONTRACT "Install and run")."""
+"""The `haochaping` command: serve, tick, db upgrade (CONTRACT "Install and run"), and users."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -14,7 +16,7 @@ from datetime import UTC, datetime
 from aiohttp import web
 from sqlalchemy.engine import make_url
 
-from bot import scheduler
+from bot import scheduler, users
 from bot.config import ConfigError, Settings, load_settings
 from bot.logs import setup_logging
 from bot.policy import PolicyError, load_policy
@@ -70,6 +72,51 @@ async def db_upgrade(settings: Settings) -> str | None:
         await db.close()
 
 
+async def users_command(settings: Settings, args: argparse.Namespace, password: str | None) -> dict[str, object]:
+    """Add, list, disable a user, or set a password; only the CLI creates users (no HTTP route does)."""
+    db = Database(settings.database_url)
+    now = datetime.now(UTC)
+    try:
+        await migrate.upgrade(db)
+        async with db.write() as session:
+            if args.users_command == "add":
+                assert password is not None
+                user = await users.create(session, args.username, args.role, args.agency, password, now,
+                                          display_name=args.name)
+                return {"created": user.username, "role": user.role, "agencies": user.agencies}
+            if args.users_command == "list":
+                rows = await users.all_users(session)
+                return {"users": [{"username": u.username, "role": u.role, "agencies": u.agencies,
+                                   "disabled": u.disabled_at is not None} for u in rows]}
+            user = await users.by_name(session, args.username)
+            if user is None:
+                raise users.UserError(f"no user {args.username!r}")
+            if args.users_command == "disable":
+                user.disabled_at = now
+            else:
+                assert password is not None
+                users.validate(user.username, user.role, user.agencies, password)
+                user.password_hash = users.hash_password(password)
+            user.updated_at = now
+            session.add(user)
+            return {"updated": user.username}
+    finally:
+        await db.close()
+
+
+def read_password() -> str:
+    """HAOCHAPING_USER_PASSWORD, else a line on a piped stdin, else asked twice on the terminal."""
+    given = os.environ.get("HAOCHAPING_USER_PASSWORD")
+    if given:
+        return given
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass("password: ")
+    if getpass.getpass("again: ") != first:
+        raise users.UserError("the two passwords differ")
+    return first
+
+
 def parse_now(value: str | None, settings: Settings) -> datetime:
     if not value:
         return datetime.now(UTC)
@@ -92,6 +139,20 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("db", help="database schema")
     dsub = d.add_subparsers(dest="db_command", required=True)
     dsub.add_parser("upgrade", help="bring the database to the current schema")
+    u = sub.add_parser("users", help="people who work on work orders (L1, L2, 12345 agents, admins)")
+    usub = u.add_subparsers(dest="users_command", required=True)
+    add = usub.add_parser("add", help="create a user; the password comes from HAOCHAPING_USER_PASSWORD, "
+                                      "stdin, or the terminal")
+    add.add_argument("username")
+    add.add_argument("--role", required=True, choices=users.ROLE_NAMES)
+    add.add_argument("--agency", action="append", required=True,
+                     help="an agency code of their jurisdiction (repeat for several; * = every agency)")
+    add.add_argument("--name", help="display name")
+    usub.add_parser("list", help="list users")
+    dis = usub.add_parser("disable", help="disable a user (their tokens stop working)")
+    dis.add_argument("username")
+    pw = usub.add_parser("password", help="set a new password (their tokens stop working)")
+    pw.add_argument("username")
     return p
 
 
@@ -110,6 +171,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"haochaping tick: --now {args.now!r} is not an ISO-8601 instant", file=sys.stderr)
                 return 2
             print(json.dumps(asyncio.run(tick(settings, now))))
+        elif args.command == "users":
+            try:
+                password = read_password() if args.users_command in ("add", "password") else None
+                print(json.dumps(asyncio.run(users_command(settings, args, password)), ensure_ascii=False))
+            except users.UserError as exc:
+                print(f"haochaping users: {exc}", file=sys.stderr)
+                return 2
         elif args.command == "db":
             revision = asyncio.run(db_upgrade(settings))
             print(json.dumps({"revision": revision}))

@@ -14,13 +14,15 @@ from datetime import datetime
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot import callback_sms
 from bot.i18n import SOURCE
 from bot.ratings import RatingRefused, record
 from bot.runtime import Runtime
-from dialogs import rating
+from dialogs import callback, rating
+from dialogs import messages as m
 from dialogs.addresses import mask_openid, mask_phone
-from dialogs.parse import is_list_request
-from dialogs.types import AddText, CaseView, Inbound, OptOut, RecordRating
+from dialogs.parse import is_list_request, is_opt_out
+from dialogs.types import AddText, CaseView, Inbound, OptOut, RecordRating, Reply
 from store import cases as case_store
 from store import contacts, conversations
 from store import evaluations as evaluation_store
@@ -84,7 +86,16 @@ async def _handle_locked(rt: Runtime, inbound: Inbound, contact_channel: str, ad
             recent = list(conv.recent_ids) if conv else []
             if inbound.message_id and inbound.message_id in recent:
                 return Answer([], duplicate=True)
-            state = rating.State.from_json(conv.state) if conv and conv.case_id and conv.state else None
+            if inbound.message_id:
+                recent = [*recent, inbound.message_id][-RECENT_IDS:]
+            if conv is not None and callback.is_callback(conv.state) and conv.expires_at and conv.expires_at > now:
+                return await _callback_reply(session, rt, conv.state, inbound, contact.id, recent, now)
+            if contact.barred_until is not None and contact.barred_until > now and not is_opt_out(inbound.text):
+                await conversations.save(session, contact.id, None, None, None, recent, now)
+                return Answer([rt.render(Reply(m.BARRED, {"until": contact.barred_until}), SOURCE)],
+                              contact_id=contact_id)
+            state = rating.State.from_json(conv.state) if (conv and conv.case_id and conv.state
+                                                                and not callback.is_callback(conv.state)) else None
             current = await case_store.by_id(session, state.case_id, lock=rt.db.locks_rows) if state else None
             if state is not None and (current is None or (state.blocks_rating and current.rated_at is not None)):
                 state, current = None, None  # rated elsewhere meanwhile, or gone
@@ -100,14 +111,25 @@ async def _handle_locked(rt: Runtime, inbound: Inbound, contact_channel: str, ad
                 unrated=unrated, known=True, unrated_cases=tuple(case_view(rt, c) for c in waiting))
             outcome = _respond(rt, state, inbound, ctx, now)
             await _apply(session, rt, outcome, inbound, contact.id, current, now)
-            if inbound.message_id:
-                recent = [*recent, inbound.message_id][-RECENT_IDS:]
             nxt = outcome.state
             await conversations.save(session, contact.id, nxt.case_id if nxt else None,
                                      nxt.to_json() if nxt else None, nxt.expires_at if nxt else None,
                                      recent, now)
             talked_about = current if (current and (nxt is None or nxt.case_id == current.id)) else oldest
             locale = talked_about.locale if talked_about else SOURCE
+    return Answer([rt.render(reply, locale) for reply in outcome.replies], contact_id=contact_id)
+
+
+async def _callback_reply(session: AsyncSession, rt: Runtime, data: dict, inbound: Inbound, contact_id: int,
+                          recent: list[str], now: datetime) -> Answer:
+    """The rater answers the SMS callback question (bot/callback_sms.py)."""
+    state = callback.CallbackState.from_json(data)
+    outcome = await callback_sms.reply(session, rt, state, inbound.text, contact_id, now)
+    nxt = outcome.state
+    await conversations.save(session, contact_id, nxt.case_id if nxt else None, nxt.to_json() if nxt else None,
+                             nxt.expires_at if nxt else None, recent, now)
+    case = await case_store.by_id(session, state.case_id)
+    locale = case.locale if case else SOURCE
     return Answer([rt.render(reply, locale) for reply in outcome.replies], contact_id=contact_id)
 
 

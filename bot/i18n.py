@@ -84,9 +84,9 @@ class Catalogs:
         for name, value in reply.params.items():
             if isinstance(value, datetime):
                 params[name] = self._date(value, tz, locale)
-            elif name == "reasons":
-                line = self.text(locale, m.REASON_LINE)
-                params[name] = "\n".join(
+            elif name in ("reasons", "key_reasons"):  # written lines, or keys spoken one after another
+                line = self.text(locale, m.REASON_LINE if name == "reasons" else m.VOICE_REASON_LINE)
+                params[name] = ("\n" if name == "reasons" else " ").join(
                     line.format(number=n, label=self.reason_label(locale, code, reasons)) for n, code in value)
             elif name == "cases":
                 line = self.text(locale, m.CASE_LINE)

@@ -150,7 +150,7 @@ def case_row(rt: Runtime, c: CaseIn, now: datetime, contact_ids: dict[str, int])
     }
 
 
-async def ingest(rt: Runtime, c: CaseIn, now: datetime) -> tuple[Case, bool]:
+async def ingest(rt: Runtime, c: CaseIn, now: datetime, *, source: str = "api") -> tuple[Case, bool]:
     """Store a case; a repeat of a known case_no returns the stored case untouched."""
     async with rt.db.write() as session:
         existing = await case_store.by_no(session, c.case_no)
@@ -159,7 +159,7 @@ async def ingest(rt: Runtime, c: CaseIn, now: datetime) -> tuple[Case, bool]:
         ids = {}
         for column, channel, digest, sealed, masked in _contact_fields(rt, c.applicant):
             ids[column] = await contacts.ensure(session, channel, digest, sealed, masked, now)
-        return await case_store.add(session, Case(**case_row(rt, c, now, ids)))
+        return await case_store.add(session, Case(**{**case_row(rt, c, now, ids), "source": source}))
 
 
 async def ingest_batch(rt: Runtime, batch: list[CaseIn], now: datetime) -> tuple[int, int]:

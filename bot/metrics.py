@@ -18,6 +18,8 @@ class Metrics:
                              registry=self.registry)
         self.tick = Histogram("haochaping_tick_seconds", "Duration of one scheduler pass",
                               registry=self.registry)
+        self.work_orders = Counter("haochaping_work_order_events", "Work-order events by action", ["action"],
+                                   registry=self.registry)
         self.cases = Counter("haochaping_cases_ingested", "Cases posted", ["result"], registry=self.registry)
 
     def render(self) -> bytes:

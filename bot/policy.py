@@ -41,6 +41,28 @@ class DaySpan:
         return cls(days, unit)
 
 
+CALLBACK_BY = ("agent", "sms", "call")
+
+
+@dataclass(frozen=True)
+class CallbackRules:
+    """How a work order's callback (回访) is made, beyond the contract's keys (documented in the README).
+
+    `by`: who asks the rater: "agent" (a 12345 agent, always possible), "sms" (a text the rater
+    answers 1/2/3), "call" (an automated Twilio call, keys 1/2/3). `unreachable_after` callbacks that
+    reached nobody close the work order `unreachable`; automated calls that go unanswered are
+    retried `call_retries` times, `call_interval_minutes` apart, only inside `call_hours`, and then
+    the work order waits in the agents' queue.
+    """
+
+    days: int = 3  # working days for the callback step, after the review
+    unreachable_after: int = 3
+    by: tuple[str, ...] = ("agent",)
+    call_retries: int = 3
+    call_interval_minutes: int = 60
+    call_hours: tuple[time, time] = (time(8, 0), time(21, 0))
+
+
 DEFAULT_REASONS: dict[str, str] = {
     "attitude": "服务态度差",
     "efficiency": "办事效率低",
@@ -72,6 +94,9 @@ class Policy:
     miniprogram_fields: dict[str, str] = field(
         default_factory=lambda: {"item": "thing1", "completed_at": "time2", "agency": "thing3"})
     # Ours, beyond the contract's list (documented in the README):
+    callback: CallbackRules = CallbackRules()
+    # Reasons that concern the window clerk: a bad review giving one names the clerk on its work order.
+    clerk_reasons: tuple[str, ...] = ("attitude", "conduct")
     conversation_hours: float = 24  # an SMS conversation waits this long for a grade or reasons
     more_text_minutes: float = 30  # and this long for the optional sentence after a bad rating
 
@@ -96,6 +121,7 @@ _KNOWN = {
     "timezone", "reminder_after_hours", "quiet_hours", "default_grade", "default_after",
     "followup_window", "appeal_window", "work_order", "callback_reopen_limit", "blacklist",
     "calendar_overrides", "reasons", "miniprogram", "conversation_hours", "more_text_minutes",
+    "callback", "clerk_reasons",
 }
 
 
@@ -198,7 +224,39 @@ def parse_policy(doc: dict[str, Any]) -> Policy:
         kw["conversation_hours"] = _positive("conversation_hours", doc["conversation_hours"])
     if "more_text_minutes" in doc:
         kw["more_text_minutes"] = _positive("more_text_minutes", doc["more_text_minutes"])
+    if "callback" in doc:
+        kw["callback"] = _callback(doc["callback"])
+    if "clerk_reasons" in doc:
+        cr = doc["clerk_reasons"]
+        if not isinstance(cr, list) or not all(isinstance(c, str) for c in cr):
+            raise PolicyError(f"clerk_reasons: expected a list of reason codes, got {cr!r}")
+        kw["clerk_reasons"] = tuple(cr)
     return Policy(**kw)
+
+
+def _callback(value: Any) -> CallbackRules:
+    keys = {"days", "unreachable_after", "by", "call_retries", "call_interval_minutes", "call_hours"}
+    if not isinstance(value, dict) or set(value) - keys:
+        raise PolicyError(f"callback: expected a table with keys {sorted(keys)}, got {value!r}")
+    ints = _int_table("callback", {k: v for k, v in value.items() if k not in ("by", "call_hours")},
+                      keys - {"by", "call_hours"})
+    kw: dict[str, Any] = dict(ints)
+    if kw.get("unreachable_after", 1) < 1 or kw.get("call_interval_minutes", 1) < 1:
+        raise PolicyError("callback.unreachable_after and callback.call_interval_minutes must be at least 1")
+    if "by" in value:
+        by = value["by"]
+        if not isinstance(by, list) or not by or any(b not in CALLBACK_BY for b in by):
+            raise PolicyError(f"callback.by: expected a list drawn from {list(CALLBACK_BY)}, got {by!r}")
+        kw["by"] = tuple(dict.fromkeys(by))
+    if "call_hours" in value:
+        h = value["call_hours"]
+        if not isinstance(h, list) or len(h) != 2:
+            raise PolicyError(f"callback.call_hours: expected [\"HH:MM\", \"HH:MM\"], got {h!r}")
+        start, end = _hhmm("callback.call_hours[0]", h[0]), _hhmm("callback.call_hours[1]", h[1])
+        if not start < end:
+            raise PolicyError("callback.call_hours: the start must come before the end, within one day")
+        kw["call_hours"] = (start, end)
+    return CallbackRules(**kw)
 
 
 def load_policy(path: str | Path | None) -> Policy:

@@ -2,7 +2,11 @@
 
 One rating per case, then one follow-up (追加评价) inside the follow-up window counted from the first
 rating (a default counts as one). A bad grade needs a reason or words. Storing a rating ends every
-conversation still asking about the case and cancels its pending reminder and default.
+conversation still asking about the case and cancels its pending reminder and default; a bad one
+opens the case's work order. A rating of a case in a batch applies to every case of the batch; one
+of a case in a bundle (一件事) applies to every item of the bundle not rated on its own. A rater
+barred by the blacklist rates nothing. A work order's callback result is the case's latest rating
+but not one of its "one rating and one follow-up" (bot/work_orders.py stores it).
 """
 
 from __future__ import annotations
@@ -12,9 +16,12 @@ from typing import Any, Literal
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot import work_orders
 from bot.intake import FieldError
 from bot.runtime import Runtime
 from dialogs.grades import Grade, parse_grade_name
+from store import cases as case_store
+from store import contacts as contact_store
 from store import conversations
 from store import evaluations as evaluation_store
 from store.models import Case, Evaluation
@@ -31,11 +38,20 @@ class RatingRefused(Exception):
         self.status = status
 
 
+class RaterBarred(RatingRefused):
+    """The rater is on the blacklist until `until`: nothing they rate is stored."""
+
+    def __init__(self, until: datetime) -> None:
+        super().__init__(f"the rater is barred from rating until {until.isoformat()}", status=403)
+        self.until = until
+
+
 Openness = Literal["first", "followup", "closed"]
 
 
 def followup_closes(rt: Runtime, existing: list[Evaluation]) -> datetime | None:
     """When the one follow-up stops being accepted; None when there is none to take (unrated, or used)."""
+    existing = [e for e in existing if e.via != "callback"]
     if not existing or len(existing) >= 2 or any(e.is_followup for e in existing):
         return None
     return rt.timing.window_end(existing[0].created_at, rt.policy.followup_window)
@@ -43,28 +59,39 @@ def followup_closes(rt: Runtime, existing: list[Evaluation]) -> datetime | None:
 
 def openness(rt: Runtime, existing: list[Evaluation], now: datetime) -> Openness:
     """Whether a case takes its first rating, its one follow-up, or nothing more."""
-    if not existing:
+    if not any(e.via != "callback" for e in existing):
         return "first"
     closes = followup_closes(rt, existing)
     return "followup" if closes is not None and now < closes else "closed"
 
 
+async def barred(session: AsyncSession, case: Case, now: datetime) -> datetime | None:
+    """Until when the case's rater is barred, if they are (any of the case's addresses counts)."""
+    return await contact_store.barred_until(
+        session, (case.phone_contact_id, case.wechat_contact_id, case.mp_contact_id), now)
+
+
 async def record(session: AsyncSession, rt: Runtime, case: Case, grade: Grade, reasons: tuple[str, ...],
-                 text: str | None, channel: str, now: datetime, *, is_default: bool = False) -> Evaluation:
+                 text: str | None, channel: str, now: datetime, *, is_default: bool = False,
+                 ref: str | None = None, via: str | None = None) -> Evaluation:
     """Store a rating of a case whose row the caller holds locked (or, on SQLite, inside BEGIN IMMEDIATE)."""
     assert case.id is not None
+    if not is_default:
+        until = await barred(session, case, now)
+        if until is not None:
+            raise RaterBarred(until)
     existing = await evaluation_store.for_case(session, case.id)
     state = openness(rt, existing, now)
-    if existing and is_default:
+    if is_default and state != "first":
         raise RatingRefused("the case is rated already: no default")
     if state == "closed":
         closes = followup_closes(rt, existing)
         raise RatingRefused(f"the follow-up window closed at {closes.isoformat()}" if closes
                             else "the case has its rating and its follow-up already")
-    is_followup = state == "followup"
     evaluation = Evaluation(
         case_id=case.id, grade=grade.value, score=grade.score, reasons=list(reasons), text=text,
-        channel=channel, is_default=is_default, is_followup=is_followup, status="valid", created_at=now,
+        channel=channel, is_default=is_default, is_followup=state == "followup", status="valid", via=via,
+        ref=ref, created_at=now,
     )
     session.add(evaluation)
     if case.rated_at is None:
@@ -75,7 +102,27 @@ async def record(session: AsyncSession, rt: Runtime, case: Case, grade: Grade, r
     await conversations.close_for_case(session, case.id, now)
     await session.flush()
     rt.metrics.ratings.labels(channel, grade.value).inc()
+    if grade.is_bad and not is_default and via != "batch":  # a batch's one review: the one work order
+        await work_orders.open_for(session, rt, case, evaluation, now)
+    if via is None and not is_default:
+        await _apply_to_siblings(session, rt, case, evaluation, now)
     return evaluation
+
+
+async def _apply_to_siblings(session: AsyncSession, rt: Runtime, case: Case, evaluation: Evaluation,
+                             now: datetime) -> None:
+    """A batch is rated once for all its cases; a bundle's rating goes to the items not rated apart."""
+    for via, siblings in (("batch", await case_store.siblings(session, case, "batch_no", lock=rt.db.locks_rows)),
+                          ("bundle", await case_store.siblings(session, case, "bundle_no", lock=rt.db.locks_rows))):
+        for sibling in siblings:
+            assert sibling.id is not None
+            if via == "bundle" and await evaluation_store.for_case(session, sibling.id):
+                continue  # rated on its own: its own rating stands
+            try:
+                await record(session, rt, sibling, Grade(evaluation.grade), tuple(evaluation.reasons or ()),
+                             evaluation.text, evaluation.channel, now, via=via)
+            except RatingRefused:
+                continue  # this sibling takes no more ratings
 
 
 def rating_errors(doc: Any, reason_codes: set[str], *, channel: bool = True) -> list[FieldError]:

@@ -17,6 +17,7 @@ from bot.workdays import WorkCalendar
 from channels.base import TextSender
 from channels.local import LocalSender
 from channels.twilio_sms import TwilioSender
+from channels.twilio_voice import TwilioCaller
 from channels.wechat_api import WeChatApi
 from channels.wechat_official import OfficialAccount
 from dialogs.rating import Rules
@@ -42,6 +43,7 @@ class Runtime:
     wechat: OfficialAccount | None = None  # the official account's callbacks (WECHAT_TOKEN)
     wechat_api: WeChatApi | None = None  # its server API (customer-service messages)
     mp_api: WeChatApi | None = None  # the mini-program's (subscribe messages, login)
+    caller: TwilioCaller | None = None  # outbound calls (automated callbacks)
     metrics: Metrics = field(default_factory=Metrics)
     # The one clock of request handling; tests replace it to make a webhook happen at a chosen instant.
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
@@ -55,6 +57,8 @@ class Runtime:
 
     async def close(self) -> None:
         await self.sms.close()
+        if self.caller is not None:
+            await self.caller.close()
         await self.state.close()
         await self.db.close()
 
@@ -104,6 +108,9 @@ async def open_runtime(settings: Settings) -> Runtime:
         wechat=OfficialAccount(s.wechat_token, s.wechat_encoding_aes_key, s.wechat_app_id) if s.wechat_token else None,
         wechat_api=(WeChatApi(s.wechat_app_id, s.wechat_app_secret, tokens, s.wechat_api_base_url)
                     if s.wechat_app_id and s.wechat_app_secret else None),
+        caller=(TwilioCaller(s.twilio_account_sid, s.twilio_auth_token, s.twilio_sms_from,
+                             base_url=s.twilio_api_base_url)
+                if s.twilio_enabled and s.twilio_account_sid and s.twilio_auth_token else None),
         mp_api=(WeChatApi(s.wechat_mp_app_id, s.wechat_mp_app_secret, tokens, s.wechat_api_base_url)
                 if s.wechat_mp_app_id and s.wechat_mp_app_secret else None),
     )

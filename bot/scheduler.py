@@ -11,7 +11,7 @@ import logging
 import time
 from datetime import UTC, datetime
 
-from bot import defaults, reminders, sender
+from bot import callback_calls, defaults, reminders, sender, work_orders
 from bot.runtime import Runtime
 
 log = logging.getLogger("haochaping.scheduler")
@@ -27,7 +27,9 @@ async def tick(rt: Runtime, now: datetime) -> dict[str, int]:
     if delivery.fallbacks:  # mini-program reminders refused: their SMS go in this same tick
         reminded += await reminders.sweep(rt, now)
         sent += (await sender.deliver_due(rt, now)).sent
-    counts = {"reminders": reminded, "defaults": applied, "overdue": 0, "sent": sent}
+    overdue = await work_orders.mark_overdue(rt, now)
+    calls = await callback_calls.sweep(rt, now)
+    counts = {"reminders": reminded, "defaults": applied, "overdue": overdue, "sent": sent, "calls": calls}
     rt.metrics.tick.observe(time.perf_counter() - started)
     return counts
 

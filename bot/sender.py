@@ -60,8 +60,8 @@ async def deliver_due(rt: Runtime, now: datetime, *, only_kinds: tuple[str, ...]
     done = Delivery()
     while True:
         async with rt.db.write() as session:
-            # Reminders keep the quiet hours on every attempt, not only the first.
-            quiet = ("reminder",) if rt.timing.quiet(now) else ()
+            # Reminders and callback questions keep the quiet hours on every attempt, not only the first.
+            quiet = ("reminder", "callback") if rt.timing.quiet(now) else ()
             wall = datetime.now(UTC)  # the lease is a lock on real time, not business time
             claimed = await outbox.claim_due(session, now, BATCH, wall + LEASE, wall, skip_locked=rt.db.locks_rows,
                                              skip_kinds=quiet, only_kinds=only_kinds)

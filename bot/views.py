@@ -8,10 +8,12 @@ from typing import Any
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot import work_orders
 from bot.runtime import Runtime
 from store import evaluations as evaluation_store
 from store import outbox
-from store.models import Case, Contact, Evaluation, OutboxMessage
+from store import work_orders as work_order_store
+from store.models import Case, Contact, Evaluation, OutboxMessage, WorkOrder, WorkOrderEvent
 
 
 def instant(rt: Runtime, value: datetime | None) -> str | None:
@@ -22,7 +24,7 @@ def evaluation_json(rt: Runtime, e: Evaluation) -> dict[str, Any]:
     return {
         "id": e.id, "grade": e.grade, "score": e.score, "reasons": list(e.reasons or []), "text": e.text,
         "channel": e.channel, "created_at": instant(rt, e.created_at), "is_default": e.is_default,
-        "is_followup": e.is_followup, "status": e.status,
+        "is_followup": e.is_followup, "status": e.status, "via": e.via,
     }
 
 
@@ -31,7 +33,8 @@ def reminder_json(rt: Runtime, m: OutboxMessage) -> dict[str, Any]:
             "created_at": instant(rt, m.created_at), "sent_at": instant(rt, m.sent_at)}
 
 
-async def case_json(session: AsyncSession, rt: Runtime, case: Case) -> dict[str, Any]:
+async def case_json(session: AsyncSession, rt: Runtime, case: Case, now: datetime | None = None
+                    ) -> dict[str, Any]:
     assert case.id is not None
     ids = [i for i in (case.phone_contact_id, case.wechat_contact_id, case.mp_contact_id) if i]
     masks: dict[int, str] = {}
@@ -47,6 +50,9 @@ async def case_json(session: AsyncSession, rt: Runtime, case: Case) -> dict[str,
     }
     evaluations = await evaluation_store.for_case(session, case.id)
     reminders = await outbox.for_case(session, case.id, kind="reminder")
+    by_id = {e.id: e for e in evaluations}
+    orders = await work_order_store.for_cases(session, [case.id])
+    stamp = now or case.created_at
     return {
         "id": case.id, "case_no": case.case_no, "item_code": case.item_code, "item_name": case.item_name,
         "agency_code": case.agency_code, "agency_name": case.agency_name,
@@ -57,5 +63,32 @@ async def case_json(session: AsyncSession, rt: Runtime, case: Case) -> dict[str,
         "rated": case.rated_at is not None,
         "evaluations": [evaluation_json(rt, e) for e in evaluations],
         "reminders": [reminder_json(rt, m) for m in reminders],
-        "work_orders": [],
+        "work_orders": [work_order_json(rt, wo, case, by_id.get(wo.evaluation_id), stamp) for wo in orders],
     }
+
+
+def work_order_json(rt: Runtime, wo: WorkOrder, case: Case | None, evaluation: Evaluation | None,
+                    now: datetime, events: list[WorkOrderEvent] | None = None) -> dict[str, Any]:
+    """A work order as agencies and 12345 see it: the review and its reasons, never who gave it."""
+    doc: dict[str, Any] = {
+        "id": wo.id, "case_no": case.case_no if case else None,
+        "item_code": case.item_code if case else None, "item_name": case.item_name if case else None,
+        "agency_code": wo.agency_code, "agency_name": wo.agency_name, "staff_id": wo.staff_id,
+        "staff_name": wo.staff_name, "grade": wo.grade, "reasons": list(wo.reasons or []),
+        "text": evaluation.text if evaluation else None,
+        "rated_at": instant(rt, evaluation.created_at) if evaluation else None,
+        "status": wo.status, "outcome": wo.outcome, "reopened": wo.reopened, "unreachable": wo.unreachable,
+        "due_at": instant(rt, wo.due_at), "overdue": wo.overdue, "overdue_steps": wo.overdue_steps,
+        "appeal": None if wo.appeal_status is None else {
+            "status": wo.appeal_status, "reason": wo.appeal_reason, "by": wo.appeal_by,
+            "at": instant(rt, wo.appeal_at), "decided_at": instant(rt, wo.appeal_decided_at)},
+        "callback": {"by": list(rt.policy.callback.by), "calls": wo.calls, "next_call_at": instant(rt, wo.call_at),
+                     "agent_queue": wo.agent_queue},
+        "created_at": instant(rt, wo.created_at), "updated_at": instant(rt, wo.updated_at),
+        "closed_at": instant(rt, wo.closed_at),
+        "allowed": work_orders.allowed(rt, wo, evaluation, now) if evaluation else [],
+    }
+    if events is not None:
+        doc["history"] = [{"action": e.action, "actor": e.actor, "from": e.from_status, "to": e.to_status,
+                           "note": e.note, "data": e.data, "at": instant(rt, e.at)} for e in events]
+    return doc

@@ -42,6 +42,33 @@ CASE_LINE = "rating.case_line"
 # A new follower of the official account.
 GREETING = "rating.greeting"
 
+# The 12345 keypad (dialogs/keypad.py): spoken with <Say>, so written to be heard.
+VOICE_WELCOME = "voice.welcome"
+VOICE_GRADE_MENU = "voice.grade_menu"
+# Params: key_reasons (tuple of (key, code)), one VOICE_REASON_LINE each.
+VOICE_REASONS_MENU = "voice.reasons_menu"
+VOICE_REASON_LINE = "voice.reason_line"
+VOICE_NO_INPUT = "voice.no_input"
+VOICE_INVALID = "voice.invalid"
+VOICE_THANKS = "voice.thanks"
+VOICE_THANKS_BAD = "voice.thanks_bad"
+VOICE_GOODBYE = "voice.goodbye"
+VOICE_RATED = "voice.rated"  # the case has its rating (and follow-up) already
+VOICE_BARRED = "voice.barred"  # the rater is barred from rating (blacklist)
+# The automated callback call. Params of the intro: item.
+VOICE_CALLBACK_INTRO = "voice.callback_intro"
+VOICE_CALLBACK_MENU = "voice.callback_menu"
+VOICE_CALLBACK_THANKS = "voice.callback_thanks"
+# The SMS callback: the question (params: item, completed_at), a reply not understood, thanks.
+CALLBACK_ASK = "callback.ask"
+CALLBACK_REPROMPT = "callback.reprompt"
+CALLBACK_THANKS = "callback.thanks"
+# The names a hotline case gets when a call arrives with a ticket no business system posted.
+HOTLINE_ITEM = "hotline.item_name"
+HOTLINE_AGENCY = "hotline.agency_name"
+# A rater barred from rating (Shandong's blacklist), on SMS and WeChat. Params: until (datetime).
+BARRED = "rating.barred"
+
 ALL: tuple[str, ...] = (
     REMINDER,
     MENU,
@@ -60,6 +87,26 @@ ALL: tuple[str, ...] = (
     LIST,
     CASE_LINE,
     GREETING,
+    BARRED,
+    VOICE_WELCOME,
+    VOICE_GRADE_MENU,
+    VOICE_REASONS_MENU,
+    VOICE_REASON_LINE,
+    VOICE_NO_INPUT,
+    VOICE_INVALID,
+    VOICE_THANKS,
+    VOICE_THANKS_BAD,
+    VOICE_GOODBYE,
+    VOICE_RATED,
+    VOICE_BARRED,
+    VOICE_CALLBACK_INTRO,
+    VOICE_CALLBACK_MENU,
+    VOICE_CALLBACK_THANKS,
+    CALLBACK_ASK,
+    CALLBACK_REPROMPT,
+    CALLBACK_THANKS,
+    HOTLINE_ITEM,
+    HOTLINE_AGENCY,
 )
 
 # The rating page (the link in every reminder). Params as named.

@@ -144,3 +144,25 @@ def parse_reasons(text: str, labels: Sequence[str]) -> tuple[int, ...] | None:
 def clean_text(text: str) -> str:
     """A person's own words, kept as written but trimmed and bounded."""
     return (text or "").strip()[:MAX_TEXT]
+
+
+# The callback question's digits, as its text states them (1 满意, 2 基本满意, 3 不满意).
+CALLBACK_DIGITS = {"1": "satisfied", "2": "basically_satisfied", "3": "dissatisfied"}
+_CALLBACK_OF_GRADE = {Grade.VERY_SATISFIED: "satisfied", Grade.SATISFIED: "satisfied",
+                      Grade.BASICALLY_SATISFIED: "basically_satisfied", Grade.DISSATISFIED: "dissatisfied",
+                      Grade.VERY_DISSATISFIED: "dissatisfied"}
+
+
+def parse_callback_result(text: str) -> str | None:
+    """A reply to the callback question: its one digit, or a satisfaction named in words; else None."""
+    t = _URL.sub(" ", normalize(text))
+    found: set[str] = set()
+    for m in _DIGIT_RUN.finditer(t):
+        run = m.group(0)
+        if len(run) == 1 and run in CALLBACK_DIGITS:
+            found.add(CALLBACK_DIGITS[run])
+        elif len(run) == 1:
+            return None  # a digit the question did not offer
+    for m in _WORDS_RE.finditer(t):
+        found.add(_CALLBACK_OF_GRADE[_WORD_GRADE[m.group(0).lower()]])
+    return found.pop() if len(found) == 1 else None

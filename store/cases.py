@@ -120,3 +120,18 @@ async def unrated_of_contact(session: AsyncSession, contact_channel: str, contac
         return oldest, len(oldest)
     count = (await session.exec(select(func.count()).select_from(Case).where(*where))).one()
     return oldest, int(count)
+
+
+async def siblings(session: AsyncSession, case: Case, field: str, *, lock: bool = False) -> list[Case]:
+    """The other cases of the same batch (same agency) or bundle, locked in id order when asked."""
+    value = getattr(case, field)
+    if not value:
+        return []
+    column = col(Case.batch_no) if field == "batch_no" else col(Case.bundle_no)
+    stmt = select(Case).where(column == value, col(Case.id) != case.id)
+    if field == "batch_no":
+        stmt = stmt.where(col(Case.agency_code) == case.agency_code)
+    stmt = stmt.order_by(col(Case.id))
+    if lock:
+        stmt = stmt.with_for_update()
+    return list((await session.exec(stmt)).all())

@@ -75,3 +75,20 @@ async def by_ids(session: AsyncSession, ids: Iterable[int]) -> dict[int, Contact
         return {}
     rows = (await session.exec(select(Contact).where(col(Contact.id).in_(wanted)))).all()
     return {c.id: c for c in rows}  # type: ignore[misc]
+
+
+async def bar(session: AsyncSession, contact_id: int, until: datetime) -> None:
+    await session.exec(  # type: ignore[call-overload]
+        update(Contact).where(col(Contact.id) == contact_id).values(barred_until=until)
+        .execution_options(synchronize_session=False))
+
+
+async def barred_until(session: AsyncSession, ids: Iterable[int], now: datetime) -> datetime | None:
+    """The latest end of a bar on any of these contacts still running at `now`, or None."""
+    wanted = [i for i in ids if i]
+    if not wanted:
+        return None
+    rows = await session.exec(select(Contact.barred_until).where(
+        col(Contact.id).in_(wanted), col(Contact.barred_until) > now))
+    ends = [r for r in rows.all() if r is not None]
+    return max(ends) if ends else None

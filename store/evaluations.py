@@ -17,3 +17,7 @@ async def latest_for_case(session: AsyncSession, case_id: int) -> Evaluation | N
     stmt = (select(Evaluation).where(Evaluation.case_id == case_id)
             .order_by(col(Evaluation.id).desc()).limit(1))
     return (await session.exec(stmt)).first()
+
+
+async def by_ref(session: AsyncSession, ref: str) -> Evaluation | None:
+    return (await session.exec(select(Evaluation).where(Evaluation.ref == ref))).first()

@@ -37,6 +37,8 @@ class Contact(SQLModel, table=True):
     masked: str = Field(max_length=32)
     opted_out_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     opt_out_source: str | None = Field(default=None, max_length=32)
+    # Shandong's blacklist: a rater whose bad reviews were upheld as false too often may not rate.
+    barred_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(sa_type=UTCDateTime)
 
 
@@ -73,6 +75,7 @@ class Evaluation(SQLModel, table=True):
     """A rating. Never updated in place except to append the rater's own sentence or to exclude it."""
 
     __tablename__ = "evaluations"
+    __table_args__ = (UniqueConstraint("ref", name="uq_evaluations_ref"),)
     id: int | None = Field(default=None, primary_key=True)
     case_id: int = Field(foreign_key="cases.id", index=True)
     grade: str = Field(max_length=32)
@@ -83,6 +86,12 @@ class Evaluation(SQLModel, table=True):
     is_default: bool = False
     is_followup: bool = False
     status: str = Field(default="valid", max_length=16)
+    # Where a rating came from when not typed for this case: "batch" or "bundle" (a sibling's rating
+    # applied here), or "callback" (a work order's callback result).
+    via: str | None = Field(default=None, max_length=16)
+    # A provider's reference for the act of rating (a call's CallSid): unique, so a retried request
+    # cannot store the same rating twice.
+    ref: str | None = Field(default=None, max_length=80)
     created_at: datetime = Field(sa_type=UTCDateTime)
 
 
@@ -139,4 +148,82 @@ class Conversation(SQLModel, table=True):
     expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     recent_ids: list[str] = Field(default_factory=list, sa_type=JSONText)
     version: int = 0
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class WorkOrder(SQLModel, table=True):
+    """The task a bad review becomes (差评工单). Its columns are the current state; every change of
+    them is also written as a WorkOrderEvent, and nothing here changes except by such an event."""
+
+    __tablename__ = "work_orders"
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="cases.id", index=True)
+    evaluation_id: int = Field(foreign_key="evaluations.id", unique=True)
+    agency_code: str = Field(max_length=100, index=True)
+    agency_name: str = Field(max_length=300)
+    staff_id: str | None = Field(default=None, max_length=100)  # set when the reasons concern the clerk
+    staff_name: str | None = Field(default=None, max_length=100)
+    grade: str = Field(max_length=32)
+    reasons: list[str] = Field(default_factory=list, sa_type=JSONText)
+    status: str = Field(default="created", max_length=16, index=True)
+    outcome: str | None = Field(default=None, max_length=32)
+    reopened: int = 0
+    unreachable: int = 0  # callback attempts that reached nobody
+    due_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+    overdue: bool = Field(default=False, index=True)
+    overdue_steps: int = 0  # how many steps passed their deadline, over the whole life
+    appeal_status: str | None = Field(default=None, max_length=16)  # pending, upheld, rejected
+    appeal_reason: str | None = None
+    appeal_by: str | None = Field(default=None, max_length=100)
+    appeal_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    appeal_decided_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Automated callback calls (Twilio Voice): when the next call is due, and how many were made.
+    call_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+    calls: int = 0
+    call_sid: str | None = Field(default=None, max_length=64, index=True)
+    agent_queue: bool = False  # the automated calls gave up: a person must call
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+    closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class WorkOrderEvent(SQLModel, table=True):
+    """Append-only history of a work order: who did what, when, with which note."""
+
+    __tablename__ = "work_order_events"
+    id: int | None = Field(default=None, primary_key=True)
+    work_order_id: int = Field(foreign_key="work_orders.id", index=True)
+    action: str = Field(max_length=32)
+    actor: str = Field(max_length=100)
+    from_status: str | None = Field(default=None, max_length=16)
+    to_status: str | None = Field(default=None, max_length=16)
+    note: str | None = None
+    data: dict[str, Any] | None = Field(default=None, sa_type=JSONText)
+    at: datetime = Field(sa_type=UTCDateTime)
+
+
+class RaterStrike(SQLModel, table=True):
+    """A bad review upheld as false on appeal, counted against the rater (Shandong's blacklist)."""
+
+    __tablename__ = "rater_strikes"
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: int = Field(foreign_key="contacts.id", index=True)
+    evaluation_id: int = Field(foreign_key="evaluations.id")
+    at: datetime = Field(sa_type=UTCDateTime)
+
+
+class User(SQLModel, table=True):
+    """A person who works on work orders: L1 (dispatch, review, decide appeals), L2 (the agency:
+    rectify, appeal), a 12345 agent (callbacks), or an admin. `agencies` is their jurisdiction:
+    agency codes, or "*" for all."""
+
+    __tablename__ = "users"
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(max_length=64, unique=True)
+    display_name: str | None = Field(default=None, max_length=100)
+    role: str = Field(max_length=16)
+    agencies: list[str] = Field(default_factory=list, sa_type=JSONText)
+    password_hash: str
+    disabled_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(sa_type=UTCDateTime)
     updated_at: datetime = Field(sa_type=UTCDateTime)

@@ -51,7 +51,8 @@ def test_every_catalog_is_complete_with_the_same_placeholders(locale):
 def test_every_message_renders(locale, key):
     params = {"item": "营业执照", "agency": "市场监管局", "completed_at": datetime(2026, 11, 20, 2, tzinfo=UTC),
               "link": "https://x/r/1.a", "count": 2, "reasons": ((1, "attitude"), (2, "other")),
-              "number": 1, "label": "x",
+              "number": 1, "label": "x", "until": datetime(2027, 11, 20, 2, tzinfo=UTC),
+              "key_reasons": ((1, "attitude"), (2, "other")),
               "cases": (CaseView(1, "A-1", "营业执照", "局", datetime(2026, 11, 20, 2, tzinfo=UTC), "https://x/r/1.a"),)}
     text = Catalogs().render(Reply(key, params), locale, tz=ZoneInfo("Asia/Shanghai"), reasons=DEFAULT_REASONS)
     assert text.strip() and "{" not in text

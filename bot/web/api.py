@@ -33,7 +33,7 @@ async def post_case(request: web.Request) -> web.Response:
     case, created = await intake.ingest(rt, parsed, now(request))
     rt.metrics.cases.labels("created" if created else "existing").inc()
     async with rt.db.read() as session:
-        doc = await views.case_json(session, rt, case)
+        doc = await views.case_json(session, rt, case, now(request))
     return json_response(doc, status=201 if created else 200)
 
 
@@ -95,7 +95,7 @@ async def get_case(request: web.Request) -> web.Response:
         case = await case_store.by_no(session, request.match_info["case_no"])
         if case is None:
             return error(404, "no such case")
-        return json_response(await views.case_json(session, rt, case))
+        return json_response(await views.case_json(session, rt, case, now(request)))
 
 
 async def post_evaluation(request: web.Request) -> web.Response:
@@ -123,16 +123,10 @@ async def post_evaluation(request: web.Request) -> web.Response:
     return json_response(body, status=201)
 
 
-async def list_work_orders(request: web.Request) -> web.Response:
-    require_token(request)
-    return json_response({"work_orders": []})
-
-
 def setup(app: web.Application) -> None:
     app.router.add_post("/api/v1/cases", post_case)
     app.router.add_post("/api/v1/cases:bulk", post_cases_bulk)
     app.router.add_get("/api/v1/cases/{case_no}", get_case)
     app.router.add_post("/api/v1/evaluations", post_evaluation)
-    app.router.add_get("/api/v1/work-orders", list_work_orders)
 
 

@@ -5,7 +5,17 @@ from __future__ import annotations
 from aiohttp import web
 
 from bot.runtime import Runtime
-from bot.web import api, health, middleware, miniprogram, rating_page, stats, twilio_hooks, wechat_hooks
+from bot.web import (
+    api,
+    health,
+    middleware,
+    miniprogram,
+    rating_page,
+    stats,
+    twilio_hooks,
+    wechat_hooks,
+    work_orders_api,
+)
 from bot.web.common import BODY_LIMIT, RUNTIME
 
 
@@ -17,6 +27,7 @@ def build_app(rt: Runtime) -> web.Application:
     app[RUNTIME] = rt
     health.setup(app)
     api.setup(app)
+    work_orders_api.setup(app)
     stats.setup(app)
     twilio_hooks.setup(app)
     rating_page.setup(app)

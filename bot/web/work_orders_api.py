@@ -1,0 +1,163 @@
+"""Work orders over HTTP (CONTRACT "HTTP API"), and the login that gives their users a token.
+
+Business systems act with the service's API token and see everything; a user acts with the token
+`POST /api/v1/login` gives, inside their jurisdiction only: another agency's work order is 403 to
+them, and lists hold only their own.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from aiohttp import web
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot import users, views, work_orders
+from bot.runtime import Runtime
+from bot.web.common import authorized, error, json_response, now, read_json, runtime
+from store import cases as case_store
+from store import work_orders as store
+from store.models import Evaluation, User, WorkOrder
+
+STATUSES = ("created", "dispatched", "rectified", "reviewed", "closed")
+PAGE = 200
+
+
+def tokens(request: web.Request) -> users.Tokens:
+    return users.Tokens(runtime(request).sealer.subkey("user-tokens"))
+
+
+async def actor(request: web.Request) -> work_orders.Actor:
+    """The business systems' token, or a user's login token; 401 otherwise."""
+    if authorized(request):
+        return work_orders.API
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    token = value.strip()
+    uid = users.Tokens.user_id(token) if scheme.lower() == "bearer" else None
+    if uid is not None:
+        rt = runtime(request)
+        async with rt.db.read() as session:
+            user = await session.get(User, uid)
+        if user is not None and tokens(request).valid(token, user, now(request)):
+            return users.actor_of(user)
+    raise web.HTTPUnauthorized(
+        text='{"error":"a valid bearer token is required: the API token, or a user token from POST /api/v1/login"}',
+        content_type="application/json", headers={"WWW-Authenticate": 'Bearer realm="haochaping"'})
+
+
+async def login(request: web.Request) -> web.Response:
+    doc = await read_json(request)
+    if not isinstance(doc, dict) or not isinstance(doc.get("username"), str) \
+            or not isinstance(doc.get("password"), str):
+        return json_response({"errors": [{"field": "username", "message": "username and password are required"}]},
+                             status=422)
+    rt = runtime(request)
+    async with rt.db.read() as session:
+        user = await users.by_name(session, doc["username"])
+    # The hash is computed even for an unknown name, so that timing does not tell which names exist.
+    ok = users.verify_password(doc["password"], user.password_hash if user else users.DUMMY_HASH)
+    if user is None or not ok or user.disabled_at is not None:
+        return error(401, "unknown user or wrong password")
+    token, expires = tokens(request).issue(user, now(request))
+    return json_response({"token": token, "expires_at": expires.astimezone(rt.policy.tz).isoformat(),
+                          "user": {"username": user.username, "role": user.role, "agencies": user.agencies}})
+
+
+def _bool(request: web.Request, name: str) -> bool | None:
+    value = request.query.get(name)
+    if value in (None, ""):
+        return None
+    if value.lower() in ("true", "1"):
+        return True
+    if value.lower() in ("false", "0"):
+        return False
+    raise web.HTTPUnprocessableEntity(text=f'{{"errors":[{{"field":"{name}","message":"expected true or false"}}]}}',
+                                      content_type="application/json")
+
+
+async def list_work_orders(request: web.Request) -> web.Response:
+    who = await actor(request)
+    rt = runtime(request)
+    status = request.query.get("status") or None
+    if status is not None and status not in STATUSES:
+        return json_response({"errors": [{"field": "status", "message": f"expected one of {', '.join(STATUSES)}"}]},
+                             status=422)
+    after = request.query.get("after")
+    if after is not None and not after.isdigit():
+        return json_response({"errors": [{"field": "after", "message": "expected a work order id"}]}, status=422)
+    filters = store.Filters(status=status, agency_code=request.query.get("agency_code") or None,
+                            overdue=_bool(request, "overdue"), agencies=who.agencies,
+                            agent_queue=_bool(request, "agent_queue"))
+    stamp = now(request)
+    async with rt.db.read() as session:
+        rows = await store.listing(session, filters, PAGE + 1, int(after) if after else None)
+        docs = [await _doc(session, rt, wo, stamp) for wo in rows[:PAGE]]
+    answer: dict[str, Any] = {"work_orders": docs}
+    if len(rows) > PAGE:
+        answer["next"] = f"{request.path}?{_next_query(request, rows[PAGE - 1].id)}"
+    return json_response(answer)
+
+
+def _next_query(request: web.Request, last_id: int | None) -> str:
+    return urlencode({**{k: v for k, v in request.query.items() if k != "after"}, "after": str(last_id)})
+
+
+async def _doc(session: AsyncSession, rt: Runtime, wo: WorkOrder, stamp: datetime, *, history: bool = False
+               ) -> dict[str, Any]:
+    case = await case_store.by_id(session, wo.case_id)
+    evaluation = await session.get(Evaluation, wo.evaluation_id)
+    events = await store.events(session, wo.id) if history and wo.id is not None else None
+    return views.work_order_json(rt, wo, case, evaluation, stamp, events)
+
+
+def _id(request: web.Request) -> int:
+    text = request.match_info["id"]
+    if not text.isdigit() or len(text) > 12:
+        raise web.HTTPNotFound(text='{"error":"no such work order"}', content_type="application/json")
+    return int(text)
+
+
+async def get_work_order(request: web.Request) -> web.Response:
+    who = await actor(request)
+    rt = runtime(request)
+    async with rt.db.read() as session:
+        wo = await store.by_id(session, _id(request))
+        if wo is None:
+            return error(404, "no such work order")
+        if not who.sees(wo.agency_code):
+            return error(403, "not in your jurisdiction")
+        return json_response(await _doc(session, rt, wo, now(request), history=True))
+
+
+async def act(request: web.Request) -> web.Response:
+    who = await actor(request)
+    rt = runtime(request)
+    wo_id = _id(request)
+    body = await read_json(request) if request.can_read_body else {}
+    if body is None:
+        body = {}
+    if not isinstance(body, dict):
+        return json_response({"errors": [{"field": "body", "message": "expected a JSON object"}]}, status=422)
+    stamp = now(request)
+    try:
+        await work_orders.act(rt, wo_id, request.match_info["action"], body, who, stamp)
+    except work_orders.Refused as exc:
+        more: dict[str, Any] = {}
+        if exc.allowed is not None:
+            more["allowed"] = exc.allowed
+        if exc.errors is not None:
+            more["errors"] = exc.errors
+        return error(exc.status, exc.message, **more)
+    async with rt.db.read() as session:
+        wo = await store.by_id(session, wo_id)
+        assert wo is not None
+        return json_response(await _doc(session, rt, wo, stamp, history=True))
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_post("/api/v1/login", login)
+    app.router.add_get("/api/v1/work-orders", list_work_orders)
+    app.router.add_get("/api/v1/work-orders/{id}", get_work_order)
+    app.router.add_post("/api/v1/work-orders/{id}/{action}", act)

@@ -1,0 +1,324 @@
+"""From a bad review to closure: the work order's lifecycle (Shantou art. 35–37, Hainan art. 13–15).
+
+created → dispatch (L1) → dispatched → rectify (L2, with a note) → rectified → review (L1) → reviewed
+→ callback → closed (satisfied / basically_satisfied); a dissatisfied callback sends it back to
+`dispatched` at most `callback_reopen_limit` times, then closes it `unresolved`; the
+`unreachable_after`-th unreachable callback closes it `unreachable`. An appeal may run beside the
+steps; upheld, it closes the work order `excluded` and excludes the review.
+
+Every change is one event in the work order's history, written in the same transaction as the
+change; each step's deadline is counted in working days from the moment the previous step was
+recorded. The transition table below is the only place that says which step may follow which.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.policy import DaySpan
+from bot.runtime import Runtime
+from dialogs.grades import Grade
+from store import cases as case_store
+from store import contacts as contact_store
+from store import conversations
+from store import work_orders as store
+from store.models import Case, Evaluation, RaterStrike, WorkOrder
+
+ACTIONS = ("dispatch", "rectify", "review", "callback", "appeal", "decide-appeal")
+CALLBACK_RESULTS = ("satisfied", "basically_satisfied", "dissatisfied", "unreachable")
+# action → (the status it is taken from, the status it leads to); callback and appeals are special.
+STEPS: dict[str, tuple[str, str]] = {
+    "dispatch": ("created", "dispatched"),
+    "rectify": ("dispatched", "rectified"),
+    "review": ("rectified", "reviewed"),
+}
+# Who may take each action (besides the business systems' token and an admin).
+ROLES: dict[str, frozenset[str]] = {
+    "dispatch": frozenset({"l1"}),
+    "rectify": frozenset({"l2"}),
+    "review": frozenset({"l1"}),
+    "callback": frozenset({"l1", "agent"}),
+    "appeal": frozenset({"l2"}),
+    "decide-appeal": frozenset({"l1"}),
+}
+ROLE_NAMES = ("l1", "l2", "agent", "admin")
+CALLBACK_GRADE = {"satisfied": Grade.SATISFIED, "basically_satisfied": Grade.BASICALLY_SATISFIED,
+                  "dissatisfied": Grade.DISSATISFIED}
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts: a user, a business system ("api"), the service itself ("system") or the rater."""
+
+    name: str
+    role: str  # "api", "system", "citizen", or a user's role
+    agencies: tuple[str, ...] | None = None  # jurisdiction; None = every agency
+
+    def sees(self, agency_code: str) -> bool:
+        return self.agencies is None or agency_code in self.agencies
+
+    def may(self, action: str) -> bool:
+        return self.role in ("api", "system", "admin") or self.role in ROLES.get(action, frozenset())
+
+
+SYSTEM = Actor("system", "system")
+API = Actor("api", "api")
+
+
+class Refused(Exception):
+    """An action that cannot be taken: 403 (not yours), 404, 409 (not now: `allowed` says what is), 422."""
+
+    def __init__(self, status: int, message: str, allowed: Sequence[str] | None = None,
+                 errors: list[dict[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+        self.allowed = list(allowed) if allowed is not None else None
+        self.errors = errors
+
+
+# --- creation -------------------------------------------------------------------------------------
+
+
+async def open_for(session: AsyncSession, rt: Runtime, case: Case, evaluation: Evaluation,
+                   now: datetime) -> WorkOrder:
+    """The one work order of a bad review (the unique evaluation_id keeps it one)."""
+    assert evaluation.id is not None and case.id is not None
+    clerk = bool(case.staff_id) and any(r in rt.policy.clerk_reasons for r in evaluation.reasons or [])
+    wo = WorkOrder(
+        case_id=case.id, evaluation_id=evaluation.id, agency_code=case.agency_code,
+        agency_name=case.agency_name, staff_id=case.staff_id if clerk else None,
+        staff_name=case.staff_name if clerk else None, grade=evaluation.grade,
+        reasons=list(evaluation.reasons or []), status="created", due_at=_due(rt, "created", now),
+        created_at=now, updated_at=now)
+    rt.metrics.work_orders.labels("created").inc()
+    return await store.add(session, wo, SYSTEM.name, now)
+
+
+def _due(rt: Runtime, status: str, since: datetime) -> datetime | None:
+    days = {"created": rt.policy.work_order["dispatch"], "dispatched": rt.policy.work_order["rectify"],
+            "rectified": rt.policy.work_order["review"], "reviewed": rt.policy.callback.days}.get(status)
+    return None if days is None else rt.timing.window_end(since, DaySpan(days, "working"))
+
+
+# --- what may happen now ---------------------------------------------------------------------------
+
+
+def appeal_closes(rt: Runtime, evaluation: Evaluation) -> datetime:
+    return rt.timing.window_end(evaluation.created_at, rt.policy.appeal_window)
+
+
+def allowed(rt: Runtime, wo: WorkOrder, evaluation: Evaluation, now: datetime) -> list[str]:
+    """The actions the work order takes at `now`, whoever asks."""
+    if wo.status == "closed":
+        return []
+    out = [action for action, (src, _dst) in STEPS.items() if wo.status == src]
+    if wo.status == "reviewed":
+        out.append("callback")
+    if wo.appeal_status is None and now < appeal_closes(rt, evaluation):
+        out.append("appeal")
+    if wo.appeal_status == "pending":
+        out.append("decide-appeal")
+    return out
+
+
+# --- acting ----------------------------------------------------------------------------------------
+
+
+async def act(rt: Runtime, wo_id: int, action: str, body: dict[str, Any], actor: Actor,
+              now: datetime) -> WorkOrder:
+    """Take one action on a work order, in one transaction with its history event."""
+    if action not in ACTIONS:
+        raise Refused(404, f"no such action {action!r}; actions: {', '.join(ACTIONS)}")
+    async with rt.db.write() as session:
+        wo = await store.by_id(session, wo_id, lock=rt.db.locks_rows)
+        if wo is None or not actor.sees(wo.agency_code):
+            # Another jurisdiction's work order is refused without saying whether it exists.
+            raise Refused(403 if wo is not None else 404,
+                          "not in your jurisdiction" if wo is not None else "no such work order")
+        if not actor.may(action):
+            raise Refused(403, f"the role {actor.role!r} may not {action}")
+        evaluation = await session.get(Evaluation, wo.evaluation_id)
+        assert evaluation is not None
+        can = allowed(rt, wo, evaluation, now)
+        if action not in can:
+            raise Refused(409, f"{action} is not possible now (status {wo.status}"
+                               f"{', appeal ' + wo.appeal_status if wo.appeal_status else ''})", allowed=can)
+        await _take(session, rt, wo, evaluation, action, body, actor, now)
+        wo.updated_at = now
+        session.add(wo)
+        await session.flush()
+        rt.metrics.work_orders.labels(action).inc()
+        return wo
+
+
+def _text(body: dict[str, Any], name: str, *, required: bool) -> str | None:
+    value = body.get(name)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise Refused(422, f"{name} is required", errors=[{"field": name, "message": "required"}])
+        return None
+    if not isinstance(value, str) or len(value) > 2000:
+        raise Refused(422, f"{name}: expected a string of at most 2000 characters",
+                      errors=[{"field": name, "message": "expected a string of at most 2000 characters"}])
+    return value.strip()
+
+
+async def _take(session: AsyncSession, rt: Runtime, wo: WorkOrder, evaluation: Evaluation, action: str,
+                body: dict[str, Any], actor: Actor, now: datetime) -> None:
+    if action in STEPS:
+        note = _text(body, "note", required=action == "rectify")
+        await _move(session, rt, wo, STEPS[action][1], action, actor, now, note=note)
+        if action == "review":
+            await _start_callback(session, rt, wo, now)
+    elif action == "callback":
+        result = body.get("result")
+        if result not in CALLBACK_RESULTS:
+            raise Refused(422, f"result: expected one of {', '.join(CALLBACK_RESULTS)}",
+                          errors=[{"field": "result", "message": f"expected one of {', '.join(CALLBACK_RESULTS)}"}])
+        await callback(session, rt, wo, result, actor, now, note=_text(body, "note", required=False))
+    elif action == "appeal":
+        reason = _text(body, "reason", required=True)
+        wo.appeal_status, wo.appeal_reason, wo.appeal_by, wo.appeal_at = "pending", reason, actor.name, now
+        await store.log(session, wo, "appeal", actor.name, wo.status, wo.status, now, note=reason)
+    elif action == "decide-appeal":
+        upheld = body.get("upheld")
+        if not isinstance(upheld, bool):
+            raise Refused(422, "upheld: expected true or false",
+                          errors=[{"field": "upheld", "message": "expected true or false"}])
+        await _decide_appeal(session, rt, wo, evaluation, upheld, actor, now,
+                             _text(body, "note", required=False))
+
+
+async def _move(session: AsyncSession, rt: Runtime, wo: WorkOrder, to: str, action: str, actor: Actor,
+                now: datetime, *, note: str | None = None, outcome: str | None = None,
+                data: dict[str, Any] | None = None) -> None:
+    """A change of status: the next deadline counts from now; a closed work order has none."""
+    before = wo.status
+    wo.status = to
+    wo.overdue = False
+    if to == "closed":
+        wo.outcome, wo.closed_at, wo.due_at, wo.call_at, wo.agent_queue = outcome, now, None, None, False
+    else:
+        wo.due_at = _due(rt, to, now)
+    await store.log(session, wo, action, actor.name, before, to, now, note=note,
+                    data={**(data or {}), **({"outcome": outcome} if outcome else {})} or None)
+
+
+async def callback(session: AsyncSession, rt: Runtime, wo: WorkOrder, result: str, actor: Actor, now: datetime,
+                   *, note: str | None = None) -> None:
+    """A callback result, from an agent, a text reply or a keypad: the same rules whoever brings it."""
+    data: dict[str, Any] = {"result": result}
+    if result == "unreachable":
+        wo.unreachable += 1
+        data["unreachable"] = wo.unreachable
+        if wo.unreachable >= rt.policy.callback.unreachable_after:
+            await _move(session, rt, wo, "closed", "callback", actor, now, note=note, outcome="unreachable",
+                        data=data)
+        else:
+            await store.log(session, wo, "callback", actor.name, wo.status, wo.status, now, note=note, data=data)
+        return
+    # The rater's answer becomes the case's latest rating, beside the original (Hainan art. 14–15).
+    await _record_callback_rating(session, rt, wo, CALLBACK_GRADE[result], note, now)
+    if result != "dissatisfied":
+        await _move(session, rt, wo, "closed", "callback", actor, now, note=note, outcome=result, data=data)
+    elif wo.reopened < rt.policy.callback_reopen_limit:
+        wo.reopened += 1
+        wo.unreachable, wo.calls, wo.call_at, wo.call_sid, wo.agent_queue = 0, 0, None, None, False
+        data["reopened"] = wo.reopened
+        await _move(session, rt, wo, "dispatched", "reopen", actor, now, note=note, data=data)
+    else:
+        await _move(session, rt, wo, "closed", "callback", actor, now, note=note, outcome="unresolved", data=data)
+
+
+async def _record_callback_rating(session: AsyncSession, rt: Runtime, wo: WorkOrder, grade: Grade,
+                                  note: str | None, now: datetime) -> None:
+    session.add(Evaluation(case_id=wo.case_id, grade=grade.value, score=grade.score, reasons=[], text=note,
+                           channel="callback", via="callback", status="valid", created_at=now))
+    await conversations.close_for_case(session, wo.case_id, now)
+    rt.metrics.ratings.labels("callback", grade.value).inc()
+
+
+async def _start_callback(session: AsyncSession, rt: Runtime, wo: WorkOrder, now: datetime) -> None:
+    """The callback step begins: an automated call is scheduled when the policy says so and the rater
+    has a phone; otherwise (or after the calls) a 12345 agent calls."""
+    by = rt.policy.callback.by
+    case = await case_store.by_id(session, wo.case_id)
+    phone = case.phone_contact_id if case else None
+    if "call" in by and phone and rt.settings.twilio_enabled:
+        wo.call_at = next_call_slot(rt, now)
+        wo.agent_queue = False
+    else:
+        wo.agent_queue = True
+    if "sms" in by and phone and case is not None:
+        from bot import callback_sms  # the SMS callback needs the conversation road
+
+        await callback_sms.ask(session, rt, wo, case, now)
+
+
+def next_call_slot(rt: Runtime, at: datetime) -> datetime:
+    """`at`, or the next start of the calling hours when `at` is outside them."""
+    start, end = rt.policy.callback.call_hours
+    tz = rt.policy.tz
+    local = at.astimezone(tz)
+    if start <= local.time() < end:
+        return at
+    day = local.date() if local.time() < start else local.date() + timedelta(days=1)
+    return datetime.combine(day, start, tzinfo=tz)
+
+
+async def _decide_appeal(session: AsyncSession, rt: Runtime, wo: WorkOrder, evaluation: Evaluation,
+                         upheld: bool, actor: Actor, now: datetime, note: str | None) -> None:
+    wo.appeal_status = "upheld" if upheld else "rejected"
+    wo.appeal_decided_at = now
+    data = {"upheld": upheld}
+    if not upheld:
+        await store.log(session, wo, "decide-appeal", actor.name, wo.status, wo.status, now, note=note, data=data)
+        return
+    evaluation.status = "excluded"
+    session.add(evaluation)
+    await _move(session, rt, wo, "closed", "decide-appeal", actor, now, note=note, outcome="excluded", data=data)
+    await _strike(session, rt, wo, evaluation, now)
+
+
+async def _strike(session: AsyncSession, rt: Runtime, wo: WorkOrder, evaluation: Evaluation, now: datetime) -> None:
+    """An upheld appeal counts against the rater; too many within the period bar them (Shandong)."""
+    case = await case_store.by_id(session, wo.case_id)
+    assert case is not None and evaluation.id is not None
+    rules = rt.policy.blacklist
+    for contact_id in {i for i in (case.phone_contact_id, case.wechat_contact_id, case.mp_contact_id) if i}:
+        session.add(RaterStrike(contact_id=contact_id, evaluation_id=evaluation.id, at=now))
+        await session.flush()
+        count = await store.strikes_since(session, contact_id, now - timedelta(days=rules["within_days"]))
+        if rules["false_reviews"] and count >= rules["false_reviews"]:
+            until = now + timedelta(days=rules["barred_days"])
+            await contact_store.bar(session, contact_id, until)
+            await store.log(session, wo, "blacklist", SYSTEM.name, wo.status, wo.status, now,
+                            data={"strikes": count, "barred_until": until.isoformat()})
+
+
+# --- timed duties ----------------------------------------------------------------------------------
+
+BATCH = 500
+
+
+async def mark_overdue(rt: Runtime, now: datetime) -> int:
+    """Mark every open work order whose step's deadline has come (inclusive); each once per step."""
+    marked = 0
+    while True:
+        async with rt.db.write() as session:
+            due = await store.newly_overdue(session, now, BATCH, skip_locked=rt.db.locks_rows)
+            for wo in due:
+                wo.overdue = True
+                wo.overdue_steps += 1
+                session.add(wo)
+                await store.log(session, wo, "overdue", SYSTEM.name, wo.status, wo.status, now,
+                                data={"due_at": wo.due_at.isoformat() if wo.due_at else None})
+            marked += len(due)
+            rt.metrics.work_orders.labels("overdue").inc(len(due))
+        if len(due) < BATCH:
+            return marked

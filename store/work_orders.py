@@ -1,0 +1,125 @@
+"""Work orders and their append-only history."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from store.models import RaterStrike, WorkOrder, WorkOrderEvent
+
+OPEN = ("created", "dispatched", "rectified", "reviewed")
+# Statuses at which a work order has been put right at least once (rectification rate).
+RECTIFIED = ("rectified", "reviewed")
+
+
+@dataclass(frozen=True)
+class Filters:
+    status: str | None = None
+    agency_code: str | None = None
+    overdue: bool | None = None
+    agencies: Sequence[str] | None = None  # the reader's jurisdiction; None = everything
+    case_id: int | None = None
+    agent_queue: bool | None = None
+
+
+async def add(session: AsyncSession, wo: WorkOrder, actor: str, now: datetime) -> WorkOrder:
+    session.add(wo)
+    await session.flush()
+    await log(session, wo, "create", actor, None, wo.status, now)
+    return wo
+
+
+async def log(session: AsyncSession, wo: WorkOrder, action: str, actor: str, from_status: str | None,
+              to_status: str | None, now: datetime, note: str | None = None,
+              data: dict[str, Any] | None = None) -> None:
+    assert wo.id is not None
+    session.add(WorkOrderEvent(work_order_id=wo.id, action=action, actor=actor, from_status=from_status,
+                               to_status=to_status, note=note, data=data, at=now))
+
+
+async def by_id(session: AsyncSession, wo_id: int, *, lock: bool = False) -> WorkOrder | None:
+    stmt = select(WorkOrder).where(WorkOrder.id == wo_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    return (await session.exec(stmt)).first()
+
+
+async def by_call_sid(session: AsyncSession, sid: str, *, lock: bool = False) -> WorkOrder | None:
+    stmt = select(WorkOrder).where(WorkOrder.call_sid == sid)
+    if lock:
+        stmt = stmt.with_for_update()
+    return (await session.exec(stmt)).first()
+
+
+async def listing(session: AsyncSession, f: Filters, limit: int = 200, after_id: int | None = None
+                  ) -> list[WorkOrder]:
+    stmt = select(WorkOrder)
+    if f.status:
+        stmt = stmt.where(WorkOrder.status == f.status)
+    if f.agency_code:
+        stmt = stmt.where(WorkOrder.agency_code == f.agency_code)
+    if f.overdue is not None:
+        stmt = stmt.where(WorkOrder.overdue == f.overdue)
+    if f.agencies is not None:
+        stmt = stmt.where(col(WorkOrder.agency_code).in_(list(f.agencies)))
+    if f.case_id is not None:
+        stmt = stmt.where(WorkOrder.case_id == f.case_id)
+    if f.agent_queue is not None:
+        stmt = stmt.where(WorkOrder.agent_queue == f.agent_queue)
+    if after_id is not None:
+        stmt = stmt.where(col(WorkOrder.id) > after_id)
+    stmt = stmt.order_by(col(WorkOrder.id)).limit(limit)
+    return list((await session.exec(stmt)).all())
+
+
+async def for_cases(session: AsyncSession, case_ids: Sequence[int]) -> list[WorkOrder]:
+    if not case_ids:
+        return []
+    stmt = select(WorkOrder).where(col(WorkOrder.case_id).in_(list(case_ids))).order_by(col(WorkOrder.id))
+    return list((await session.exec(stmt)).all())
+
+
+async def events(session: AsyncSession, wo_id: int) -> list[WorkOrderEvent]:
+    stmt = (select(WorkOrderEvent).where(WorkOrderEvent.work_order_id == wo_id)
+            .order_by(col(WorkOrderEvent.id)))
+    return list((await session.exec(stmt)).all())
+
+
+async def newly_overdue(session: AsyncSession, now: datetime, limit: int, *, skip_locked: bool = False
+                        ) -> list[WorkOrder]:
+    """Open work orders whose step's deadline is reached (inclusive) and not yet marked."""
+    stmt = (select(WorkOrder)
+            .where(col(WorkOrder.status).in_(OPEN), col(WorkOrder.overdue).is_(False),
+                   col(WorkOrder.due_at) <= now)
+            .order_by(col(WorkOrder.due_at), col(WorkOrder.id)).limit(limit))
+    if skip_locked:
+        stmt = stmt.with_for_update(skip_locked=True)
+    return list((await session.exec(stmt)).all())
+
+
+async def due_calls(session: AsyncSession, now: datetime, limit: int, *, skip_locked: bool = False
+                    ) -> list[WorkOrder]:
+    stmt = (select(WorkOrder)
+            .where(WorkOrder.status == "reviewed", col(WorkOrder.call_at) <= now)
+            .order_by(col(WorkOrder.call_at), col(WorkOrder.id)).limit(limit))
+    if skip_locked:
+        stmt = stmt.with_for_update(skip_locked=True)
+    return list((await session.exec(stmt)).all())
+
+
+async def strikes_since(session: AsyncSession, contact_id: int, since: datetime) -> int:
+    stmt = (select(func.count()).select_from(RaterStrike)
+            .where(RaterStrike.contact_id == contact_id, col(RaterStrike.at) >= since))
+    return int((await session.exec(stmt)).one())
+
+
+async def clear_call(session: AsyncSession, wo_id: int) -> None:
+    await session.exec(  # type: ignore[call-overload]
+        update(WorkOrder).where(col(WorkOrder.id) == wo_id).values(call_at=None)
+        .execution_options(synchronize_session=False))
