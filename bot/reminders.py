@@ -59,10 +59,11 @@ async def sweep(rt: Runtime, now: datetime) -> int:
 async def _by_sms(session: AsyncSession, rt: Runtime, case: Case, contact: Contact, now: datetime) -> int:
     assert case.id is not None and contact.id is not None
     key = f"reminder:sms:{case.id}"
-    if contact.opted_out_at is not None:
+    barred = contact.barred_until is not None and contact.barred_until > now
+    if contact.opted_out_at is not None or barred:  # no reminder to one who cannot or will not answer
         await outbox.enqueue(session, OutboxMessage(
             kind="reminder", channel="sms", case_id=case.id, contact_id=contact.id, dedupe_key=key,
-            body="", status="skipped", error="opted out", created_at=now, updated_at=now))
+            body="", status="skipped", error="barred" if barred else "opted out", created_at=now, updated_at=now))
         case.remind_at = None
         session.add(case)
         return 0

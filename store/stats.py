@@ -2,7 +2,9 @@
 
 Each case counts in its group; its score is that of its latest valid evaluation (defaults
 included, excluded ones left out); it is "rated" when it has an active (not default) valid
-rating; bad reviews count every valid bad evaluation.
+rating; bad reviews count every valid bad evaluation given by a rater (a callback's "dissatisfied"
+is the answer to a callback, not a new review). Rectification counts each case's work orders not
+excluded on appeal, and those of them put right at least once (rectified, or later).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from sqlalchemy import Integer, case, cast, func, select
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from store.models import Case, Evaluation
+from store.models import Case, Evaluation, WorkOrder
 
 GroupBy = Literal["agency", "item", "staff", "channel"]
 BAD = ("dissatisfied", "very_dissatisfied")
@@ -29,6 +31,8 @@ class GroupFigures:
     rated: int
     mean_score: float | None
     bad_reviews: int
+    work_orders: int = 0
+    rectified: int = 0
 
 
 async def figures(session: AsyncSession, by: GroupBy, start: datetime | None,
@@ -39,10 +43,23 @@ async def figures(session: AsyncSession, by: GroupBy, start: datetime | None,
             col(Evaluation.case_id).label("case_id"),
             func.max(Evaluation.id).label("latest_id"),
             func.max(case((col(Evaluation.is_default).is_(False), 1), else_=0)).label("active"),
-            func.sum(case((col(Evaluation.grade).in_(BAD), 1), else_=0)).label("bad"),
+            func.sum(case(((col(Evaluation.grade).in_(BAD)) & (func.coalesce(Evaluation.via, "") != "callback"), 1),
+                          else_=0)).label("bad"),
         )
         .where(valid)
         .group_by(col(Evaluation.case_id))
+        .subquery()
+    )
+    counted = func.coalesce(WorkOrder.outcome, "") != "excluded"
+    reached = col(WorkOrder.status).in_(("rectified", "reviewed", "closed")) | (col(WorkOrder.reopened) > 0)
+    put_right = counted & reached
+    per_case_orders = (
+        select(
+            col(WorkOrder.case_id).label("case_id"),
+            func.sum(case((counted, 1), else_=0)).label("orders"),
+            func.sum(case((put_right, 1), else_=0)).label("rectified"),
+        )
+        .group_by(col(WorkOrder.case_id))
         .subquery()
     )
     latest = select(Evaluation.id, Evaluation.score, Evaluation.channel).subquery()
@@ -61,9 +78,12 @@ async def figures(session: AsyncSession, by: GroupBy, start: datetime | None,
             func.coalesce(func.sum(cast(per_case.c.active, Integer)), 0).label("rated"),
             func.avg(latest.c.score).label("mean_score"),
             func.coalesce(func.sum(per_case.c.bad), 0).label("bad"),
+            func.coalesce(func.sum(per_case_orders.c.orders), 0).label("orders"),
+            func.coalesce(func.sum(per_case_orders.c.rectified), 0).label("rectified"),
         )
         .select_from(Case)
         .outerjoin(per_case, per_case.c.case_id == col(Case.id))
+        .outerjoin(per_case_orders, per_case_orders.c.case_id == col(Case.id))
         .outerjoin(latest, latest.c.id == per_case.c.latest_id)
         .group_by(key)
         .order_by(key)
@@ -75,4 +95,4 @@ async def figures(session: AsyncSession, by: GroupBy, start: datetime | None,
     rows = (await session.exec(stmt)).all()  # type: ignore[call-overload]
     return [GroupFigures(key=r.key, name=r.name, cases=int(r.cases), rated=int(r.rated),
                          mean_score=None if r.mean_score is None else round(float(r.mean_score), 4),
-                         bad_reviews=int(r.bad)) for r in rows]
+                         bad_reviews=int(r.bad), work_orders=int(r.orders), rectified=int(r.rectified)) for r in rows]

@@ -10,10 +10,12 @@ from babel import Locale
 from babel.dates import format_date
 
 from bot.i18n import _BABEL, SOURCE, SUPPORTED, negotiate
-from bot.ratings import RatingRefused, openness, record
+from bot.ratings import RaterBarred, RatingRefused, openness, record
 from bot.runtime import Runtime
 from bot.web.common import now, runtime
+from dialogs import messages as m
 from dialogs.grades import Grade
+from dialogs.types import Reply
 from store import cases as case_store
 from store import evaluations as evaluation_store
 from store.models import Case
@@ -145,6 +147,9 @@ async def submit(request: web.Request) -> web.Response:
                 locked = await case_store.by_id(session, case.id, lock=rt.db.locks_rows)  # type: ignore[arg-type]
                 assert locked is not None
                 await record(session, rt, locked, grade, tuple(reasons) if grade.is_bad else (), text, "web", stamp)
+        except RaterBarred as exc:
+            barred = rt.render(Reply(m.BARRED, {"until": exc.until}), locale)
+            return _page(rt, locale, f"<p>{escape(barred)}</p>", 403, token=token)
         except RatingRefused:
             return _page(rt, locale, f"<p>{escape(t(locale, 'page.closed'))}</p>", 409, token=token)
         return _page(rt, locale, f"<p>{escape(t(locale, 'page.thanks'))}</p>", token=token)

@@ -46,7 +46,7 @@ async def get_stats(request: web.Request) -> web.Response:
         "key": g.key, "name": g.name, "cases": g.cases, "rated": g.rated,
         "participation_rate": round(g.rated / g.cases, 4) if g.cases else None,
         "mean_score": g.mean_score, "bad_reviews": g.bad_reviews,
-        "rectification_rate": None,  # no work orders yet: nothing to divide by
+        "rectification_rate": round(g.rectified / g.work_orders, 4) if g.work_orders else None,
     } for g in groups]})
 
 
