@@ -24,6 +24,7 @@ class StateUnavailable(RuntimeError):
 class SessionState(Protocol):
     async def first_time(self, key: str, ttl: int) -> bool: ...
     async def forget(self, key: str) -> None: ...
+    async def hit(self, key: str, window: int, amount: int = 1) -> int: ...
     def lock(self, key: str) -> AsyncIterator[None]: ...
     async def ping(self) -> None: ...
     async def close(self) -> None: ...
@@ -36,6 +37,7 @@ class MemoryState:
         self._seen: dict[str, float] = {}
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
         self._sweep_at = 0.0
+        self._hits: dict[str, tuple[int, float]] = {}
 
     async def first_time(self, key: str, ttl: int) -> bool:
         now = time.monotonic()
@@ -50,6 +52,17 @@ class MemoryState:
 
     async def forget(self, key: str) -> None:
         self._seen.pop(key, None)
+
+    async def hit(self, key: str, window: int, amount: int = 1) -> int:
+        """Count `amount` more hits in the key's fixed window of `window` seconds (0 only reads); the count."""
+        now = time.monotonic()
+        if len(self._hits) > 10_000:
+            self._hits = {k: v for k, v in self._hits.items() if v[1] > now}
+        count, ends = self._hits.get(key, (0, 0.0))
+        if ends <= now:
+            count, ends = 0, now + window
+        self._hits[key] = (count + amount, ends)
+        return count + amount
 
     @asynccontextmanager
     async def lock(self, key: str) -> AsyncIterator[None]:
@@ -107,6 +120,15 @@ class RedisState:
             await self.redis.delete(f"{self.prefix}seen:{key}")
         except RedisError as exc:
             raise StateUnavailable(f"redis: {exc}") from exc
+
+    async def hit(self, key: str, window: int, amount: int = 1) -> int:
+        name = f"{self.prefix}hits:{key}"
+        try:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                count, _ = await pipe.incrby(name, amount).expire(name, window, nx=True).execute()
+        except RedisError as exc:
+            raise StateUnavailable(f"redis: {exc}") from exc
+        return int(count)
 
     def lock(self, key: str) -> AbstractAsyncContextManager[None]:
         return redis_lock(self.redis, f"{self.prefix}lock:{key}", wait=10)

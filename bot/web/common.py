@@ -30,8 +30,8 @@ def now(request: web.Request) -> datetime:
     return runtime(request).clock()
 
 
-def json_response(data: Any, status: int = 200) -> web.Response:
-    return web.json_response(data, status=status, dumps=_dumps)
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response(data, status=status, dumps=_dumps, headers=headers)
 
 
 def error(status: int, message: str, **more: Any) -> web.Response:
