@@ -7,6 +7,7 @@ A reply is recorded exactly as an agent's callback result would be.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -14,6 +15,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot import work_orders
 from bot.runtime import Runtime
 from dialogs import callback
+from dialogs import messages as m
+from dialogs.types import Reply
 from store import contacts as contact_store
 from store import conversations, outbox
 from store import work_orders as store
@@ -51,8 +54,9 @@ async def reply(session: AsyncSession, rt: Runtime, state: callback.CallbackStat
         await contact_store.opt_out(session, contact_id, "reply", now)
     if outcome.result is not None:
         wo = await store.by_id(session, state.work_order_id, lock=rt.db.locks_rows)
-        if wo is not None and wo.status == "reviewed":
-            await work_orders.callback(session, rt, wo, outcome.result, CITIZEN, now)
-            wo.updated_at = now
-            session.add(wo)
+        if wo is None or wo.status != "reviewed":  # settled another way meanwhile: promise nothing
+            return replace(outcome, replies=(Reply(m.NOTHING_TO_RATE),), result=None)
+        await work_orders.callback(session, rt, wo, outcome.result, CITIZEN, now)
+        wo.updated_at = now
+        session.add(wo)
     return outcome

@@ -73,7 +73,7 @@ async def barred(session: AsyncSession, case: Case, now: datetime) -> datetime |
 
 async def record(session: AsyncSession, rt: Runtime, case: Case, grade: Grade, reasons: tuple[str, ...],
                  text: str | None, channel: str, now: datetime, *, is_default: bool = False,
-                 ref: str | None = None, via: str | None = None) -> Evaluation:
+                 ref: str | None = None, via: str | None = None, origin_id: int | None = None) -> Evaluation:
     """Store a rating of a case whose row the caller holds locked (or, on SQLite, inside BEGIN IMMEDIATE)."""
     assert case.id is not None
     if not is_default:
@@ -91,7 +91,7 @@ async def record(session: AsyncSession, rt: Runtime, case: Case, grade: Grade, r
     evaluation = Evaluation(
         case_id=case.id, grade=grade.value, score=grade.score, reasons=list(reasons), text=text,
         channel=channel, is_default=is_default, is_followup=state == "followup", status="valid", via=via,
-        ref=ref, created_at=now,
+        ref=ref, origin_id=origin_id, created_at=now,
     )
     session.add(evaluation)
     if case.rated_at is None:
@@ -120,7 +120,7 @@ async def _apply_to_siblings(session: AsyncSession, rt: Runtime, case: Case, eva
                 continue  # rated on its own: its own rating stands
             try:
                 await record(session, rt, sibling, Grade(evaluation.grade), tuple(evaluation.reasons or ()),
-                             evaluation.text, evaluation.channel, now, via=via)
+                             evaluation.text, evaluation.channel, now, via=via, origin_id=evaluation.id)
             except RatingRefused:
                 continue  # this sibling takes no more ratings
 

@@ -22,10 +22,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.policy import DaySpan
 from bot.runtime import Runtime
+from dialogs.callback import is_callback
 from dialogs.grades import Grade
 from store import cases as case_store
 from store import contacts as contact_store
 from store import conversations
+from store import evaluations as evaluation_store
 from store import work_orders as store
 from store.models import Case, Evaluation, RaterStrike, WorkOrder
 
@@ -114,8 +116,8 @@ def appeal_closes(rt: Runtime, evaluation: Evaluation) -> datetime:
 
 def allowed(rt: Runtime, wo: WorkOrder, evaluation: Evaluation, now: datetime) -> list[str]:
     """The actions the work order takes at `now`, whoever asks."""
-    if wo.status == "closed":
-        return []
+    if wo.status == "closed":  # an appeal made in time is decided even when the steps ran ahead of it
+        return ["decide-appeal"] if wo.appeal_status == "pending" else []
     out = [action for action, (src, _dst) in STEPS.items() if wo.status == src]
     if wo.status == "reviewed":
         out.append("callback")
@@ -201,6 +203,9 @@ async def _move(session: AsyncSession, rt: Runtime, wo: WorkOrder, to: str, acti
     before = wo.status
     wo.status = to
     wo.overdue = False
+    if to in ("closed", "dispatched"):  # the callback step is over (or never came): stop asking by SMS
+        await conversations.close_where(
+            session, wo.case_id, lambda state: is_callback(state) and state.get("work_order_id") == wo.id, now)
     if to == "closed":
         wo.outcome, wo.closed_at, wo.due_at, wo.call_at, wo.agent_queue = outcome, now, None, None, False
     else:
@@ -281,6 +286,8 @@ async def _decide_appeal(session: AsyncSession, rt: Runtime, wo: WorkOrder, eval
         return
     evaluation.status = "excluded"
     session.add(evaluation)
+    # The batch's one review was copied to each case of the batch: false for one, false for all.
+    await evaluation_store.exclude_copies(session, evaluation, via="batch")
     await _move(session, rt, wo, "closed", "decide-appeal", actor, now, note=note, outcome="excluded", data=data)
     await _strike(session, rt, wo, evaluation, now)
 

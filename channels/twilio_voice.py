@@ -82,10 +82,10 @@ def twiml(says: Sequence[str], locale: str, *, ask: KeyState | None = None, path
         response.hangup()
         return str(response)
     action = f"{path}?{urlencode({**(query or {}), **state_query(ask)})}"
-    if ask.ask is Ask.GRADE:
-        gather = Gather(num_digits=1, action=action, method="POST", timeout=GRADE_TIMEOUT)
-    else:
+    if ask.ask is Ask.REASONS:  # several keys, then #
         gather = Gather(finish_on_key="#", action=action, method="POST", timeout=REASONS_TIMEOUT)
+    else:  # one key answers
+        gather = Gather(num_digits=1, action=action, method="POST", timeout=GRADE_TIMEOUT)
     for text in says:
         gather.say(text, language=language)
     response.append(gather)

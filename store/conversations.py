@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -65,3 +66,17 @@ async def close_for_case(session: AsyncSession, case_id: int, now: datetime) -> 
         update(Conversation).where(col(Conversation.case_id) == case_id)
         .values(case_id=None, state=None, expires_at=None, updated_at=now)
         .execution_options(synchronize_session=False))
+
+
+async def close_where(session: AsyncSession, case_id: int, match: Callable[[dict[str, Any]], bool],
+                      now: datetime) -> None:
+    """End the conversations about a case whose state `match` accepts (a dialog's own test)."""
+    rows = (await session.exec(select(Conversation).where(Conversation.case_id == case_id))).all()
+    for conv in rows:
+        if conv.state is not None and match(conv.state):
+            await session.exec(  # type: ignore[call-overload]
+                update(Conversation).where(col(Conversation.contact_id) == conv.contact_id,
+                                           col(Conversation.version) == conv.version)
+                .values(case_id=None, state=None, expires_at=None, updated_at=now,
+                        version=col(Conversation.version) + 1)
+                .execution_options(synchronize_session=False))

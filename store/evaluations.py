@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -21,3 +22,9 @@ async def latest_for_case(session: AsyncSession, case_id: int) -> Evaluation | N
 
 async def by_ref(session: AsyncSession, ref: str) -> Evaluation | None:
     return (await session.exec(select(Evaluation).where(Evaluation.ref == ref))).first()
+
+
+async def exclude_copies(session: AsyncSession, original: Evaluation, via: str) -> None:
+    await session.exec(  # type: ignore[call-overload]
+        update(Evaluation).where(col(Evaluation.origin_id) == original.id, col(Evaluation.via) == via)
+        .values(status="excluded").execution_options(synchronize_session=False))
