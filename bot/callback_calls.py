@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
+from sqlmodel.ext.asyncio.session import AsyncSession
+
 from bot import work_orders
 from bot.hotline import Spoken
 from bot.i18n import SOURCE
@@ -83,7 +85,7 @@ async def sweep(rt: Runtime, now: datetime) -> int:
     return placed
 
 
-async def _not_reached(session, rt: Runtime, wo: WorkOrder, status: str, now: datetime) -> None:  # type: ignore[no-untyped-def]
+async def _not_reached(session: AsyncSession, rt: Runtime, wo: WorkOrder, status: str, now: datetime) -> None:
     """One more call later, or the agents' queue after the last."""
     wo.call_sid = None
     rules = rt.policy.callback

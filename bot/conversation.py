@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -120,7 +121,7 @@ async def _handle_locked(rt: Runtime, inbound: Inbound, contact_channel: str, ad
     return Answer([rt.render(reply, locale) for reply in outcome.replies], contact_id=contact_id)
 
 
-async def _callback_reply(session: AsyncSession, rt: Runtime, data: dict, inbound: Inbound, contact_id: int,
+async def _callback_reply(session: AsyncSession, rt: Runtime, data: dict[str, Any], inbound: Inbound, contact_id: int,
                           recent: list[str], now: datetime) -> Answer:
     """The rater answers the SMS callback question (bot/callback_sms.py)."""
     state = callback.CallbackState.from_json(data)
