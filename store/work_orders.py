@@ -7,15 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from store.models import RaterStrike, WorkOrder, WorkOrderEvent
 
 OPEN = ("created", "dispatched", "rectified", "reviewed")
-# Statuses at which a work order has been put right at least once (rectification rate).
-RECTIFIED = ("rectified", "reviewed")
 
 
 @dataclass(frozen=True)
@@ -24,7 +22,6 @@ class Filters:
     agency_code: str | None = None
     overdue: bool | None = None
     agencies: Sequence[str] | None = None  # the reader's jurisdiction; None = everything
-    case_id: int | None = None
     agent_queue: bool | None = None
 
 
@@ -68,8 +65,6 @@ async def listing(session: AsyncSession, f: Filters, limit: int = 200, after_id:
         stmt = stmt.where(WorkOrder.overdue == f.overdue)
     if f.agencies is not None:
         stmt = stmt.where(col(WorkOrder.agency_code).in_(list(f.agencies)))
-    if f.case_id is not None:
-        stmt = stmt.where(WorkOrder.case_id == f.case_id)
     if f.agent_queue is not None:
         stmt = stmt.where(WorkOrder.agent_queue == f.agent_queue)
     if after_id is not None:
@@ -118,8 +113,3 @@ async def strikes_since(session: AsyncSession, contact_id: int, since: datetime)
             .where(RaterStrike.contact_id == contact_id, col(RaterStrike.at) >= since))
     return int((await session.exec(stmt)).one())
 
-
-async def clear_call(session: AsyncSession, wo_id: int) -> None:
-    await session.exec(  # type: ignore[call-overload]
-        update(WorkOrder).where(col(WorkOrder.id) == wo_id).values(call_at=None)
-        .execution_options(synchronize_session=False))
