@@ -96,10 +96,10 @@ async def voice_keys(request: web.Request) -> web.Response:
     if call is None or state is None:
         raise web.HTTPBadRequest(text="CallSid and a question state written by this service are required")
     rt = runtime(request)
-    ticket = _ticket(request, call)
-    if state.ask.value == "callback":
+    if state.ask.value == "callback":  # the automated callback call names a work order, not a ticket
         spoken = await callback_calls.keys_pressed(rt, request.query.get("wo", ""), state, call, now(request))
         return _spoken(request, spoken, {"wo": request.query.get("wo", "")})
+    ticket = _ticket(request, call)
     spoken = await hotline.keys_pressed(rt, ticket, state, call.digits, call.sid, now(request))
     return _spoken(request, spoken, {"ticket": ticket})
 
