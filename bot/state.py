@@ -26,6 +26,9 @@ class SessionState(Protocol):
     async def forget(self, key: str) -> None: ...
     async def hit(self, key: str, window: int, amount: int = 1) -> int: ...
     def lock(self, key: str) -> AsyncIterator[None]: ...
+    async def get(self, key: str) -> str | None: ...
+    async def put(self, key: str, value: str, ttl: int) -> None: ...
+    async def delete(self, key: str) -> None: ...
     async def ping(self) -> None: ...
     async def close(self) -> None: ...
 
@@ -38,6 +41,7 @@ class MemoryState:
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
         self._sweep_at = 0.0
         self._hits: dict[str, tuple[int, float]] = {}
+        self._values: dict[str, tuple[str, float]] = {}
 
     async def first_time(self, key: str, ttl: int) -> bool:
         now = time.monotonic()
@@ -63,6 +67,19 @@ class MemoryState:
             count, ends = 0, now + window
         self._hits[key] = (count + amount, ends)
         return count + amount
+
+    async def get(self, key: str) -> str | None:
+        found = self._values.get(key)
+        return found[0] if found and found[1] > time.monotonic() else None
+
+    async def put(self, key: str, value: str, ttl: int) -> None:
+        now = time.monotonic()
+        if len(self._values) > 10_000:
+            self._values = {k: v for k, v in self._values.items() if v[1] > now}
+        self._values[key] = (value, now + ttl)
+
+    async def delete(self, key: str) -> None:
+        self._values.pop(key, None)
 
     @asynccontextmanager
     async def lock(self, key: str) -> AsyncIterator[None]:
@@ -132,6 +149,25 @@ class RedisState:
 
     def lock(self, key: str) -> AbstractAsyncContextManager[None]:
         return redis_lock(self.redis, f"{self.prefix}lock:{key}", wait=10)
+
+    async def get(self, key: str) -> str | None:
+        try:
+            found = await self.redis.get(f"{self.prefix}val:{key}")
+        except RedisError as exc:
+            raise StateUnavailable(f"redis: {exc}") from exc
+        return found.decode() if found is not None else None
+
+    async def put(self, key: str, value: str, ttl: int) -> None:
+        try:
+            await self.redis.set(f"{self.prefix}val:{key}", value.encode(), ex=ttl)
+        except RedisError as exc:
+            raise StateUnavailable(f"redis: {exc}") from exc
+
+    async def delete(self, key: str) -> None:
+        try:
+            await self.redis.delete(f"{self.prefix}val:{key}")
+        except RedisError as exc:
+            raise StateUnavailable(f"redis: {exc}") from exc
 
     async def ping(self) -> None:
         try:

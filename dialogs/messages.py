@@ -109,9 +109,6 @@ ALL: tuple[str, ...] = (
     HOTLINE_AGENCY,
 )
 
-# The rating page (the link in every reminder). Params as named.
-PAGE = ("page.title", "page.case", "page.question", "page.followup", "page.reasons", "page.text", "page.submit",
-        "page.thanks", "page.closed", "page.invalid", "page.need_grade", "page.need_reason", "page.need_text")
 # A grade's name, as the page shows it: "grade.<value>".
 GRADE_NAMES = tuple(f"grade.{g}" for g in ("very_satisfied", "satisfied", "basically_satisfied", "dissatisfied",
                                            "very_dissatisfied"))

@@ -17,7 +17,23 @@ from dialogs.types import CaseView, Reply
 
 ROOT = Path(__file__).resolve().parent.parent
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
-REQUIRED = (set(messages.ALL) | set(messages.PAGE) | set(messages.GRADE_NAMES)
+PAGE_KEY = re.compile(r"^(?:page|console|sim)\.[a-z0-9_.]+$")
+TEMPLATE_KEY = re.compile(r"""\bt\(\s*['"]([a-z0-9_.]+)['"]\s*[,)]""")
+
+
+def page_keys() -> set[str]:
+    """The keys the pages use: t('…') in the templates, and page/console/simulator keys in the code."""
+    found: set[str] = set()
+    for path in (ROOT / "bot" / "web" / "templates").glob("*.html"):
+        found |= set(TEMPLATE_KEY.findall(path.read_text(encoding="utf-8")))
+    for path in (ROOT / "bot").rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        found |= {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
+                  and PAGE_KEY.match(n.value)}
+    return found
+
+
+REQUIRED = (set(messages.ALL) | page_keys() | set(messages.GRADE_NAMES)
             | {f"reason.{code}" for code in DEFAULT_REASONS})
 
 

@@ -1,161 +1,182 @@
-"""The rating page behind every reminder's link (GET/POST /r/{token}): a plain form, no JavaScript
-needed, nothing loaded from outside the service. Every text comes from the catalogs."""
+"""The rating page behind every reminder's link (GET/POST /r/{token}).
+
+A plain form that works without JavaScript (the reasons are always there, the server checks
+everything) and better with it (static/rating.js shows the reasons only after a bad grade and checks
+before sending). A stored rating answers with a redirect to the thank-you page (POST/redirect/GET),
+so that reloading it cannot post the same rating again as a follow-up.
+"""
 
 from __future__ import annotations
 
-from html import escape
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
-from babel import Locale
-from babel.dates import format_date
+from babel.dates import format_date, format_datetime
 
-from bot.i18n import _BABEL, SOURCE, SUPPORTED, negotiate
-from bot.ratings import RaterBarred, RatingRefused, openness, record
+from bot.i18n import _BABEL
+from bot.ratings import RaterBarred, RatingRefused, followup_closes, openness, record
 from bot.runtime import Runtime
+from bot.web import pages
 from bot.web.common import now, runtime
 from dialogs import messages as m
 from dialogs.grades import Grade
 from dialogs.types import Reply
 from store import cases as case_store
 from store import evaluations as evaluation_store
-from store.models import Case
+from store.models import Case, Evaluation
 
-STYLE = """
-body{font-family:system-ui,"PingFang SC","Microsoft YaHei",sans-serif;margin:0;background:#f4f6f8;color:#1a1a1a}
-main{max-width:32rem;margin:0 auto;padding:1rem}
-h1{font-size:1.3rem}.case{color:#333;margin-bottom:1rem}
-fieldset{border:0;padding:0;margin:0 0 1rem}legend{font-weight:600;margin-bottom:.5rem}
-label.choice{display:block;background:#fff;border:2px solid #c8d0d8;border-radius:.6rem;padding:.9rem 1rem;
-margin:.4rem 0;font-size:1.1rem}
-label.choice:focus-within{outline:3px solid #0b5fff}
-textarea{width:100%;min-height:5rem;font-size:1rem;box-sizing:border-box}
-button{width:100%;padding:1rem;font-size:1.1rem;background:#0b5fff;color:#fff;border:0;border-radius:.6rem}
-.error{background:#fde8e8;color:#8a0000;padding:.7rem;border-radius:.4rem}
-nav{font-size:.9rem;margin-top:1.5rem}nav a{margin-right:.8rem;color:#0b4fd6}
-"""
+TEXT_MAX = 1000
 
 
-def _locale(request: web.Request, case: Case | None) -> str:
-    chosen = request.query.get("lang")
-    if chosen in SUPPORTED:
-        return chosen
-    for part in request.headers.get("Accept-Language", "").split(","):
-        tag = part.split(";")[0].strip()
-        if tag.lower().startswith(("zh", "en")):
-            return negotiate(tag)
-    return case.locale if case else SOURCE
+def _date(rt: Runtime, value: datetime, locale: str) -> str:
+    return format_date(value.astimezone(rt.policy.tz).date(), format="long", locale=_BABEL[locale])
 
 
-def _autonym(locale: str) -> str:
-    """Each language in its own name (Babel's CLDR data), as a language switch shows them."""
-    return Locale.parse(locale).get_display_name(locale) or locale
+def _instant(rt: Runtime, value: datetime, locale: str) -> str:
+    return format_datetime(value.astimezone(rt.policy.tz), format="medium", locale=_BABEL[locale])
 
 
-def _page(rt: Runtime, locale: str, body: str, status: int = 200, token: str | None = None) -> web.Response:
-    t = rt.catalogs.text
-    links = "".join(f'<a href="?lang={loc}" lang="{loc.replace("_", "-")}">{escape(_autonym(loc))}</a>'
-                    for loc in SUPPORTED)
-    html = (f'<!doctype html><html lang="{locale.replace("_", "-")}"><head><meta charset="utf-8">'
-            f'<meta name="viewport" content="width=device-width,initial-scale=1">'
-            f"<title>{escape(t(locale, 'page.title'))}</title><style>{STYLE}</style></head>"
-            f"<body><main><h1>{escape(t(locale, 'page.title'))}</h1>{body}"
-            f"{'<nav>' + links + '</nav>' if token else ''}</main></body></html>")
-    return web.Response(text=html, content_type="text/html", charset="utf-8", status=status,
-                        headers={"Cache-Control": "no-store", "Content-Security-Policy": "default-src 'self'; "
-                                 "style-src 'unsafe-inline'", "X-Frame-Options": "DENY"})
+def _summary(rt: Runtime, locale: str, evaluations: list[Evaluation]) -> list[str]:
+    """What the reader has given so far (their own ratings; a default says it was applied)."""
+    lines = []
+    for e in evaluations:
+        if e.via == "callback" or e.status != "valid":
+            continue
+        key = "page.summary_default" if e.is_default else (
+            "page.summary_followup" if e.is_followup else "page.summary_rating")
+        lines.append(rt.catalogs.text(locale, key).format(
+            grade=rt.catalogs.text(locale, f"grade.{e.grade}"), date=_date(rt, e.created_at, locale)))
+    return lines
 
 
-def _form(rt: Runtime, locale: str, case: Case, followup: bool, error: str | None = None,
-          chosen: dict[str, object] | None = None) -> str:
-    t = rt.catalogs.text
-    chosen = chosen or {}
-    completed = format_date(case.completed_at.astimezone(rt.policy.tz).date(), format="long", locale=_BABEL[locale])
-    about = t(locale, "page.case").format(item=case.item_name, agency=case.agency_name, completed_at=completed)
-    parts = [f'<p class="case">{escape(about)}</p>']
-    if followup:
-        parts.append(f"<p>{escape(t(locale, 'page.followup'))}</p>")
-    if error:
-        parts.append(f'<p class="error" role="alert">{escape(error)}</p>')
-    parts.append('<form method="post"><fieldset><legend>' + escape(t(locale, "page.question")) + "</legend>")
-    for grade in Grade:
-        checked = " checked" if chosen.get("grade") == grade.value else ""
-        parts.append(f'<label class="choice"><input type="radio" name="grade" value="{grade.value}"{checked}> '
-                     f"{escape(t(locale, 'grade.' + grade.value))}</label>")
-    parts.append("</fieldset><fieldset><legend>" + escape(t(locale, "page.reasons")) + "</legend>")
-    picked = chosen.get("reasons") or []
-    for code in rt.policy.reasons:
-        checked = " checked" if code in picked else ""  # type: ignore[operator]
-        label = rt.catalogs.reason_label(locale, code, rt.policy.reasons)
-        parts.append(f'<label class="choice"><input type="checkbox" name="reasons" value="{escape(code)}"{checked}> '
-                     f"{escape(label)}</label>")
-    parts.append(f'</fieldset><label for="text">{escape(t(locale, "page.text"))}</label>'
-                 f'<textarea id="text" name="text" maxlength="1000">{escape(str(chosen.get("text") or ""))}</textarea>'
-                 f'<p><button type="submit">{escape(t(locale, "page.submit"))}</button></p></form>')
-    return "".join(parts)
+def _query(request: web.Request, **more: str) -> str:
+    params = {k: v for k, v in request.query.items() if k == "lang"}
+    params.update(more)
+    return "?" + urlencode(params) if params else ""
 
 
-async def _open(request: web.Request) -> tuple[Runtime, str, str, Case | None]:
-    """(runtime, token, locale, the case the token names, or None for a tampered or unknown token)."""
+async def _open(request: web.Request) -> tuple[Runtime, str, Case | None]:
+    """(runtime, locale, the case the token names, or None for a tampered or unknown token)."""
     rt = runtime(request)
-    token = request.match_info["token"]
-    case_id = rt.links.case_id(token)
+    case_id = rt.links.case_id(request.match_info["token"])
     case = None
     if case_id is not None:
         async with rt.db.read() as session:
             case = await case_store.by_id(session, case_id)
-    return rt, token, _locale(request, case), case
+    return rt, pages.locale_of(request, case.locale if case else pages.SOURCE), case
 
 
-def _invalid(rt: Runtime, locale: str) -> web.Response:
-    return _page(rt, locale, f"<p>{escape(rt.catalogs.text(locale, 'page.invalid'))}</p>", 404)
+def _context(rt: Runtime, locale: str, case: Case) -> dict[str, Any]:
+    return {"case": case, "completed": _date(rt, case.completed_at, locale)}
+
+
+def _notice(request: web.Request, rt: Runtime, locale: str, case: Case | None, kind: str, heading: str,
+            lines: list[str], status: int = 200, summary: list[str] | None = None,
+            followup_link: str | None = None) -> web.Response:
+    context = _context(rt, locale, case) if case else {"case": None, "completed": ""}
+    return pages.render(request, "rating_notice.html", locale, status, kind=kind, heading=heading, lines=lines,
+                        summary=summary or [], followup_link=followup_link, **context)
+
+
+def _invalid(request: web.Request, rt: Runtime, locale: str) -> web.Response:
+    t = rt.catalogs.text
+    return _notice(request, rt, locale, None, "invalid", t(locale, "page.invalid_heading"),
+                   [t(locale, "page.invalid")], 404)
+
+
+def _closed(request: web.Request, rt: Runtime, locale: str, case: Case, evaluations: list[Evaluation],
+            status: int = 200) -> web.Response:
+    """Nothing more to rate: used up (a rating and its follow-up) or expired (the window is over)."""
+    t = rt.catalogs.text
+    own = [e for e in evaluations if e.via != "callback"]
+    used = len(own) >= 2 or any(e.is_followup for e in own)
+    heading, line = ("page.used_heading", "page.used") if used else ("page.expired_heading", "page.expired")
+    return _notice(request, rt, locale, case, "used" if used else "expired", t(locale, heading),
+                   [t(locale, line)], status, summary=_summary(rt, locale, evaluations))
+
+
+def _form(request: web.Request, rt: Runtime, locale: str, case: Case, evaluations: list[Evaluation],
+          stamp: datetime, *, error: str | None = None, chosen: dict[str, Any] | None = None,
+          status: int = 200) -> web.Response:
+    closes = followup_closes(rt, evaluations) if openness(rt, evaluations, stamp) == "followup" else None
+    reasons = [(code, rt.catalogs.reason_label(locale, code, rt.policy.reasons)) for code in rt.policy.reasons]
+    return pages.render(
+        request, "rating.html", locale, status, grades=list(Grade), reasons=reasons, error=error,
+        chosen=chosen or {"grade": None, "reasons": [], "text": None},
+        followup_until=_instant(rt, closes, locale) if closes else None,
+        summary=_summary(rt, locale, evaluations) if closes else [], **_context(rt, locale, case))
 
 
 async def show(request: web.Request) -> web.Response:
-    rt, token, locale, case = await _open(request)
+    rt, locale, case = await _open(request)
     if case is None:
-        return _invalid(rt, locale)
-    async with rt.db.read() as session:
-        state = openness(rt, await evaluation_store.for_case(session, case.id), now(request))  # type: ignore[arg-type]
-    if state == "closed":
-        return _page(rt, locale, f"<p>{escape(rt.catalogs.text(locale, 'page.closed'))}</p>", token=token)
-    return _page(rt, locale, _form(rt, locale, case, state == "followup"), token=token)
-
-
-async def submit(request: web.Request) -> web.Response:
-    rt, token, locale, case = await _open(request)
-    if case is None:
-        return _invalid(rt, locale)
-    form = await request.post()
-    grade_value = str(form.get("grade") or "")
-    reasons = [r for r in dict.fromkeys(str(v) for v in form.getall("reasons", [])) if r in rt.policy.reasons]
-    text = str(form.get("text") or "").strip()[:1000] or None
-    chosen = {"grade": grade_value, "reasons": reasons, "text": text}
-    t = rt.catalogs.text
-    error = None
-    grade = Grade(grade_value) if grade_value in Grade._value2member_map_ else None
-    if grade is None:
-        error = t(locale, "page.need_grade")
-    elif grade.is_bad and not reasons and not text:
-        error = t(locale, "page.need_reason")
-    elif grade.is_bad and reasons == ["other"] and not text:
-        error = t(locale, "page.need_text")
+        return _invalid(request, rt, locale)
+    assert case.id is not None
     stamp = now(request)
+    async with rt.db.read() as session:
+        evaluations = await evaluation_store.for_case(session, case.id)
+    state = openness(rt, evaluations, stamp)
+    if request.query.get("thanks") and evaluations:
+        t = rt.catalogs.text
+        link = (request.path + _query(request)) if state == "followup" else None
+        return _notice(request, rt, locale, case, "thanks", t(locale, "page.thanks"),
+                       [t(locale, "page.thanks_more")], summary=_summary(rt, locale, evaluations),
+                       followup_link=link)
+    if state == "closed":
+        return _closed(request, rt, locale, case, evaluations)
+    return _form(request, rt, locale, case, evaluations, stamp)
+
+
+def _choice(rt: Runtime, form: Any) -> dict[str, Any]:
+    reasons = [r for r in dict.fromkeys(str(v) for v in form.getall("reasons", [])) if r in rt.policy.reasons]
+    text = str(form.get("text") or "").strip()[:TEXT_MAX] or None
+    return {"grade": str(form.get("grade") or ""), "reasons": reasons, "text": text}
+
+
+def _problem(rt: Runtime, locale: str, chosen: dict[str, Any]) -> str | None:
+    t = rt.catalogs.text
+    grade = Grade(chosen["grade"]) if chosen["grade"] in Grade._value2member_map_ else None
+    if grade is None:
+        return t(locale, "page.need_grade")
+    if grade.is_bad and not chosen["reasons"] and not chosen["text"]:
+        return t(locale, "page.need_reason")
+    if grade.is_bad and chosen["reasons"] == ["other"] and not chosen["text"]:
+        return t(locale, "page.need_text")
+    return None
+
+
+async def submit(request: web.Request) -> web.StreamResponse:
+    rt, locale, case = await _open(request)
+    if case is None:
+        return _invalid(request, rt, locale)
+    assert case.id is not None
+    chosen = _choice(rt, await request.post())
+    stamp = now(request)
+    error = _problem(rt, locale, chosen)
     if error is None:
-        assert grade is not None
+        grade = Grade(chosen["grade"])
         try:
             async with rt.db.write() as session:
-                locked = await case_store.by_id(session, case.id, lock=rt.db.locks_rows)  # type: ignore[arg-type]
+                locked = await case_store.by_id(session, case.id, lock=rt.db.locks_rows)
                 assert locked is not None
-                await record(session, rt, locked, grade, tuple(reasons) if grade.is_bad else (), text, "web", stamp)
+                await record(session, rt, locked, grade, tuple(chosen["reasons"]) if grade.is_bad else (),
+                             chosen["text"], "web", stamp)
         except RaterBarred as exc:
             barred = rt.render(Reply(m.BARRED, {"until": exc.until}), locale)
-            return _page(rt, locale, f"<p>{escape(barred)}</p>", 403, token=token)
+            return _notice(request, rt, locale, case, "barred", rt.catalogs.text(locale, "page.barred_heading"),
+                           [barred], 403)
         except RatingRefused:
-            return _page(rt, locale, f"<p>{escape(t(locale, 'page.closed'))}</p>", 409, token=token)
-        return _page(rt, locale, f"<p>{escape(t(locale, 'page.thanks'))}</p>", token=token)
+            async with rt.db.read() as session:
+                evaluations = await evaluation_store.for_case(session, case.id)
+            return _closed(request, rt, locale, case, evaluations, 409)
+        raise web.HTTPSeeOther(request.path + _query(request, thanks="1"))
     async with rt.db.read() as session:
-        state = openness(rt, await evaluation_store.for_case(session, case.id), stamp)  # type: ignore[arg-type]
-    return _page(rt, locale, _form(rt, locale, case, state == "followup", error, chosen), 422, token=token)
+        evaluations = await evaluation_store.for_case(session, case.id)
+    if openness(rt, evaluations, stamp) == "closed":
+        return _closed(request, rt, locale, case, evaluations, 409)
+    return _form(request, rt, locale, case, evaluations, stamp, error=error, chosen=chosen, status=422)
 
 
 def setup(app: web.Application) -> None:
