@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.runtime import Runtime
 from bot.work_orders import ROLE_NAMES, Actor
 from store.models import User
 
@@ -30,8 +31,21 @@ USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 MIN_PASSWORD = 10
 
 
+# Failed logins allowed per user name, and per client address (a 12345 centre's seats share one), in a
+# window: scrypt makes each guess slow, this makes guessing many slow ones impossible.
+FAILURES_PER_USER, FAILURES_PER_ADDRESS, FAILURE_WINDOW = 10, 100, 15 * 60
+
+
 class UserError(ValueError):
     pass
+
+
+class LoginRefused(Exception):
+    """A login that did not succeed: `throttled` when too many failed before it (429), else 401."""
+
+    def __init__(self, throttled: bool) -> None:
+        super().__init__("too many failed logins; try again later" if throttled else "unknown user or wrong password")
+        self.throttled = throttled
 
 
 def _b64(raw: bytes) -> str:
@@ -91,6 +105,32 @@ async def all_users(session: AsyncSession) -> list[User]:
     return list((await session.exec(select(User).order_by(User.username))).all())
 
 
+async def authenticate(rt: Runtime, username: str, password: str, address: str | None) -> User:
+    """The user, if the name and password match and too many failures have not come first.
+
+    The API's login and the console's share this, and so share the counters: a guesser gains
+    nothing by switching doors. The hash is computed even for an unknown name, so that timing does
+    not tell which names exist.
+    """
+    limits = {f"login:user:{username[:64]}": FAILURES_PER_USER, f"login:addr:{address}": FAILURES_PER_ADDRESS}
+    for key, limit in limits.items():
+        if await rt.state.hit(key, FAILURE_WINDOW, 0) >= limit:
+            raise LoginRefused(throttled=True)
+    async with rt.db.read() as session:
+        user = await by_name(session, username)
+    ok = verify_password(password, user.password_hash if user else DUMMY_HASH)
+    if user is None or not ok or user.disabled_at is not None:
+        for key in limits:
+            await rt.state.hit(key, FAILURE_WINDOW)
+        raise LoginRefused(throttled=False)
+    return user
+
+
+def fingerprint(user: User) -> str:
+    """Changes when the password does: what a token or session holds to end with the old password."""
+    return hashlib.sha256(user.password_hash.encode()).hexdigest()[:16]
+
+
 def actor_of(user: User) -> Actor:
     agencies = None if "*" in user.agencies else tuple(user.agencies)
     return Actor(user.username, user.role, agencies)
@@ -101,8 +141,8 @@ class Tokens:
     key: bytes
 
     def _mac(self, payload: str, password_hash: str) -> str:
-        fingerprint = hashlib.sha256(password_hash.encode()).hexdigest()[:16]
-        return _b64(hmac.new(self.key, f"{payload}|{fingerprint}".encode(), hashlib.sha256).digest()[:24])
+        digest = hashlib.sha256(password_hash.encode()).hexdigest()[:16]
+        return _b64(hmac.new(self.key, f"{payload}|{digest}".encode(), hashlib.sha256).digest()[:24])
 
     def issue(self, user: User, now: datetime) -> tuple[str, datetime]:
         assert user.id is not None

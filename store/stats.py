@@ -9,6 +9,7 @@ excluded on appeal, and those of them put right at least once (rectified, or lat
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -33,10 +34,12 @@ class GroupFigures:
     bad_reviews: int
     work_orders: int = 0
     rectified: int = 0
+    overdue: int = 0  # open work orders past their step's deadline now
 
 
 async def figures(session: AsyncSession, by: GroupBy, start: datetime | None,
-                  end: datetime | None) -> list[GroupFigures]:
+                  end: datetime | None, agencies: Sequence[str] | None = None) -> list[GroupFigures]:
+    """`agencies`: only these agencies' cases (a reader's jurisdiction); None = all."""
     valid = col(Evaluation.status) == "valid"
     per_case = (
         select(
@@ -58,6 +61,8 @@ async def figures(session: AsyncSession, by: GroupBy, start: datetime | None,
             col(WorkOrder.case_id).label("case_id"),
             func.sum(case((counted, 1), else_=0)).label("orders"),
             func.sum(case((put_right, 1), else_=0)).label("rectified"),
+            func.sum(case(((col(WorkOrder.overdue).is_(True)) & (col(WorkOrder.status) != "closed"), 1),
+                          else_=0)).label("overdue"),
         )
         .group_by(col(WorkOrder.case_id))
         .subquery()
@@ -80,6 +85,7 @@ async def figures(session: AsyncSession, by: GroupBy, start: datetime | None,
             func.coalesce(func.sum(per_case.c.bad), 0).label("bad"),
             func.coalesce(func.sum(per_case_orders.c.orders), 0).label("orders"),
             func.coalesce(func.sum(per_case_orders.c.rectified), 0).label("rectified"),
+            func.coalesce(func.sum(per_case_orders.c.overdue), 0).label("overdue"),
         )
         .select_from(Case)
         .outerjoin(per_case, per_case.c.case_id == col(Case.id))
@@ -92,7 +98,10 @@ async def figures(session: AsyncSession, by: GroupBy, start: datetime | None,
         stmt = stmt.where(col(Case.completed_at) >= start)
     if end is not None:
         stmt = stmt.where(col(Case.completed_at) < end)
+    if agencies is not None:
+        stmt = stmt.where(col(Case.agency_code).in_(list(agencies)))
     rows = (await session.exec(stmt)).all()  # type: ignore[call-overload]
     return [GroupFigures(key=r.key, name=r.name, cases=int(r.cases), rated=int(r.rated),
                          mean_score=None if r.mean_score is None else round(float(r.mean_score), 4),
-                         bad_reviews=int(r.bad), work_orders=int(r.orders), rectified=int(r.rectified)) for r in rows]
+                         bad_reviews=int(r.bad), work_orders=int(r.orders), rectified=int(r.rectified),
+                         overdue=int(r.overdue)) for r in rows]

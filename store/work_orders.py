@@ -23,6 +23,7 @@ class Filters:
     overdue: bool | None = None
     agencies: Sequence[str] | None = None  # the reader's jurisdiction; None = everything
     agent_queue: bool | None = None
+    open_only: bool = False
 
 
 async def add(session: AsyncSession, wo: WorkOrder, actor: str, now: datetime) -> WorkOrder:
@@ -54,11 +55,15 @@ async def by_call_sid(session: AsyncSession, sid: str, *, lock: bool = False) ->
     return (await session.exec(stmt)).first()
 
 
-async def listing(session: AsyncSession, f: Filters, limit: int = 200, after_id: int | None = None
-                  ) -> list[WorkOrder]:
+async def listing(session: AsyncSession, f: Filters, limit: int = 200, after_id: int | None = None,
+                  *, by_deadline: bool = False) -> list[WorkOrder]:
+    """Work orders by id (pages with `after_id`), or the oldest deadline first (the console's queues;
+    closed ones, without a deadline, last, most recently closed first)."""
     stmt = select(WorkOrder)
     if f.status:
         stmt = stmt.where(WorkOrder.status == f.status)
+    if f.open_only:
+        stmt = stmt.where(col(WorkOrder.status).in_(OPEN))
     if f.agency_code:
         stmt = stmt.where(WorkOrder.agency_code == f.agency_code)
     if f.overdue is not None:
@@ -69,8 +74,12 @@ async def listing(session: AsyncSession, f: Filters, limit: int = 200, after_id:
         stmt = stmt.where(WorkOrder.agent_queue == f.agent_queue)
     if after_id is not None:
         stmt = stmt.where(col(WorkOrder.id) > after_id)
-    stmt = stmt.order_by(col(WorkOrder.id)).limit(limit)
-    return list((await session.exec(stmt)).all())
+    if by_deadline:
+        stmt = stmt.order_by(col(WorkOrder.due_at).is_(None), col(WorkOrder.due_at), col(WorkOrder.closed_at).desc(),
+                             col(WorkOrder.id))
+    else:
+        stmt = stmt.order_by(col(WorkOrder.id))
+    return list((await session.exec(stmt.limit(limit))).all())
 
 
 async def for_cases(session: AsyncSession, case_ids: Sequence[int]) -> list[WorkOrder]:

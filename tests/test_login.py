@@ -6,7 +6,7 @@ import pytest
 from conftest import BACKENDS
 
 from bot import users
-from bot.web.work_orders_api import LOGIN_FAILURES_USER
+from bot.users import FAILURES_PER_USER as LOGIN_FAILURES_USER
 
 PASSWORD = "correct horse battery"
 

@@ -7,9 +7,11 @@ from aiohttp import web
 from bot.runtime import Runtime
 from bot.web import (
     api,
+    console,
     health,
     middleware,
     miniprogram,
+    pages,
     rating_page,
     stats,
     twilio_hooks,
@@ -31,6 +33,8 @@ def build_app(rt: Runtime) -> web.Application:
     stats.setup(app)
     twilio_hooks.setup(app)
     rating_page.setup(app)
+    pages.setup(app)
+    console.setup(app, rt)
     wechat_hooks.setup(app)
     miniprogram.setup(app)
     return app

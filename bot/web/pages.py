@@ -62,7 +62,7 @@ def locale_of(request: web.Request, fallback: str = SOURCE) -> str:
     return fallback
 
 
-def render(request: web.Request, template: str, locale: str, status: int = 200, *,
+def render(request: web.Request, template: str, locale: str, http_status: int = 200, *,
            headers: dict[str, str] | None = None, **context: Any) -> web.Response:
     rt = runtime(request)
 
@@ -73,7 +73,7 @@ def render(request: web.Request, template: str, locale: str, status: int = 200, 
     html = _env.get_template(template).render(
         t=t, locale=locale, lang=locale.replace("_", "-"), static=static_url, request=request,
         languages=[(loc, autonym(loc)) for loc in SUPPORTED], **context)
-    response = web.Response(text=html, content_type="text/html", charset="utf-8", status=status,
+    response = web.Response(text=html, content_type="text/html", charset="utf-8", status=http_status,
                             headers={**SECURITY_HEADERS, **(headers or {})})
     if request.query.get("lang") in SUPPORTED:
         response.set_cookie(LANG_COOKIE, locale, max_age=365 * 24 * 3600, httponly=True, samesite="Lax",

@@ -6,7 +6,9 @@ from datetime import date, datetime, time, timedelta, tzinfo
 
 from aiohttp import web
 
-from bot.web.common import json_response, require_token, runtime
+from bot.web import console_auth, work_orders_api
+from bot.web.common import json_response, runtime
+from bot.work_orders import Actor
 from store import stats
 
 GROUPS = ("agency", "item", "staff", "channel")
@@ -25,8 +27,28 @@ def _bound(value: str, tz: tzinfo, *, end: bool) -> datetime:
     return parsed
 
 
+async def reader(request: web.Request) -> Actor:
+    """Business systems and users by bearer token; the console's charts by its session cookie (a read
+    only, so a cookie is enough: another site's page cannot read the answer)."""
+    if not request.headers.get("Authorization"):
+        who = await console_auth.current(request)
+        if who is not None:
+            return who.actor
+    return await work_orders_api.actor(request)
+
+
+def group_json(g: stats.GroupFigures) -> dict[str, object]:
+    return {
+        "key": g.key, "name": g.name, "cases": g.cases, "rated": g.rated,
+        "participation_rate": round(g.rated / g.cases, 4) if g.cases else None,
+        "mean_score": g.mean_score, "bad_reviews": g.bad_reviews,
+        "rectification_rate": round(g.rectified / g.work_orders, 4) if g.work_orders else None,
+        "work_orders": g.work_orders, "overdue": g.overdue,
+    }
+
+
 async def get_stats(request: web.Request) -> web.Response:
-    require_token(request)
+    who = await reader(request)
     rt = runtime(request)
     by = request.query.get("by", "agency")
     if by not in GROUPS:
@@ -41,13 +63,9 @@ async def get_stats(request: web.Request) -> web.Response:
                 return json_response({"errors": [{"field": name, "message": "expected a date (2026-11-01) or an "
                                                   "ISO-8601 instant with an offset"}]}, 422)
     async with rt.db.read() as session:
-        groups = await stats.figures(session, by, bounds.get("from"), bounds.get("to"))  # type: ignore[arg-type]
-    return json_response({"by": by, "groups": [{
-        "key": g.key, "name": g.name, "cases": g.cases, "rated": g.rated,
-        "participation_rate": round(g.rated / g.cases, 4) if g.cases else None,
-        "mean_score": g.mean_score, "bad_reviews": g.bad_reviews,
-        "rectification_rate": round(g.rectified / g.work_orders, 4) if g.work_orders else None,
-    } for g in groups]})
+        groups = await stats.figures(session, by, bounds.get("from"), bounds.get("to"),  # type: ignore[arg-type]
+                                     who.agencies)
+    return json_response({"by": by, "groups": [group_json(g) for g in groups]})
 
 
 def setup(app: web.Application) -> None:

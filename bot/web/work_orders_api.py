@@ -23,9 +23,6 @@ from store.models import Evaluation, User, WorkOrder
 
 STATUSES = ("created", "dispatched", "rectified", "reviewed", "closed")
 PAGE = 200
-# Failed logins allowed per user name, and per client address (a 12345 centre's seats share one), in a
-# window: scrypt makes each guess slow, this makes guessing many slow ones impossible.
-LOGIN_FAILURES_USER, LOGIN_FAILURES_ADDRESS, LOGIN_WINDOW = 10, 100, 15 * 60
 
 
 def tokens(request: web.Request) -> users.Tokens:
@@ -57,20 +54,13 @@ async def login(request: web.Request) -> web.Response:
         return json_response({"errors": [{"field": "username", "message": "username and password are required"}]},
                              status=422)
     rt = runtime(request)
-    limits = {f"login:user:{doc['username'][:64]}": LOGIN_FAILURES_USER,
-              f"login:addr:{request.remote}": LOGIN_FAILURES_ADDRESS}
-    for key, limit in limits.items():
-        if await rt.state.hit(key, LOGIN_WINDOW, 0) >= limit:
-            return json_response({"error": "too many failed logins; try again later"}, status=429,
-                                 headers={"Retry-After": str(LOGIN_WINDOW)})
-    async with rt.db.read() as session:
-        user = await users.by_name(session, doc["username"])
-    # The hash is computed even for an unknown name, so that timing does not tell which names exist.
-    ok = users.verify_password(doc["password"], user.password_hash if user else users.DUMMY_HASH)
-    if user is None or not ok or user.disabled_at is not None:
-        for key in limits:
-            await rt.state.hit(key, LOGIN_WINDOW)
-        return error(401, "unknown user or wrong password")
+    try:
+        user = await users.authenticate(rt, doc["username"], doc["password"], request.remote)
+    except users.LoginRefused as exc:
+        if exc.throttled:
+            return json_response({"error": str(exc)}, status=429,
+                                 headers={"Retry-After": str(users.FAILURE_WINDOW)})
+        return error(401, str(exc))
     token, expires = tokens(request).issue(user, now(request))
     return json_response({"token": token, "expires_at": expires.astimezone(rt.policy.tz).isoformat(),
                           "user": {"username": user.username, "role": user.role, "agencies": user.agencies}})

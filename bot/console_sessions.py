@@ -1,0 +1,112 @@
+"""The console's log-in sessions: in Redis when it is configured, in a signed cookie otherwise.
+
+With Redis (several worker processes), the cookie holds only a random session id and the session
+lives in Redis, where logging out deletes it. Without Redis (one process, the embedded default),
+the cookie holds the session itself, signed with a key derived from the service's secret, so that
+a restart does not log everyone out; logging out then records the session id as ended until the
+session would have expired anyway.
+
+Either way a session names its user, a CSRF token for the forms, its expiry, and a fingerprint of
+the user's password hash: a new password or a disabled user ends every session at once.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from bot.state import RedisState, SessionState
+from bot.users import fingerprint
+from store.models import User
+
+TTL = timedelta(hours=12)
+COOKIE = "hcp_console"
+
+
+@dataclass(frozen=True)
+class ConsoleSession:
+    sid: str
+    user_id: int
+    csrf: str
+    expires_at: datetime
+    fingerprint: str
+
+    def valid_for(self, user: User | None, now: datetime) -> bool:
+        return (user is not None and user.id == self.user_id and user.disabled_at is None
+                and now < self.expires_at and hmac.compare_digest(self.fingerprint, fingerprint(user)))
+
+    def to_json(self) -> str:
+        return json.dumps({"sid": self.sid, "uid": self.user_id, "csrf": self.csrf,
+                           "exp": int(self.expires_at.timestamp()), "fp": self.fingerprint}, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> ConsoleSession | None:
+        try:
+            doc = json.loads(text)
+            return cls(sid=str(doc["sid"]), user_id=int(doc["uid"]), csrf=str(doc["csrf"]),
+                       expires_at=datetime.fromtimestamp(int(doc["exp"]), UTC), fingerprint=str(doc["fp"]))
+        except (ValueError, KeyError, TypeError):
+            return None
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class Sessions:
+    def __init__(self, state: SessionState, key: bytes) -> None:
+        self.state = state
+        self.key = key
+        self.in_redis = isinstance(state, RedisState)
+
+    def _mac(self, payload: str) -> str:
+        return _b64(hmac.new(self.key, payload.encode(), hashlib.sha256).digest())
+
+    async def start(self, user: User, now: datetime) -> tuple[str, ConsoleSession]:
+        """A new session for a user who just logged in; (the cookie's value, the session)."""
+        assert user.id is not None
+        session = ConsoleSession(sid=secrets.token_urlsafe(24), user_id=user.id, csrf=secrets.token_urlsafe(24),
+                                 expires_at=now + TTL, fingerprint=fingerprint(user))
+        if self.in_redis:
+            await self.state.put(f"console:session:{session.sid}", session.to_json(), int(TTL.total_seconds()))
+            return session.sid, session
+        payload = _b64(session.to_json().encode())
+        return f"{payload}.{self._mac(payload)}", session
+
+    async def load(self, cookie: str | None, now: datetime) -> ConsoleSession | None:
+        """The session a cookie names, if it is genuine, not ended and not expired (the user is checked
+        by the caller)."""
+        if not cookie or len(cookie) > 1024:
+            return None
+        if self.in_redis:
+            found = await self.state.get(f"console:session:{cookie}")
+            session = ConsoleSession.from_json(found) if found else None
+        else:
+            payload, _, mac = cookie.partition(".")
+            if not mac or not hmac.compare_digest(mac, self._mac(payload)):
+                return None
+            try:
+                session = ConsoleSession.from_json(_unb64(payload))
+            except ValueError:
+                return None
+            if session is not None and await self.state.get(f"console:ended:{session.sid}"):
+                return None
+        if session is None or now >= session.expires_at:
+            return None
+        return session
+
+    async def end(self, session: ConsoleSession, now: datetime) -> None:
+        if self.in_redis:
+            await self.state.delete(f"console:session:{session.sid}")
+        else:
+            left = max(1, int((session.expires_at - now).total_seconds()))
+            await self.state.put(f"console:ended:{session.sid}", "1", left)

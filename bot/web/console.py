@@ -1,0 +1,377 @@
+"""The 12345 agents' console (GET /console/): the callback queue, the work orders of an agency, one
+work order with its forms, and the dashboard.
+
+The console is a client of the same rules as the API: every action goes through
+bot.work_orders.act with the user's role and jurisdiction, so the console can do nothing the API
+would refuse. Pages work without JavaScript (forms post and redirect back); only the dashboard's
+charts need it, and its tables carry the same figures without.
+
+The rater's number is shown masked; an agent who must call reveals it with a click, which is
+written in the work order's history (who, when), and only at the callback step.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from aiohttp import web
+from babel.dates import format_date, format_datetime
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot import work_orders
+from bot.i18n import _BABEL
+from bot.runtime import Runtime
+from bot.web import console_auth, pages
+from bot.web.common import now, runtime
+from bot.web.console_auth import Who
+from bot.web.stats import group_json
+from dialogs.addresses import mask_phone
+from store import cases as case_store
+from store import stats
+from store import work_orders as store
+from store.models import Case, Contact, Evaluation, WorkOrder, WorkOrderEvent
+
+QUEUE_LIMIT = 200
+LIST_LIMIT = 300
+ROLE_KEYS = {"l1": "console.role.l1", "l2": "console.role.l2", "agent": "console.role.agent",
+             "admin": "console.role.admin"}
+STATUS_KEYS = {"created": "console.status.created", "dispatched": "console.status.dispatched",
+               "rectified": "console.status.rectified", "reviewed": "console.status.reviewed",
+               "closed": "console.status.closed"}
+OUTCOME_KEYS = {"satisfied": "console.outcome.satisfied", "basically_satisfied": "console.outcome.basically_satisfied",
+                "unresolved": "console.outcome.unresolved", "unreachable": "console.outcome.unreachable",
+                "excluded": "console.outcome.excluded"}
+RESULT_KEYS = {"satisfied": "console.result.satisfied", "basically_satisfied": "console.result.basically_satisfied",
+               "dissatisfied": "console.result.dissatisfied", "unreachable": "console.result.unreachable"}
+ACTION_KEYS = {"dispatch": "console.action.dispatch", "rectify": "console.action.rectify",
+               "review": "console.action.review", "callback": "console.action.callback",
+               "appeal": "console.action.appeal", "decide-appeal": "console.action.decide_appeal"}
+APPEAL_KEYS = {"pending": "console.appeal.pending", "upheld": "console.appeal.upheld",
+               "rejected": "console.appeal.rejected"}
+EVENT_KEYS = {"create": "console.event.create", "dispatch": "console.event.dispatch",
+              "rectify": "console.event.rectify", "review": "console.event.review",
+              "callback": "console.event.callback", "reopen": "console.event.reopen",
+              "appeal": "console.event.appeal", "decide-appeal": "console.event.decide_appeal",
+              "overdue": "console.event.overdue", "blacklist": "console.event.blacklist",
+              "call": "console.event.call", "call-not-reached": "console.event.call_not_reached",
+              "callback-sms": "console.event.callback_sms", "reveal": "console.event.reveal"}
+REFUSED_KEYS = {403: "console.refused_role", 404: "console.refused_missing", 409: "console.refused_state",
+                422: "console.refused_input"}
+DONE_KEYS = {"dispatch": "console.done.dispatch", "rectify": "console.done.rectify", "review": "console.done.review",
+             "callback": "console.done.callback", "appeal": "console.done.appeal",
+             "decide-appeal": "console.done.decide_appeal"}
+CHANNEL_KEYS = {"sms": "console.channel.sms", "wechat": "console.channel.wechat",
+                "miniprogram": "console.channel.miniprogram", "phone": "console.channel.phone",
+                "web": "console.channel.web", "qr": "console.channel.qr", "hall": "console.channel.hall",
+                "terminal": "console.channel.terminal", "callback": "console.channel.callback",
+                "default": "console.channel.default"}
+STAT_COLUMNS = (("cases", "console.stat.cases"), ("rated", "console.stat.rated"),
+                ("participation_rate", "console.stat.participation_rate"),
+                ("mean_score", "console.stat.mean_score"), ("bad_reviews", "console.stat.bad_reviews"),
+                ("rectification_rate", "console.stat.rectification_rate"), ("overdue", "console.stat.overdue"))
+
+
+class View:
+    """Rendering one console page for one user: their language, their labels, the shared frame."""
+
+    def __init__(self, request: web.Request, who: Who) -> None:
+        self.request, self.who = request, who
+        self.rt: Runtime = runtime(request)
+        self.locale = pages.locale_of(request)
+
+    def t(self, key: str, **params: Any) -> str:
+        text = self.rt.catalogs.text(self.locale, key)
+        return text.format(**params) if params else text
+
+    def when(self, value: datetime | None) -> str:
+        if value is None:
+            return ""
+        return format_datetime(value.astimezone(self.rt.policy.tz), format="short", locale=_BABEL[self.locale])
+
+    def day(self, value: datetime) -> str:
+        return format_date(value.astimezone(self.rt.policy.tz).date(), format="long", locale=_BABEL[self.locale])
+
+    def nav(self) -> list[tuple[str, str, str]]:
+        items = []
+        if self.who.actor.may("callback"):
+            items.append(("/console/queue", self.t("console.queue"), "queue"))
+        items.append(("/console/orders", self.t("console.orders"), "orders"))
+        items.append(("/console/dashboard", self.t("console.dashboard"), "dashboard"))
+        return items
+
+    def page(self, template: str, title: str, section: str, http_status: int = 200, **context: Any
+             ) -> web.Response:
+        context.setdefault("flash", None)
+        context.setdefault("error", None)
+        return pages.render(self.request, template, self.locale, http_status, who=self.who, title=title,
+                            section=section, nav=self.nav(), role_key=ROLE_KEYS[self.who.user.role], **context)
+
+    def reason(self, code: str) -> str:
+        return self.rt.catalogs.reason_label(self.locale, code, self.rt.policy.reasons)
+
+    def order(self, wo: WorkOrder, case: Case | None, evaluation: Evaluation | None,
+              phone_masked: str | None = None) -> dict[str, Any]:
+        return {
+            "id": wo.id, "case_no": case.case_no if case else "", "item_name": case.item_name if case else "",
+            "agency_name": wo.agency_name, "completed": self.day(case.completed_at) if case else "",
+            "staff_name": wo.staff_name, "grade_label": self.t(f"grade.{wo.grade}"),
+            "reasons": [self.reason(r) for r in wo.reasons or []], "text": evaluation.text if evaluation else None,
+            "rated_at": self.when(evaluation.created_at) if evaluation else "",
+            "status": wo.status, "status_label": self.t(STATUS_KEYS[wo.status]),
+            "outcome_label": self.t(OUTCOME_KEYS[wo.outcome]) if wo.outcome in OUTCOME_KEYS else None,
+            "appeal_label": self.t(APPEAL_KEYS[wo.appeal_status]) if wo.appeal_status in APPEAL_KEYS else None,
+            "appeal_reason": wo.appeal_reason, "reopened": wo.reopened, "unreachable": wo.unreachable,
+            "due": self.when(wo.due_at), "due_iso": wo.due_at.isoformat() if wo.due_at else "",
+            "overdue": wo.overdue, "phone_masked": phone_masked, "rectification": None,
+        }
+
+
+async def _loaded(session: AsyncSession, rows: list[WorkOrder]
+                  ) -> tuple[dict[int, Case], dict[int, Evaluation], dict[int, str]]:
+    """The cases, reviews and masked phones of some work orders, in three queries."""
+    case_ids = list({wo.case_id for wo in rows})
+    eval_ids = list({wo.evaluation_id for wo in rows})
+    cases = {c.id: c for c in (await session.exec(select(Case).where(col(Case.id).in_(case_ids)))).all()} \
+        if case_ids else {}
+    evaluations = {e.id: e for e in (await session.exec(
+        select(Evaluation).where(col(Evaluation.id).in_(eval_ids)))).all()} if eval_ids else {}
+    phone_ids = [c.phone_contact_id for c in cases.values() if c.phone_contact_id]
+    masks = {i: m for i, m in (await session.exec(
+        select(Contact.id, Contact.masked).where(col(Contact.id).in_(phone_ids)))).all()} if phone_ids else {}
+    return cases, evaluations, masks  # type: ignore[return-value]
+
+
+def _phone_mask(case: Case | None, masks: dict[int, str]) -> str | None:
+    return masks.get(case.phone_contact_id) if case and case.phone_contact_id else None
+
+
+async def home(request: web.Request) -> web.StreamResponse:
+    who = await console_auth.require(request)
+    raise web.HTTPSeeOther("/console/queue" if who.actor.may("callback") and who.user.role != "l1"
+                           else "/console/orders")
+
+
+def _flash(view: View) -> str | None:
+    done = view.request.query.get("done")
+    return view.t(DONE_KEYS[done]) if done in DONE_KEYS else None
+
+
+async def queue(request: web.Request) -> web.Response:
+    who = await console_auth.require(request)
+    view = View(request, who)
+    if not who.actor.may("callback"):
+        return view.page("console_queue.html", view.t("console.queue"), "queue", http_status=403, orders=[],
+                         error=view.t("console.not_your_role"))
+    filters = store.Filters(status="reviewed", agent_queue=True, agencies=who.actor.agencies)
+    async with view.rt.db.read() as session:
+        rows = await store.listing(session, filters, QUEUE_LIMIT, by_deadline=True)
+        cases, evaluations, masks = await _loaded(session, rows)
+    orders = [view.order(wo, cases.get(wo.case_id), evaluations.get(wo.evaluation_id),
+                         _phone_mask(cases.get(wo.case_id), masks)) for wo in rows]
+    return view.page("console_queue.html", view.t("console.queue"), "queue", orders=orders, flash=_flash(view))
+
+
+async def orders(request: web.Request) -> web.Response:
+    who = await console_auth.require(request)
+    view = View(request, who)
+    status = request.query.get("status", "open")
+    if status not in ("", "open", *STATUS_KEYS):
+        status = "open"
+    overdue = request.query.get("overdue") == "true"
+    filters = store.Filters(status=status if status in STATUS_KEYS else None, open_only=status == "open",
+                            overdue=True if overdue else None, agencies=who.actor.agencies)
+    async with view.rt.db.read() as session:
+        rows = await store.listing(session, filters, LIST_LIMIT, by_deadline=True)
+        cases, evaluations, _masks = await _loaded(session, rows)
+    docs = [view.order(wo, cases.get(wo.case_id), evaluations.get(wo.evaluation_id)) for wo in rows]
+    return view.page("console_orders.html", view.t("console.orders"), "orders", orders=docs, status=status,
+                     overdue=overdue, statuses=[(s, view.t(k)) for s, k in STATUS_KEYS.items()], flash=_flash(view))
+
+
+def _id(request: web.Request) -> int:
+    text = request.match_info["id"]
+    if not text.isdigit() or len(text) > 12:
+        raise web.HTTPNotFound(text="no such work order")
+    return int(text)
+
+
+def _back(value: str | None, wo_id: int) -> str:
+    """Where a form returns: the queue it came from, or the work order itself (never another site)."""
+    return value if value in ("/console/queue", "/console/orders") else f"/console/orders/{wo_id}"
+
+
+def _script(view: View, order: dict[str, Any]) -> str:
+    return view.t("console.script_text", agency=order["agency_name"], item=order["item_name"],
+                  date=order["completed"], grade=order["grade_label"],
+                  reasons=view.t("console.list_sep").join(order["reasons"]) or "-",
+                  rectification=order["rectification"] or "-")
+
+
+def _may_reveal(view: View, wo: WorkOrder) -> bool:
+    return view.who.actor.may("callback") and wo.status == "reviewed"
+
+
+async def _detail(view: View, wo_id: int, *, status: int = 200, error: str | None = None,
+                  revealed: str | None = None, form: dict[str, str] | None = None) -> web.Response:
+    async with view.rt.db.read() as session:
+        wo = await store.by_id(session, wo_id)
+        if wo is None or not view.who.actor.sees(wo.agency_code):
+            # Another jurisdiction's work order looks the same as one that does not exist.
+            return view.page("console_orders.html", view.t("console.orders"), "orders", http_status=404, orders=[],
+                             status="open", overdue=False, statuses=[], error=view.t("console.not_found"))
+        cases, evaluations, masks = await _loaded(session, [wo])
+        events = await store.events(session, wo_id)
+    case, evaluation = cases.get(wo.case_id), evaluations.get(wo.evaluation_id)
+    order = view.order(wo, case, evaluation, _phone_mask(case, masks))
+    notes = [e.note for e in events if e.action == "rectify" and e.note]
+    order["rectification"] = notes[-1] if notes else None
+    can = work_orders.allowed(view.rt, wo, evaluation, now(view.request)) if evaluation else []
+    actions = [a for a in can if view.who.actor.may(a)]
+    history = [{"at": view.when(e.at), "at_iso": e.at.isoformat(), "label": view.t(EVENT_KEYS[e.action])
+                if e.action in EVENT_KEYS else e.action, "actor": e.actor, "note": e.note,
+                "detail": _event_detail(view, e)} for e in events]
+    show_phone = view.who.actor.may("callback")
+    return view.page(
+        "console_order.html", view.t("console.order_title", id=wo_id), "queue" if wo.status == "reviewed"
+        else "orders", http_status=status, o=order, actions=actions, history=history, error=error,
+        action_labels={a: view.t(k) for a, k in ACTION_KEYS.items()},
+        results=[(r, view.t(k)) for r, k in RESULT_KEYS.items()], show_phone=show_phone,
+        can_reveal=_may_reveal(view, wo), revealed=revealed,
+        revealed_display=_national(revealed) if revealed else None,
+        script=_script(view, order) if "callback" in actions else None,
+        back="/console/queue" if wo.status == "reviewed" and wo.agent_queue else f"/console/orders/{wo_id}",
+        form={"action": "", "note": "", "reason": "", "result": "", **(form or {})}, flash=_flash(view))
+
+
+def _event_detail(view: View, e: WorkOrderEvent) -> str | None:
+    data = e.data or {}
+    if e.action == "callback" and data.get("result") in RESULT_KEYS:
+        return view.t(RESULT_KEYS[data["result"]])
+    if data.get("outcome") in OUTCOME_KEYS:
+        return view.t(OUTCOME_KEYS[data["outcome"]])
+    return None
+
+
+def _national(e164: str) -> str:
+    digits = e164[3:] if e164.startswith("+86") else e164
+    return f"{digits[:3]} {digits[3:7]} {digits[7:]}" if len(digits) == 11 else digits
+
+
+async def order(request: web.Request) -> web.Response:
+    who = await console_auth.require(request)
+    return await _detail(View(request, who), _id(request))
+
+
+async def reveal(request: web.Request) -> web.Response:
+    who = await console_auth.require(request)
+    await console_auth.check_csrf(request, who)
+    view = View(request, who)
+    wo_id = _id(request)
+    stamp = now(request)
+    async with view.rt.db.write() as session:
+        wo = await store.by_id(session, wo_id, lock=view.rt.db.locks_rows)
+        if wo is None or not who.actor.sees(wo.agency_code):
+            return await _detail(view, wo_id)
+        if not _may_reveal(view, wo):
+            return await _detail(view, wo_id, status=403, error=view.t("console.reveal_refused"))
+        case = await case_store.by_id(session, wo.case_id)
+        contact = await session.get(Contact, case.phone_contact_id) if case and case.phone_contact_id else None
+        if contact is None:
+            return await _detail(view, wo_id, status=404, error=view.t("console.no_phone"))
+        number = view.rt.sealer.open(contact.address_sealed)
+        await store.log(session, wo, "reveal", who.actor.name, wo.status, wo.status, stamp,
+                        data={"masked": mask_phone(number)})
+    return await _detail(view, wo_id, revealed=number)
+
+
+async def act(request: web.Request) -> web.StreamResponse:
+    who = await console_auth.require(request)
+    await console_auth.check_csrf(request, who)
+    view = View(request, who)
+    wo_id = _id(request)
+    action = request.match_info["action"]
+    form = await request.post()
+    body: dict[str, Any] = {}
+    for name in ("note", "reason", "result"):
+        value = str(form.get(name) or "").strip()
+        if value:
+            body[name] = value
+    if action == "decide-appeal":
+        upheld = form.get("upheld")
+        body["upheld"] = {"true": True, "false": False}.get(str(upheld), upheld)
+    try:
+        await work_orders.act(view.rt, wo_id, action, body, who.actor, now(request))
+    except work_orders.Refused as exc:
+        message = view.t(REFUSED_KEYS.get(exc.status, "console.refused_input"))
+        return await _detail(view, wo_id, status=exc.status, error=f"{message} ({exc.message})",
+                             form={"action": action, **{k: str(v) for k, v in body.items()}})
+    back = _back(str(form.get("back") or ""), wo_id)
+    raise web.HTTPSeeOther(f"{back}?{urlencode({'done': action})}")
+
+
+def _day_bound(value: str | None, tz: Any, *, end: bool) -> tuple[str, datetime | None]:
+    try:
+        day = date.fromisoformat(value or "")
+    except ValueError:
+        return "", None
+    return day.isoformat(), datetime.combine(day + timedelta(days=1 if end else 0), time(0), tzinfo=tz)
+
+
+def _cell(name: str, value: Any) -> str:
+    if value is None:
+        return "-"
+    if name.endswith("_rate"):
+        return f"{value * 100:.1f}%"
+    if name == "mean_score":
+        return f"{value:.2f}"
+    return str(value)
+
+
+async def dashboard(request: web.Request) -> web.Response:
+    who = await console_auth.require(request)
+    view = View(request, who)
+    tz = view.rt.policy.tz
+    start_text, start = _day_bound(request.query.get("from"), tz, end=False)
+    end_text, end = _day_bound(request.query.get("to"), tz, end=True)
+    tables = []
+    async with view.rt.db.read() as session:
+        for by, title_key, key_key in (("agency", "console.by_agency", "console.agency"),
+                                       ("channel", "console.by_channel", "console.channel")):
+            groups = await stats.figures(session, by, start, end, who.actor.agencies)  # type: ignore[arg-type]
+            rows = []
+            for g in groups:
+                doc = group_json(g)
+                name = doc["name"] or doc["key"] or view.t("console.unrated")
+                if by == "channel":
+                    name = view.t(CHANNEL_KEYS[g.key]) if g.key in CHANNEL_KEYS else view.t("console.unrated")
+                rows.append({"name": name, **{c: _cell(c, doc[c]) for c, _k in STAT_COLUMNS}})
+            tables.append({"by": by, "title": view.t(title_key), "key_label": view.t(key_key), "rows": rows})
+    metrics = [{"name": "participation_rate", "kind": "rate", "label": view.t("console.stat.participation_rate")},
+               {"name": "mean_score", "kind": "score", "label": view.t("console.stat.mean_score")},
+               {"name": "bad_reviews", "kind": "count", "bad": True, "label": view.t("console.stat.bad_reviews")},
+               {"name": "rectification_rate", "kind": "rate", "label": view.t("console.stat.rectification_rate")},
+               {"name": "overdue", "kind": "count", "bad": True, "label": view.t("console.stat.overdue")}]
+    query = "".join(f"&{k}={v}" for k, v in (("from", start_text), ("to", end_text)) if v)
+    return view.page("console_dashboard.html", view.t("console.dashboard"), "dashboard", tables=tables,
+                     columns=[(c, view.t(k)) for c, k in STAT_COLUMNS], start=start_text, end=end_text,
+                     query=query, metrics_json=json.dumps(metrics, ensure_ascii=False))
+
+
+async def to_console(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPPermanentRedirect("/console/")
+
+
+def setup(app: web.Application, rt: Runtime) -> None:
+    console_auth.setup(app, rt)
+    app.router.add_get("/console", to_console)
+    app.router.add_get("/console/", home)
+    app.router.add_get("/console/queue", queue)
+    app.router.add_get("/console/orders", orders)
+    app.router.add_get("/console/orders/{id}", order)
+    app.router.add_post("/console/orders/{id}/reveal", reveal)
+    app.router.add_post("/console/orders/{id}/act/{action}", act)
+    app.router.add_get("/console/dashboard", dashboard)

@@ -1,0 +1,159 @@
+"""Who is at the console: log-in, log-out, the session cookie and the CSRF checks.
+
+Every console POST carries the session's CSRF token in a hidden field and, when the browser sends
+one, an Origin of this service; the log-in form, which has no session yet, carries a token that
+must equal a cookie set with the form (double submit). Failed log-ins are counted with the API's
+(bot/users.authenticate): 10 per name and 100 per address in 15 minutes.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from bot import users
+from bot.console_sessions import COOKIE, TTL, ConsoleSession, Sessions
+from bot.runtime import Runtime
+from bot.web import pages
+from bot.web.common import now, runtime
+from bot.work_orders import Actor
+from store.models import User
+
+LOGIN_CSRF_COOKIE = "hcp_login"
+SESSIONS = web.AppKey("console_sessions", Sessions)
+
+
+@dataclass(frozen=True)
+class Who:
+    user: User
+    session: ConsoleSession
+    actor: Actor
+
+
+def sessions(request: web.Request) -> Sessions:
+    return request.app[SESSIONS]
+
+
+def _secure(rt: Runtime) -> bool:
+    return rt.settings.public_url.startswith("https://")
+
+
+async def current(request: web.Request) -> Who | None:
+    """The logged-in user of this request, or None."""
+    rt = runtime(request)
+    stamp = now(request)
+    session = await sessions(request).load(request.cookies.get(COOKIE), stamp)
+    if session is None:
+        return None
+    async with rt.db.read() as db:
+        user = await db.get(User, session.user_id)
+    if user is None or not session.valid_for(user, stamp):
+        return None
+    return Who(user, session, users.actor_of(user))
+
+
+async def require(request: web.Request) -> Who:
+    who = await current(request)
+    if who is None:
+        target = request.path_qs if request.method == "GET" else "/console/"
+        raise web.HTTPSeeOther("/console/login?" + _next_param(target))
+    return who
+
+
+def _next_param(target: str) -> str:
+    from urllib.parse import urlencode
+
+    return urlencode({"next": target})
+
+
+def _safe_next(value: str | None) -> str:
+    """Only a path inside the console: never an open redirect to another site."""
+    if value and value.startswith("/console/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return "/console/"
+
+
+def same_origin(request: web.Request) -> bool:
+    """A browser's Origin (or Referer) must be this service's, when it sends one."""
+    rt = runtime(request)
+    origin = request.headers.get("Origin") or request.headers.get("Referer")
+    if not origin or origin == "null":
+        return origin is None
+    got = urlsplit(origin)
+    public = urlsplit(rt.settings.public_url)
+    return (got.scheme, got.netloc) in {(public.scheme, public.netloc), (request.scheme, request.host)}
+
+
+async def check_csrf(request: web.Request, who: Who) -> None:
+    form = await request.post()
+    token = str(form.get("csrf") or "")
+    if not same_origin(request) or not hmac.compare_digest(token.encode(), who.session.csrf.encode()):
+        raise web.HTTPForbidden(text="the form is stale or did not come from this console; reload the page")
+
+
+def _login_page(request: web.Request, *, error: str | None = None, status: int = 200,
+                username: str = "") -> web.Response:
+    rt = runtime(request)
+    token = secrets.token_urlsafe(24)
+    response = pages.render(request, "console_login.html", pages.locale_of(request), status, csrf=token,
+                            error=error, username=username, next=_safe_next(request.query.get("next")))
+    response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="Strict", secure=_secure(rt),
+                        path="/console/", max_age=3600)
+    return response
+
+
+async def login_form(request: web.Request) -> web.StreamResponse:
+    if await current(request) is not None:
+        raise web.HTTPSeeOther(_safe_next(request.query.get("next")))
+    return _login_page(request)
+
+
+async def login(request: web.Request) -> web.StreamResponse:
+    rt = runtime(request)
+    form = await request.post()
+    locale = pages.locale_of(request)
+    t = rt.catalogs.text
+    username = str(form.get("username") or "")[:64]
+    password = str(form.get("password") or "")
+    cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    token = str(form.get("csrf") or "")
+    if not cookie or not same_origin(request) or not hmac.compare_digest(token.encode(), cookie.encode()):
+        return _login_page(request, error=t(locale, "console.login_stale"), status=403, username=username)
+    if not username or not password:
+        return _login_page(request, error=t(locale, "console.login_missing"), status=422, username=username)
+    try:
+        user = await users.authenticate(rt, username, password, request.remote)
+    except users.LoginRefused as exc:
+        if exc.throttled:
+            response = _login_page(request, error=t(locale, "console.login_throttled"), status=429,
+                                   username=username)
+            response.headers["Retry-After"] = str(users.FAILURE_WINDOW)
+            return response
+        return _login_page(request, error=t(locale, "console.login_failed"), status=401, username=username)
+    value, _session = await sessions(request).start(user, now(request))
+    response = web.HTTPSeeOther(_safe_next(str(form.get("next") or "")))
+    response.set_cookie(COOKIE, value, httponly=True, samesite="Lax", secure=_secure(rt), path="/",
+                        max_age=int(TTL.total_seconds()))
+    response.del_cookie(LOGIN_CSRF_COOKIE, path="/console/")
+    raise response
+
+
+async def logout(request: web.Request) -> web.StreamResponse:
+    who = await current(request)
+    if who is not None:
+        await check_csrf(request, who)
+        await sessions(request).end(who.session, now(request))
+    response = web.HTTPSeeOther("/console/login")
+    response.del_cookie(COOKIE, path="/")
+    raise response
+
+
+def setup(app: web.Application, rt: Runtime) -> None:
+    app[SESSIONS] = Sessions(rt.state, rt.sealer.subkey("console-sessions"))
+    app.router.add_get("/console/login", login_form)
+    app.router.add_post("/console/login", login)
+    app.router.add_post("/console/logout", logout)
