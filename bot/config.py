@@ -18,7 +18,7 @@ DEFAULT_PUBLIC_URL = "http://127.0.0.1:8080"
 KEYS = (
     "HAOCHAPING_DATABASE_URL", "HAOCHAPING_REDIS_URL", "HAOCHAPING_REDIS_PREFIX", "HAOCHAPING_PUBLIC_URL",
     "HAOCHAPING_API_TOKEN", "HAOCHAPING_SECRET_KEY", "HAOCHAPING_POLICY", "HAOCHAPING_SCHEDULER",
-    "HAOCHAPING_LOG_LEVEL",
+    "HAOCHAPING_LOG_LEVEL", "HAOCHAPING_SIMULATOR",
     "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_SMS_FROM", "TWILIO_API_BASE_URL",
     "WECHAT_TOKEN", "WECHAT_ENCODING_AES_KEY", "WECHAT_APP_ID", "WECHAT_APP_SECRET",
     "WECHAT_MP_APP_ID", "WECHAT_MP_APP_SECRET", "WECHAT_MP_TEMPLATE_ID", "WECHAT_MP_PAGE",
@@ -54,10 +54,17 @@ class Settings:
     wechat_mp_template_id: str | None = None
     wechat_mp_page: str | None = None
     wechat_api_base_url: str | None = None
+    simulator: bool = True  # HAOCHAPING_SIMULATOR=off hides /simulator/ even on the local provider
 
     @property
     def twilio_enabled(self) -> bool:
         return bool(self.twilio_account_sid and self.twilio_auth_token)
+
+    @property
+    def simulator_enabled(self) -> bool:
+        """Only on the `local` provider: the simulator moves its own clock and ticks, which must never
+        send a real message to anyone."""
+        return self.simulator and not self.twilio_enabled
 
 
 def _file_values(path: Path) -> dict[str, str]:
@@ -87,9 +94,12 @@ def load_settings(env: dict[str, str] | None = None, cwd: Path | None = None) ->
     def get(name: str) -> str | None:
         return values.get(name)
 
-    scheduler = (get("HAOCHAPING_SCHEDULER") or "on").strip().lower()
-    if scheduler not in ("on", "off", "true", "false", "1", "0"):
-        raise ConfigError(f"HAOCHAPING_SCHEDULER: expected on or off, got {scheduler!r}")
+    switches = {}
+    for name in ("HAOCHAPING_SCHEDULER", "HAOCHAPING_SIMULATOR"):
+        value = (get(name) or "on").strip().lower()
+        if value not in ("on", "off", "true", "false", "1", "0"):
+            raise ConfigError(f"{name}: expected on or off, got {value!r}")
+        switches[name] = value in ("on", "true", "1")
     public = (get("HAOCHAPING_PUBLIC_URL") or DEFAULT_PUBLIC_URL).rstrip("/")
     return Settings(
         database_url=get("HAOCHAPING_DATABASE_URL") or DEFAULT_DATABASE_URL,
@@ -99,7 +109,7 @@ def load_settings(env: dict[str, str] | None = None, cwd: Path | None = None) ->
         api_token=get("HAOCHAPING_API_TOKEN"),
         secret_key=get("HAOCHAPING_SECRET_KEY"),
         policy_path=get("HAOCHAPING_POLICY"),
-        scheduler=scheduler in ("on", "true", "1"),
+        scheduler=switches["HAOCHAPING_SCHEDULER"],
         log_level=(get("HAOCHAPING_LOG_LEVEL") or "INFO").upper(),
         twilio_account_sid=get("TWILIO_ACCOUNT_SID"),
         twilio_auth_token=get("TWILIO_AUTH_TOKEN"),
@@ -114,4 +124,5 @@ def load_settings(env: dict[str, str] | None = None, cwd: Path | None = None) ->
         wechat_mp_template_id=get("WECHAT_MP_TEMPLATE_ID"),
         wechat_mp_page=get("WECHAT_MP_PAGE"),
         wechat_api_base_url=get("WECHAT_API_BASE_URL"),
+        simulator=switches["HAOCHAPING_SIMULATOR"],
     )

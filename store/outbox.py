@@ -67,6 +67,13 @@ async def for_case(session: AsyncSession, case_id: int, kind: str | None = None)
     return list((await session.exec(stmt.order_by(col(OutboxMessage.id)))).all())
 
 
+async def for_contact(session: AsyncSession, contact_id: int, limit: int = 200) -> list[OutboxMessage]:
+    """The latest messages to one person, oldest first (the simulator's phone shows them)."""
+    stmt = (select(OutboxMessage).where(OutboxMessage.contact_id == contact_id)
+            .order_by(col(OutboxMessage.id).desc()).limit(limit))
+    return list(reversed((await session.exec(stmt)).all()))
+
+
 async def by_provider_id(session: AsyncSession, provider_id: str) -> OutboxMessage | None:
     stmt = select(OutboxMessage).where(OutboxMessage.provider_id == provider_id)
     return (await session.exec(stmt)).first()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from bot.runtime import Runtime
+from bot.simulator import Simulator
 from bot.web import (
     api,
     console,
@@ -13,6 +14,7 @@ from bot.web import (
     miniprogram,
     pages,
     rating_page,
+    simulator_page,
     stats,
     twilio_hooks,
     wechat_hooks,
@@ -35,6 +37,7 @@ def build_app(rt: Runtime) -> web.Application:
     rating_page.setup(app)
     pages.setup(app)
     console.setup(app, rt)
+    simulator_page.setup(app, Simulator(rt))
     wechat_hooks.setup(app)
     miniprogram.setup(app)
     return app

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import urlencode
 
 from aiohttp import web
 
@@ -65,8 +65,6 @@ async def require(request: web.Request) -> Who:
 
 
 def _next_param(target: str) -> str:
-    from urllib.parse import urlencode
-
     return urlencode({"next": target})
 
 
@@ -77,21 +75,10 @@ def _safe_next(value: str | None) -> str:
     return "/console/"
 
 
-def same_origin(request: web.Request) -> bool:
-    """A browser's Origin (or Referer) must be this service's, when it sends one."""
-    rt = runtime(request)
-    origin = request.headers.get("Origin") or request.headers.get("Referer")
-    if not origin or origin == "null":
-        return origin is None
-    got = urlsplit(origin)
-    public = urlsplit(rt.settings.public_url)
-    return (got.scheme, got.netloc) in {(public.scheme, public.netloc), (request.scheme, request.host)}
-
-
 async def check_csrf(request: web.Request, who: Who) -> None:
     form = await request.post()
     token = str(form.get("csrf") or "")
-    if not same_origin(request) or not hmac.compare_digest(token.encode(), who.session.csrf.encode()):
+    if not pages.same_origin(request) or not hmac.compare_digest(token.encode(), who.session.csrf.encode()):
         raise web.HTTPForbidden(text="the form is stale or did not come from this console; reload the page")
 
 
@@ -121,7 +108,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     password = str(form.get("password") or "")
     cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     token = str(form.get("csrf") or "")
-    if not cookie or not same_origin(request) or not hmac.compare_digest(token.encode(), cookie.encode()):
+    if not cookie or not pages.same_origin(request) or not hmac.compare_digest(token.encode(), cookie.encode()):
         return _login_page(request, error=t(locale, "console.login_stale"), status=403, username=username)
     if not username or not password:
         return _login_page(request, error=t(locale, "console.login_missing"), status=422, username=username)

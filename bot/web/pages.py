@@ -12,6 +12,7 @@ import hashlib
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import jinja2
 from aiohttp import web
@@ -79,6 +80,17 @@ def render(request: web.Request, template: str, locale: str, http_status: int = 
         response.set_cookie(LANG_COOKIE, locale, max_age=365 * 24 * 3600, httponly=True, samesite="Lax",
                             secure=rt.settings.public_url.startswith("https://"), path="/")
     return response
+
+
+def same_origin(request: web.Request) -> bool:
+    """A browser's Origin (or Referer) must be this service's, when it sends one."""
+    rt = runtime(request)
+    origin = request.headers.get("Origin") or request.headers.get("Referer")
+    if not origin or origin == "null":
+        return origin is None
+    got = urlsplit(origin)
+    public = urlsplit(rt.settings.public_url)
+    return (got.scheme, got.netloc) in {(public.scheme, public.netloc), (request.scheme, request.host)}
 
 
 async def static(request: web.Request) -> web.StreamResponse:

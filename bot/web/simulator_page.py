@@ -1,0 +1,117 @@
+"""GET /simulator/ and its small JSON API: the embedded default's way to see the whole conversation.
+
+Available only on the `local` provider (Settings.simulator_enabled); otherwise every simulator path
+is 404. The page is static markup plus static/simulator.js; the script talks to /simulator/api/…
+with JSON bodies, which another site's form cannot send, and the Origin is checked besides.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+
+from bot.simulator import CHANNELS, Sim, SimError, Simulator
+from bot.web import pages
+from bot.web.common import json_response, read_json, runtime
+
+COOKIE = "hcp_sim"
+SIMULATOR = web.AppKey("simulator", Simulator)
+
+
+def _enabled(request: web.Request) -> Simulator:
+    if not runtime(request).settings.simulator_enabled:
+        raise web.HTTPNotFound(text="the simulator runs only on the local provider (no Twilio configured)")
+    return request.app[SIMULATOR]
+
+
+async def _sim(request: web.Request, sim_: Simulator) -> Sim | None:
+    return await sim_.load(request.cookies.get(COOKIE))
+
+
+def _keep(response: web.StreamResponse, request: web.Request, sim: Sim) -> None:
+    response.set_cookie(COOKIE, sim.id, httponly=True, samesite="Strict", path="/simulator/", max_age=24 * 3600,
+                        secure=runtime(request).settings.public_url.startswith("https://"))
+
+
+async def page(request: web.Request) -> web.Response:
+    sim_ = _enabled(request)
+    sim = await _sim(request, sim_)
+    if sim is None:
+        sim = Sim.new()
+        await sim_.save(sim)
+    response = pages.render(request, "simulator.html", pages.locale_of(request))
+    _keep(response, request, sim)
+    return response
+
+
+async def state(request: web.Request) -> web.Response:
+    sim_ = _enabled(request)
+    sim = await _sim(request, sim_)
+    if sim is None:
+        return json_response({"error": "no simulator session; open /simulator/ again"}, status=409)
+    return json_response(await sim_.view(sim, pages.locale_of(request)))
+
+
+async def act(request: web.Request) -> web.Response:
+    sim_ = _enabled(request)
+    if request.content_type != "application/json" or not pages.same_origin(request):
+        return json_response({"error": "JSON from the simulator page only"}, status=403)
+    action = request.match_info["action"]
+    body: Any = await read_json(request)
+    if not isinstance(body, dict):
+        return json_response({"errors": [{"field": "body", "message": "expected a JSON object"}]}, status=422)
+    sim = await _sim(request, sim_)
+    if action == "reset" or sim is None:
+        sim = Sim.new()
+    try:
+        await _do(sim_, sim, action, body)
+    except SimError as exc:
+        await sim_.save(sim)
+        return json_response({"error": str(exc)}, status=422)
+    await sim_.save(sim)
+    response = json_response(await sim_.view(sim, pages.locale_of(request)))
+    _keep(response, request, sim)
+    return response
+
+
+async def _do(sim_: Simulator, sim: Sim, action: str, body: dict[str, Any]) -> None:
+    channel = body.get("channel")
+    if action == "case":
+        await sim_.post_case(sim, str(channel))
+    elif action == "clock":
+        to = body.get("to")
+        try:
+            target = datetime.fromisoformat(to) if isinstance(to, str) else None
+        except ValueError:
+            raise SimError("to: expected an ISO-8601 instant with an offset") from None
+        hours = body.get("hours")
+        if target is None and not isinstance(hours, int | float):
+            raise SimError("hours or to is required")
+        await sim_.move_clock(sim, hours=float(hours) if isinstance(hours, int | float) else None, to=target)
+    elif action == "text":
+        if channel not in CHANNELS[:2]:
+            raise SimError("channel: expected sms or wechat")
+        await sim_.text(sim, str(channel), str(body.get("text") or ""))
+    elif action == "call":
+        await sim_.call(sim)
+    elif action == "keys":
+        digits = body.get("digits")
+        await sim_.keys(sim, str(digits) if digits is not None else None)
+    elif action == "hangup":
+        sim_.hang_up(sim)
+    elif action != "reset":
+        raise SimError(f"no such action {action!r}")
+
+
+async def to_simulator(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPPermanentRedirect("/simulator/")
+
+
+def setup(app: web.Application, simulator: Simulator) -> None:
+    app[SIMULATOR] = simulator
+    app.router.add_get("/simulator", to_simulator)
+    app.router.add_get("/simulator/", page)
+    app.router.add_get("/simulator/api/state", state)
+    app.router.add_post("/simulator/api/{action}", act)

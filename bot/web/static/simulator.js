@@ -1,0 +1,187 @@
+// The simulator page: a phone, WeChat and a 12345 keypad talking to /simulator/api/…
+// Every text the service says comes from the server already rendered from the catalogs;
+// the labels of this page come from data attributes rendered the same way.
+(function () {
+  "use strict";
+  var root = document.getElementById("sim");
+  if (!root) return;
+  var label = function (name) { return root.getAttribute("data-" + name) || ""; };
+  var errorBox = document.getElementById("sim-error");
+  var state = null;
+  var busy = false;
+
+  function $(id) { return document.getElementById(id); }
+
+  function when(iso) {
+    var d = new Date(iso);
+    var pad = function (n) { return (n < 10 ? "0" : "") + n; };
+    // shown in the service's time zone, which the server wrote into the offset of "now"
+    var offset = state && state.now ? state.now.slice(-6) : "+08:00";
+    var sign = offset[0] === "-" ? -1 : 1;
+    var mins = sign * (parseInt(offset.slice(1, 3), 10) * 60 + parseInt(offset.slice(4, 6), 10));
+    var local = new Date(d.getTime() + mins * 60000);
+    return local.getUTCFullYear() + "-" + pad(local.getUTCMonth() + 1) + "-" + pad(local.getUTCDate()) + " " +
+      pad(local.getUTCHours()) + ":" + pad(local.getUTCMinutes());
+  }
+
+  function bubble(entry, spoken) {
+    var div = document.createElement("div");
+    if (entry.dir === "system") {
+      div.className = "bubble spoken";
+      if (entry.counts) {
+        var c = entry.counts;
+        div.textContent = label("tick") + " reminders=" + c.reminders + " sent=" + c.sent + " defaults=" + c.defaults +
+          " overdue=" + c.overdue;
+      } else {
+        div.textContent = entry.text + (entry.case_no ? " " + entry.case_no : "");
+      }
+    } else {
+      div.className = "bubble " + (entry.dir === "in" ? "in" : (spoken ? "spoken" : "out"));
+      var text = entry.text;
+      if (spoken && entry.dir === "in") text = entry.silence ? label("silence") : label("key") + " " + text;
+      div.appendChild(document.createTextNode(text));
+    }
+    div.setAttribute("data-dir", entry.dir);
+    var time = document.createElement("time");
+    time.textContent = when(entry.at);
+    div.appendChild(time);
+    return div;
+  }
+
+  function fill(screen, entries, spoken) {
+    screen.textContent = "";
+    if (!entries.length) {
+      var p = document.createElement("p");
+      p.className = "muted";
+      p.textContent = label("empty");
+      screen.appendChild(p);
+    }
+    entries.forEach(function (e) { screen.appendChild(bubble(e, spoken)); });
+    screen.scrollTop = screen.scrollHeight;
+  }
+
+  function records(cases) {
+    var holder = $("records");
+    holder.textContent = "";
+    if (!cases.length) { holder.textContent = label("none"); return; }
+    cases.slice().reverse().forEach(function (c) {
+      var box = document.createElement("details");
+      box.className = "record";
+      box.setAttribute("data-case", c.case_no);
+      box.open = true;
+      var summary = document.createElement("summary");
+      var last = c.evaluations.length ? c.evaluations[c.evaluations.length - 1] : null;
+      summary.textContent = c.case_no + " · " + c.item_name + (last ? " · " + last.grade +
+        (last.reasons.length ? " [" + last.reasons.join(", ") + "]" : "") : "");
+      box.appendChild(summary);
+      var pre = document.createElement("pre");
+      pre.className = "json";
+      pre.textContent = JSON.stringify({
+        case_no: c.case_no, completed_at: c.completed_at, remind_at: c.remind_at, default_at: c.default_at,
+        applicant: c.applicant, evaluations: c.evaluations, reminders: c.reminders,
+        work_orders: c.work_orders.map(function (w) {
+          return {id: w.id, status: w.status, due_at: w.due_at, grade: w.grade, reasons: w.reasons};
+        })
+      }, null, 2);
+      box.appendChild(pre);
+      holder.appendChild(box);
+    });
+  }
+
+  function show(doc) {
+    state = doc;
+    $("clock").textContent = when(doc.now);
+    $("clock").setAttribute("datetime", doc.now);
+    $("identity").textContent = doc.phone + " · " + doc.openid;
+    fill($("screen-sms"), doc.sms, false);
+    fill($("screen-wechat"), doc.wechat, false);
+    fill($("screen-phone"), doc.phone_log, true);
+    $("call-state").textContent = doc.call ? label("in-call") + (doc.call.multi ? " " + label("reasons-keys") : "")
+      : label("no-call");
+    $("call").disabled = !!doc.call;
+    $("hangup").disabled = $("silence").disabled = !doc.call;
+    Array.prototype.forEach.call(document.querySelectorAll("#keypad button"), function (b) { b.disabled = !doc.call; });
+    $("to-next").disabled = !doc.next_due;
+    records(doc.cases);
+    var ticks = doc.sms.filter(function (e) { return e.counts; });
+    if (ticks.length) $("last-tick").textContent = bubble(ticks[ticks.length - 1]).firstChild.textContent;
+  }
+
+  function fail(message) {
+    errorBox.textContent = message;
+    errorBox.hidden = !message;
+  }
+
+  function post(action, body) {
+    if (busy) return Promise.resolve();
+    busy = true;
+    root.setAttribute("aria-busy", "true");
+    return fetch("/simulator/api/" + action, {
+      method: "POST", credentials: "same-origin",
+      headers: {"Content-Type": "application/json", "Accept": "application/json"},
+      body: JSON.stringify(body || {})
+    }).then(function (r) {
+      return r.json().then(function (doc) {
+        if (!r.ok) { fail(doc.error || String(r.status)); return; }
+        fail("");
+        show(doc);
+      });
+    }).catch(function (e) { fail(String(e)); })
+      .then(function () { busy = false; root.removeAttribute("aria-busy"); });
+  }
+
+  // tabs
+  Array.prototype.forEach.call(document.querySelectorAll("[role=tab]"), function (tab) {
+    tab.addEventListener("click", function () {
+      Array.prototype.forEach.call(document.querySelectorAll("[role=tab]"), function (t) {
+        var on = t === tab;
+        t.setAttribute("aria-selected", on ? "true" : "false");
+        $("panel-" + t.getAttribute("data-channel")).hidden = !on;
+      });
+    });
+  });
+
+  Array.prototype.forEach.call(document.querySelectorAll("form.compose"), function (form) {
+    form.addEventListener("submit", function (e) {
+      e.preventDefault();
+      var input = form.querySelector("input[name=text]");
+      var text = input.value;
+      if (!text.trim()) return;
+      post("text", {channel: form.getAttribute("data-channel"), text: text}).then(function () { input.value = ""; input.focus(); });
+    });
+  });
+
+  $("case-sms").addEventListener("click", function () { post("case", {channel: "sms"}); });
+  $("case-wechat").addEventListener("click", function () { post("case", {channel: "wechat"}); });
+  Array.prototype.forEach.call(document.querySelectorAll("[data-hours]"), function (b) {
+    b.addEventListener("click", function () { post("clock", {hours: parseFloat(b.getAttribute("data-hours"))}); });
+  });
+  $("to-next").addEventListener("click", function () { if (state && state.next_due) post("clock", {to: state.next_due}); });
+  $("clock-form").addEventListener("submit", function (e) {
+    e.preventDefault();
+    var value = $("clock-to").value;  // local wall time of the service's zone
+    if (!value || !state) return;
+    post("clock", {to: value + ":00" + state.now.slice(-6)});
+  });
+  $("call").addEventListener("click", function () { post("call"); });
+  $("hangup").addEventListener("click", function () { post("hangup"); });
+  $("silence").addEventListener("click", function () { post("keys", {digits: null}); });
+
+  // The keypad: one key answers a grade question; at the reasons question keys gather until #.
+  var gathered = "";
+  Array.prototype.forEach.call(document.querySelectorAll("#keypad button"), function (b) {
+    b.addEventListener("click", function () {
+      var key = b.getAttribute("data-key");
+      if (state && state.call && state.call.multi) {
+        if (key === "#") { post("keys", {digits: gathered + "#"}); gathered = ""; } else { gathered += key; }
+        $("call-state").textContent = label("in-call") + " " + gathered;
+      } else {
+        post("keys", {digits: key});
+      }
+    });
+  });
+  $("reset").addEventListener("click", function () { post("reset"); });
+
+  fetch("/simulator/api/state", {credentials: "same-origin"}).then(function (r) { return r.json(); })
+    .then(function (doc) { if (doc.now) show(doc); else fail(doc.error); });
+})();
