@@ -82,7 +82,8 @@ class Simulator:
         await self.rt.state.put(f"sim:{sim.id}", sim.to_json(), TTL)
 
     def now(self, sim: Sim) -> datetime:
-        return self.rt.clock() + timedelta(seconds=sim.offset)
+        """The simulated instant, to the second (as people read clocks)."""
+        return (self.rt.clock() + timedelta(seconds=sim.offset)).replace(microsecond=0)
 
     def _note(self, sim: Sim, channel: str, direction: str, text: str, **more: Any) -> None:
         """One line of the transcript; a system line keeps its catalog key, shown in the reader's language."""

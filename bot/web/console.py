@@ -349,7 +349,9 @@ async def dashboard(request: web.Request) -> web.Response:
                 if by == "channel":
                     name = view.t(CHANNEL_KEYS[g.key]) if g.key in CHANNEL_KEYS else view.t("console.unrated")
                 rows.append({"name": name, **{c: _cell(c, doc[c]) for c, _k in STAT_COLUMNS}})
-            tables.append({"by": by, "title": view.t(title_key), "key_label": view.t(key_key), "rows": rows})
+            names = {k: view.t(v) for k, v in CHANNEL_KEYS.items()} if by == "channel" else {}
+            tables.append({"by": by, "title": view.t(title_key), "key_label": view.t(key_key), "rows": rows,
+                           "names_json": json.dumps(names, ensure_ascii=False)})
     metrics = [{"name": "participation_rate", "kind": "rate", "label": view.t("console.stat.participation_rate")},
                {"name": "mean_score", "kind": "score", "label": view.t("console.stat.mean_score")},
                {"name": "bad_reviews", "kind": "count", "bad": True, "label": view.t("console.stat.bad_reviews")},

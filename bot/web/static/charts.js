@@ -19,8 +19,8 @@
   }
 
   // One horizontal bar chart: a bar per group, scaled to the largest value (or 1 for a rate, 10 for a score).
-  function barChart(title, groups, metric) {
-    var rowH = 26, labelW = 150, width = 460, valueW = 60;
+  function barChart(title, groups, metric, names) {
+    var rowH = 24, labelW = 130, width = 380, valueW = 58;
     var height = 30 + rowH * groups.length;
     var max = metric.kind === "rate" ? 1 : metric.kind === "score" ? 10 : 0;
     groups.forEach(function (g) { var v = g[metric.name]; if (typeof v === "number" && v > max) max = v; });
@@ -32,7 +32,7 @@
     groups.forEach(function (g, i) {
       var y = 26 + i * rowH, v = g[metric.name];
       var w = typeof v === "number" ? Math.max(0, (width - labelW - valueW) * v / max) : 0;
-      var label = String(g.name || g.key || "-");
+      var label = String(names[g.key] || g.name || g.key || "-");
       svg.appendChild(el("text", {x: 0, y: y + 15}, label.length > 11 ? label.slice(0, 10) + "…" : label));
       svg.appendChild(el("rect", {"class": "bar" + (metric.bad ? " alt" : ""), x: labelW, y: y + 3,
                                   width: w.toFixed(1), height: rowH - 8, rx: 3}));
@@ -43,13 +43,14 @@
 
   function draw(holder) {
     var metrics = JSON.parse(holder.getAttribute("data-metrics"));
+    var names = JSON.parse(holder.getAttribute("data-names") || "{}");
     var url = "/api/v1/stats?by=" + encodeURIComponent(holder.getAttribute("data-by")) + holder.getAttribute("data-query");
     fetch(url, {credentials: "same-origin", headers: {"Accept": "application/json"}})
       .then(function (r) { if (!r.ok) throw new Error(r.status); return r.json(); })
       .then(function (doc) {
         holder.textContent = "";
         if (!doc.groups.length) { holder.textContent = holder.getAttribute("data-empty"); return; }
-        metrics.forEach(function (m) { holder.appendChild(barChart(m.label, doc.groups, m)); });
+        metrics.forEach(function (m) { holder.appendChild(barChart(m.label, doc.groups, m, names)); });
         holder.setAttribute("data-drawn", "true");
       })
       .catch(function () { holder.setAttribute("data-drawn", "failed"); });
