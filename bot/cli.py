@@ -40,6 +40,8 @@ async def serve(settings: Settings, host: str, port: int, run_scheduler: bool) -
     log.info("haochaping on http://%s:%d — database %s, state %s, SMS provider %s, scheduler %s",
              host, port, _safe_url(settings.database_url), "redis" if settings.redis_url else "in-process",
              rt.sms.name, "on" if run_scheduler else "off")
+    if settings.simulator_enabled:
+        log.info("try it: the simulator is at http://%s:%d/simulator/ (the console at /console/)", host, port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
