@@ -196,3 +196,90 @@ async def rt(settings: Settings, clock: Clock) -> AsyncIterator[Runtime]:
 async def hcp(rt: Runtime, aiohttp_client, fake_twilio: FakeTwilio, fake_wechat: FakeWeChat, clock: Clock) -> Hcp:
     client = await aiohttp_client(build_app(rt))
     return Hcp(rt=rt, client=client, twilio=fake_twilio, clock=clock, wechat=fake_wechat)
+
+
+# --- Browser tests: Playwright's async API driving the system's Chromium (tests/browser.py) ----------------
+# One Chromium per test: a browser shared by the session would need a loop of the session's own, and the
+# fixtures above (rt, hcp, the fakes) live in each test's loop. Playwright's driver and a Chromium start
+# in about 0.5-0.6 s, a context and its page in 0.2-0.3 s.
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """item.rep_setup / rep_call / rep_teardown: lets a fixture's finalizer see whether the test failed."""
+    report = yield
+    setattr(item, "rep_" + report.when, report)
+    return report
+
+
+@pytest.fixture
+async def live(rt: Runtime) -> AsyncIterator[str]:
+    """The app on a real socket of 127.0.0.1 in the test's loop, on the test's runtime; its base URL."""
+    from browser import serve
+
+    runner, url = await serve(build_app(rt))
+    yield url
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def browser(live: str) -> AsyncIterator[Any]:
+    """A headless Chromium (playwright.async_api.Browser); set up after `live`, so closed before it."""
+    from browser import find_chromium, launch
+
+    try:
+        from playwright.async_api import async_playwright
+    except ImportError as exc:
+        unavailable("Playwright (pip install -e '.[test]')", exc)
+    try:
+        executable = find_chromium()
+    except LookupError as exc:
+        unavailable("Chromium", exc)
+    async with async_playwright() as pw:
+        launched = await launch(pw, executable)
+        yield launched
+        await launched.close()
+
+
+@pytest.fixture
+def traffic(live: str) -> Any:
+    """browser.Traffic: every request the test's pages made, their console and script errors."""
+    from browser import Traffic
+
+    return Traffic(live)
+
+
+@pytest.fixture
+async def new_page(browser: Any, live: str, traffic: Any, request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+    """`await new_page(**context_options)`: a page in a fresh context, phone size unless told otherwise
+    (browser.PHONE, e.g. locale="en-US"), relative URLs on `live`, watched by `traffic`. At the end: a
+    screenshot of every page if the test failed, and the check that nothing was loaded from outside."""
+    from browser import keep_failure, new_context
+
+    contexts: list[Any] = []
+
+    async def make(**options: Any) -> Any:
+        context = await new_context(browser, live, traffic, **options)
+        contexts.append(context)
+        return await context.new_page()
+
+    yield make
+    await keep_failure(contexts, request)
+    for context in contexts:
+        await context.close()
+    if traffic.requests:
+        assert not traffic.foreign(), f"the pages loaded from outside {live}: {traffic.foreign()}"
+
+
+@pytest.fixture
+async def page(new_page: Any) -> Any:
+    """A Playwright Page at phone size: 375×812, device scale 2, mobile, touch, zh-CN."""
+    return await new_page()
+
+
+@pytest.fixture
+async def desktop_page(new_page: Any) -> Any:
+    """A Playwright Page at desktop size: 1280×800, zh-CN."""
+    from browser import DESKTOP
+
+    return await new_page(**DESKTOP)
