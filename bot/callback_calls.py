@@ -35,7 +35,7 @@ BATCH = 50
 
 
 def _wo_id(text: str) -> int | None:
-    return int(text) if text.isdigit() and len(text) < 12 else None
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 12 else None
 
 
 async def sweep(rt: Runtime, now: datetime) -> int:

@@ -3,8 +3,8 @@
 With Redis (several worker processes), the cookie holds only a random session id and the session
 lives in Redis, where logging out deletes it. Without Redis (one process, the embedded default),
 the cookie holds the session itself, signed with a key derived from the service's secret, so that
-a restart does not log everyone out; logging out then records the session id as ended until the
-session would have expired anyway.
+a restart does not log everyone out; logging out then voids every session of that user begun so
+far (it moves `users.session_epoch` on, in the database, so that it outlives a restart).
 
 Either way a session names its user, a CSRF token for the forms, its expiry, and a fingerprint of
 the user's password hash: a new password or a disabled user ends every session at once.
@@ -19,6 +19,8 @@ import json
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.state import RedisState, SessionState
 from bot.users import fingerprint
@@ -35,21 +37,25 @@ class ConsoleSession:
     csrf: str
     expires_at: datetime
     fingerprint: str
+    epoch: int
 
     def valid_for(self, user: User | None, now: datetime) -> bool:
-        return (user is not None and user.id == self.user_id and user.disabled_at is None
-                and now < self.expires_at and hmac.compare_digest(self.fingerprint, fingerprint(user)))
+        return (user is not None and user.id == self.user_id and user.disabled_at is None and now < self.expires_at
+                and self.epoch == user.session_epoch
+                and hmac.compare_digest(self.fingerprint.encode(), fingerprint(user).encode()))
 
     def to_json(self) -> str:
         return json.dumps({"sid": self.sid, "uid": self.user_id, "csrf": self.csrf,
-                           "exp": int(self.expires_at.timestamp()), "fp": self.fingerprint}, separators=(",", ":"))
+                           "exp": int(self.expires_at.timestamp()), "fp": self.fingerprint,
+                           "ep": self.epoch}, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str | bytes) -> ConsoleSession | None:
         try:
             doc = json.loads(text)
             return cls(sid=str(doc["sid"]), user_id=int(doc["uid"]), csrf=str(doc["csrf"]),
-                       expires_at=datetime.fromtimestamp(int(doc["exp"]), UTC), fingerprint=str(doc["fp"]))
+                       expires_at=datetime.fromtimestamp(int(doc["exp"]), UTC), fingerprint=str(doc["fp"]),
+                       epoch=int(doc["ep"]))
         except (ValueError, KeyError, TypeError):
             return None
 
@@ -75,7 +81,8 @@ class Sessions:
         """A new session for a user who just logged in; (the cookie's value, the session)."""
         assert user.id is not None
         session = ConsoleSession(sid=secrets.token_urlsafe(24), user_id=user.id, csrf=secrets.token_urlsafe(24),
-                                 expires_at=now + TTL, fingerprint=fingerprint(user))
+                                 expires_at=now + TTL, fingerprint=fingerprint(user),
+                                 epoch=user.session_epoch)
         if self.in_redis:
             await self.state.put(f"console:session:{session.sid}", session.to_json(), int(TTL.total_seconds()))
             return session.sid, session
@@ -92,21 +99,22 @@ class Sessions:
             session = ConsoleSession.from_json(found) if found else None
         else:
             payload, _, mac = cookie.partition(".")
-            if not mac or not hmac.compare_digest(mac, self._mac(payload)):
+            if not mac or not hmac.compare_digest(mac.encode(), self._mac(payload).encode()):
                 return None
             try:
                 session = ConsoleSession.from_json(_unb64(payload))
             except ValueError:
                 return None
-            if session is not None and await self.state.get(f"console:ended:{session.sid}"):
-                return None
         if session is None or now >= session.expires_at:
             return None
         return session
 
-    async def end(self, session: ConsoleSession, now: datetime) -> None:
+    async def end(self, db: AsyncSession, session: ConsoleSession, now: datetime) -> None:
+        """Log out: this session (Redis), or every session of the user begun until now (signed cookies)."""
         if self.in_redis:
             await self.state.delete(f"console:session:{session.sid}")
-        else:
-            left = max(1, int((session.expires_at - now).total_seconds()))
-            await self.state.put(f"console:ended:{session.sid}", "1", left)
+            return
+        user = await db.get(User, session.user_id)
+        if user is not None and user.session_epoch == session.epoch:
+            user.session_epoch += 1
+            db.add(user)

@@ -42,6 +42,6 @@ class Links:
         payload, _, mac = token.partition(".")
         if not payload or not mac or len(payload) > 12 or not all(c in _ALPHABET for c in payload):
             return None
-        if not hmac.compare_digest(mac, self._mac(payload)):
+        if not hmac.compare_digest(mac.encode(), self._mac(payload).encode()):
             return None
         return int(payload, 36)

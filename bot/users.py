@@ -153,15 +153,16 @@ class Tokens:
     @staticmethod
     def user_id(token: str) -> int | None:
         parts = token.split(".")
-        if len(parts) != 4 or parts[0] != TOKEN_PREFIX or not parts[1].isdigit() or len(parts[1]) > 12:
+        if (len(parts) != 4 or parts[0] != TOKEN_PREFIX or not (parts[1].isascii() and parts[1].isdigit())
+                or len(parts[1]) > 12):
             return None
         return int(parts[1])
 
     def valid(self, token: str, user: User, now: datetime) -> bool:
         prefix, uid, exp, mac = token.split(".")
-        if not exp.isdigit() or int(exp) <= now.timestamp() or user.disabled_at is not None:
+        if not (exp.isascii() and exp.isdigit()) or int(exp) <= now.timestamp() or user.disabled_at is not None:
             return False
-        return hmac.compare_digest(mac, self._mac(f"{prefix}.{uid}.{exp}", user.password_hash))
+        return hmac.compare_digest(mac.encode(), self._mac(f"{prefix}.{uid}.{exp}", user.password_hash).encode())
 
 
 # Verified against when the name is unknown, so that a wrong name costs as long as a wrong password.

@@ -226,5 +226,8 @@ class User(SQLModel, table=True):
     agencies: list[str] = Field(default_factory=list, sa_type=JSONText)
     password_hash: str
     disabled_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # A console session holds the value of this counter when it began, and is void once it moved on:
+    # a log-out where sessions live in signed cookies (no Redis), which outlives a restart here.
+    session_epoch: int = 0
     created_at: datetime = Field(sa_type=UTCDateTime)
     updated_at: datetime = Field(sa_type=UTCDateTime)

@@ -62,3 +62,12 @@ def test_passwords_are_scrypt_hashes_that_verify_only_the_password():
     assert not users.verify_password("a long password", "md5$abc")
     assert users.hash_password("a long password", n=2**10) != stored  # salted
 
+
+
+async def test_non_ascii_digits_and_signatures_are_401_or_404_never_500(hcp):
+    for token in ("hcpu.².1900000000.abc", "hcpu.1.²²²²²²²²²².abc", "hcpu.1.1900000000.é"):
+        status, _doc = await hcp.api("GET", "/api/v1/work-orders", token=token)
+        assert status == 401, token
+    for path in ("/api/v1/work-orders/²", "/api/v1/work-orders?after=²"):
+        status, _doc = await hcp.api("GET", path)
+        assert status in (404, 422), path

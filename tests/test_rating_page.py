@@ -87,3 +87,30 @@ async def test_the_page_speaks_the_readers_language(hcp, how, expected):
     token = token_of(sms["body"]) + how.get("query", "")
     _, html = await page(hcp, token, headers=how.get("headers"))
     assert expected in html
+
+
+async def test_a_barred_rater_is_told_before_the_form_and_nothing_is_stored(hcp):
+    from datetime import timedelta
+
+    from store import cases as case_store
+    from store import contacts as contact_store
+
+    case_no, _, sms = await hcp.reminded()
+    token = token_of(sms["body"])
+    async with hcp.rt.db.write() as session:
+        case = await case_store.by_no(session, case_no)
+        await contact_store.bar(session, case.phone_contact_id, hcp.clock() + timedelta(days=30))
+
+    status, html = await page(hcp, token)
+    assert status == 403 and 'name="grade"' not in html and "居民身份证换领" in html
+    status, html = await page(hcp, token, "POST", {"grade": "very_dissatisfied", "reasons": "attitude"})
+    assert status == 403 and 'name="grade"' not in html
+    assert await hcp.evaluations(case_no) == []
+
+
+async def test_a_link_with_non_ascii_in_its_signature_is_a_clear_404(hcp):
+    _case_no, _, sms = await hcp.reminded()
+    token = token_of(sms["body"])
+    for forged in (token[:-1] + "é", token.split(".")[0] + ".²", "²." + token.split(".")[1]):
+        status, html = await page(hcp, forged)
+        assert status == 404 and "链接无效" in html, forged

@@ -194,7 +194,7 @@ async def orders(request: web.Request) -> web.Response:
 
 def _id(request: web.Request) -> int:
     text = request.match_info["id"]
-    if not text.isdigit() or len(text) > 12:
+    if not (text.isascii() and text.isdigit()) or len(text) > 12:
         raise web.HTTPNotFound(text="no such work order")
     return int(text)
 

@@ -83,11 +83,13 @@ async def check_csrf(request: web.Request, who: Who) -> None:
 
 
 def _login_page(request: web.Request, *, error: str | None = None, status: int = 200,
-                username: str = "") -> web.Response:
+                username: str = "", target: str | None = None) -> web.Response:
+    """The form; shown again after a failure, it keeps where the user was going (`target`)."""
     rt = runtime(request)
     token = secrets.token_urlsafe(24)
     response = pages.render(request, "console_login.html", pages.locale_of(request), status, csrf=token,
-                            error=error, username=username, next=_safe_next(request.query.get("next")))
+                            error=error, username=username,
+                            next=_safe_next(target if target is not None else request.query.get("next")))
     response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="Strict", secure=_secure(rt),
                         path="/console/", max_age=3600)
     return response
@@ -105,24 +107,28 @@ async def login(request: web.Request) -> web.StreamResponse:
     locale = pages.locale_of(request)
     t = rt.catalogs.text
     username = str(form.get("username") or "")[:64]
+    target = _safe_next(str(form.get("next") or ""))
     password = str(form.get("password") or "")
     cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     token = str(form.get("csrf") or "")
+
+    def again(key: str, status: int) -> web.Response:
+        return _login_page(request, error=t(locale, key), status=status, username=username, target=target)
+
     if not cookie or not pages.same_origin(request) or not hmac.compare_digest(token.encode(), cookie.encode()):
-        return _login_page(request, error=t(locale, "console.login_stale"), status=403, username=username)
+        return again("console.login_stale", 403)
     if not username or not password:
-        return _login_page(request, error=t(locale, "console.login_missing"), status=422, username=username)
+        return again("console.login_missing", 422)
     try:
         user = await users.authenticate(rt, username, password, request.remote)
     except users.LoginRefused as exc:
         if exc.throttled:
-            response = _login_page(request, error=t(locale, "console.login_throttled"), status=429,
-                                   username=username)
+            response = again("console.login_throttled", 429)
             response.headers["Retry-After"] = str(users.FAILURE_WINDOW)
             return response
-        return _login_page(request, error=t(locale, "console.login_failed"), status=401, username=username)
+        return again("console.login_failed", 401)
     value, _session = await sessions(request).start(user, now(request))
-    response = web.HTTPSeeOther(_safe_next(str(form.get("next") or "")))
+    response = web.HTTPSeeOther(target)
     response.set_cookie(COOKIE, value, httponly=True, samesite="Lax", secure=_secure(rt), path="/",
                         max_age=int(TTL.total_seconds()))
     response.del_cookie(LOGIN_CSRF_COOKIE, path="/console/")
@@ -133,7 +139,8 @@ async def logout(request: web.Request) -> web.StreamResponse:
     who = await current(request)
     if who is not None:
         await check_csrf(request, who)
-        await sessions(request).end(who.session, now(request))
+        async with runtime(request).db.write() as db:
+            await sessions(request).end(db, who.session, now(request))
     response = web.HTTPSeeOther("/console/login")
     response.del_cookie(COOKIE, path="/")
     raise response

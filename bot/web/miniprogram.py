@@ -47,10 +47,11 @@ def _contact_of(request: web.Request) -> int:
     rt = runtime(request)
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     parts = token.strip().split(".")
-    if scheme.lower() != "bearer" or len(parts) != 3 or not all(p.isdigit() for p in parts[:2]):
+    if scheme.lower() != "bearer" or len(parts) != 3 or not all(p.isascii() and p.isdigit() for p in parts[:2]):
         raise web.HTTPUnauthorized(text="log in first: POST /api/mp/v1/login")
     payload = f"{parts[0]}.{parts[1]}"
-    if not hmac.compare_digest(parts[2], _mac(rt, payload)) or int(parts[1]) <= now(request).timestamp():
+    if (not hmac.compare_digest(parts[2].encode(), _mac(rt, payload).encode())
+            or int(parts[1]) <= now(request).timestamp()):
         raise web.HTTPUnauthorized(text="the session is not valid or has expired: log in again")
     return int(parts[0])
 

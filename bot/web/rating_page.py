@@ -16,7 +16,7 @@ from aiohttp import web
 from babel.dates import format_date, format_datetime
 
 from bot.i18n import _BABEL
-from bot.ratings import RaterBarred, RatingRefused, followup_closes, openness, record
+from bot.ratings import RaterBarred, RatingRefused, barred, followup_closes, openness, record
 from bot.runtime import Runtime
 from bot.web import pages
 from bot.web.common import now, runtime
@@ -86,6 +86,11 @@ def _invalid(request: web.Request, rt: Runtime, locale: str) -> web.Response:
                    [t(locale, "page.invalid")], 404)
 
 
+def _barred(request: web.Request, rt: Runtime, locale: str, case: Case, until: datetime) -> web.Response:
+    text = rt.render(Reply(m.BARRED, {"until": until}), locale)
+    return _notice(request, rt, locale, case, "barred", rt.catalogs.text(locale, "page.barred_heading"), [text], 403)
+
+
 def _closed(request: web.Request, rt: Runtime, locale: str, case: Case, evaluations: list[Evaluation],
             status: int = 200) -> web.Response:
     """Nothing more to rate: used up (a rating and its follow-up) or expired (the window is over)."""
@@ -117,6 +122,9 @@ async def show(request: web.Request) -> web.Response:
     stamp = now(request)
     async with rt.db.read() as session:
         evaluations = await evaluation_store.for_case(session, case.id)
+        until = await barred(session, case, stamp)
+    if until is not None:  # say so before the form, not after it was filled in
+        return _barred(request, rt, locale, case, until)
     state = openness(rt, evaluations, stamp)
     if request.query.get("thanks") and evaluations:
         t = rt.catalogs.text
@@ -164,9 +172,7 @@ async def submit(request: web.Request) -> web.StreamResponse:
                 await record(session, rt, locked, grade, tuple(chosen["reasons"]) if grade.is_bad else (),
                              chosen["text"], "web", stamp)
         except RaterBarred as exc:
-            barred = rt.render(Reply(m.BARRED, {"until": exc.until}), locale)
-            return _notice(request, rt, locale, case, "barred", rt.catalogs.text(locale, "page.barred_heading"),
-                           [barred], 403)
+            return _barred(request, rt, locale, case, exc.until)
         except RatingRefused:
             async with rt.db.read() as session:
                 evaluations = await evaluation_store.for_case(session, case.id)

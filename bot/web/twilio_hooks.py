@@ -49,7 +49,7 @@ async def sms_status(request: web.Request) -> web.Response:
     code = params.get("ErrorCode") or None
     if sid and status in outbox.RANK:
         stamp = now(request)
-        stopped = bool(code and code.isdigit() and int(code) in twilio_sms.STOP_CODES)
+        stopped = bool(code and code.isascii() and code.isdigit() and int(code) in twilio_sms.STOP_CODES)
         async with rt.db.write() as session:
             message = await outbox.record_receipt(session, sid, status, code, stopped, stamp)
             if message is not None and stopped:

@@ -86,7 +86,7 @@ async def list_work_orders(request: web.Request) -> web.Response:
         return json_response({"errors": [{"field": "status", "message": f"expected one of {', '.join(STATUSES)}"}]},
                              status=422)
     after = request.query.get("after")
-    if after is not None and not after.isdigit():
+    if after is not None and not (after.isascii() and after.isdigit() and len(after) <= 12):
         return json_response({"errors": [{"field": "after", "message": "expected a work order id"}]}, status=422)
     filters = store.Filters(status=status, agency_code=request.query.get("agency_code") or None,
                             overdue=_bool(request, "overdue"), agencies=who.agencies,
@@ -115,7 +115,7 @@ async def _doc(session: AsyncSession, rt: Runtime, wo: WorkOrder, stamp: datetim
 
 def _id(request: web.Request) -> int:
     text = request.match_info["id"]
-    if not text.isdigit() or len(text) > 12:
+    if not (text.isascii() and text.isdigit()) or len(text) > 12:
         raise web.HTTPNotFound(text='{"error":"no such work order"}', content_type="application/json")
     return int(text)
 
