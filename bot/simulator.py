@@ -168,7 +168,7 @@ class Simulator:
             sim.call = None
             raise SimError("the call's state is unreadable; call again")
         pressed = digits.rstrip("#") if digits else None
-        self._note(sim, "phone", "in", digits or "", silence=digits is None)
+        self._note(sim, "phone", "in", digits or "", silence=not pressed)
         spoken = await hotline.keys_pressed(self.rt, sim.call["ticket"], state, pressed or None, sim.call["sid"],
                                             self.now(sim))
         self._speak(sim, spoken, sim.call["ticket"], sim.call["sid"])

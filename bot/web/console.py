@@ -350,6 +350,7 @@ async def dashboard(request: web.Request) -> web.Response:
                     name = view.t(CHANNEL_KEYS[g.key]) if g.key in CHANNEL_KEYS else view.t("console.unrated")
                 rows.append({"name": name, **{c: _cell(c, doc[c]) for c, _k in STAT_COLUMNS}})
             names = {k: view.t(v) for k, v in CHANNEL_KEYS.items()} if by == "channel" else {}
+            names[""] = view.t("console.unrated")  # the group of cases not rated yet (key null)
             tables.append({"by": by, "title": view.t(title_key), "key_label": view.t(key_key), "rows": rows,
                            "names_json": json.dumps(names, ensure_ascii=False)})
     metrics = [{"name": "participation_rate", "kind": "rate", "label": view.t("console.stat.participation_rate")},

@@ -7,12 +7,13 @@ with JSON bodies, which another site's form cannot send, and the Origin is check
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 
-from bot.simulator import CHANNELS, Sim, SimError, Simulator
+from bot.simulator import CHANNELS, MAX_JUMP, Sim, SimError, Simulator
 from bot.web import pages
 from bot.web.common import json_response, read_json, runtime
 
@@ -87,9 +88,12 @@ async def _do(sim_: Simulator, sim: Sim, action: str, body: dict[str, Any]) -> N
         except ValueError:
             raise SimError("to: expected an ISO-8601 instant with an offset") from None
         hours = body.get("hours")
-        if target is None and not isinstance(hours, int | float):
-            raise SimError("hours or to is required")
-        await sim_.move_clock(sim, hours=float(hours) if isinstance(hours, int | float) else None, to=target)
+        number = isinstance(hours, int | float) and not isinstance(hours, bool) and math.isfinite(hours)
+        if target is None and not number:
+            raise SimError("hours or to is required (a number of hours, or an instant with an offset)")
+        if number and not 0 <= hours <= MAX_JUMP.total_seconds() / 3600:
+            raise SimError("the clock moves forward only, at most 400 days at a time")
+        await sim_.move_clock(sim, hours=float(hours) if number else None, to=target)
     elif action == "text":
         if channel not in CHANNELS[:2]:
             raise SimError("channel: expected sms or wechat")
@@ -106,6 +110,7 @@ async def _do(sim_: Simulator, sim: Sim, action: str, body: dict[str, Any]) -> N
 
 
 async def to_simulator(request: web.Request) -> web.StreamResponse:
+    _enabled(request)
     raise web.HTTPPermanentRedirect("/simulator/")
 
 

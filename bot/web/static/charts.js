@@ -32,7 +32,7 @@
     groups.forEach(function (g, i) {
       var y = 26 + i * rowH, v = g[metric.name];
       var w = typeof v === "number" ? Math.max(0, (width - labelW - valueW) * v / max) : 0;
-      var label = String(names[g.key] || g.name || g.key || "-");
+      var label = String(names[g.key === null ? "" : g.key] || g.name || g.key || "-");
       svg.appendChild(el("text", {x: 0, y: y + 15}, label.length > 11 ? label.slice(0, 10) + "…" : label));
       svg.appendChild(el("rect", {"class": "bar" + (metric.bad ? " alt" : ""), x: labelW, y: y + 3,
                                   width: w.toFixed(1), height: rowH - 8, rx: 3}));
