@@ -205,7 +205,9 @@ class Simulator:
         sms = [entry for entry in log if entry["channel"] in ("sms", "clock")]
         sms += [{"channel": "sms", "dir": "out", "text": m.body, "at": m.created_at.isoformat(), "kind": m.kind,
                  "status": m.status} for m in sent if m.channel == "sms" and m.body]
-        sms.sort(key=lambda e: datetime.fromisoformat(e["at"]))
+        # In the same second, a message from the outbox (a reminder a tick sent) comes before what the
+        # person typed then: they answer what they received.
+        sms.sort(key=lambda e: (datetime.fromisoformat(e["at"]), "kind" not in e))
         return {
             "now": now.astimezone(rt.policy.tz).isoformat(),
             "phone": mask_phone(sim.phone), "openid": mask_openid(sim.openid),
