@@ -12,7 +12,6 @@ the user's password hash: a new password or a disabled user ends every session a
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import json
@@ -23,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.state import RedisState, SessionState
-from bot.users import fingerprint
+from bot.users import b64, fingerprint, unb64
 from store.models import User
 
 TTL = timedelta(hours=12)
@@ -60,14 +59,6 @@ class ConsoleSession:
             return None
 
 
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 class Sessions:
     def __init__(self, state: SessionState, key: bytes) -> None:
         self.state = state
@@ -75,7 +66,7 @@ class Sessions:
         self.in_redis = isinstance(state, RedisState)
 
     def _mac(self, payload: str) -> str:
-        return _b64(hmac.new(self.key, payload.encode(), hashlib.sha256).digest())
+        return b64(hmac.new(self.key, payload.encode(), hashlib.sha256).digest())
 
     async def start(self, user: User, now: datetime) -> tuple[str, ConsoleSession]:
         """A new session for a user who just logged in; (the cookie's value, the session)."""
@@ -86,7 +77,7 @@ class Sessions:
         if self.in_redis:
             await self.state.put(f"console:session:{session.sid}", session.to_json(), int(TTL.total_seconds()))
             return session.sid, session
-        payload = _b64(session.to_json().encode())
+        payload = b64(session.to_json().encode())
         return f"{payload}.{self._mac(payload)}", session
 
     async def load(self, cookie: str | None, now: datetime) -> ConsoleSession | None:
@@ -102,14 +93,14 @@ class Sessions:
             if not mac or not hmac.compare_digest(mac.encode(), self._mac(payload).encode()):
                 return None
             try:
-                session = ConsoleSession.from_json(_unb64(payload))
+                session = ConsoleSession.from_json(unb64(payload))
             except ValueError:
                 return None
         if session is None or now >= session.expires_at:
             return None
         return session
 
-    async def end(self, db: AsyncSession, session: ConsoleSession, now: datetime) -> None:
+    async def end(self, db: AsyncSession, session: ConsoleSession) -> None:
         """Log out: this session (Redis), or every session of the user begun until now (signed cookies)."""
         if self.in_redis:
             await self.state.delete(f"console:session:{session.sid}")

@@ -14,7 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from babel import Locale, UnknownLocaleError
-from babel.dates import format_date
+from babel.dates import format_date, format_datetime
 from babel.messages.pofile import read_po
 
 from dialogs import messages as m
@@ -49,6 +49,16 @@ def negotiate(tag: str | None) -> str:
     return SOURCE
 
 
+def local_day(value: datetime, tz: ZoneInfo, locale: str) -> str:
+    """The date of an instant in the policy's zone, as the locale writes it (2026年11月20日)."""
+    return format_date(value.astimezone(tz).date(), format="long", locale=_BABEL[locale])
+
+
+def local_time(value: datetime, tz: ZoneInfo, locale: str, length: str = "medium") -> str:
+    """An instant in the policy's zone, date and time, as the locale writes it."""
+    return format_datetime(value.astimezone(tz), format=length, locale=_BABEL[locale])
+
+
 class Catalogs:
     def __init__(self, root: Path = LOCALES_DIR) -> None:
         self.messages: dict[str, dict[str, str]] = {}
@@ -75,15 +85,12 @@ class Catalogs:
                 return translated
         return policy_labels.get(code, code)
 
-    @staticmethod
-    def _date(value: datetime, tz: ZoneInfo, locale: str) -> str:
-        return format_date(value.astimezone(tz).date(), format="long", locale=_BABEL[locale])
 
     def render(self, reply: Reply, locale: str, *, tz: ZoneInfo, reasons: Mapping[str, str]) -> str:
         params: dict[str, Any] = {}
         for name, value in reply.params.items():
             if isinstance(value, datetime):
-                params[name] = self._date(value, tz, locale)
+                params[name] = local_day(value, tz, locale)
             elif name in ("reasons", "key_reasons"):  # written lines, or keys spoken one after another
                 line = self.text(locale, m.REASON_LINE if name == "reasons" else m.VOICE_REASON_LINE)
                 params[name] = ("\n" if name == "reasons" else " ").join(
@@ -91,7 +98,7 @@ class Catalogs:
             elif name == "cases":
                 line = self.text(locale, m.CASE_LINE)
                 params[name] = "\n".join(
-                    line.format(number=i + 1, item=c.item_name, completed_at=self._date(c.completed_at, tz, locale))
+                    line.format(number=i + 1, item=c.item_name, completed_at=local_day(c.completed_at, tz, locale))
                     for i, c in enumerate(value))
             else:
                 params[name] = value

@@ -48,18 +48,18 @@ class LoginRefused(Exception):
         self.throttled = throttled
 
 
-def _b64(raw: bytes) -> str:
+def b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _unb64(text: str) -> bytes:
+def unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def hash_password(password: str, *, n: int = SCRYPT_N) -> str:
     salt = secrets.token_bytes(16)
     digest = hashlib.scrypt(password.encode(), salt=salt, n=n, r=SCRYPT_R, p=SCRYPT_P, maxmem=2**27, dklen=32)
-    return f"scrypt${n}${SCRYPT_R}${SCRYPT_P}${_b64(salt)}${_b64(digest)}"
+    return f"scrypt${n}${SCRYPT_R}${SCRYPT_P}${b64(salt)}${b64(digest)}"
 
 
 def verify_password(password: str, stored: str) -> bool:
@@ -67,11 +67,11 @@ def verify_password(password: str, stored: str) -> bool:
         scheme, n, r, p, salt, digest = stored.split("$")
         if scheme != "scrypt":
             return False
-        got = hashlib.scrypt(password.encode(), salt=_unb64(salt), n=int(n), r=int(r), p=int(p), maxmem=2**27,
-                             dklen=len(_unb64(digest)))
+        got = hashlib.scrypt(password.encode(), salt=unb64(salt), n=int(n), r=int(r), p=int(p), maxmem=2**27,
+                             dklen=len(unb64(digest)))
     except (ValueError, TypeError):
         return False
-    return hmac.compare_digest(got, _unb64(digest))
+    return hmac.compare_digest(got, unb64(digest))
 
 
 def validate(username: str, role: str, agencies: list[str], password: str) -> None:
@@ -142,7 +142,7 @@ class Tokens:
 
     def _mac(self, payload: str, password_hash: str) -> str:
         digest = hashlib.sha256(password_hash.encode()).hexdigest()[:16]
-        return _b64(hmac.new(self.key, f"{payload}|{digest}".encode(), hashlib.sha256).digest()[:24])
+        return b64(hmac.new(self.key, f"{payload}|{digest}".encode(), hashlib.sha256).digest()[:24])
 
     def issue(self, user: User, now: datetime) -> tuple[str, datetime]:
         assert user.id is not None

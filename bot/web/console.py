@@ -18,12 +18,11 @@ from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
-from babel.dates import format_date, format_datetime
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import work_orders
-from bot.i18n import _BABEL
+from bot.i18n import local_day, local_time
 from bot.runtime import Runtime
 from bot.web import console_auth, pages
 from bot.web.common import now, runtime
@@ -90,10 +89,10 @@ class View:
     def when(self, value: datetime | None) -> str:
         if value is None:
             return ""
-        return format_datetime(value.astimezone(self.rt.policy.tz), format="short", locale=_BABEL[self.locale])
+        return local_time(value, self.rt.policy.tz, self.locale, "short")
 
     def day(self, value: datetime) -> str:
-        return format_date(value.astimezone(self.rt.policy.tz).date(), format="long", locale=_BABEL[self.locale])
+        return local_day(value, self.rt.policy.tz, self.locale)
 
     def nav(self) -> list[tuple[str, str, str]]:
         items = []

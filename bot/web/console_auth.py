@@ -140,7 +140,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
     if who is not None:
         await check_csrf(request, who)
         async with runtime(request).db.write() as db:
-            await sessions(request).end(db, who.session, now(request))
+            await sessions(request).end(db, who.session)
     response = web.HTTPSeeOther("/console/login")
     response.del_cookie(COOKIE, path="/")
     raise response

@@ -13,9 +13,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
-from babel.dates import format_date, format_datetime
 
-from bot.i18n import _BABEL
+from bot.i18n import local_day, local_time
 from bot.ratings import RaterBarred, RatingRefused, barred, followup_closes, openness, record
 from bot.runtime import Runtime
 from bot.web import pages
@@ -30,14 +29,6 @@ from store.models import Case, Evaluation
 TEXT_MAX = 1000
 
 
-def _date(rt: Runtime, value: datetime, locale: str) -> str:
-    return format_date(value.astimezone(rt.policy.tz).date(), format="long", locale=_BABEL[locale])
-
-
-def _instant(rt: Runtime, value: datetime, locale: str) -> str:
-    return format_datetime(value.astimezone(rt.policy.tz), format="medium", locale=_BABEL[locale])
-
-
 def _summary(rt: Runtime, locale: str, evaluations: list[Evaluation]) -> list[str]:
     """What the reader has given so far (their own ratings; a default says it was applied)."""
     lines = []
@@ -47,7 +38,7 @@ def _summary(rt: Runtime, locale: str, evaluations: list[Evaluation]) -> list[st
         key = "page.summary_default" if e.is_default else (
             "page.summary_followup" if e.is_followup else "page.summary_rating")
         lines.append(rt.catalogs.text(locale, key).format(
-            grade=rt.catalogs.text(locale, f"grade.{e.grade}"), date=_date(rt, e.created_at, locale)))
+            grade=rt.catalogs.text(locale, f"grade.{e.grade}"), date=local_day(e.created_at, rt.policy.tz, locale)))
     return lines
 
 
@@ -69,7 +60,7 @@ async def _open(request: web.Request) -> tuple[Runtime, str, Case | None]:
 
 
 def _context(rt: Runtime, locale: str, case: Case) -> dict[str, Any]:
-    return {"case": case, "completed": _date(rt, case.completed_at, locale)}
+    return {"case": case, "completed": local_day(case.completed_at, rt.policy.tz, locale)}
 
 
 def _notice(request: web.Request, rt: Runtime, locale: str, case: Case | None, kind: str, heading: str,
@@ -110,7 +101,7 @@ def _form(request: web.Request, rt: Runtime, locale: str, case: Case, evaluation
     return pages.render(
         request, "rating.html", locale, status, grades=list(Grade), reasons=reasons, error=error,
         chosen=chosen or {"grade": None, "reasons": [], "text": None},
-        followup_until=_instant(rt, closes, locale) if closes else None,
+        followup_until=local_time(closes, rt.policy.tz, locale) if closes else None,
         summary=_summary(rt, locale, evaluations) if closes else [], **_context(rt, locale, case))
 
 
