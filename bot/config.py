@@ -18,7 +18,8 @@ DEFAULT_PUBLIC_URL = "http://127.0.0.1:8080"
 KEYS = (
     "HAOCHAPING_DATABASE_URL", "HAOCHAPING_REDIS_URL", "HAOCHAPING_REDIS_PREFIX", "HAOCHAPING_PUBLIC_URL",
     "HAOCHAPING_API_TOKEN", "HAOCHAPING_SECRET_KEY", "HAOCHAPING_POLICY", "HAOCHAPING_SCHEDULER",
-    "HAOCHAPING_LOG_LEVEL", "HAOCHAPING_SIMULATOR",
+    "HAOCHAPING_LOG_LEVEL", "HAOCHAPING_SIMULATOR", "HAOCHAPING_TICK_INTERVAL", "HAOCHAPING_SEND_LEASE",
+    "HAOCHAPING_SEND_TIMEOUT",
     "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_SMS_FROM", "TWILIO_API_BASE_URL",
     "WECHAT_TOKEN", "WECHAT_ENCODING_AES_KEY", "WECHAT_APP_ID", "WECHAT_APP_SECRET",
     "WECHAT_MP_APP_ID", "WECHAT_MP_APP_SECRET", "WECHAT_MP_TEMPLATE_ID", "WECHAT_MP_PAGE",
@@ -55,6 +56,12 @@ class Settings:
     wechat_mp_page: str | None = None
     wechat_api_base_url: str | None = None
     simulator: bool = True  # HAOCHAPING_SIMULATOR=off hides /simulator/ even on the local provider
+    # Seconds. How often `serve` runs a scheduler pass; how long a claimed outbox message stays a
+    # worker's before another may take it over (a killed worker's messages wait this long); how long
+    # one request to a provider may take before its outcome counts as unknown.
+    tick_interval: float = 5.0
+    send_lease: float = 120.0
+    send_timeout: float = 15.0
 
     @property
     def twilio_enabled(self) -> bool:
@@ -100,6 +107,17 @@ def load_settings(env: dict[str, str] | None = None, cwd: Path | None = None) ->
         if value not in ("on", "off", "true", "false", "1", "0"):
             raise ConfigError(f"{name}: expected on or off, got {value!r}")
         switches[name] = value in ("on", "true", "1")
+    seconds = {}
+    for name, default in (("HAOCHAPING_TICK_INTERVAL", 5.0), ("HAOCHAPING_SEND_LEASE", 120.0),
+                          ("HAOCHAPING_SEND_TIMEOUT", 15.0)):
+        raw = get(name)
+        try:
+            value = float(raw) if raw is not None else default
+        except ValueError:
+            raise ConfigError(f"{name}: expected a number of seconds, got {raw!r}") from None
+        if not 0 < value <= 86_400:
+            raise ConfigError(f"{name}: expected more than 0 and at most 86400 seconds, got {raw!r}")
+        seconds[name] = value
     public = (get("HAOCHAPING_PUBLIC_URL") or DEFAULT_PUBLIC_URL).rstrip("/")
     return Settings(
         database_url=get("HAOCHAPING_DATABASE_URL") or DEFAULT_DATABASE_URL,
@@ -125,4 +143,7 @@ def load_settings(env: dict[str, str] | None = None, cwd: Path | None = None) ->
         wechat_mp_page=get("WECHAT_MP_PAGE"),
         wechat_api_base_url=get("WECHAT_API_BASE_URL"),
         simulator=switches["HAOCHAPING_SIMULATOR"],
+        tick_interval=seconds["HAOCHAPING_TICK_INTERVAL"],
+        send_lease=seconds["HAOCHAPING_SEND_LEASE"],
+        send_timeout=seconds["HAOCHAPING_SEND_TIMEOUT"],
     )

@@ -69,7 +69,7 @@ def make_sms(settings: Settings) -> TextSender:
         return TwilioSender(
             settings.twilio_account_sid, settings.twilio_auth_token, settings.twilio_sms_from,
             base_url=settings.twilio_api_base_url,
-            status_callback=f"{settings.public_url}/webhooks/twilio/sms/status",
+            status_callback=f"{settings.public_url}/webhooks/twilio/sms/status", timeout=settings.send_timeout,
         )
     return LocalSender()
 
@@ -109,7 +109,7 @@ async def open_runtime(settings: Settings) -> Runtime:
         wechat_api=(WeChatApi(s.wechat_app_id, s.wechat_app_secret, tokens, s.wechat_api_base_url)
                     if s.wechat_app_id and s.wechat_app_secret else None),
         caller=(TwilioCaller(s.twilio_account_sid, s.twilio_auth_token, s.twilio_sms_from,
-                             base_url=s.twilio_api_base_url)
+                             base_url=s.twilio_api_base_url, timeout=s.send_timeout)
                 if s.twilio_enabled and s.twilio_account_sid and s.twilio_auth_token else None),
         mp_api=(WeChatApi(s.wechat_mp_app_id, s.wechat_mp_app_secret, tokens, s.wechat_api_base_url)
                 if s.wechat_mp_app_id and s.wechat_mp_app_secret else None),

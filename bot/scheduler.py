@@ -34,8 +34,9 @@ async def tick(rt: Runtime, now: datetime) -> dict[str, int]:
     return counts
 
 
-async def loop(rt: Runtime, interval: float = 5.0) -> None:
+async def loop(rt: Runtime) -> None:
     """Runs until cancelled; a failing pass is logged and retried at the next interval."""
+    interval = rt.settings.tick_interval
     while True:
         try:
             counts = await tick(rt, datetime.now(UTC))

@@ -2,7 +2,12 @@
 
 Rows are claimed in one short transaction, sent outside any transaction (a slow provider must not
 hold database locks), and their results recorded in another. A worker that dies after claiming
-leaves its rows to be claimed again once the lease runs out.
+leaves its rows to be claimed again once the lease (HAOCHAPING_SEND_LEASE) runs out.
+
+Exactly once: an attempt whose outcome is unknown (it timed out, or its worker died between the
+provider's answer and the record) marks the row unsure. Before sending it again, the sender asks the
+provider whether a message with that body reached that number since; if so, that message is
+recorded and nothing is sent. A provider that cannot be asked (WeChat) is sent to again.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.runtime import Runtime
-from channels.base import Failed, Retry, SendResult, Sent, Stopped
+from channels.base import Failed, Retry, SendResult, Sent, Stopped, Unsure
 from store import contacts, outbox
 from store.models import Case, OutboxMessage
 
@@ -26,7 +31,7 @@ log = logging.getLogger("haochaping.sender")
 
 BATCH = 200
 CONCURRENCY = 32
-LEASE = timedelta(minutes=2)
+SKEW = timedelta(seconds=5)  # between our wall clock and the provider's, when asking what it has
 BACKOFF = (timedelta(seconds=30), timedelta(minutes=2), timedelta(minutes=10), timedelta(minutes=30),
            timedelta(hours=1), timedelta(hours=2), timedelta(hours=4), timedelta(hours=8))
 MAX_ATTEMPTS = len(BACKOFF) + 1
@@ -47,6 +52,8 @@ class Job:
     body: str
     payload: dict[str, Any] | None
     attempts: int
+    attempted_at: datetime | None
+    unsure_since: datetime | None
 
 
 @dataclass
@@ -63,10 +70,11 @@ async def deliver_due(rt: Runtime, now: datetime, *, only_kinds: tuple[str, ...]
             # Reminders and callback questions keep the quiet hours on every attempt, not only the first.
             quiet = ("reminder", "callback") if rt.timing.quiet(now) else ()
             wall = datetime.now(UTC)  # the lease is a lock on real time, not business time
-            claimed = await outbox.claim_due(session, now, BATCH, wall + LEASE, wall, skip_locked=rt.db.locks_rows,
+            lease = timedelta(seconds=rt.settings.send_lease)
+            claimed = await outbox.claim_due(session, now, BATCH, wall + lease, wall, skip_locked=rt.db.locks_rows,
                                              skip_kinds=quiet, only_kinds=only_kinds)
             jobs = [Job(m.id, m.kind, m.channel, m.case_id, c.id, rt.sealer.open(c.address_sealed), m.body,  # type: ignore[arg-type]
-                        m.payload, m.attempts) for m, c in claimed]
+                        m.payload, m.attempts, m.attempted_at, m.unsure_since) for m, c in claimed]
         if not jobs:
             return done
         gate = asyncio.Semaphore(CONCURRENCY)
@@ -80,6 +88,14 @@ async def deliver_due(rt: Runtime, now: datetime, *, only_kinds: tuple[str, ...]
 async def _send(rt: Runtime, gate: asyncio.Semaphore, job: Job) -> SendResult:
     async with gate:
         if job.channel == "sms":
+            if job.unsure_since is not None:
+                try:
+                    found = await rt.sms.find_sent(job.to, job.body, job.unsure_since - SKEW)
+                except Exception as exc:  # could not ask: better late than twice
+                    return Unsure(f"could not ask the provider about an earlier attempt: {type(exc).__name__}")
+                if found is not None:
+                    log.info("outbox message %s: an earlier attempt did reach the provider (%s)", job.id, found)
+                    return Sent(found)
             return await rt.sms.send(job.to, job.body)
         if job.channel == "wechat" and rt.wechat_api is not None:
             return await rt.wechat_api.send_text(job.to, job.body)
@@ -95,8 +111,10 @@ async def _record(session: AsyncSession, rt: Runtime, job: Job, result: SendResu
     if isinstance(result, Sent):
         values.update(status="sent", provider_id=result.provider_id, sent_at=now, next_attempt_at=None, error=None)
         done.sent += 1
-    elif isinstance(result, Retry) and job.attempts < MAX_ATTEMPTS:
+    elif isinstance(result, Retry | Unsure) and job.attempts < MAX_ATTEMPTS:
         values.update(status="pending", next_attempt_at=now + backoff(job.attempts), error=result.error)
+        if isinstance(result, Unsure):
+            values["unsure_since"] = job.unsure_since or job.attempted_at
     elif isinstance(result, Stopped) and job.channel == "miniprogram":
         # 43101: no subscription to use. The reminder goes by SMS when the case has a phone.
         values.update(status="refused", next_attempt_at=None, error=result.error)
@@ -110,7 +128,7 @@ async def _record(session: AsyncSession, rt: Runtime, job: Job, result: SendResu
         values.update(status="failed", next_attempt_at=None, error=result.error)
         await contacts.opt_out(session, job.contact_id, "provider", now)
     else:
-        assert isinstance(result, Failed | Retry)
+        assert isinstance(result, Failed | Retry | Unsure)
         values.update(status="failed", next_attempt_at=None, error=result.error)
     await session.exec(update(OutboxMessage).where(col(OutboxMessage.id) == job.id).values(**values))  # type: ignore[call-overload]
     label = type(result).__name__.lower()

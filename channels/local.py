@@ -4,6 +4,7 @@ simulator shows it; this is the embedded default when no SMS provider is configu
 from __future__ import annotations
 
 import secrets
+from datetime import datetime
 
 from channels.base import SendResult, Sent
 
@@ -13,6 +14,9 @@ class LocalSender:
 
     async def send(self, to: str, body: str) -> SendResult:
         return Sent("LOCAL" + secrets.token_hex(16))
+
+    async def find_sent(self, to: str, body: str, since: datetime) -> str | None:
+        return None  # a local send never has an unknown outcome
 
     async def close(self) -> None:
         return None

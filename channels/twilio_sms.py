@@ -11,15 +11,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from xml.sax.saxutils import escape
 
-from aiohttp import ClientError
+from aiohttp import ClientConnectorError, ClientError
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
-from channels.base import Failed, Retry, SendResult, Sent, Stopped
+from channels.base import Failed, Retry, SendResult, Sent, Stopped, Unsure
 from dialogs.addresses import normalize_phone
 
 # Twilio error codes that mean "this person does not want our messages".
@@ -27,6 +28,7 @@ STOP_CODES = frozenset({21610})
 # Codes that will not get better by retrying.
 FINAL_CODES = frozenset({21211, 21212, 21214, 21217, 21219, 21408, 21606, 21612, 21614, 21635, 30006})
 SEND_TIMEOUT = 15.0
+LOOKBACK = 50  # the newest messages to one number that `find_sent` reads
 
 
 def signature_ok(auth_token: str, url: str, params: Mapping[str, str], signature: str | None) -> bool:
@@ -60,8 +62,10 @@ class TwilioSender:
     name = "twilio"
 
     def __init__(self, account_sid: str, auth_token: str, sms_from: str | None, *,
-                 base_url: str | None = None, status_callback: str | None = None) -> None:
+                 base_url: str | None = None, status_callback: str | None = None,
+                 timeout: float = SEND_TIMEOUT) -> None:
         self.http = AsyncTwilioHttpClient()
+        self.timeout = timeout
         self.client = Client(account_sid, auth_token, http_client=self.http)
         if base_url:
             self.client.api.base_url = base_url.rstrip("/")
@@ -75,13 +79,30 @@ class TwilioSender:
         if self.status_callback:
             kwargs["status_callback"] = self.status_callback
         try:
-            async with asyncio.timeout(SEND_TIMEOUT):
+            async with asyncio.timeout(self.timeout):
                 message = await self.client.messages.create_async(**kwargs)
         except TwilioRestException as exc:
             return classify(exc.status, exc.code, exc.msg)
-        except (TimeoutError, ClientError, OSError) as exc:
+        except ClientConnectorError as exc:  # never connected: nothing can have been sent
             return Retry(f"{type(exc).__name__}: {exc}")
+        except (TimeoutError, ClientError, OSError) as exc:
+            return Unsure(f"{type(exc).__name__}: {exc}")
         return Sent(str(message.sid))
+
+    async def find_sent(self, to: str, body: str, since: datetime) -> str | None:
+        """The sid of a message with this body to this number created at or after `since`, if Twilio has
+        one: what a send whose answer never came did. Raises on any failure to ask (the caller retries
+        later rather than risk sending twice)."""
+        kwargs: dict[str, object] = {"to": to, "limit": LOOKBACK, "page_size": LOOKBACK}
+        if self.sms_from:
+            kwargs["from_"] = self.sms_from
+        async with asyncio.timeout(self.timeout):
+            recent = await self.client.messages.list_async(**kwargs)  # type: ignore[arg-type]
+        for message in recent:
+            created = message.date_created
+            if message.body == body and created is not None and created >= since.replace(microsecond=0):
+                return str(message.sid)
+        return None
 
     async def close(self) -> None:
         if self.http.session is not None:

@@ -99,8 +99,9 @@ class TwilioCaller:
     name = "twilio"
 
     def __init__(self, account_sid: str, auth_token: str, caller_id: str | None, *,
-                 base_url: str | None = None) -> None:
+                 base_url: str | None = None, timeout: float = SEND_TIMEOUT) -> None:
         self.http = AsyncTwilioHttpClient()
+        self.timeout = timeout
         self.client = Client(account_sid, auth_token, http_client=self.http)
         if base_url:
             self.client.api.base_url = base_url.rstrip("/")
@@ -108,7 +109,7 @@ class TwilioCaller:
 
     async def call(self, to: str, url: str, status_callback: str) -> SendResult:
         try:
-            async with asyncio.timeout(SEND_TIMEOUT):
+            async with asyncio.timeout(self.timeout):
                 call = await self.client.calls.create_async(
                     to=to, from_=self.caller_id or "", url=url, method="POST", status_callback=status_callback,
                     status_callback_method="POST", status_callback_event=["completed"])

@@ -113,6 +113,10 @@ class OutboxMessage(SQLModel, table=True):
     attempts: int = 0
     next_attempt_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
     lease_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Wall-clock times: when the last attempt began, and when the first attempt whose outcome is unknown
+    # (a timeout, a worker that died holding the lease) began; the provider is asked before resending.
+    attempted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    unsure_since: datetime | None = Field(default=None, sa_type=UTCDateTime)
     provider: str | None = Field(default=None, max_length=16)
     provider_id: str | None = Field(default=None, max_length=64, index=True)
     error: str | None = None

@@ -53,6 +53,9 @@ async def claim_due(session: AsyncSession, now: datetime, limit: int, lease_unti
         stmt = stmt.with_for_update(skip_locked=True, of=OutboxMessage)  # type: ignore[arg-type]
     rows = list((await session.exec(stmt)).all())
     for message, _contact in rows:
+        if message.status == "sending":  # the last attempt's lease ran out before its result was recorded
+            message.unsure_since = message.unsure_since or message.attempted_at or wall_now
+        message.attempted_at = wall_now
         message.status = "sending"
         message.attempts += 1
         message.lease_until = lease_until

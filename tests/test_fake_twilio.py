@@ -10,11 +10,12 @@ import asyncio
 import re
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import aiohttp
 import pytest
 from fakes.twilio_api import FakeTwilio
-from twilio.base.exceptions import TwilioRestException
+from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 from twilio.rest.api.v2010.account.call import CallInstance
@@ -79,6 +80,21 @@ async def test_message_is_created_recorded_and_fetchable(fake: FakeTwilio, clien
     with pytest.raises(TwilioRestException) as missing:
         await client.messages("SM" + "0" * 32).fetch_async()
     assert (missing.value.status, missing.value.code) == (404, 20404)
+
+
+async def test_messages_are_listed_newest_first_by_to_and_from_across_pages(
+        fake: FakeTwilio, client: Client) -> None:
+    """The sender asks this list what an attempt with an unknown outcome did; the real client pages it."""
+    other = "+8613900139000"
+    sids = [(await client.messages.create_async(to=CITIZEN, from_=FROM, body=f"m{i}")).sid for i in range(5)]
+    await client.messages.create_async(to=other, from_=FROM, body="elsewhere")
+    listed = await client.messages.list_async(to=CITIZEN, from_=FROM, page_size=2)
+    assert [m.sid for m in listed] == list(reversed(sids))
+    assert [m.body for m in await client.messages.list_async(to=CITIZEN, limit=2)] == ["m4", "m3"]
+    assert [m.body for m in await client.messages.list_async(to=other)] == ["elsewhere"]
+    assert await client.messages.list_async(to=CITIZEN, from_="+10000000000") == []
+    with pytest.raises(TwilioException, match="HTTP 400"):  # a filter the fake cannot honour is said, not ignored
+        await client.messages.list_async(to=CITIZEN, date_sent_after=datetime(2026, 1, 1, tzinfo=UTC))
 
 
 async def test_call_is_created_recorded_and_fetchable(fake: FakeTwilio, client: Client) -> None:

@@ -100,6 +100,16 @@ def test_the_embedded_defaults(tmp_path):
     s = load_settings({}, tmp_path)
     assert s.database_url == "sqlite+aiosqlite:///haochaping.db" and s.redis_url is None and s.api_token is None
     assert s.public_url == "http://127.0.0.1:8080" and s.scheduler is True
+    assert (s.tick_interval, s.send_lease, s.send_timeout) == (5.0, 120.0, 15.0)
+
+
+def test_the_timing_settings_are_seconds_and_bad_values_are_named(tmp_path):
+    (tmp_path / "haochaping.toml").write_text("tick_interval = 0.5\nsend_lease = 30\n", encoding="utf-8")
+    s = load_settings({"HAOCHAPING_SEND_TIMEOUT": "2.5"}, tmp_path)
+    assert (s.tick_interval, s.send_lease, s.send_timeout) == (0.5, 30.0, 2.5)
+    for bad in ("0", "-1", "soon", "nan", "1e9"):
+        with pytest.raises(ConfigError, match="HAOCHAPING_SEND_LEASE"):
+            load_settings({"HAOCHAPING_SEND_LEASE": bad}, tmp_path)
 
 
 def test_an_unknown_key_in_the_file_is_refused(tmp_path):

@@ -20,7 +20,6 @@ from sqlmodel import select
 from bot import scheduler
 from bot.runtime import open_runtime
 from bot.sender import MAX_ATTEMPTS, backoff
-from channels import twilio_sms
 from store.models import Contact, OutboxMessage
 
 storing = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
@@ -111,13 +110,12 @@ async def test_a_429_is_retried_too(hcp: Hcp) -> None:
 
 
 @storing
-async def test_a_send_timeout_is_retried_and_a_slow_accept_makes_it_at_least_once(
+async def test_a_send_timeout_is_retried_and_a_slow_accept_is_found_not_sent_twice(
         hcp: Hcp, monkeypatch: pytest.MonkeyPatch) -> None:
-    """What is observed: the service gives up on a request after SEND_TIMEOUT and retries it later, but
-    the fake (like a slow Twilio) still accepts the abandoned request once its wait is over. The person
-    then gets the reminder twice: delivery is at-least-once when the provider accepts after the time-out.
-    Twilio's Messages API has no idempotency key the service could send to prevent this."""
-    monkeypatch.setattr(twilio_sms, "SEND_TIMEOUT", 0.3)
+    """The service gives up on a request after its send timeout, but the fake (like a slow Twilio)
+    still accepts the abandoned request once its wait is over. Twilio's Messages API has no idempotency
+    key, so the next attempt asks Twilio first, finds the late message, and records it: one SMS."""
+    monkeypatch.setattr(hcp.rt.sms, "timeout", 0.3)
     doc, phone = await due_case(hcp)
     hcp.twilio.hang_next(1, seconds=1.5)
 
@@ -131,6 +129,7 @@ async def test_a_send_timeout_is_retried_and_a_slow_accept_makes_it_at_least_onc
     row = await outbox_row(hcp, doc["id"])
     assert row.error and "Timeout" in row.error
     assert row.next_attempt_at == DUE + backoff(1)
+    assert row.unsure_since is not None and row.unsure_since == row.attempted_at
 
     # the abandoned request completes at the fake a little later: accepted there
     for _ in range(100):
@@ -138,16 +137,62 @@ async def test_a_send_timeout_is_retried_and_a_slow_accept_makes_it_at_least_onc
             break
         await asyncio.sleep(0.05)
     assert len(hcp.twilio.sms_to(phone)) == 1
-    assert (await reminder(hcp, doc["case_no"]))["status"] == "pending"  # the service does not know
+    assert (await reminder(hcp, doc["case_no"]))["status"] == "pending"  # the service does not know yet
 
     counts = await hcp.tick(DUE + timedelta(seconds=30))
     assert counts["sent"] == 1, counts
     r = await reminder(hcp, doc["case_no"])
     assert (r["status"], r["attempts"]) == ("sent", 2)
     sms = hcp.twilio.sms_to(phone)
-    assert len(sms) == 2  # at-least-once: the slow accept and the retry
-    assert sms[0]["body"] == sms[1]["body"]
-    assert row.provider_id is None and (await outbox_row(hcp, doc["id"])).provider_id == sms[1]["sid"]
+    assert len(sms) == 1  # found at Twilio, not sent again
+    assert (await outbox_row(hcp, doc["id"])).provider_id == sms[0]["sid"]
+    listed = [q for q in hcp.twilio.requests if q["method"] == "GET"]
+    assert len(listed) == 1 and listed[0]["status"] == 200
+
+
+@storing
+async def test_a_timed_out_send_that_twilio_never_took_is_sent_again(
+        hcp: Hcp, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The other half of the unknown outcome: Twilio has nothing, so the retry sends. Once."""
+    monkeypatch.setattr(hcp.rt.sms, "timeout", 0.3)
+    doc, phone = await due_case(hcp)
+    hcp.twilio.hang_next(1, seconds=1.0)
+    hcp.twilio.fail_next(1)  # after its wait, the hung request is refused: nothing accepted
+    assert (await hcp.tick(DUE))["sent"] == 0
+    for _ in range(100):
+        if hcp.twilio.hanging == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert hcp.twilio.sms_to(phone) == []
+    assert (await hcp.tick(DUE + timedelta(seconds=30)))["sent"] == 1
+    assert len(hcp.twilio.sms_to(phone)) == 1
+    assert (await reminder(hcp, doc["case_no"]))["status"] == "sent"
+
+
+@storing
+async def test_an_unsure_message_waits_while_twilio_cannot_be_asked(
+        hcp: Hcp, monkeypatch: pytest.MonkeyPatch) -> None:
+    """If the question itself fails, sending anyway could deliver twice: the message waits instead."""
+    monkeypatch.setattr(hcp.rt.sms, "timeout", 0.3)
+    doc, phone = await due_case(hcp)
+    hcp.twilio.hang_next(1, seconds=1.0)
+    hcp.twilio.fail_next(1)
+    assert (await hcp.tick(DUE))["sent"] == 0
+    for _ in range(100):
+        if hcp.twilio.hanging == 0:
+            break
+        await asyncio.sleep(0.05)
+    hcp.twilio.hang_next(1, seconds=1.0)  # the list request hangs past the timeout
+    assert (await hcp.tick(DUE + timedelta(seconds=30)))["sent"] == 0
+    row = await outbox_row(hcp, doc["id"])
+    assert row.status == "pending" and row.error and "could not ask" in row.error
+    assert hcp.twilio.sms_to(phone) == []
+    for _ in range(100):
+        if hcp.twilio.hanging == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert (await hcp.tick(DUE + timedelta(minutes=3)))["sent"] == 1
+    assert len(hcp.twilio.sms_to(phone)) == 1
 
 
 @storing

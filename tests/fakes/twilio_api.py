@@ -34,6 +34,7 @@ import secrets
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 
@@ -170,14 +171,15 @@ class FakeTwilio:
     def fail_next(
         self, n: int, status: int = 500, code: int = 20500, message: str = "Internal Server Error"
     ) -> None:
-        """The next ``n`` authenticated POSTs (Messages or Calls) answer this Twilio error; nothing is
-        recorded as accepted.  Queued after any failures already pending."""
+        """The next ``n`` authenticated POSTs (Messages or Calls) or message lists answer this Twilio error;
+        nothing is recorded as accepted.  Queued after any failures already pending."""
         self._failures.extend([(status, code, message)] * n)
 
     def hang_next(self, n: int, seconds: float = 30) -> None:
-        """The next ``n`` authenticated POSTs wait ``seconds`` (an asyncio wait: other requests keep being
-        served) and are then processed normally -- like a slow Twilio that did accept the message, so a
-        client that timed out and retried may cause two accepted messages if the fake is still running."""
+        """The next ``n`` authenticated POSTs or message lists wait ``seconds`` (an asyncio wait: other
+        requests keep being served) and are then processed normally -- like a slow Twilio that did accept
+        the message, so a client that timed out and retried may cause two accepted messages if the fake is
+        still running."""
         self._hangs.extend([seconds] * n)
 
     def refuse(
@@ -224,7 +226,8 @@ class FakeTwilio:
                 return self._not_found(request.path)
             return _json(200, resource)
 
-        if request.method != "POST":
+        listing = request.method == "GET" and kind == "Messages"
+        if request.method != "POST" and not listing:
             return self._not_found(request.path)
 
         if self._hangs:
@@ -241,6 +244,8 @@ class FakeTwilio:
             status, code, message = self._failures.pop(0)
             return _error(status, code, message)
 
+        if listing:
+            return self._list_messages(request)
         if kind == "Messages":
             return self._create_message(form)
         return self._create_call(form)
@@ -317,6 +322,37 @@ class FakeTwilio:
             }
         )
         return _json(201, resource)
+
+    def _list_messages(self, request: web.Request) -> web.Response:
+        """``GET Messages.json``: newest first, filtered by ``To``/``From`` (exact, as Twilio does) and paged
+        by ``PageSize``/``Page``, in Twilio's list envelope (``messages`` plus the paging keys the twilio
+        client reads). ``DateSent`` filters are not supported: the fake never marks a message sent."""
+        query = request.query
+        unsupported = [k for k in query if k.startswith("DateSent")]
+        if unsupported:
+            return _error(400, 20001, f"the fake does not filter by {', '.join(unsupported)}")
+        try:
+            size = max(1, min(1000, int(query.get("PageSize", "50"))))
+            page = max(0, int(query.get("Page", "0")))
+        except ValueError:
+            return _error(400, 20001, "PageSize and Page must be integers")
+        found = [self._resources[m["sid"]] for m in reversed(self.messages)
+                 if (not query.get("To") or m["to"] == query["To"])
+                 and (not query.get("From") or m["from"] == query["From"])]
+        chunk = found[page * size:(page + 1) * size]
+        filters = {k: query[k] for k in ("To", "From") if query.get(k)}
+
+        def uri(number: int) -> str:  # the paging links keep the filters, as Twilio's do
+            return f"/{API_VERSION}/Accounts/{self.account_sid}/Messages.json?" + urlencode(
+                {**filters, "PageSize": size, "Page": number})
+
+        more = (page + 1) * size < len(found)
+        return _json(200, {
+            "messages": chunk, "page": page, "page_size": size, "start": page * size,
+            "end": page * size + max(len(chunk) - 1, 0), "uri": uri(page), "first_page_uri": uri(0),
+            "next_page_uri": uri(page + 1) if more else None,
+            "previous_page_uri": uri(page - 1) if page else None,
+        })
 
     def _create_call(self, form: dict[str, Any]) -> web.Response:
         """Validate like Twilio (same error codes), then store and answer the CallInstance JSON."""

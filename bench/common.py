@@ -1,0 +1,312 @@
+"""What every benchmark shares: the two configurations, a database of their own, a `serve` process, figures.
+
+A benchmark measures one of two configurations (`Config`):
+- "embedded": the defaults, a SQLite file and in-process state;
+- "pg+redis": a PostgreSQL database created for the run (dropped afterwards) and Redis under a key
+  prefix of the run's own (deleted afterwards).
+
+Servers are reached at $HCP_BENCH_PG (default postgresql://postgres@127.0.0.1:5432/test, used only to
+create and drop databases) and $HCP_BENCH_REDIS (default redis://127.0.0.1:6379/0).
+
+Every benchmark returns `Row`s; `bench/run.py` prints them as one table.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PG_ADMIN = os.environ.get("HCP_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("HCP_BENCH_REDIS", "redis://127.0.0.1:6379/0")
+CONFIGS = ("embedded", "pg+redis")
+
+
+@dataclass
+class Row:
+    """One line of the table; a figure left None is printed as "-"."""
+
+    benchmark: str
+    config: str
+    n: int
+    per_second: float | None = None
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    errors: int | None = None
+    seconds: float | None = None
+    peak_rss_mb: float | None = None
+    note: str = ""
+
+
+@dataclass
+class Config:
+    """A configuration's settings as environment variables, and where its files live."""
+
+    name: str
+    workdir: Path
+    database_url: str
+    redis_url: str | None
+    redis_prefix: str
+    api_token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+    secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {**os.environ, "HAOCHAPING_DATABASE_URL": self.database_url, "HAOCHAPING_API_TOKEN": self.api_token,
+               "HAOCHAPING_SECRET_KEY": self.secret_key, "HAOCHAPING_REDIS_PREFIX": self.redis_prefix,
+               "HAOCHAPING_LOG_LEVEL": "WARNING", "HAOCHAPING_SIMULATOR": "off", **extra}
+        env.pop("HAOCHAPING_REDIS_URL", None)
+        if self.redis_url:
+            env["HAOCHAPING_REDIS_URL"] = self.redis_url
+        return env
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def rss_kib(pid: int, field_name: str = "VmRSS") -> int:
+    """VmRSS (now) or VmHWM (peak) of a live process, in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field_name + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def executable(name: str = "haochaping") -> str:
+    return str(Path(sys.executable).with_name(name))
+
+
+def _psql(sql: str) -> None:
+    subprocess.run(["psql", PG_ADMIN, "-v", "ON_ERROR_STOP=1", "-qc", sql], check=True,
+                   stdout=subprocess.DEVNULL)
+
+
+@contextlib.contextmanager
+def config(name: str) -> Iterator[Config]:
+    """A fresh, migrated database (and Redis prefix) for one benchmark; removed afterwards."""
+    workdir = Path(tempfile.mkdtemp(prefix="hcp-bench-"))
+    prefix = f"hcp-bench-{secrets.token_hex(4)}:"
+    db_name = f"hcp_bench_{secrets.token_hex(4)}"
+    if name == "embedded":
+        cfg = Config(name, workdir, f"sqlite+aiosqlite:///{workdir}/bench.db", None, prefix)
+    elif name == "pg+redis":
+        _psql(f'CREATE DATABASE "{db_name}"')
+        base = PG_ADMIN.split("://", 1)[1].rsplit("/", 1)[0]
+        cfg = Config(name, workdir, f"postgresql+asyncpg://{base}/{db_name}", REDIS_URL, prefix)
+    else:
+        raise ValueError(f"unknown configuration {name!r}; expected one of {CONFIGS}")
+    try:
+        subprocess.run([executable(), "db", "upgrade"], env=cfg.env(), cwd=workdir, check=True,
+                       stdout=subprocess.DEVNULL)
+        yield cfg
+    finally:
+        if name == "pg+redis":
+            _psql(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+            _forget_redis(prefix)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _forget_redis(prefix: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        batch = []
+        for key in client.scan_iter(match=prefix + "*", count=5000):
+            batch.append(key)
+            if len(batch) >= 5000:
+                client.delete(*batch)
+                batch = []
+        if batch:
+            client.delete(*batch)
+    finally:
+        client.close()
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    url: str
+    port: int
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
+@contextlib.contextmanager
+def serve(cfg: Config, *, scheduler: bool = False, **extra_env: str) -> Iterator[Server]:
+    """`haochaping serve` on a free port of 127.0.0.1, until the block ends (then SIGTERM)."""
+    port = free_port()
+    args = [executable(), "serve", "--port", str(port)] + ([] if scheduler else ["--no-scheduler"])
+    process = subprocess.Popen(args, cwd=cfg.workdir, env=cfg.env(**extra_env))
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"haochaping serve exited with {process.returncode}")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("haochaping serve did not listen within 30 s") from None
+                time.sleep(0.1)
+        yield Server(process, f"http://127.0.0.1:{port}", port)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def percentile(sorted_values: list[float], q: float) -> float | None:
+    """The q-th percentile (0..100) of values already sorted, nearest-rank."""
+    if not sorted_values:
+        return None
+    rank = max(0, min(len(sorted_values) - 1, round(q / 100 * len(sorted_values) + 0.5) - 1))
+    return sorted_values[rank]
+
+
+# Seeding: rows written straight into a configuration's tables, bypassing the service -----------------------
+
+_MISSING = object()
+
+
+class BulkWriter:
+    """Rows into a configuration's tables as the service's own column types store them: COPY on PostgreSQL
+    (asyncpg), executemany in one transaction per call on SQLite.
+
+    A row is a dict of model attributes (aware datetimes, lists, bools), encoded through each column's
+    SQLAlchemy bind processor for the database's dialect (so an instant is stored as naive UTC, JSON as
+    compact text, exactly as the ORM would write it); a column left out takes the model field's default,
+    and one without a default is an error. Ids may be given explicitly (`next_id`); `finish` moves the
+    PostgreSQL sequences past them and runs ANALYZE.
+    """
+
+    def __init__(self, cfg: Config) -> None:
+        from sqlalchemy.engine import make_url
+
+        self.cfg = cfg
+        url = make_url(cfg.database_url)
+        self.dialect_name = url.get_backend_name()
+        self._dialect = url.get_dialect()()
+        self._sqlite: Any = None
+        self._pg: Any = None
+        self._tables: set[str] = set()
+
+    async def __aenter__(self) -> BulkWriter:
+        if self.dialect_name == "sqlite":
+            import sqlite3
+
+            self._sqlite = sqlite3.connect(self.cfg.database_url.split(":///", 1)[1], isolation_level=None)
+            for pragma in ("journal_mode=WAL", "synchronous=OFF", "cache_size=-262144", "foreign_keys=ON"):
+                self._sqlite.execute(f"PRAGMA {pragma}")
+        else:
+            import asyncpg
+
+            self._pg = await asyncpg.connect(self.cfg.database_url.replace("+asyncpg", "", 1))
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._sqlite is not None:
+            self._sqlite.close()
+        if self._pg is not None:
+            await self._pg.close()
+
+    async def next_id(self, model: Any) -> int:
+        sql = f"SELECT COALESCE(MAX(id), 0) + 1 FROM {model.__tablename__}"
+        if self._sqlite is not None:
+            return int(self._sqlite.execute(sql).fetchone()[0])
+        return int(await self._pg.fetchval(sql))
+
+    async def insert(self, model: Any, rows: Iterable[dict[str, Any]]) -> int:
+        """Writes the rows (one COPY, or one transaction); the number written."""
+        from pydantic_core import PydanticUndefined
+
+        table = model.__table__
+        plan = []
+        for column in table.columns:
+            field_info = model.model_fields.get(column.name)
+            default = field_info.get_default(call_default_factory=True) if field_info is not None else None
+            plan.append((column.name, column.type.dialect_impl(self._dialect).bind_processor(self._dialect),
+                         _MISSING if default is PydanticUndefined else default))
+
+        def encode(row: dict[str, Any]) -> tuple[Any, ...]:
+            out = []
+            for name, process, default in plan:
+                value = row.get(name, default)
+                if value is _MISSING:
+                    raise KeyError(f"{table.name}.{name} has no value and no default")
+                out.append(process(value) if process is not None and value is not None else value)
+            return tuple(out)
+
+        records = [encode(r) for r in rows]
+        names = [name for name, _p, _d in plan]
+        if self._sqlite is not None:
+            sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
+            self._sqlite.execute("BEGIN")
+            try:
+                self._sqlite.executemany(sql, records)
+                self._sqlite.execute("COMMIT")
+            except BaseException:
+                self._sqlite.execute("ROLLBACK")
+                raise
+        else:
+            await self._pg.copy_records_to_table(table.name, records=records, columns=names)
+        self._tables.add(table.name)
+        return len(records)
+
+    async def finish(self) -> None:
+        """Sequences past the explicit ids (PostgreSQL), then ANALYZE (both); SQLite's WAL checkpointed."""
+        if self._sqlite is not None:
+            self._sqlite.execute("ANALYZE")
+            self._sqlite.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            return
+        for name in sorted(self._tables):
+            if await self._pg.fetchval(f"SELECT pg_get_serial_sequence('{name}', 'id')"):
+                await self._pg.execute(f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "
+                                       f"(SELECT COALESCE(MAX(id), 1) FROM {name}))")
+        await self._pg.execute("ANALYZE")
+
+    async def scalar(self, sql: str) -> Any:
+        if self._sqlite is not None:
+            return self._sqlite.execute(sql).fetchone()[0]
+        return await self._pg.fetchval(sql)
+
+
+def table(rows: Sequence[Row]) -> str:
+    """The rows as an aligned text table ("-" for a figure not measured)."""
+    heads = ["benchmark", "config", "n", "per_second", "p50_ms", "p99_ms", "errors", "seconds", "peak_rss_mb",
+             "note"]
+
+    def cell(value: object) -> str:
+        if value is None:
+            return "-"
+        if isinstance(value, float):
+            return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+        if isinstance(value, int):
+            return f"{value:,}"
+        return str(value)
+
+    lines = [heads] + [[cell(getattr(r, h)) for h in heads] for r in rows]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(heads))]
+    out = []
+    for line in lines:
+        cells = [c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(line[:-1], widths, strict=False))]
+        out.append("  ".join([*cells, line[-1]]))
+    return "\n".join(out)
