@@ -27,6 +27,7 @@ from dialogs.types import AddText, CaseView, Inbound, OptOut, RecordRating, Repl
 from store import cases as case_store
 from store import contacts, conversations
 from store import evaluations as evaluation_store
+from store.cases import DueCase
 from store.models import Case
 
 log = logging.getLogger("haochaping.conversation")
@@ -42,7 +43,7 @@ class Answer:
     contact_id: int | None = None  # to send later replies to (WeChat answers slow work by API)
 
 
-def case_view(rt: Runtime, case: Case) -> CaseView:
+def case_view(rt: Runtime, case: Case | DueCase) -> CaseView:
     assert case.id is not None
     return CaseView(id=case.id, case_no=case.case_no, item_name=case.item_name, agency_name=case.agency_name,
                     completed_at=case.completed_at, link=rt.links.url(case.id))

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import date, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -51,7 +52,13 @@ def negotiate(tag: str | None) -> str:
 
 def local_day(value: datetime, tz: ZoneInfo, locale: str) -> str:
     """The date of an instant in the policy's zone, as the locale writes it (2026年11月20日)."""
-    return format_date(value.astimezone(tz).date(), format="long", locale=_BABEL[locale])
+    return _long_date(value.astimezone(tz).date(), locale)
+
+
+@lru_cache(maxsize=4096)
+def _long_date(day: date, locale: str) -> str:
+    """Babel takes tens of microseconds per date; a sweep writes the same few days thousands of times."""
+    return format_date(day, format="long", locale=_BABEL[locale])
 
 
 def local_time(value: datetime, tz: ZoneInfo, locale: str, length: str = "medium") -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import insert, update
@@ -75,6 +76,23 @@ async def by_ids(session: AsyncSession, ids: Iterable[int]) -> dict[int, Contact
         return {}
     rows = (await session.exec(select(Contact).where(col(Contact.id).in_(wanted)))).all()
     return {c.id: c for c in rows}  # type: ignore[misc]
+
+
+@dataclass(frozen=True, slots=True)
+class Reach:
+    """Whether a contact may be written to now: the sweep needs no more of it (not the sealed address)."""
+
+    id: int
+    opted_out_at: datetime | None
+    barred_until: datetime | None
+
+
+async def reach_of(session: AsyncSession, ids: Iterable[int]) -> dict[int, Reach]:
+    wanted = list(set(ids))
+    if not wanted:
+        return {}
+    stmt = select(Contact.id, Contact.opted_out_at, Contact.barred_until).where(col(Contact.id).in_(wanted))
+    return {row[0]: Reach(*row) for row in (await session.exec(stmt)).all()}  # type: ignore[call-overload]
 
 
 async def bar(session: AsyncSession, contact_id: int, until: datetime) -> None:

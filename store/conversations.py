@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import or_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -43,6 +45,33 @@ async def open_if_free(session: AsyncSession, contact_id: int, case_id: int, sta
         return True
     except IntegrityError:
         return False
+
+
+async def open_many(session: AsyncSession, dialect: str, opens: Sequence[tuple[int, int, dict[str, Any], datetime]],
+                    now: datetime) -> set[int]:
+    """`open_if_free` for many contacts (one each) in one statement; the contacts whose conversation opened.
+
+    An upsert whose update only happens while the stored conversation is free: what it returns is what
+    it wrote, so two sweeps at once still cannot both open one. Other dialects go one by one.
+    """
+    if not opens:
+        return set()
+    if dialect not in ("postgresql", "sqlite"):
+        return {contact_id for contact_id, case_id, state, expires_at in opens
+                if await open_if_free(session, contact_id, case_id, state, expires_at, now)}
+    upsert = pg_insert if dialect == "postgresql" else sqlite_insert
+    table = Conversation.__table__  # type: ignore[attr-defined]
+    stmt = upsert(table)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.c.contact_id],
+        set_={"case_id": stmt.excluded.case_id, "state": stmt.excluded.state, "expires_at": stmt.excluded.expires_at,
+              "updated_at": stmt.excluded.updated_at, "version": table.c.version + 1},
+        where=or_(table.c.case_id.is_(None), table.c.expires_at.is_(None), table.c.expires_at <= now),
+    ).returning(table.c.contact_id)
+    rows = [{"contact_id": contact_id, "case_id": case_id, "state": state, "expires_at": expires_at,
+             "recent_ids": [], "version": 0, "updated_at": now} for contact_id, case_id, state, expires_at in opens]
+    # Many parameter sets to one cached statement: SQLAlchemy sends them as multi-row inserts itself.
+    return set((await session.exec(stmt, params=rows)).scalars().all())  # type: ignore[call-overload]
 
 
 async def save(session: AsyncSession, contact_id: int, case_id: int | None, state: dict[str, Any] | None,

@@ -6,9 +6,13 @@ leaves it to be claimed again when the lease ends, and two workers never hold it
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import or_
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -28,6 +32,19 @@ async def enqueue(session: AsyncSession, message: OutboxMessage) -> bool:
         return True
     except IntegrityError:
         return False
+
+
+async def enqueue_many(session: AsyncSession, dialect: str, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """`enqueue` for many messages in one statement; the ids of the cases whose message was added
+    (a message whose dedupe key exists already is left out, as `enqueue` leaves it)."""
+    if not rows:
+        return []
+    if dialect not in ("postgresql", "sqlite"):
+        return [row["case_id"] for row in rows if await enqueue(session, OutboxMessage(**row))]
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    table = OutboxMessage.__table__  # type: ignore[attr-defined]
+    stmt = insert(table).on_conflict_do_nothing(index_elements=[table.c.dedupe_key]).returning(table.c.case_id)
+    return list((await session.exec(stmt, params=list(rows))).scalars().all())  # type: ignore[call-overload]
 
 
 async def claim_due(session: AsyncSession, now: datetime, limit: int, lease_until: datetime, wall_now: datetime,
