@@ -19,6 +19,7 @@ from bot import callback_sms
 from bot.i18n import SOURCE
 from bot.ratings import RatingRefused, record
 from bot.runtime import Runtime
+from bot.state import StateUnavailable
 from dialogs import callback, rating
 from dialogs import messages as m
 from dialogs.addresses import mask_openid, mask_phone
@@ -50,19 +51,25 @@ def case_view(rt: Runtime, case: Case | DueCase) -> CaseView:
 
 
 async def handle(rt: Runtime, inbound: Inbound, contact_channel: str) -> Answer:
-    """Act on one inbound message once, however often the provider delivers it."""
+    """Act on one inbound message once, however often the provider delivers it.
+
+    The dedupe key says "acted on", and is written only after acting: a key written first, as a claim,
+    would outlive a request that failed after it (a Redis write that timed out still lands), and the
+    provider's retry would then be taken for a duplicate and lost. Copies arriving together are
+    serialized by the person's lock, and the database's `recent_ids` stays the durable second line.
+    """
     dedupe_key = f"in:{inbound.channel}:{inbound.message_id}" if inbound.message_id else None
-    if dedupe_key and not await rt.state.first_time(dedupe_key, DEDUPE_TTL):
-        rt.metrics.inbound.labels(inbound.channel, "duplicate").inc()
-        return Answer([], duplicate=True)
     address_hash = rt.sealer.lookup_hash(contact_channel, inbound.address)
-    try:
-        async with rt.state.lock(f"contact:{contact_channel}:{address_hash}"):
+    async with rt.state.lock(f"contact:{contact_channel}:{address_hash}"):
+        if dedupe_key and await rt.state.get(dedupe_key) is not None:
+            answer = Answer([], duplicate=True)
+        else:
             answer = await _handle_locked(rt, inbound, contact_channel, address_hash)
-    except BaseException:
-        if dedupe_key:  # not acted on: let the provider's retry through
-            await rt.state.forget(dedupe_key)
-        raise
+            if dedupe_key and not answer.duplicate:
+                try:
+                    await rt.state.put(dedupe_key, "1", DEDUPE_TTL)
+                except StateUnavailable as exc:  # acted on and stored: recent_ids still catches a copy
+                    log.warning("inbound %s acted on but not marked: %s", inbound.message_id, exc)
     rt.metrics.inbound.labels(inbound.channel, "duplicate" if answer.duplicate else "handled").inc()
     return answer
 

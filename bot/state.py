@@ -8,13 +8,21 @@ database keeps a durable copy of the last message ids per conversation behind it
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Protocol
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import LockError, RedisError
+
+# Delete a key only if it still holds the value we know: a lock taken since by someone else, or a newer
+# provider token fetched by another process, must survive.
+_DEL_IF_SAME = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
 
 
 class StateUnavailable(RuntimeError):
@@ -22,8 +30,6 @@ class StateUnavailable(RuntimeError):
 
 
 class SessionState(Protocol):
-    async def first_time(self, key: str, ttl: int) -> bool: ...
-    async def forget(self, key: str) -> None: ...
     async def hit(self, key: str, window: int, amount: int = 1) -> int: ...
     def lock(self, key: str) -> AsyncIterator[None]: ...
     async def get(self, key: str) -> str | None: ...
@@ -34,34 +40,21 @@ class SessionState(Protocol):
 
 
 class MemoryState:
-    """One process's state. Dedupe keys expire lazily; locks are dropped when nobody waits on them."""
+    """One process's state. Values (dedupe keys among them) and hit counts expire lazily, swept at most
+    once a minute (a sweep per write would be quadratic); locks are dropped when nobody waits on them."""
 
     def __init__(self) -> None:
-        self._seen: dict[str, float] = {}
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
-        self._sweep_at = 0.0
         self._hits: dict[str, tuple[int, float]] = {}
         self._values: dict[str, tuple[str, float]] = {}
-
-    async def first_time(self, key: str, ttl: int) -> bool:
-        now = time.monotonic()
-        if now >= self._sweep_at:
-            self._seen = {k: exp for k, exp in self._seen.items() if exp > now}
-            self._sweep_at = now + 60
-        expiry = self._seen.get(key)
-        if expiry is not None and expiry > now:
-            return False
-        self._seen[key] = now + ttl
-        return True
-
-    async def forget(self, key: str) -> None:
-        self._seen.pop(key, None)
+        self._swept_at = {"values": 0.0, "hits": 0.0}
 
     async def hit(self, key: str, window: int, amount: int = 1) -> int:
         """Count `amount` more hits in the key's fixed window of `window` seconds (0 only reads); the count."""
         now = time.monotonic()
-        if len(self._hits) > 10_000:
+        if now >= self._swept_at["hits"]:
             self._hits = {k: v for k, v in self._hits.items() if v[1] > now}
+            self._swept_at["hits"] = now + 60
         count, ends = self._hits.get(key, (0, 0.0))
         if ends <= now:
             count, ends = 0, now + window
@@ -74,8 +67,9 @@ class MemoryState:
 
     async def put(self, key: str, value: str, ttl: int) -> None:
         now = time.monotonic()
-        if len(self._values) > 10_000:
+        if now >= self._swept_at["values"]:
             self._values = {k: v for k, v in self._values.items() if v[1] > now}
+            self._swept_at["values"] = now + 60
         self._values[key] = (value, now + ttl)
 
     async def delete(self, key: str) -> None:
@@ -102,13 +96,24 @@ class MemoryState:
         return None
 
 
+# Locks whose acquiring timed out: the SET may still have landed when Redis came back, leaving a lock
+# that nobody holds. The next acquire of the same name in this process deletes them (if still theirs).
+_abandoned: dict[str, set[bytes]] = {}
+
+
 @asynccontextmanager
-async def redis_lock(redis: aioredis.Redis, name: str, wait: float, hold: float = 30) -> AsyncIterator[None]:
+async def redis_lock(redis: aioredis.Redis, name: str, wait: float, hold: float = 15) -> AsyncIterator[None]:
     """A Redis lock held at most `hold` seconds; StateUnavailable when Redis is down or `wait` runs out."""
     lock = redis.lock(name, timeout=hold, blocking_timeout=wait)
+    token = secrets.token_hex(16).encode()
     try:
-        acquired = await lock.acquire()
+        for old in _abandoned.pop(name, set()):
+            await redis.eval(_DEL_IF_SAME, 1, name, old)
+        acquired = await lock.acquire(token=token)
     except RedisError as exc:
+        if len(_abandoned) > 10_000:  # a bound; a forgotten lock still expires after `hold`
+            _abandoned.clear()
+        _abandoned.setdefault(name, set()).add(token)
         raise StateUnavailable(f"redis: {exc}") from exc
     if not acquired:
         raise StateUnavailable(f"{name} busy for {wait:g} s")
@@ -123,20 +128,11 @@ async def redis_lock(redis: aioredis.Redis, name: str, wait: float, hold: float 
 
 class RedisState:
     def __init__(self, url: str, prefix: str = "haochaping:") -> None:
-        self.redis = aioredis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        # A pooled connection that the server closed (a restart) is retried once on a new connection; a
+        # timeout is not retried: the command may have run, and the caller decides what that means.
+        self.redis = aioredis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5,
+                                             retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)))
         self.prefix = prefix
-
-    async def first_time(self, key: str, ttl: int) -> bool:
-        try:
-            return bool(await self.redis.set(f"{self.prefix}seen:{key}", b"1", nx=True, ex=ttl))
-        except RedisError as exc:
-            raise StateUnavailable(f"redis: {exc}") from exc
-
-    async def forget(self, key: str) -> None:
-        try:
-            await self.redis.delete(f"{self.prefix}seen:{key}")
-        except RedisError as exc:
-            raise StateUnavailable(f"redis: {exc}") from exc
 
     async def hit(self, key: str, window: int, amount: int = 1) -> int:
         name = f"{self.prefix}hits:{key}"
@@ -205,9 +201,6 @@ class MemoryTokens:
         return self._locks.setdefault(key, asyncio.Lock())
 
 
-# Delete the key only if it still holds the token we saw fail: a newer token fetched by another
-# process must survive a late "invalid token" from an old call.
-_DROP_IF_SAME = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
 
 
 class RedisTokens:
@@ -232,7 +225,7 @@ class RedisTokens:
 
     async def drop(self, key: str, token: str) -> None:
         try:
-            await self.redis.eval(_DROP_IF_SAME, 1, self.prefix + key, token)
+            await self.redis.eval(_DEL_IF_SAME, 1, self.prefix + key, token)
         except RedisError as exc:
             raise StateUnavailable(f"redis: {exc}") from exc
 

@@ -65,12 +65,19 @@ async def test_redis_down_means_503_for_webhooks_and_a_named_health_failure(hcp,
     assert [e["grade"] for e in await hcp.evaluations(case_no)] == ["very_satisfied"]
 
 
-async def test_memory_state_dedupes_and_serialises_one_key():
+async def test_memory_state_keeps_values_for_their_time_and_serialises_one_key(monkeypatch):
     state = MemoryState()
-    assert await state.first_time("a", 60) is True
-    assert await state.first_time("a", 60) is False
-    await state.forget("a")
-    assert await state.first_time("a", 60) is True
+    clock = [1000.0]
+    monkeypatch.setattr("bot.state.time.monotonic", lambda: clock[0])
+    await state.put("a", "1", 60)
+    assert await state.get("a") == "1"
+    await state.delete("a")
+    assert await state.get("a") is None
+    await state.put("b", "2", 60)
+    clock[0] += 61
+    assert await state.get("b") is None
+    await state.put("c", "3", 60)  # the once-a-minute sweep drops what expired
+    assert set(state._values) == {"c"}
 
     order: list[str] = []
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime
 
 from aiohttp import web
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from bot import conversation, sender
 from bot.runtime import Runtime
+from bot.state import StateUnavailable
 from bot.web.common import now, runtime
 from channels.wechat_official import Malformed, OfficialAccount, Refused
 from dialogs.types import Inbound
@@ -22,6 +23,7 @@ from store.models import OutboxMessage
 
 log = logging.getLogger("haochaping.wechat")
 ANSWER_WITHIN = 4.0
+LATE_RETRIES = (0.5, 1, 2, 5, 10, 20, 30, 60)  # seconds between attempts at a message already answered
 _late: set[asyncio.Task[None]] = set()  # replies still being sent after the answer went
 
 
@@ -57,7 +59,7 @@ async def message(request: web.Request) -> web.Response:
     try:
         answer = await asyncio.wait_for(asyncio.shield(work), ANSWER_WITHIN)
     except TimeoutError:
-        late = asyncio.ensure_future(_send_later(rt, work, stamp))
+        late = asyncio.ensure_future(_send_later(rt, work, neutral))
         _late.add(late)
         late.add_done_callback(_late.discard)
         return web.Response(text="success", content_type="text/plain")
@@ -67,10 +69,25 @@ async def message(request: web.Request) -> web.Response:
     return web.Response(text=xml, content_type="text/xml", charset="utf-8")
 
 
-async def _send_later(rt: Runtime, work: asyncio.Future[conversation.Answer], stamp: datetime) -> None:
-    """The conversation outran WeChat's patience: its replies go as customer-service messages."""
+async def _send_later(rt: Runtime, work: asyncio.Future[conversation.Answer], inbound: Inbound) -> None:
+    """The conversation outran WeChat's patience: its replies go as customer-service messages.
+
+    WeChat never sends again a message it was answered "success" for, so a passing failure (Redis or
+    the database away) is retried here until it is acted on, or given up and logged after ~2 minutes.
+    """
+    stamp = inbound.received_at
     try:
-        answer = await work
+        for pause in (*LATE_RETRIES, None):
+            try:
+                answer = await work
+                break
+            except (StateUnavailable, OperationalError, DBAPIError, OSError) as exc:
+                if pause is None:
+                    raise
+                log.warning("WeChat message %s not acted on yet (%s); again in %g s", inbound.message_id,
+                            type(exc).__name__, pause)
+                await asyncio.sleep(pause)
+                work = asyncio.ensure_future(conversation.handle(rt, inbound, "wechat"))
         if answer.duplicate or not answer.texts or answer.contact_id is None:
             return
         async with rt.db.write() as session:
