@@ -118,6 +118,11 @@ def load_settings(env: dict[str, str] | None = None, cwd: Path | None = None) ->
         if not 0 < value <= 86_400:
             raise ConfigError(f"{name}: expected more than 0 and at most 86400 seconds, got {raw!r}")
         seconds[name] = value
+    least = 2 * seconds["HAOCHAPING_SEND_TIMEOUT"] + 1  # one attempt: asking the provider, then sending
+    if seconds["HAOCHAPING_SEND_LEASE"] < least:
+        raise ConfigError(f"HAOCHAPING_SEND_LEASE: {seconds['HAOCHAPING_SEND_LEASE']:g} s is shorter than one attempt "
+                          f"can take (2 × HAOCHAPING_SEND_TIMEOUT + 1 = {least:g} s): another worker would take a "
+                          "message over while it is being sent")
     public = (get("HAOCHAPING_PUBLIC_URL") or DEFAULT_PUBLIC_URL).rstrip("/")
     return Settings(
         database_url=get("HAOCHAPING_DATABASE_URL") or DEFAULT_DATABASE_URL,

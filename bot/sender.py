@@ -54,6 +54,7 @@ class Job:
     attempts: int
     attempted_at: datetime | None
     unsure_since: datetime | None
+    lease_until: datetime
 
 
 @dataclass
@@ -74,39 +75,62 @@ async def deliver_due(rt: Runtime, now: datetime, *, only_kinds: tuple[str, ...]
             claimed = await outbox.claim_due(session, now, BATCH, wall + lease, wall, skip_locked=rt.db.locks_rows,
                                              skip_kinds=quiet, only_kinds=only_kinds)
             jobs = [Job(m.id, m.kind, m.channel, m.case_id, c.id, rt.sealer.open(c.address_sealed), m.body,  # type: ignore[arg-type]
-                        m.payload, m.attempts, m.attempted_at, m.unsure_since) for m, c in claimed]
+                        m.payload, m.attempts, m.attempted_at, m.unsure_since, m.lease_until)  # type: ignore[arg-type]
+                    for m, c in claimed]
         if not jobs:
             return done
         gate = asyncio.Semaphore(CONCURRENCY)
-        results = await asyncio.gather(*(_send(rt, gate, job) for job in jobs))
+        attempts = await asyncio.gather(*(_attempt(rt, gate, job) for job in jobs))
         async with rt.db.write() as session:
-            for job, result in zip(jobs, results, strict=True):
-                await _record(session, rt, job, result, now, done)
-            await _apply_early_receipts(session, [r.provider_id for r in results if isinstance(r, Sent)], now)
+            for job, (result, lease) in zip(jobs, attempts, strict=True):
+                if result is not None:
+                    await _record(session, rt, job, result, lease, now, done)
+            await _apply_early_receipts(session, [r.provider_id for r, _ in attempts if isinstance(r, Sent)], now)
 
 
-async def _send(rt: Runtime, gate: asyncio.Semaphore, job: Job) -> SendResult:
+async def _attempt(rt: Runtime, gate: asyncio.Semaphore, job: Job) -> tuple[SendResult | None, datetime]:
+    """Renew the job's lease as its turn comes, then send; None when another worker took it over.
+
+    A batch's later jobs wait for the earlier ones. Without renewing, a slow batch could outlast the
+    lease it was claimed with, and another worker would send what this one is still about to send.
+    """
     async with gate:
-        if job.channel == "sms":
-            if job.unsure_since is not None:
-                try:
-                    found = await rt.sms.find_sent(job.to, job.body, job.unsure_since - SKEW)
-                except Exception as exc:  # could not ask: better late than twice
-                    return Unsure(f"could not ask the provider about an earlier attempt: {type(exc).__name__}")
-                if found is not None:
-                    log.info("outbox message %s: an earlier attempt did reach the provider (%s)", job.id, found)
-                    return Sent(found)
-            return await rt.sms.send(job.to, job.body)
-        if job.channel == "wechat" and rt.wechat_api is not None:
-            return await rt.wechat_api.send_text(job.to, job.body)
-        if job.channel == "miniprogram" and rt.mp_api is not None and job.payload:
-            return await rt.mp_api.send_subscribe(job.to, job.payload["template_id"], job.payload.get("page"),
-                                                  job.payload["data"])
-        return Failed(f"no provider configured for channel {job.channel}")
+        wall = datetime.now(UTC)
+        lease = wall + timedelta(seconds=rt.settings.send_lease)
+        async with rt.db.write() as session:
+            kept = await session.exec(  # type: ignore[call-overload]
+                update(OutboxMessage).where(col(OutboxMessage.id) == job.id,
+                                            col(OutboxMessage.lease_until) == job.lease_until,
+                                            col(OutboxMessage.status) == "sending")
+                .values(lease_until=lease).execution_options(synchronize_session=False))
+        if not kept.rowcount:
+            log.warning("outbox message %s was taken over by another worker before its turn", job.id)
+            return None, job.lease_until
+        return await _send(rt, job), lease
 
 
-async def _record(session: AsyncSession, rt: Runtime, job: Job, result: SendResult, now: datetime,
-                  done: Delivery) -> None:
+async def _send(rt: Runtime, job: Job) -> SendResult:
+    if job.channel == "sms":
+        if job.unsure_since is not None:
+            try:
+                found = await rt.sms.find_sent(job.to, job.body, job.unsure_since - SKEW)
+            except Exception as exc:  # could not ask: better late than twice
+                return Unsure(f"could not ask the provider about an earlier attempt: {type(exc).__name__}")
+            if found is not None:
+                log.info("outbox message %s: an earlier attempt did reach the provider (%s)", job.id, found)
+                return Sent(found)
+        return await rt.sms.send(job.to, job.body)
+    if job.channel == "wechat" and rt.wechat_api is not None:
+        return await rt.wechat_api.send_text(job.to, job.body)
+    if job.channel == "miniprogram" and rt.mp_api is not None and job.payload:
+        return await rt.mp_api.send_subscribe(job.to, job.payload["template_id"], job.payload.get("page"),
+                                              job.payload["data"])
+    return Failed(f"no provider configured for channel {job.channel}")
+
+
+async def _record(session: AsyncSession, rt: Runtime, job: Job, result: SendResult, lease: datetime,
+                  now: datetime, done: Delivery) -> None:
+    """Record the attempt, unless its lease ran out and another worker holds the row now."""
     values: dict[str, object] = {"updated_at": now, "lease_until": None}
     if isinstance(result, Sent):
         values.update(status="sent", provider_id=result.provider_id, sent_at=now, next_attempt_at=None, error=None)
@@ -130,7 +154,11 @@ async def _record(session: AsyncSession, rt: Runtime, job: Job, result: SendResu
     else:
         assert isinstance(result, Failed | Retry | Unsure)
         values.update(status="failed", next_attempt_at=None, error=result.error)
-    await session.exec(update(OutboxMessage).where(col(OutboxMessage.id) == job.id).values(**values))  # type: ignore[call-overload]
+    recorded = await session.exec(update(OutboxMessage).where(  # type: ignore[call-overload]
+        col(OutboxMessage.id) == job.id, col(OutboxMessage.lease_until) == lease).values(**values))
+    if not recorded.rowcount:
+        log.error("outbox message %s: its lease ran out during the attempt (%s); HAOCHAPING_SEND_LEASE is too "
+                  "short", job.id, type(result).__name__)
     label = type(result).__name__.lower()
     rt.metrics.sends.labels(job.channel, label).inc()
     if not isinstance(result, Sent):

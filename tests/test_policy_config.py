@@ -107,9 +107,13 @@ def test_the_timing_settings_are_seconds_and_bad_values_are_named(tmp_path):
     (tmp_path / "haochaping.toml").write_text("tick_interval = 0.5\nsend_lease = 30\n", encoding="utf-8")
     s = load_settings({"HAOCHAPING_SEND_TIMEOUT": "2.5"}, tmp_path)
     assert (s.tick_interval, s.send_lease, s.send_timeout) == (0.5, 30.0, 2.5)
+    (tmp_path / "haochaping.toml").unlink()
     for bad in ("0", "-1", "soon", "nan", "1e9"):
         with pytest.raises(ConfigError, match="HAOCHAPING_SEND_LEASE"):
             load_settings({"HAOCHAPING_SEND_LEASE": bad}, tmp_path)
+    with pytest.raises(ConfigError, match="shorter than one attempt"):  # 2 × 15 + 1 = 31 s at least
+        load_settings({"HAOCHAPING_SEND_LEASE": "30"}, tmp_path)
+    assert load_settings({"HAOCHAPING_SEND_LEASE": "2", "HAOCHAPING_SEND_TIMEOUT": "0.5"}, tmp_path).send_lease == 2
 
 
 def test_an_unknown_key_in_the_file_is_refused(tmp_path):
