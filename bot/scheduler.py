@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 from bot import callback_calls, defaults, reminders, sender, work_orders
 from bot.runtime import Runtime
+from store import stats
 
 log = logging.getLogger("haochaping.scheduler")
 
@@ -29,7 +30,9 @@ async def tick(rt: Runtime, now: datetime) -> dict[str, int]:
         sent += (await sender.deliver_due(rt, now)).sent
     overdue = await work_orders.mark_overdue(rt, now)
     calls = await callback_calls.sweep(rt, now)
-    counts = {"reminders": reminded, "defaults": applied, "overdue": overdue, "sent": sent, "calls": calls}
+    days = await stats.refresh(rt.db)  # the daily statistics of the days changed since the last pass
+    counts = {"reminders": reminded, "defaults": applied, "overdue": overdue, "sent": sent, "calls": calls,
+              "stats_days": days}
     rt.metrics.tick.observe(time.perf_counter() - started)
     return counts
 

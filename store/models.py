@@ -8,10 +8,10 @@ a repeated or earlier tick finds nothing twice.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import UniqueConstraint
+from sqlalchemy import Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from store.coltypes import JSONText, UTCDateTime
@@ -235,3 +235,40 @@ class User(SQLModel, table=True):
     session_epoch: int = 0
     created_at: datetime = Field(sa_type=UTCDateTime)
     updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class StatsDay(SQLModel, table=True):
+    """The figures of one UTC day of completed cases, per group, for one way of grouping (`dim`).
+
+    Kept so that statistics over millions of evaluations are sums over a few thousand rows. A day is
+    rebuilt from the records (never edited by hand) by `store.stats.refresh` once it is marked dirty;
+    until then its figures are computed live, so a reader never sees a stale day.
+    """
+
+    __tablename__ = "stats_days"
+    __table_args__ = (Index("ix_stats_days_dim_day", "dim", "day"),)
+    id: int | None = Field(default=None, primary_key=True)
+    dim: str = Field(max_length=8)  # agency, item, staff, channel
+    day: date
+    agency_code: str = Field(max_length=100)
+    key: str | None = Field(default=None, max_length=100)
+    name: str | None = Field(default=None, max_length=300)
+    cases: int = 0
+    rated: int = 0
+    score_sum: int = 0
+    scored: int = 0
+    bad: int = 0
+    orders: int = 0
+    rectified: int = 0
+    overdue: int = 0
+
+
+class StatsDirty(SQLModel, table=True):
+    """Marks of days whose `StatsDay` rows are out of date, one per change: database triggers on cases,
+    evaluations and work orders add them in the same transaction as the change, so no code path can
+    forget to. One row per change rather than one per day: a mark is removed only by the refresh that
+    saw it committed, and two writers of the same day never wait for each other."""
+
+    __tablename__ = "stats_dirty"
+    id: int | None = Field(default=None, primary_key=True)
+    day: date = Field(index=True)

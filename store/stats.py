@@ -11,14 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Literal
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Literal
 
-from sqlalchemy import Integer, case, cast, func, select
+from sqlalchemy import Integer, case, cast, delete, func, insert, or_, select
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from store.models import Case, Evaluation, WorkOrder
+from store.engine import Database
+from store.models import Case, Evaluation, StatsDay, StatsDirty, WorkOrder
 
 GroupBy = Literal["agency", "item", "staff", "channel"]
 BAD = ("dissatisfied", "very_dissatisfied")
@@ -37,9 +38,95 @@ class GroupFigures:
     overdue: int = 0  # open work orders past their step's deadline now
 
 
+ROLLED = ("postgresql", "sqlite")  # the databases whose triggers keep the daily figures (migration 0006)
+MAX_LIVE_DAYS = 62  # dirty days computed live beside the daily figures; with more, everything is live
+REFRESH_DAYS = 7  # days rebuilt per refresh: a backlog (a migration, an import) is worked off tick by tick
+_SUMS = ("cases", "rated", "score_sum", "scored", "bad", "orders", "rectified", "overdue")
+
+
 async def figures(session: AsyncSession, by: GroupBy, start: datetime | None,
-                  end: datetime | None, agencies: Sequence[str] | None = None) -> list[GroupFigures]:
-    """`agencies`: only these agencies' cases (a reader's jurisdiction); None = all."""
+                  end: datetime | None, agencies: Sequence[str] | None = None, *,
+                  dialect: str = "") -> list[GroupFigures]:
+    """`agencies`: only these agencies' cases (a reader's jurisdiction); None = all.
+
+    The whole UTC days inside [start, end) whose figures are up to date are read from `stats_days`;
+    the rest (the partial days at the edges, the days changed since their last refresh) is computed
+    from the records. Both are sums, so the answer is the same as computing everything live.
+    """
+    ranges: list[Any] = []  # the live part: conditions on Case, OR-ed
+    rolled: tuple[date, date] | None = None  # first and last whole day read from stats_days
+    dirty: list[date] = []
+    if dialect in ROLLED:
+        found = await session.exec(select(StatsDirty.day).distinct())  # type: ignore[call-overload]
+        dirty = sorted(_as_date(d) for d in found.scalars().all())
+        first = _day_of(start, up=True) if start is not None else None
+        last = _day_of(end, up=False) - timedelta(days=1) if end is not None else None
+        if len(dirty) <= MAX_LIVE_DAYS and (first is None or last is None or first <= last):
+            rolled = (first or date.min, last or date.max)
+    completed = col(Case.completed_at)
+    if rolled is None:
+        ranges.append(True)
+    else:
+        if start is not None and rolled[0] > date.min:
+            ranges.append(completed < _midnight(rolled[0]))
+        if end is not None and rolled[1] < date.max:
+            ranges.append(completed >= _midnight(rolled[1] + timedelta(days=1)))
+        ranges += [(completed >= _midnight(d)) & (completed < _midnight(d + timedelta(days=1)))
+                   for d in dirty if rolled[0] <= d <= rolled[1]]
+    bounds = [completed >= start] if start is not None else []
+    bounds += [completed < end] if end is not None else []
+    if agencies is not None:
+        bounds.append(col(Case.agency_code).in_(list(agencies)))
+    sums: dict[str | None, dict[str, Any]] = {}
+    if ranges:
+        stmt = _live(by, [*bounds, or_(*ranges)], per_day=False)
+        for row in (await session.exec(stmt)).all():  # type: ignore[call-overload]
+            _add(sums, row)
+    if rolled is not None:
+        where = [col(StatsDay.dim) == by]
+        if rolled[0] > date.min:
+            where.append(col(StatsDay.day) >= rolled[0])
+        if rolled[1] < date.max:
+            where.append(col(StatsDay.day) <= rolled[1])
+        if dirty:
+            where.append(col(StatsDay.day).not_in(dirty))
+        if agencies is not None:
+            where.append(col(StatsDay.agency_code).in_(list(agencies)))
+        stmt = (select(col(StatsDay.key).label("key"), func.max(StatsDay.name).label("name"),
+                       *(func.sum(getattr(StatsDay, f)).label(f) for f in _SUMS))
+                .where(*where).group_by(col(StatsDay.key)))
+        for row in (await session.exec(stmt)).all():  # type: ignore[call-overload]
+            _add(sums, row)
+    return [GroupFigures(key=k, name=v["name"], cases=v["cases"], rated=v["rated"],
+                         mean_score=round(v["score_sum"] / v["scored"], 4) if v["scored"] else None,
+                         bad_reviews=v["bad"], work_orders=v["orders"], rectified=v["rectified"],
+                         overdue=v["overdue"])
+            for k, v in sorted(sums.items(), key=lambda kv: (kv[0] is None, kv[0] or ""))]
+
+
+def _add(sums: dict[str | None, dict[str, Any]], row: Any) -> None:
+    into = sums.setdefault(row.key, {"name": None, **dict.fromkeys(_SUMS, 0)})
+    if row.name is not None and (into["name"] is None or row.name > into["name"]):
+        into["name"] = row.name
+    for f in _SUMS:
+        into[f] += int(getattr(row, f) or 0)
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=UTC)
+
+
+def _day_of(instant: datetime, *, up: bool) -> date:
+    """The UTC day an instant falls on; rounded up to the next day when it is not a midnight and `up`."""
+    utc = instant.astimezone(UTC)
+    day = utc.date()
+    return day + timedelta(days=1) if up and utc != _midnight(day) else day
+
+
+def _live(by: GroupBy, where: list[Any], *, per_day: bool) -> Any:
+    """The figures computed from the records, per group (and per day and agency when `per_day`: the rows
+    of `stats_days`). Every sub-aggregate is restricted to the cases in question, so a day costs a day."""
+    chosen = select(col(Case.id)).where(*where)
     valid = col(Evaluation.status) == "valid"
     per_case = (
         select(
@@ -49,7 +136,7 @@ async def figures(session: AsyncSession, by: GroupBy, start: datetime | None,
             func.sum(case(((col(Evaluation.grade).in_(BAD)) & (func.coalesce(Evaluation.via, "") != "callback"), 1),
                           else_=0)).label("bad"),
         )
-        .where(valid)
+        .where(valid, col(Evaluation.case_id).in_(chosen))
         .group_by(col(Evaluation.case_id))
         .subquery()
     )
@@ -64,6 +151,7 @@ async def figures(session: AsyncSession, by: GroupBy, start: datetime | None,
             func.sum(case(((col(WorkOrder.overdue).is_(True)) & (col(WorkOrder.status) != "closed"), 1),
                           else_=0)).label("overdue"),
         )
+        .where(col(WorkOrder.case_id).in_(chosen))
         .group_by(col(WorkOrder.case_id))
         .subquery()
     )
@@ -75,13 +163,21 @@ async def figures(session: AsyncSession, by: GroupBy, start: datetime | None,
         "channel": (latest.c.channel, latest.c.channel),
     }
     key, name = keys[by]
-    stmt = (
+    groups: list[Any] = [key]
+    extra: list[Any] = []
+    if per_day:
+        day = func.date(col(Case.completed_at))
+        groups = [day, col(Case.agency_code), key]
+        extra = [day.label("day"), col(Case.agency_code).label("agency_code")]
+    return (
         select(
+            *extra,
             key.label("key"),
             func.max(name).label("name"),
             func.count().label("cases"),
             func.coalesce(func.sum(cast(per_case.c.active, Integer)), 0).label("rated"),
-            func.avg(latest.c.score).label("mean_score"),
+            func.coalesce(func.sum(latest.c.score), 0).label("score_sum"),
+            func.count(latest.c.score).label("scored"),
             func.coalesce(func.sum(per_case.c.bad), 0).label("bad"),
             func.coalesce(func.sum(per_case_orders.c.orders), 0).label("orders"),
             func.coalesce(func.sum(per_case_orders.c.rectified), 0).label("rectified"),
@@ -91,17 +187,56 @@ async def figures(session: AsyncSession, by: GroupBy, start: datetime | None,
         .outerjoin(per_case, per_case.c.case_id == col(Case.id))
         .outerjoin(per_case_orders, per_case_orders.c.case_id == col(Case.id))
         .outerjoin(latest, latest.c.id == per_case.c.latest_id)
-        .group_by(key)
-        .order_by(key)
+        .where(*where)
+        .group_by(*groups)
     )
-    if start is not None:
-        stmt = stmt.where(col(Case.completed_at) >= start)
-    if end is not None:
-        stmt = stmt.where(col(Case.completed_at) < end)
-    if agencies is not None:
-        stmt = stmt.where(col(Case.agency_code).in_(list(agencies)))
-    rows = (await session.exec(stmt)).all()  # type: ignore[call-overload]
-    return [GroupFigures(key=r.key, name=r.name, cases=int(r.cases), rated=int(r.rated),
-                         mean_score=None if r.mean_score is None else round(float(r.mean_score), 4),
-                         bad_reviews=int(r.bad), work_orders=int(r.orders), rectified=int(r.rectified),
-                         overdue=int(r.overdue)) for r in rows]
+
+
+async def refresh(db: Database, limit: int = REFRESH_DAYS) -> int:
+    """Rebuild the daily figures of up to `limit` dirty days; how many were rebuilt.
+
+    The figures are computed in a read transaction (a writer is not held up by it), then written in a
+    short one, provided every mark read is still there: if another refresher removed one meanwhile,
+    it wrote figures at least as new, and these are dropped. Only the marks read are removed: a mark
+    committed meanwhile (its change perhaps not seen here) stays, and its day is rebuilt again later.
+    """
+    if db.dialect not in ROLLED:
+        return 0
+    async with db.read() as session:
+        oldest = select(col(StatsDirty.day)).distinct().order_by(col(StatsDirty.day)).limit(limit).subquery()
+        marks = (await session.exec(select(col(StatsDirty.id), col(StatsDirty.day))  # type: ignore[call-overload]
+                                    .where(col(StatsDirty.day).in_(select(oldest.c.day))))).all()
+        if not marks:
+            return 0
+        days = sorted({_as_date(d) for _id, d in marks})
+        completed = col(Case.completed_at)
+        within = or_(*((completed >= _midnight(d)) & (completed < _midnight(d + timedelta(days=1))) for d in days))
+        rows = []
+        for dim in GROUPS:
+            rows += [{"dim": dim, "day": _as_date(r.day), "agency_code": r.agency_code, "key": r.key, "name": r.name,
+                      **{f: int(getattr(r, f) or 0) for f in _SUMS}}
+                     for r in (await session.exec(_live(dim, [within], per_day=True))).all()]  # type: ignore[call-overload]
+    ids = [i for i, _d in marks]
+    async with db.write() as session:
+        still = 0
+        for at in range(0, len(ids), 5000):
+            stmt = select(col(StatsDirty.id)).where(col(StatsDirty.id).in_(ids[at:at + 5000]))
+            if db.locks_rows:  # a refresher deleting them now is waited for
+                stmt = stmt.with_for_update()
+            still += len((await session.exec(stmt)).all())  # type: ignore[call-overload]
+        if still != len(ids):
+            return 0  # another refresher got there first
+        await session.exec(delete(StatsDay).where(col(StatsDay.day).in_(days)))  # type: ignore[call-overload]
+        if rows:
+            await session.exec(insert(StatsDay), params=rows)  # type: ignore[call-overload]
+        for at in range(0, len(ids), 5000):
+            await session.exec(delete(StatsDirty).where(col(StatsDirty.id).in_(ids[at:at + 5000])))  # type: ignore[call-overload]
+    return len(days)
+
+
+def _as_date(value: date | str) -> date:
+    """SQLite hands a computed date back as text."""
+    return value if isinstance(value, date) else date.fromisoformat(value)
+
+
+GROUPS: tuple[GroupBy, ...] = ("agency", "item", "staff", "channel")

@@ -340,7 +340,8 @@ async def dashboard(request: web.Request) -> web.Response:
     async with view.rt.db.read() as session:
         for by, title_key, key_key in (("agency", "console.by_agency", "console.agency"),
                                        ("channel", "console.by_channel", "console.channel")):
-            groups = await stats.figures(session, by, start, end, who.actor.agencies)  # type: ignore[arg-type]
+            groups = await stats.figures(session, by, start, end, who.actor.agencies,  # type: ignore[arg-type]
+                                         dialect=view.rt.db.dialect)
             rows = []
             for g in groups:
                 doc = group_json(g)

@@ -64,7 +64,7 @@ async def get_stats(request: web.Request) -> web.Response:
                                                   "ISO-8601 instant with an offset"}]}, 422)
     async with rt.db.read() as session:
         groups = await stats.figures(session, by, bounds.get("from"), bounds.get("to"),  # type: ignore[arg-type]
-                                     who.agencies)
+                                     who.agencies, dialect=rt.db.dialect)
     return json_response({"by": by, "groups": [group_json(g) for g in groups]})
 
 
