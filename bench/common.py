@@ -195,13 +195,20 @@ class BulkWriter:
     SQLAlchemy bind processor for the database's dialect (so an instant is stored as naive UTC, JSON as
     compact text, exactly as the ORM would write it); a column left out takes the model field's default,
     and one without a default is an error. Ids may be given explicitly (`next_id`); `finish` moves the
-    PostgreSQL sequences past them and runs ANALYZE.
+    PostgreSQL sequences past them and runs VACUUM ANALYZE (ANALYZE on SQLite).
+
+    `triggers=False` writes without the tables' triggers (on SQLite they are dropped and created again,
+    from their stored SQL, when the writer closes; on PostgreSQL the session runs with
+    session_replication_role = replica, which skips foreign-key checks too): for a seeder that then
+    writes what the triggers would have, once instead of once per row.
     """
 
-    def __init__(self, cfg: Config) -> None:
+    def __init__(self, cfg: Config, *, triggers: bool = True) -> None:
         from sqlalchemy.engine import make_url
 
         self.cfg = cfg
+        self.triggers = triggers
+        self._dropped: list[str] = []
         url = make_url(cfg.database_url)
         self.dialect_name = url.get_backend_name()
         self._dialect = url.get_dialect()()
@@ -216,14 +223,23 @@ class BulkWriter:
             self._sqlite = sqlite3.connect(self.cfg.database_url.split(":///", 1)[1], isolation_level=None)
             for pragma in ("journal_mode=WAL", "synchronous=OFF", "cache_size=-262144", "foreign_keys=ON"):
                 self._sqlite.execute(f"PRAGMA {pragma}")
+            if not self.triggers:
+                found = self._sqlite.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'").fetchall()
+                for name, _sql in found:
+                    self._sqlite.execute(f'DROP TRIGGER "{name}"')
+                self._dropped = [sql for _name, sql in found]
         else:
             import asyncpg
 
             self._pg = await asyncpg.connect(self.cfg.database_url.replace("+asyncpg", "", 1))
+            if not self.triggers:
+                await self._pg.execute("SET session_replication_role = replica")
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         if self._sqlite is not None:
+            for sql in self._dropped:
+                self._sqlite.execute(sql)
             self._sqlite.close()
         if self._pg is not None:
             await self._pg.close()
@@ -272,7 +288,7 @@ class BulkWriter:
         return len(records)
 
     async def finish(self) -> None:
-        """Sequences past the explicit ids (PostgreSQL), then ANALYZE (both); SQLite's WAL checkpointed."""
+        """Sequences past the explicit ids and VACUUM ANALYZE (PostgreSQL); ANALYZE and a WAL checkpoint (SQLite)."""
         if self._sqlite is not None:
             self._sqlite.execute("ANALYZE")
             self._sqlite.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -281,7 +297,13 @@ class BulkWriter:
             if await self._pg.fetchval(f"SELECT pg_get_serial_sequence('{name}', 'id')"):
                 await self._pg.execute(f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "
                                        f"(SELECT COALESCE(MAX(id), 1) FROM {name}))")
-        await self._pg.execute("ANALYZE")
+        await self._pg.execute("VACUUM (ANALYZE)")
+
+    async def execute(self, sql: str) -> None:
+        if self._sqlite is not None:
+            self._sqlite.execute(sql)
+        else:
+            await self._pg.execute(sql)
 
     async def scalar(self, sql: str) -> Any:
         if self._sqlite is not None:
