@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import Integer, case, cast, delete, func, insert, or_, select
+from sqlalchemy.orm import aliased
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -155,12 +156,12 @@ def _live(by: GroupBy, where: list[Any], *, per_day: bool) -> Any:
         .group_by(col(WorkOrder.case_id))
         .subquery()
     )
-    latest = select(Evaluation.id, Evaluation.score, Evaluation.channel).subquery()
+    latest = aliased(Evaluation, name="latest")  # joined by primary key: never a scan of every evaluation
     keys = {
         "agency": (col(Case.agency_code), col(Case.agency_name)),
         "item": (col(Case.item_code), col(Case.item_name)),
         "staff": (col(Case.staff_id), col(Case.staff_name)),
-        "channel": (latest.c.channel, latest.c.channel),
+        "channel": (col(latest.channel), col(latest.channel)),
     }
     key, name = keys[by]
     groups: list[Any] = [key]
@@ -176,8 +177,8 @@ def _live(by: GroupBy, where: list[Any], *, per_day: bool) -> Any:
             func.max(name).label("name"),
             func.count().label("cases"),
             func.coalesce(func.sum(cast(per_case.c.active, Integer)), 0).label("rated"),
-            func.coalesce(func.sum(latest.c.score), 0).label("score_sum"),
-            func.count(latest.c.score).label("scored"),
+            func.coalesce(func.sum(latest.score), 0).label("score_sum"),
+            func.count(latest.score).label("scored"),
             func.coalesce(func.sum(per_case.c.bad), 0).label("bad"),
             func.coalesce(func.sum(per_case_orders.c.orders), 0).label("orders"),
             func.coalesce(func.sum(per_case_orders.c.rectified), 0).label("rectified"),
@@ -186,7 +187,7 @@ def _live(by: GroupBy, where: list[Any], *, per_day: bool) -> Any:
         .select_from(Case)
         .outerjoin(per_case, per_case.c.case_id == col(Case.id))
         .outerjoin(per_case_orders, per_case_orders.c.case_id == col(Case.id))
-        .outerjoin(latest, latest.c.id == per_case.c.latest_id)
+        .outerjoin(latest, col(latest.id) == per_case.c.latest_id)
         .where(*where)
         .group_by(*groups)
     )
