@@ -54,6 +54,10 @@ class CaseIn(BaseModel):
     applicant: ApplicantIn | None = None
     staff_id: str | None = Field(default=None, max_length=100)
     staff_name: str | None = Field(default=None, max_length=100)
+    hall_code: str | None = Field(default=None, max_length=100)
+    hall_name: str | None = Field(default=None, max_length=300)
+    district_code: str | None = Field(default=None, max_length=100)
+    district_name: str | None = Field(default=None, max_length=300)
     kind: Literal["instant", "promised"] | None = None
     batch_no: str | None = Field(default=None, max_length=100)
     bundle_no: str | None = Field(default=None, max_length=100)
@@ -129,13 +133,23 @@ def _contact_fields(rt: Runtime, applicant: ApplicantIn | None) -> list[tuple[st
     return out
 
 
+def _place(rt: Runtime, c: CaseIn) -> dict[str, str | None]:
+    """The hall and district as given; what is left out is filled from the policy's hall list."""
+    hall = rt.policy.statistics.halls.get(c.hall_code) if c.hall_code else None
+    return {
+        "hall_code": c.hall_code, "hall_name": c.hall_name or (hall.name if hall else None),
+        "district_code": c.district_code or (hall.district if hall else None),
+        "district_name": c.district_name or (hall.district_name if hall and not c.district_code else None),
+    }
+
+
 def case_row(rt: Runtime, c: CaseIn, now: datetime, contact_ids: dict[str, int]) -> dict[str, Any]:
     name = c.applicant.name if c.applicant else None
     remindable = "phone_contact_id" in contact_ids or "mp_contact_id" in contact_ids
     return {
         "case_no": c.case_no, "item_code": c.item_code, "item_name": c.item_name,
         "agency_code": c.agency_code, "agency_name": c.agency_name, "completed_at": c.completed_at,
-        "staff_id": c.staff_id, "staff_name": c.staff_name, "kind": c.kind,
+        "staff_id": c.staff_id, "staff_name": c.staff_name, **_place(rt, c), "kind": c.kind,
         "batch_no": c.batch_no, "bundle_no": c.bundle_no, "source": "api",
         "applicant_name_sealed": rt.sealer.seal(name) if name else None,
         "applicant_name_masked": mask_name(name) if name else None,

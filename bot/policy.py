@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bot.reporting.profiles import ReportingProfile, parse_profiles
+from bot.stats_policy import StatisticsRules, parse_statistics
 from dialogs.grades import Grade
 
 
@@ -99,6 +101,8 @@ class Policy:
     clerk_reasons: tuple[str, ...] = ("attitude", "conduct")
     conversation_hours: float = 24  # an SMS conversation waits this long for a grade or reasons
     more_text_minutes: float = 30  # and this long for the optional sentence after a bad rating
+    statistics: StatisticsRules = field(default_factory=StatisticsRules)  # [statistics] and [halls.<code>] (issue 8)
+    reporting: tuple[ReportingProfile, ...] = ()  # [reporting.<name>]: the upstream platforms
 
     @property
     def tz(self) -> ZoneInfo:
@@ -121,7 +125,7 @@ _KNOWN = {
     "timezone", "reminder_after_hours", "quiet_hours", "default_grade", "default_after",
     "followup_window", "appeal_window", "work_order", "callback_reopen_limit", "blacklist",
     "calendar_overrides", "reasons", "miniprogram", "conversation_hours", "more_text_minutes",
-    "callback", "clerk_reasons",
+    "callback", "clerk_reasons", "statistics", "halls", "reporting",
 }
 
 
@@ -231,6 +235,16 @@ def parse_policy(doc: dict[str, Any]) -> Policy:
         if not isinstance(cr, list) or not all(isinstance(c, str) for c in cr):
             raise PolicyError(f"clerk_reasons: expected a list of reason codes, got {cr!r}")
         kw["clerk_reasons"] = tuple(cr)
+    if "statistics" in doc or "halls" in doc:
+        try:
+            kw["statistics"] = parse_statistics(doc.get("statistics"), doc.get("halls"))
+        except ValueError as exc:
+            raise PolicyError(str(exc)) from None
+    if "reporting" in doc:
+        try:
+            kw["reporting"] = parse_profiles(doc["reporting"])
+        except ValueError as exc:
+            raise PolicyError(str(exc)) from None
     return Policy(**kw)
 
 

@@ -24,7 +24,7 @@ def evaluation_json(rt: Runtime, e: Evaluation) -> dict[str, Any]:
     return {
         "id": e.id, "grade": e.grade, "score": e.score, "reasons": list(e.reasons or []), "text": e.text,
         "channel": e.channel, "created_at": instant(rt, e.created_at), "is_default": e.is_default,
-        "is_followup": e.is_followup, "status": e.status, "via": e.via,
+        "is_followup": e.is_followup, "status": e.status, "via": e.via, "version": e.version,
     }
 
 
@@ -57,7 +57,9 @@ async def case_json(session: AsyncSession, rt: Runtime, case: Case, now: datetim
         "id": case.id, "case_no": case.case_no, "item_code": case.item_code, "item_name": case.item_name,
         "agency_code": case.agency_code, "agency_name": case.agency_name,
         "completed_at": instant(rt, case.completed_at), "staff_id": case.staff_id,
-        "staff_name": case.staff_name, "kind": case.kind, "batch_no": case.batch_no,
+        "staff_name": case.staff_name, "hall_code": case.hall_code, "hall_name": case.hall_name,
+        "district_code": case.district_code, "district_name": case.district_name,
+        "kind": case.kind, "batch_no": case.batch_no,
         "bundle_no": case.bundle_no, "applicant": applicant, "created_at": instant(rt, case.created_at),
         "remind_at": instant(rt, case.remind_at), "default_at": instant(rt, case.default_at),
         "rated": case.rated_at is not None,

@@ -55,6 +55,11 @@ class Case(SQLModel, table=True):
     completed_at: datetime = Field(sa_type=UTCDateTime, index=True)
     staff_id: str | None = Field(default=None, max_length=100)
     staff_name: str | None = Field(default=None, max_length=100)
+    # Where it was served: the hall (政务服务大厅) and the district, for coverage and rankings (issue 8).
+    hall_code: str | None = Field(default=None, max_length=100, index=True)
+    hall_name: str | None = Field(default=None, max_length=300)
+    district_code: str | None = Field(default=None, max_length=100, index=True)
+    district_name: str | None = Field(default=None, max_length=300)
     kind: str | None = Field(default=None, max_length=16)
     batch_no: str | None = Field(default=None, max_length=100, index=True)
     bundle_no: str | None = Field(default=None, max_length=100, index=True)
@@ -93,6 +98,9 @@ class Evaluation(SQLModel, table=True):
     # A provider's reference for the act of rating (a call's CallSid): unique, so a retried request
     # cannot store the same rating twice.
     ref: str | None = Field(default=None, max_length=80)
+    # The record's version as reported upward: 1 when given, +1 at each later change (a callback's
+    # answer, an exclusion on appeal). With the id it is the idempotency key of a report.
+    version: int = 1
     created_at: datetime = Field(sa_type=UTCDateTime)
 
 
@@ -248,7 +256,7 @@ class StatsDay(SQLModel, table=True):
     __tablename__ = "stats_days"
     __table_args__ = (Index("ix_stats_days_dim_day", "dim", "day"),)
     id: int | None = Field(default=None, primary_key=True)
-    dim: str = Field(max_length=8)  # agency, item, staff, channel
+    dim: str = Field(max_length=8)  # agency, item, staff, channel, hall, district
     day: date
     agency_code: str = Field(max_length=100)
     key: str | None = Field(default=None, max_length=100)
@@ -272,3 +280,46 @@ class StatsDirty(SQLModel, table=True):
     __tablename__ = "stats_dirty"
     id: int | None = Field(default=None, primary_key=True)
     day: date = Field(index=True)
+
+
+class StatsSnapshot(SQLModel, table=True):
+    """A published period's figures, frozen: the canonical JSON and its SHA-256. Never updated (a
+    database trigger refuses it): a later recomputation is compared with it, not written over it."""
+
+    __tablename__ = "stats_snapshots"
+    id: int | None = Field(default=None, primary_key=True)
+    label: str = Field(max_length=64, unique=True)
+    from_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    to_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    sha256: str = Field(max_length=64)
+    content: str
+    created_by: str = Field(max_length=100)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class UpstreamReport(SQLModel, table=True):
+    """One version of one evaluation, to be pushed to one upstream platform (a reporting profile).
+
+    Written in the same transaction as the change it reports, so none is forgotten; `record` is the
+    neutral snapshot of that version (named grades and channels: the profile maps them to digits
+    only when the request is built). `idempotency_key` is what the upstream sees twice, never the
+    change: a retry after a timeout carries the same key.
+    """
+
+    __tablename__ = "upstream_reports"
+    __table_args__ = (UniqueConstraint("profile", "evaluation_id", "version", name="uq_upstream_reports_version"),
+                      Index("ix_upstream_reports_due", "status", "next_attempt_at"))
+    id: int | None = Field(default=None, primary_key=True)
+    profile: str = Field(max_length=64)
+    evaluation_id: int = Field(foreign_key="evaluations.id", index=True)
+    version: int
+    idempotency_key: str = Field(max_length=160, unique=True)
+    record: dict[str, Any] = Field(sa_type=JSONText)
+    status: str = Field(default="pending", max_length=16)  # pending, sent, rejected
+    attempts: int = 0
+    next_attempt_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    lease_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_error: str | None = None
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -22,7 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from store.engine import Database
 from store.models import Case, Evaluation, StatsDay, StatsDirty, WorkOrder
 
-GroupBy = Literal["agency", "item", "staff", "channel"]
+GroupBy = Literal["agency", "item", "staff", "channel", "hall", "district"]
 BAD = ("dissatisfied", "very_dissatisfied")
 
 
@@ -162,6 +162,8 @@ def _live(by: GroupBy, where: list[Any], *, per_day: bool) -> Any:
         "item": (col(Case.item_code), col(Case.item_name)),
         "staff": (col(Case.staff_id), col(Case.staff_name)),
         "channel": (col(latest.channel), col(latest.channel)),
+        "hall": (col(Case.hall_code), col(Case.hall_name)),
+        "district": (col(Case.district_code), col(Case.district_name)),
     }
     key, name = keys[by]
     groups: list[Any] = [key]
@@ -240,4 +242,4 @@ def _as_date(value: date | str) -> date:
     return value if isinstance(value, date) else date.fromisoformat(value)
 
 
-GROUPS: tuple[GroupBy, ...] = ("agency", "item", "staff", "channel")
+GROUPS: tuple[GroupBy, ...] = ("agency", "item", "staff", "channel", "hall", "district")

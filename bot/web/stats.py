@@ -11,7 +11,7 @@ from bot.web.common import json_response, runtime
 from bot.work_orders import Actor
 from store import stats
 
-GROUPS = ("agency", "item", "staff", "channel")
+GROUPS = stats.GROUPS
 
 
 def _bound(value: str, tz: tzinfo, *, end: bool) -> datetime:

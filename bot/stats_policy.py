@@ -1,0 +1,70 @@
+"""The statistics' part of the policy: the composite score's weights, the rankings' threshold, and the
+halls (政务服务大厅) whose coverage is measured (Shantou art. 33–34). Data, not code: jurisdictions
+weigh the four figures differently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+METRICS = ("score", "rectification", "coverage", "participation")
+
+
+@dataclass(frozen=True)
+class Hall:
+    code: str
+    name: str
+    district: str | None = None
+    district_name: str | None = None
+    rating: bool = True  # rating devices (or a QR code) in service: the hall counts as covered
+
+
+@dataclass(frozen=True)
+class StatisticsRules:
+    # Weights of the composite score, each figure taken on 0–100 (the mean score × 10, rates × 100).
+    weights: dict[str, float] = field(default_factory=lambda: {
+        "score": 40.0, "rectification": 30.0, "coverage": 10.0, "participation": 20.0})
+    rank_min_cases: int = 1  # a group with fewer cases in the period is listed but not ranked
+    halls: dict[str, Hall] = field(default_factory=dict)
+
+
+def parse_statistics(value: Any, halls: Any) -> StatisticsRules:
+    """`[statistics]` and `[halls.<code>]`; a ValueError names the key that is wrong."""
+    kw: dict[str, Any] = {}
+    if value is not None:
+        if not isinstance(value, dict) or set(value) - {"weights", "rank_min_cases"}:
+            raise ValueError(f"statistics: expected a table with keys weights, rank_min_cases, got {value!r}")
+        if "weights" in value:
+            w = value["weights"]
+            if not isinstance(w, dict) or set(w) - set(METRICS) or not w:
+                raise ValueError(f"statistics.weights: expected a table with keys among {list(METRICS)}, got {w!r}")
+            for k, v in w.items():
+                if not isinstance(v, int | float) or isinstance(v, bool) or v < 0:
+                    raise ValueError(f"statistics.weights.{k}: expected a number >= 0, got {v!r}")
+            if not sum(w.values()) > 0:
+                raise ValueError("statistics.weights: at least one weight must be above 0")
+            kw["weights"] = {k: float(w.get(k, 0)) for k in METRICS}
+        if "rank_min_cases" in value:
+            m = value["rank_min_cases"]
+            if not isinstance(m, int) or isinstance(m, bool) or m < 0:
+                raise ValueError(f"statistics.rank_min_cases: expected a whole number >= 0, got {m!r}")
+            kw["rank_min_cases"] = m
+    if halls is not None:
+        if not isinstance(halls, dict):
+            raise ValueError(f"halls: expected tables [halls.<code>], got {halls!r}")
+        parsed = {}
+        for code, h in halls.items():
+            keys = {"name", "district", "district_name", "rating"}
+            if not isinstance(h, dict) or set(h) - keys or not isinstance(h.get("name"), str):
+                raise ValueError(f"halls.{code}: expected {{ name = \"…\", district = \"…\", rating = true }}, "
+                                 f"got {h!r}")
+            for k in ("district", "district_name"):
+                if k in h and not isinstance(h[k], str):
+                    raise ValueError(f"halls.{code}.{k}: expected a string, got {h[k]!r}")
+            if not isinstance(h.get("rating", True), bool):
+                raise ValueError(f"halls.{code}.rating: expected true or false, got {h['rating']!r}")
+            parsed[str(code)] = Hall(str(code), h["name"], h.get("district"), h.get("district_name"),
+                                     h.get("rating", True))
+        kw["halls"] = parsed
+    return StatisticsRules(**kw)
