@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from aiohttp import web
 from sqlalchemy.engine import make_url
 
-from bot import scheduler, users
+from bot import cli_exports, cli_reports, cli_stats, scheduler, users
 from bot.config import ConfigError, Settings, load_settings
 from bot.logs import setup_logging
 from bot.policy import PolicyError, load_policy
@@ -128,6 +128,9 @@ def parse_now(value: str | None, settings: Settings) -> datetime:
     return parsed
 
 
+SUBCOMMANDS = {"stats": cli_stats, "export": cli_exports, "reports": cli_reports}
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="haochaping", description="Government-service ratings by SMS, WeChat and the 12345 hotline.")
@@ -155,6 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
     dis.add_argument("username")
     pw = usub.add_parser("password", help="set a new password (their tokens stop working)")
     pw.add_argument("username")
+    cli_stats.add_parser(sub)
+    cli_exports.add_parser(sub)
+    cli_reports.add_parser(sub)
     return p
 
 
@@ -180,6 +186,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             except users.UserError as exc:
                 print(f"haochaping users: {exc}", file=sys.stderr)
                 return 2
+        elif args.command in SUBCOMMANDS:
+            return SUBCOMMANDS[args.command].run(settings, args)
         elif args.command == "db":
             revision = asyncio.run(db_upgrade(settings))
             print(json.dumps({"revision": revision}))
