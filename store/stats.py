@@ -37,6 +37,8 @@ class GroupFigures:
     work_orders: int = 0
     rectified: int = 0
     overdue: int = 0  # open work orders past their step's deadline now
+    score_sum: int = 0  # the sums behind mean_score, so that groups add up exactly
+    scored: int = 0
 
 
 ROLLED = ("postgresql", "sqlite")  # the databases whose triggers keep the daily figures (migration 0006)
@@ -101,7 +103,7 @@ async def figures(session: AsyncSession, by: GroupBy, start: datetime | None,
     return [GroupFigures(key=k, name=v["name"], cases=v["cases"], rated=v["rated"],
                          mean_score=round(v["score_sum"] / v["scored"], 4) if v["scored"] else None,
                          bad_reviews=v["bad"], work_orders=v["orders"], rectified=v["rectified"],
-                         overdue=v["overdue"])
+                         overdue=v["overdue"], score_sum=v["score_sum"], scored=v["scored"])
             for k, v in sorted(sums.items(), key=lambda kv: (kv[0] is None, kv[0] or ""))]
 
 

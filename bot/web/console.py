@@ -22,12 +22,12 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import work_orders
+from bot.figures import group_json
 from bot.i18n import local_day, local_time
 from bot.runtime import Runtime
 from bot.web import console_auth, pages
 from bot.web.common import now, runtime
 from bot.web.console_auth import Who
-from bot.web.stats import group_json
 from dialogs.addresses import mask_phone
 from store import cases as case_store
 from store import stats

@@ -1,0 +1,90 @@
+"""Publishing a period: every figure and ranking computed from the records, frozen with its hash, and
+compared later with a fresh recomputation (Shantou art. 34's periodic publication; Haikou 九)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot import figures
+from bot.runtime import Runtime
+from store import snapshots, stats
+from store.models import StatsSnapshot
+
+MAX_DIFFERENCES = 100
+
+
+def _instant(rt: Runtime, at: datetime | None) -> str | None:
+    return at.astimezone(rt.policy.tz).isoformat() if at is not None else None
+
+
+async def content(session: AsyncSession, rt: Runtime, label: str, start: datetime | None,
+                  end: datetime | None) -> dict[str, Any]:
+    """What a snapshot holds. The policy's statistics rules are part of it: a recomputation under other
+    weights or another hall list differs, and the differences say so."""
+    rules = rt.policy.statistics
+    dialect = rt.db.dialect
+    return {
+        "label": label, "from": _instant(rt, start), "to": _instant(rt, end),
+        "policy": {"weights": rules.weights, "rank_min_cases": rules.rank_min_cases,
+                   "halls": {h.code: {"name": h.name, "district": h.district, "rating": h.rating}
+                             for h in rules.halls.values()}},
+        "figures": {by: await figures.report(session, rules, by, start, end, None, dialect)
+                    for by in stats.GROUPS},
+        "rankings": {of: await figures.rankings(session, rules, of, "composite_score", start, end, None, dialect)
+                     for of in figures.RANKED},
+    }
+
+
+async def publish(rt: Runtime, label: str, start: datetime | None, end: datetime | None, created_by: str,
+                  now: datetime) -> StatsSnapshot:
+    """Compute and freeze; `snapshots.SnapshotExists` when the label was published before."""
+    async with rt.db.read() as session:
+        doc = await content(session, rt, label, start, end)
+    async with rt.db.write() as session:
+        return await snapshots.freeze(session, label, start, end, doc, created_by, now)
+
+
+async def verify(rt: Runtime, snap: StatsSnapshot) -> dict[str, Any]:
+    """Recompute the snapshot's period now and compare: the hashes, and the first differences by path."""
+    async with rt.db.read() as session:
+        fresh = await content(session, rt, snap.label, snap.from_at, snap.to_at)
+    text = snapshots.canonical(fresh)
+    recomputed = snapshots.digest(text)
+    frozen_doc = json.loads(snap.content)
+    frozen = dict(_leaves(frozen_doc, ""))
+    now = dict(_leaves(json.loads(text), ""))
+    paths = sorted(set(frozen) | set(now))
+    differences = [{"path": p, "frozen": frozen.get(p), "now": now.get(p)} for p in paths
+                   if frozen.get(p, _MISSING) != now.get(p, _MISSING)]
+    return {"label": snap.label, "sha256": snap.sha256, "recomputed_sha256": recomputed,
+            "stored_content_intact": snapshots.digest(snap.content) == snap.sha256,
+            "matches": recomputed == snap.sha256, "differences": differences[:MAX_DIFFERENCES],
+            "more_differences": max(0, len(differences) - MAX_DIFFERENCES)}
+
+
+_MISSING = object()
+
+
+def _leaves(doc: Any, path: str) -> Iterator[tuple[str, Any]]:
+    """(path, value) of every leaf; list items are addressed by their `key` when they have one, so a
+    group that moved in a ranking is compared with itself, not with its neighbour."""
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            yield from _leaves(v, f"{path}.{k}" if path else str(k))
+    elif isinstance(doc, list):
+        for i, v in enumerate(doc):
+            name = f"[{v['key']}]" if isinstance(v, dict) and "key" in v else f"[{i}]"
+            yield from _leaves(v, path + name)
+    else:
+        yield path, doc
+
+
+def summary(rt: Runtime, snap: StatsSnapshot) -> dict[str, Any]:
+    return {"label": snap.label, "sha256": snap.sha256, "from": _instant(rt, snap.from_at),
+            "to": _instant(rt, snap.to_at), "created_by": snap.created_by,
+            "created_at": _instant(rt, snap.created_at)}
