@@ -21,7 +21,7 @@ from store.models import StatsSnapshot
 class SnapshotExists(Exception):
     def __init__(self, existing: StatsSnapshot) -> None:
         super().__init__(f"a snapshot labelled {existing.label!r} exists already")
-        self.existing = existing
+        self.existing = StatsSnapshot(**existing.model_dump())  # a copy: outlives the rolled-back session
 
 
 def canonical(content: Any) -> str:
@@ -55,6 +55,5 @@ async def freeze(session: AsyncSession, label: str, start: datetime | None, end:
     try:
         await session.flush()
     except IntegrityError:  # published by someone else at the same moment
-        await session.rollback()
         raise SnapshotExists(row) from None
     return row

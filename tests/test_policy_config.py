@@ -53,10 +53,27 @@ other = "其他"
     ({"reasons": {}}, "reasons"),
     ({"calendar_overrides": {"holidays": ["2026-13-01"]}}, "calendar_overrides.holidays"),
     ({"calendar_overrides": {"holidays": ["2031-01-02"], "workdays": ["2031-01-02"]}}, "calendar_overrides"),
+    ({"statistics": {"weights": {"score": 1, "fame": 2}}}, "statistics.weights"),
+    ({"statistics": {"weights": {"score": -1}}}, "statistics.weights.score"),
+    ({"statistics": {"weights": {"score": 0, "coverage": 0}}}, "statistics.weights"),
+    ({"statistics": {"rank_min_cases": 1.5}}, "statistics.rank_min_cases"),
+    ({"statistics": {"rank_by": "score"}}, "statistics"),
+    ({"halls": {"H1": {"district": "D1"}}}, "halls.H1"),
+    ({"halls": {"H1": {"name": "一号", "rating": "yes"}}}, "halls.H1.rating"),
+    ({"halls": {"H1": {"name": "一号", "district": 440507}}}, "halls.H1.district"),
 ])
 def test_a_wrong_policy_is_refused_naming_the_key(doc, names):
     with pytest.raises(PolicyError, match=names.replace(".", r"\.")):
         parse_policy(doc)
+
+
+def test_statistics_weights_left_out_weigh_nothing_and_halls_default_to_rating():
+    policy = parse_policy({"statistics": {"weights": {"score": 3, "participation": 1}},
+                           "halls": {"H1": {"name": "一号大厅", "district": "D1"}}})
+    assert policy.statistics.weights == {"score": 3.0, "rectification": 0.0, "coverage": 0.0, "participation": 1.0}
+    assert policy.statistics.halls["H1"].rating is True and policy.statistics.halls["H1"].district == "D1"
+    assert Policy().statistics.weights == {"score": 40.0, "rectification": 30.0, "coverage": 10.0,
+                                           "participation": 20.0}
 
 
 def test_a_missing_or_broken_policy_file_is_a_clear_error(tmp_path):

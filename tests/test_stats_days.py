@@ -75,7 +75,9 @@ async def test_the_daily_figures_equal_the_live_ones_through_a_history(hcp: Hcp,
             doc = await hcp.post_case(completed_at=completed.isoformat(), agency_code=agency,
                                       agency_name=f"局{agency}", item_code=f"IT{rng.randrange(3)}",
                                       item_name=f"事项{rng.randrange(3)}",
-                                      staff_id=rng.choice([None, "S1", "S2"]), staff_name=rng.choice([None, "王五"]))
+                                      staff_id=rng.choice([None, "S1", "S2"]), staff_name=rng.choice([None, "王五"]),
+                                      hall_code=rng.choice([None, "H1", "H2"]),
+                                      district_code=rng.choice([None, "D1", "D2"]))
             posted.append(doc["case_no"])
         for case_no in rng.sample(posted, k=min(len(posted), rng.randrange(2, 6))):  # ratings, some bad
             if await hcp.evaluations(case_no):
