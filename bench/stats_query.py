@@ -126,6 +126,7 @@ class Generator:
             a = int(50 * rng.random() ** 1.5)  # a few agencies carry most of the cases
             item = a * 10 + rng.randrange(10)
             staff = rng.randrange(40) if rng.random() < 0.7 else None
+            hall = rng.randrange(4) if rng.random() < 0.9 else None
             case_id = i + 1
             row: dict[str, Any] = {
                 "id": case_id, "case_no": f"ST{i:010d}", "item_code": f"I{item:03d}",
@@ -133,6 +134,10 @@ class Generator:
                 "agency_name": DISTRICTS[a % 5] + AGENCIES[a // 5], "completed_at": completed,
                 "staff_id": None if staff is None else f"S{a:02d}{staff:02d}",
                 "staff_name": None if staff is None else f"窗口{a:02d}-{staff:02d}",
+                # 4 halls in each of the 5 districts; 10 % of cases served online, in no hall
+                "hall_code": None if hall is None else f"H{a % 5}{hall}",
+                "hall_name": None if hall is None else f"{DISTRICTS[a % 5]}第{hall + 1}政务服务大厅",
+                "district_code": f"D{a % 5}", "district_name": DISTRICTS[a % 5],
                 "kind": "instant" if rng.random() < 0.6 else "promised", "source": "api", "locale": "zh_Hans",
                 "phone_contact_id": 1 + rng.randrange(self.contacts), "created_at": completed + timedelta(minutes=2),
                 "remind_at": None, "default_at": None, "rated_at": None,
@@ -281,6 +286,15 @@ def get(url: str, token: str) -> tuple[float, dict[str, Any]]:
     return time.perf_counter() - started, doc
 
 
+def post(url: str, token: str, body: dict[str, Any]) -> tuple[float, dict[str, Any]]:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    started = time.perf_counter()
+    with urllib.request.urlopen(request, timeout=3600) as response:
+        doc = json.loads(response.read())
+    return time.perf_counter() - started, doc
+
+
 def check(doc: dict[str, Any], s: Seeded) -> str:
     """The answer's totals against the seeder's; `rectified` is read back from rounded rates, so approximately."""
     groups = doc["groups"]
@@ -371,6 +385,10 @@ def measure(config_name: str, sizes: list[int] = [1_000_000, 10_000_000],  # noq
                     spent, doc = get(url + "agency", cfg.api_token)
                     times.append(spent)
                 item_seconds, item_doc = get(url + "item", cfg.api_token)
+                hall_seconds, hall_doc = get(url + "hall", cfg.api_token)
+                rank_seconds, _ranks = get(server.url + "/api/v1/rankings?of=hall", cfg.api_token)
+                publish_seconds, _snap = post(server.url + "/api/v1/stats/snapshots", cfg.api_token,
+                                              {"label": "bench", "from": "2025-11-21", "to": "2026-11-20"})
                 peak = rss_kib(server.pid, "VmHWM")
             live_verdict = check(live[0][1], seeded)
             rows.append(Row("stats-live", config_name, n, seconds=round(live[0][0], 3),
@@ -385,6 +403,9 @@ def measure(config_name: str, sizes: list[int] = [1_000_000, 10_000_000],  # noq
                             peak_rss_mb=peak / 1024,
                             note=f"cold {times[0]:.2f} s, warm {', '.join(f'{t:.2f}' for t in times[1:])} s; "
                                  f"by=item {item_seconds:.2f} s ({len(item_doc['groups'])} groups); "
+                                 f"by=hall {hall_seconds:.2f} s ({len(hall_doc['groups'])} groups); rankings of "
+                                 f"halls {rank_seconds:.2f} s; publishing a year (every grouping and ranking) "
+                                 f"{publish_seconds:.2f} s; "
                                  f"{len(doc['groups'])} agencies; {verdict}; daily figures rebuilt in "
                                  f"{refreshed:.0f} s ({passes} refresh passes, worst {worst:.1f} s)"))
             if show_plan:
