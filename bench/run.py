@@ -14,6 +14,8 @@ What each row measures (see each module's docstring for how):
 - bulk ingest: POST /api/v1/cases:bulk, cases per second and the server's peak memory (bench/bulk_ingest.py).
 - stats: GET /api/v1/stats?by=agency over 1,000,000 and 10,000,000 evaluations; `seconds` is the first
   (cold) answer, p50_ms the median of four more (bench/stats_query.py).
+- exports: GET /api/v1/exports/evaluations.csv and .xlsx of 1,000,000 cases' evaluations, rows per second,
+  time to the first byte (p50_ms) and the server's peak memory before and after (bench/exports.py).
 
 Run it alone on the machine: the load generator, the server and the database share its cores.
 """
@@ -30,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import bulk_ingest, stats_query, sweep, webhooks
+from bench import bulk_ingest, exports, stats_query, sweep, webhooks
 from bench.common import CONFIGS, Row, table
 
 FULL: dict[str, Callable[[str], list[Row]]] = {
@@ -38,12 +40,14 @@ FULL: dict[str, Callable[[str], list[Row]]] = {
     "sweep": lambda c: sweep.measure(c, [100_000, 1_000_000]),
     "bulk": lambda c: bulk_ingest.measure(c, [1_000_000]),
     "stats": lambda c: stats_query.measure(c, [1_000_000, 10_000_000]),
+    "exports": lambda c: exports.measure(c, 1_000_000),
 }
 QUICK: dict[str, Callable[[str], list[Row]]] = {
     "sms": lambda c: webhooks.measure(c, numbers=500),
     "sweep": lambda c: sweep.measure(c, [10_000]),
     "bulk": lambda c: bulk_ingest.measure(c, [10_000]),
     "stats": lambda c: stats_query.measure(c, [20_000]),
+    "exports": lambda c: exports.measure(c, 5_000),
 }
 
 

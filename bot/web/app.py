@@ -9,6 +9,7 @@ from bot.simulator import Simulator
 from bot.web import (
     api,
     console,
+    exports,
     health,
     middleware,
     miniprogram,
@@ -33,6 +34,7 @@ def build_app(rt: Runtime) -> web.Application:
     api.setup(app)
     work_orders_api.setup(app)
     stats.setup(app)
+    exports.setup(app)
     twilio_hooks.setup(app)
     rating_page.setup(app)
     pages.setup(app)
