@@ -21,7 +21,7 @@ from aiohttp import web
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot import work_orders
+from bot import figures, work_orders
 from bot.figures import group_json
 from bot.i18n import local_day, local_time
 from bot.runtime import Runtime
@@ -71,7 +71,8 @@ CHANNEL_KEYS = {"sms": "console.channel.sms", "wechat": "console.channel.wechat"
 STAT_COLUMNS = (("cases", "console.stat.cases"), ("rated", "console.stat.rated"),
                 ("participation_rate", "console.stat.participation_rate"),
                 ("mean_score", "console.stat.mean_score"), ("bad_reviews", "console.stat.bad_reviews"),
-                ("rectification_rate", "console.stat.rectification_rate"), ("overdue", "console.stat.overdue"))
+                ("rectification_rate", "console.stat.rectification_rate"), ("overdue", "console.stat.overdue"),
+                ("composite_score", "console.stat.composite_score"))
 
 
 class View:
@@ -325,7 +326,7 @@ def _cell(name: str, value: Any) -> str:
         return "-"
     if name.endswith("_rate"):
         return f"{value * 100:.1f}%"
-    if name == "mean_score":
+    if name in ("mean_score", "composite_score"):
         return f"{value:.2f}"
     return str(value)
 
@@ -344,7 +345,7 @@ async def dashboard(request: web.Request) -> web.Response:
                                          dialect=view.rt.db.dialect)
             rows = []
             for g in groups:
-                doc = group_json(g)
+                doc = group_json(g, view.rt.policy.statistics, by)
                 name = doc["name"] or doc["key"] or view.t("console.unrated")
                 if by == "channel":
                     name = view.t(CHANNEL_KEYS[g.key]) if g.key in CHANNEL_KEYS else view.t("console.unrated")
@@ -353,6 +354,11 @@ async def dashboard(request: web.Request) -> web.Response:
             names[""] = view.t("console.unrated")  # the group of cases not rated yet (key null)
             tables.append({"by": by, "title": view.t(title_key), "key_label": view.t(key_key), "rows": rows,
                            "names_json": json.dumps(names, ensure_ascii=False)})
+        ranked = await figures.rankings(session, view.rt.policy.statistics, "agency", "composite_score", start, end,
+                                        who.actor.agencies, view.rt.db.dialect)
+    ranking = [{"rank": r["rank"], "tied": r["tied"],
+                "name": r["name"] or r["key"], "value": _cell("composite_score", r["value"])}
+               for r in ranked["rankings"]]
     metrics = [{"name": "participation_rate", "kind": "rate", "label": view.t("console.stat.participation_rate")},
                {"name": "mean_score", "kind": "score", "label": view.t("console.stat.mean_score")},
                {"name": "bad_reviews", "kind": "count", "bad": True, "label": view.t("console.stat.bad_reviews")},
@@ -361,7 +367,7 @@ async def dashboard(request: web.Request) -> web.Response:
     query = "".join(f"&{k}={v}" for k, v in (("from", start_text), ("to", end_text)) if v)
     return view.page("console_dashboard.html", view.t("console.dashboard"), "dashboard", tables=tables,
                      columns=[(c, view.t(k)) for c, k in STAT_COLUMNS], start=start_text, end=end_text,
-                     query=query, metrics_json=json.dumps(metrics, ensure_ascii=False))
+                     query=query, ranking=ranking, metrics_json=json.dumps(metrics, ensure_ascii=False))
 
 
 async def to_console(request: web.Request) -> web.StreamResponse:
