@@ -18,6 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot import callback_sms
 from bot.i18n import SOURCE
 from bot.ratings import RatingRefused, record
+from bot.reporting import queue as reporting
 from bot.runtime import Runtime
 from bot.state import StateUnavailable
 from dialogs import callback, rating
@@ -169,6 +170,7 @@ async def _apply(session: AsyncSession, rt: Runtime, outcome: rating.Outcome, in
             if latest is not None and not latest.is_default:
                 latest.text = f"{latest.text}\n{effect.text}" if latest.text else effect.text
                 session.add(latest)
+                await reporting.changed(session, rt, latest, now)  # the words are part of the review upward
 
 
 def _mask(address: str) -> str:

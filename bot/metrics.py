@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 
 class Metrics:
@@ -21,6 +21,14 @@ class Metrics:
         self.work_orders = Counter("haochaping_work_order_events", "Work-order events by action", ["action"],
                                    registry=self.registry)
         self.cases = Counter("haochaping_cases_ingested", "Cases posted", ["result"], registry=self.registry)
+        # Reporting upward (bot/reporting/push.py sets the gauges after each pass).
+        self.reports = Gauge("haochaping_upstream_reports", "Reports to upstream platforms still to resolve",
+                             ["profile", "status"], registry=self.registry)
+        self.report_oldest = Gauge("haochaping_upstream_report_oldest_pending_seconds",
+                                   "Age of the oldest pending report", ["profile"], registry=self.registry)
+        self.report_attempts = Counter("haochaping_upstream_report_attempts",
+                                       "Pushes to upstream platforms by result (sent, duplicate, retry, rejected)",
+                                       ["profile", "result"], registry=self.registry)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

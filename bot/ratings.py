@@ -18,6 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import work_orders
 from bot.intake import FieldError
+from bot.reporting import queue as reporting
 from bot.runtime import Runtime
 from dialogs.grades import Grade, parse_grade_name
 from store import cases as case_store
@@ -101,6 +102,7 @@ async def record(session: AsyncSession, rt: Runtime, case: Case, grade: Grade, r
     session.add(case)
     await conversations.close_for_case(session, case.id, now)
     await session.flush()
+    await reporting.rated(session, rt, case, evaluation, now)  # version 1, upward, in this same transaction
     rt.metrics.ratings.labels(channel, grade.value).inc()
     if grade.is_bad and not is_default and via != "batch":  # a batch's one review: the one work order
         await work_orders.open_for(session, rt, case, evaluation, now)

@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
+import aiohttp
+
 from bot.config import Settings
 from bot.i18n import Catalogs
 from bot.links import Links
@@ -44,6 +46,7 @@ class Runtime:
     wechat_api: WeChatApi | None = None  # its server API (customer-service messages)
     mp_api: WeChatApi | None = None  # the mini-program's (subscribe messages, login)
     caller: TwilioCaller | None = None  # outbound calls (automated callbacks)
+    http: aiohttp.ClientSession | None = None  # our own HTTP requests (reports upward): see http_client()
     metrics: Metrics = field(default_factory=Metrics)
     # The one clock of request handling; tests replace it to make a webhook happen at a chosen instant.
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
@@ -55,7 +58,16 @@ class Runtime:
     def render(self, reply: Reply, locale: str) -> str:
         return self.catalogs.render(reply, locale, tz=self.policy.tz, reasons=self.policy.reasons)
 
+    def http_client(self) -> aiohttp.ClientSession:
+        """One pooled client for the process, opened on first use (inside the running loop, and only by
+        a process that has something to push)."""
+        if self.http is None or self.http.closed:
+            self.http = aiohttp.ClientSession()
+        return self.http
+
     async def close(self) -> None:
+        if self.http is not None:
+            await self.http.close()
         await self.sms.close()
         if self.caller is not None:
             await self.caller.close()

@@ -12,6 +12,7 @@ import time
 from datetime import UTC, datetime
 
 from bot import callback_calls, defaults, reminders, sender, work_orders
+from bot.reporting import push
 from bot.runtime import Runtime
 from store import stats
 
@@ -31,8 +32,10 @@ async def tick(rt: Runtime, now: datetime) -> dict[str, int]:
     overdue = await work_orders.mark_overdue(rt, now)
     calls = await callback_calls.sweep(rt, now)
     days = await stats.refresh(rt.db)  # the daily statistics of the days changed since the last pass
+    # Last: the ratings this very pass made (defaults) go up at once; a slow upstream delays nothing else.
+    reported = await push.push(rt, now)
     counts = {"reminders": reminded, "defaults": applied, "overdue": overdue, "sent": sent, "calls": calls,
-              "stats_days": days}
+              "stats_days": days, "reported": reported}
     rt.metrics.tick.observe(time.perf_counter() - started)
     return counts
 

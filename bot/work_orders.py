@@ -21,6 +21,7 @@ from typing import Any
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.policy import DaySpan
+from bot.reporting import queue as reporting
 from bot.runtime import Runtime
 from dialogs.callback import is_callback
 from dialogs.grades import Grade
@@ -224,6 +225,7 @@ async def callback(session: AsyncSession, rt: Runtime, wo: WorkOrder, result: st
         if wo.unreachable >= rt.policy.callback.unreachable_after:
             await _move(session, rt, wo, "closed", "callback", actor, now, note=note, outcome="unreachable",
                         data=data)
+            await _report_change(session, rt, wo, now)
         else:
             await store.log(session, wo, "callback", actor.name, wo.status, wo.status, now, note=note, data=data)
         return
@@ -238,6 +240,15 @@ async def callback(session: AsyncSession, rt: Runtime, wo: WorkOrder, result: st
         await _move(session, rt, wo, "dispatched", "reopen", actor, now, note=note, data=data)
     else:
         await _move(session, rt, wo, "closed", "callback", actor, now, note=note, outcome="unresolved", data=data)
+    await _report_change(session, rt, wo, now)
+
+
+async def _report_change(session: AsyncSession, rt: Runtime, wo: WorkOrder, now: datetime) -> None:
+    """The callback's answer is a new version of the bad review it answers (reported upward); the
+    callback's own Evaluation row is not a rating of its own."""
+    original = await session.get(Evaluation, wo.evaluation_id)
+    assert original is not None
+    await reporting.changed(session, rt, original, now, wo)
 
 
 async def _record_callback_rating(session: AsyncSession, rt: Runtime, wo: WorkOrder, grade: Grade,
@@ -287,8 +298,11 @@ async def _decide_appeal(session: AsyncSession, rt: Runtime, wo: WorkOrder, eval
     evaluation.status = "excluded"
     session.add(evaluation)
     # The batch's one review was copied to each case of the batch: false for one, false for all.
-    await evaluation_store.exclude_copies(session, evaluation, via="batch")
+    copies = await evaluation_store.exclude_copies(session, evaluation, via="batch")
     await _move(session, rt, wo, "closed", "decide-appeal", actor, now, note=note, outcome="excluded", data=data)
+    await reporting.changed(session, rt, evaluation, now, wo)  # each exclusion a new version upward
+    for copy in copies:
+        await reporting.changed(session, rt, copy, now)
     await _strike(session, rt, wo, evaluation, now)
 
 

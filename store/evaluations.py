@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -24,7 +23,14 @@ async def by_ref(session: AsyncSession, ref: str) -> Evaluation | None:
     return (await session.exec(select(Evaluation).where(Evaluation.ref == ref))).first()
 
 
-async def exclude_copies(session: AsyncSession, original: Evaluation, via: str) -> None:
-    await session.exec(  # type: ignore[call-overload]
-        update(Evaluation).where(col(Evaluation.origin_id) == original.id, col(Evaluation.via) == via)
-        .values(status="excluded").execution_options(synchronize_session=False))
+async def exclude_copies(session: AsyncSession, original: Evaluation, via: str) -> list[Evaluation]:
+    """Exclude the copies of an evaluation made `via` a batch or bundle; the copies it excluded (each one
+    a change of its own to report upward)."""
+    stmt = (select(Evaluation).where(col(Evaluation.origin_id) == original.id, col(Evaluation.via) == via,
+                                     col(Evaluation.status) == "valid")
+            .order_by(col(Evaluation.id)).execution_options(populate_existing=True))
+    copies = list((await session.exec(stmt)).all())
+    for copy in copies:
+        copy.status = "excluded"
+        session.add(copy)
+    return copies
