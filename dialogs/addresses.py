@@ -26,7 +26,9 @@ def normalize_phone(raw: object) -> str | None:
         return "+86" + s
     if s.startswith("+86"):
         return s if _CN_MOBILE.fullmatch(s[3:]) else None
-    if s.startswith("+") and s[1:].isdigit() and s.isascii():
+    # E.164 holds at most 15 digits; fewer than 7 is no number anyone can text (phonenumbers still calls
+    # some "possible": +4900).
+    if s.startswith("+") and s[1:].isdigit() and s.isascii() and 7 <= len(s) - 1 <= 15:
         try:
             parsed = phonenumbers.parse(s, None)
         except phonenumbers.NumberParseException:
