@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,8 @@ from bot.config import Settings
 from bot.reporting import push
 from bot.runtime import Runtime, open_runtime
 from store.models import UpstreamReport
+
+pytestmark = pytest.mark.usefixtures("keep_logging")  # the CLI runs in-process: its logging set-up is undone
 
 storing = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
 on_pg = pytest.mark.parametrize("backend", [p for p in BACKENDS if p.id == "postgres-redis"], indirect=True)
@@ -80,23 +81,6 @@ def write_policy(tmp_path: Path, text: str) -> str:
 def policy_path(tmp_path: Path, upstream: FakeUpstream, auth_kind: str, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv(TOKEN_ENV, SECRET)
     return write_policy(tmp_path, profile("province", "provincial", upstream.url, AUTH[auth_kind][0]))
-
-
-@pytest.fixture(autouse=True)
-def keep_logging() -> Iterator[None]:
-    """bot.cli.main sets the process's logging up: put it back after each test."""
-    names = ("", "twilio", "alembic", "wechatpy", "urllib3", "aiohttp.access")
-    saved = {name: (logging.getLogger(name).level, list(logging.getLogger(name).handlers)) for name in names}
-    yield
-    for name, (level, handlers) in saved.items():
-        logger = logging.getLogger(name)
-        logger.setLevel(level)
-        for handler in list(logger.handlers):
-            if handler not in handlers:
-                logger.removeHandler(handler)
-        for handler in handlers:
-            if handler not in logger.handlers:
-                logger.addHandler(handler)
 
 
 # --- helpers -------------------------------------------------------------------------------------------------

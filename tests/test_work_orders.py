@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
-from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,8 @@ from conftest import BACKENDS
 from helpers import TOKEN, Hcp, cst
 
 from bot import cli, users
+
+pytestmark = pytest.mark.usefixtures("keep_logging")  # the CLI runs in-process: its logging set-up is undone
 
 PG = [p for p in BACKENDS if p.id == "postgres-redis"]
 on_pg = pytest.mark.parametrize("backend", PG, indirect=True)
@@ -88,24 +88,6 @@ class Staff:
                                          token=None)
         assert status == expect, (status, doc)
         return doc["token"] if status == 200 else doc
-
-
-@pytest.fixture(autouse=True)
-def keep_logging() -> Iterator[None]:
-    """bot.cli.main sets the process's logging up (root handlers, levels): put it back after each test, so
-    that running the CLI in-process leaves nothing behind for the tests that follow."""
-    names = ("", "twilio", "alembic", "wechatpy", "urllib3", "aiohttp.access")
-    saved = {name: (logging.getLogger(name).level, list(logging.getLogger(name).handlers)) for name in names}
-    yield
-    for name, (level, handlers) in saved.items():
-        logger = logging.getLogger(name)
-        logger.setLevel(level)
-        for handler in list(logger.handlers):
-            if handler not in handlers:
-                logger.removeHandler(handler)
-        for handler in handlers:
-            if handler not in logger.handlers:
-                logger.addHandler(handler)
 
 
 @pytest.fixture
