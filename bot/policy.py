@@ -11,9 +11,10 @@ import tomllib
 from dataclasses import dataclass, field
 from datetime import date, time, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bot.day_span import DaySpan
 from bot.reporting.profiles import ReportingProfile, parse_profiles
 from bot.stats_policy import StatisticsRules, parse_statistics
 from dialogs.grades import Grade
@@ -21,26 +22,6 @@ from dialogs.grades import Grade
 
 class PolicyError(ValueError):
     pass
-
-
-DayUnit = Literal["working", "natural"]
-
-
-@dataclass(frozen=True)
-class DaySpan:
-    days: int
-    unit: DayUnit
-
-    @classmethod
-    def parse(cls, key: str, value: Any) -> DaySpan:
-        if not isinstance(value, dict) or set(value) - {"days", "unit"}:
-            raise PolicyError(f"{key}: expected {{ days = N, unit = \"working\"|\"natural\" }}, got {value!r}")
-        days, unit = value.get("days"), value.get("unit", "working")
-        if not isinstance(days, int) or isinstance(days, bool) or days < 0:
-            raise PolicyError(f"{key}.days: expected a whole number >= 0, got {days!r}")
-        if unit not in ("working", "natural"):
-            raise PolicyError(f"{key}.unit: expected \"working\" or \"natural\", got {unit!r}")
-        return cls(days, unit)
 
 
 CALLBACK_BY = ("agent", "sms", "call")
@@ -192,7 +173,10 @@ def parse_policy(doc: dict[str, Any]) -> Policy:
             raise PolicyError(f"default_grade: expected one of {[g.value for g in Grade]}") from None
     for key in ("default_after", "followup_window", "appeal_window"):
         if key in doc:
-            kw[key] = DaySpan.parse(key, doc[key])
+            try:
+                kw[key] = DaySpan.parse(key, doc[key])
+            except ValueError as exc:
+                raise PolicyError(str(exc)) from None
     if "work_order" in doc:
         kw["work_order"] = {**base.work_order,
                             **_int_table("work_order", doc["work_order"], {"dispatch", "rectify", "review"})}

@@ -11,7 +11,7 @@ import logging
 import time
 from datetime import UTC, datetime
 
-from bot import callback_calls, defaults, reminders, sender, work_orders
+from bot import callback_calls, defaults, reminders, sender, snapshots, work_orders
 from bot.reporting import push
 from bot.runtime import Runtime
 from store import stats
@@ -32,10 +32,11 @@ async def tick(rt: Runtime, now: datetime) -> dict[str, int]:
     overdue = await work_orders.mark_overdue(rt, now)
     calls = await callback_calls.sweep(rt, now)
     days = await stats.refresh(rt.db)  # the daily statistics of the days changed since the last pass
+    published = await snapshots.publish_due(rt, now)  # after the defaults and the daily figures of this pass
     # Last: the ratings this very pass made (defaults) go up at once; a slow upstream delays nothing else.
     reported = await push.push(rt, now)
     counts = {"reminders": reminded, "defaults": applied, "overdue": overdue, "sent": sent, "calls": calls,
-              "stats_days": days, "reported": reported}
+              "stats_days": days, "published": published, "reported": reported}
     rt.metrics.tick.observe(time.perf_counter() - started)
     return counts
 

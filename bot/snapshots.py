@@ -4,8 +4,9 @@ compared later with a fresh recomputation (Shantou art. 34's periodic publicatio
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, time, timedelta
 from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -15,7 +16,10 @@ from bot.runtime import Runtime
 from store import snapshots, stats
 from store.models import StatsSnapshot
 
+log = logging.getLogger("haochaping.snapshots")
+
 MAX_DIFFERENCES = 100
+SCHEDULE = "schedule"  # created_by of the snapshots the tick publishes
 
 
 def _instant(rt: Runtime, at: datetime | None) -> str | None:
@@ -47,6 +51,44 @@ async def publish(rt: Runtime, label: str, start: datetime | None, end: datetime
         doc = await content(session, rt, label, start, end)
     async with rt.db.write() as session:
         return await snapshots.freeze(session, label, start, end, doc, created_by, now)
+
+
+async def publish_due(rt: Runtime, now: datetime) -> int:
+    """The policy's periodic publication: freeze the latest period whose delay has run out at `now`,
+    unless a snapshot of its label exists (by hand or by another worker). 1 when published, else 0.
+
+    Only the latest such period: a service that was off for months does not publish a backlog of
+    periods on its own (they are published by hand, with their labels). A period without a single case
+    is not frozen: on a new installation that would take the label of a month whose cases come later.
+    """
+    schedule = rt.policy.statistics.publish
+    if schedule is None:
+        return 0
+    tz = rt.policy.tz
+    day = now.astimezone(tz).date()
+    for _ in range(24):  # a delay is at most 366 days: well within 24 periods of a month or more
+        first, last, label = schedule.period_before(day)
+        due = rt.timing.window_end(datetime.combine(last, time(12), tzinfo=tz), schedule.after)
+        if due <= now:
+            break
+        day = first
+    else:
+        return 0
+    async with rt.db.read() as session:
+        if await snapshots.by_label(session, label) is not None:
+            return 0
+        start = datetime.combine(first, time(0), tzinfo=tz)
+        end = datetime.combine(last + timedelta(days=1), time(0), tzinfo=tz)
+        doc = await content(session, rt, label, start, end)
+    if not doc["figures"]["agency"]["total"]["cases"]:
+        return 0
+    try:
+        async with rt.db.write() as session:
+            snap = await snapshots.freeze(session, label, start, end, doc, SCHEDULE, now)
+    except snapshots.SnapshotExists:
+        return 0
+    log.info("published the statistics of %s (sha256 %s)", label, snap.sha256)
+    return 1
 
 
 async def verify(rt: Runtime, snap: StatsSnapshot) -> dict[str, Any]:

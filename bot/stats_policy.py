@@ -6,9 +6,15 @@ weigh the four figures differently.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import date, timedelta
+from typing import Any, Literal
+
+from bot.day_span import DaySpan
 
 METRICS = ("score", "rectification", "coverage", "participation")
+Every = Literal["month", "quarter", "year"]
+EVERY: tuple[Every, ...] = ("month", "quarter", "year")
+MONTHS: dict[Every, int] = {"month": 1, "quarter": 3, "year": 12}
 
 
 @dataclass(frozen=True)
@@ -21,20 +27,51 @@ class Hall:
 
 
 @dataclass(frozen=True)
+class PublishSchedule:
+    """Periodic publication (Shantou art. 34, 38: the figures are published and reported regularly).
+
+    A period is published `after` its last day, not at once: the period's last cases still get their
+    reminders, ratings and defaults in the days that follow, and a snapshot frozen at midnight would
+    show them as unrated for ever.
+    """
+
+    every: Every
+    after: DaySpan = DaySpan(5, "working")
+
+    def period_before(self, day: date) -> tuple[date, date, str]:
+        """The last whole period that ends before `day`: its first day, its last day and its label
+        (`2026-11`, `2026-Q4`, `2026`)."""
+        step = MONTHS[self.every]
+        index = day.year * 12 + day.month - 1  # months since year 0
+        first_month = index - index % step - step  # the period before the one `day` is in
+        first = date(first_month // 12, first_month % 12 + 1, 1)
+        after = first_month + step
+        last = date(after // 12, after % 12 + 1, 1) - timedelta(days=1)
+        if self.every == "month":
+            label = f"{first.year}-{first.month:02d}"
+        elif self.every == "quarter":
+            label = f"{first.year}-Q{(first.month - 1) // 3 + 1}"
+        else:
+            label = str(first.year)
+        return first, last, label
+
+
+@dataclass(frozen=True)
 class StatisticsRules:
     # Weights of the composite score, each figure taken on 0–100 (the mean score × 10, rates × 100).
     weights: dict[str, float] = field(default_factory=lambda: {
         "score": 40.0, "rectification": 30.0, "coverage": 10.0, "participation": 20.0})
     rank_min_cases: int = 1  # a group with fewer cases in the period is listed but not ranked
     halls: dict[str, Hall] = field(default_factory=dict)
+    publish: PublishSchedule | None = None  # None: periods are published by hand only (API, CLI)
 
 
 def parse_statistics(value: Any, halls: Any) -> StatisticsRules:
     """`[statistics]` and `[halls.<code>]`; a ValueError names the key that is wrong."""
     kw: dict[str, Any] = {}
     if value is not None:
-        if not isinstance(value, dict) or set(value) - {"weights", "rank_min_cases"}:
-            raise ValueError(f"statistics: expected a table with keys weights, rank_min_cases, got {value!r}")
+        if not isinstance(value, dict) or set(value) - {"weights", "rank_min_cases", "publish"}:
+            raise ValueError(f"statistics: expected a table with keys weights, rank_min_cases, publish, got {value!r}")
         if "weights" in value:
             w = value["weights"]
             if not isinstance(w, dict) or set(w) - set(METRICS) or not w:
@@ -50,6 +87,8 @@ def parse_statistics(value: Any, halls: Any) -> StatisticsRules:
             if not isinstance(m, int) or isinstance(m, bool) or m < 0:
                 raise ValueError(f"statistics.rank_min_cases: expected a whole number >= 0, got {m!r}")
             kw["rank_min_cases"] = m
+        if "publish" in value:
+            kw["publish"] = _schedule(value["publish"])
     if halls is not None:
         if not isinstance(halls, dict):
             raise ValueError(f"halls: expected tables [halls.<code>], got {halls!r}")
@@ -68,3 +107,17 @@ def parse_statistics(value: Any, halls: Any) -> StatisticsRules:
                                      h.get("rating", True))
         kw["halls"] = parsed
     return StatisticsRules(**kw)
+
+
+def _schedule(value: Any) -> PublishSchedule:
+    if not isinstance(value, dict) or set(value) - {"every", "after"} or "every" not in value:
+        raise ValueError(f"statistics.publish: expected {{ every = \"month\"|\"quarter\"|\"year\", "
+                         f"after = {{ days = N, unit = \"working\" }} }}, got {value!r}")
+    if value["every"] not in EVERY:
+        raise ValueError(f"statistics.publish.every: expected one of {list(EVERY)}, got {value['every']!r}")
+    if "after" not in value:
+        return PublishSchedule(value["every"])
+    after = DaySpan.parse("statistics.publish.after", value["after"])
+    if after.days > 366:
+        raise ValueError(f"statistics.publish.after.days: at most 366, got {after.days}")
+    return PublishSchedule(value["every"], after)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from bot.policy import DaySpan, Policy
+from bot.day_span import DaySpan
+from bot.policy import Policy
 from bot.workdays import WorkCalendar
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.policy import DaySpan
+from bot.day_span import DaySpan
 from bot.reporting import queue as reporting
 from bot.runtime import Runtime
 from dialogs.callback import is_callback

@@ -10,6 +10,7 @@ import pytest
 
 from bot.config import ConfigError, load_settings
 from bot.policy import DaySpan, Policy, PolicyError, load_policy, parse_policy
+from bot.stats_policy import PublishSchedule
 from dialogs.grades import Grade
 
 ACCEPTANCE_POLICY = Path(__file__).resolve().parents[2] / "shared" / "acceptance" / "tests" / "support.py"
@@ -58,6 +59,11 @@ other = "其他"
     ({"statistics": {"weights": {"score": 0, "coverage": 0}}}, "statistics.weights"),
     ({"statistics": {"rank_min_cases": 1.5}}, "statistics.rank_min_cases"),
     ({"statistics": {"rank_by": "score"}}, "statistics"),
+    ({"statistics": {"publish": {"after": {"days": 5}}}}, "statistics.publish"),
+    ({"statistics": {"publish": {"every": "week"}}}, "statistics.publish.every"),
+    ({"statistics": {"publish": {"every": "month", "after": {"days": 5, "unit": "lunar"}}}},
+     "statistics.publish.after.unit"),
+    ({"statistics": {"publish": {"every": "month", "after": {"days": 400}}}}, "statistics.publish.after.days"),
     ({"halls": {"H1": {"district": "D1"}}}, "halls.H1"),
     ({"halls": {"H1": {"name": "一号", "rating": "yes"}}}, "halls.H1.rating"),
     ({"halls": {"H1": {"name": "一号", "district": 440507}}}, "halls.H1.district"),
@@ -65,6 +71,14 @@ other = "其他"
 def test_a_wrong_policy_is_refused_naming_the_key(doc, names):
     with pytest.raises(PolicyError, match=names.replace(".", r"\.")):
         parse_policy(doc)
+
+
+def test_publication_is_by_hand_unless_the_policy_sets_a_period_and_its_delay():
+    assert Policy().statistics.publish is None
+    quarterly = parse_policy({"statistics": {"publish": {"every": "quarter"}}}).statistics.publish
+    assert quarterly == PublishSchedule("quarter", DaySpan(5, "working"))
+    monthly = parse_policy({"statistics": {"publish": {"every": "month", "after": {"days": 20, "unit": "natural"}}}})
+    assert monthly.statistics.publish == PublishSchedule("month", DaySpan(20, "natural"))
 
 
 def test_statistics_weights_left_out_weigh_nothing_and_halls_default_to_rating():
