@@ -253,8 +253,10 @@ async def _report_change(session: AsyncSession, rt: Runtime, wo: WorkOrder, now:
 
 async def _record_callback_rating(session: AsyncSession, rt: Runtime, wo: WorkOrder, grade: Grade,
                                   note: str | None, now: datetime) -> None:
+    # origin_id: the review it answers, so that an appeal upheld later excludes the answer with it.
     session.add(Evaluation(case_id=wo.case_id, grade=grade.value, score=grade.score, reasons=[], text=note,
-                           channel="callback", via="callback", status="valid", created_at=now))
+                           channel="callback", via="callback", origin_id=wo.evaluation_id, status="valid",
+                           created_at=now))
     await conversations.close_for_case(session, wo.case_id, now)
     rt.metrics.ratings.labels("callback", grade.value).inc()
 
@@ -299,6 +301,9 @@ async def _decide_appeal(session: AsyncSession, rt: Runtime, wo: WorkOrder, eval
     session.add(evaluation)
     # The batch's one review was copied to each case of the batch: false for one, false for all.
     copies = await evaluation_store.exclude_copies(session, evaluation, via="batch")
+    # The steps may have run ahead of the decision: the callback's answers to a false review fall with it
+    # (not reported upward: the review's own new version carries the exclusion).
+    await evaluation_store.exclude_copies(session, evaluation, via="callback")
     await _move(session, rt, wo, "closed", "decide-appeal", actor, now, note=note, outcome="excluded", data=data)
     await reporting.changed(session, rt, evaluation, now, wo)  # each exclusion a new version upward
     for copy in copies:

@@ -24,8 +24,8 @@ async def by_ref(session: AsyncSession, ref: str) -> Evaluation | None:
 
 
 async def exclude_copies(session: AsyncSession, original: Evaluation, via: str) -> list[Evaluation]:
-    """Exclude the copies of an evaluation made `via` a batch or bundle; the copies it excluded (each one
-    a change of its own to report upward)."""
+    """Exclude what stands on an evaluation: its copies made `via` a batch or bundle, or the answers `via`
+    a callback to it; the ones it excluded (a batch or bundle copy is a change of its own to report)."""
     stmt = (select(Evaluation).where(col(Evaluation.origin_id) == original.id, col(Evaluation.via) == via,
                                      col(Evaluation.status) == "valid")
             .order_by(col(Evaluation.id)).execution_options(populate_existing=True))

@@ -45,6 +45,12 @@ async def upgrade(db: Database, revision: str = "head") -> None:
         await conn.run_sync(_run, command.upgrade, revision)
 
 
+async def downgrade(db: Database, revision: str) -> None:
+    """For developers and the tests of a migration's data step: back to `revision`."""
+    async with db.engine.begin() as conn:
+        await conn.run_sync(_run, command.downgrade, revision)
+
+
 async def revision(db: Database, message: str) -> None:
     """For developers: autogenerate a migration from the models against an up-to-date database."""
     async with db.engine.begin() as conn:

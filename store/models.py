@@ -94,7 +94,7 @@ class Evaluation(SQLModel, table=True):
     # Where a rating came from when not typed for this case: "batch" or "bundle" (a sibling's rating
     # applied here), or "callback" (a work order's callback result).
     via: str | None = Field(default=None, max_length=16)
-    origin_id: int | None = Field(default=None, index=True)  # the evaluation a batch/bundle copy came from
+    origin_id: int | None = Field(default=None, index=True)  # what a batch/bundle copy came from, or a callback answers
     # A provider's reference for the act of rating (a call's CallSid): unique, so a retried request
     # cannot store the same rating twice.
     ref: str | None = Field(default=None, max_length=80)

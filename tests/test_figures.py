@@ -202,6 +202,9 @@ async def test_a_published_snapshot_is_frozen_and_a_later_recomputation_shows_wh
     with pytest.raises((DBAPIError, IntegrityError)):
         async with hcp.rt.db.write() as session:
             await session.exec(text("UPDATE stats_snapshots SET content = '{}' WHERE label = '2026-11'"))  # type: ignore[call-overload]
+    with pytest.raises((DBAPIError, IntegrityError)):  # nor deletes it to publish another under its label
+        async with hcp.rt.db.write() as session:
+            await session.exec(text("DELETE FROM stats_snapshots WHERE label = '2026-11'"))  # type: ignore[call-overload]
     async with hcp.rt.db.read() as session:
         stored = (await session.exec(text("SELECT sha256 FROM stats_snapshots"))).all()  # type: ignore[call-overload]
     assert [r[0] for r in stored] == [snap["sha256"]]
@@ -261,3 +264,52 @@ async def test_the_cli_prints_the_same_figures_publishes_and_verify_exits_1_afte
     assert status == 1 and not verified["matches"] and verified["differences"]
     assert (await run("--from", "yesterday"))[0] == 2
     assert (await run("verify", "nothing"))[0] == 1
+
+
+async def test_an_appeal_upheld_after_the_callback_takes_the_callbacks_answer_with_the_review(hcp: Hcp) -> None:
+    """The steps may run ahead of an appeal's decision; the figures must not depend on which came first."""
+    hcp.clock.set("2026-11-20T11:00:00+08:00")
+    for no in ("early", "late"):
+        await case(hcp, no, no.upper(), None, completed="2026-11-20T10:00:00+08:00")
+        await hcp.rate(no, "very_dissatisfied", channel="web", reasons=["attitude"])
+        [wo] = (await hcp.case(no))["work_orders"]
+        assert (await hcp.api("POST", f"/api/v1/work-orders/{wo['id']}/appeal", {"reason": "恶意差评"}))[0] == 200
+        if no == "late":
+            assert (await advance(hcp, wo["id"], "closed"))["outcome"] == "satisfied"  # the callback: satisfied
+        assert (await hcp.api("POST", f"/api/v1/work-orders/{wo['id']}/decide-appeal", {"upheld": True}))[0] == 200
+    agencies = by_key(await get(hcp, "/api/v1/stats?by=agency&from=2026-11-01&to=2026-11-30"))
+    for key in ("EARLY", "LATE"):
+        assert (agencies[key]["rated"], agencies[key]["mean_score"], agencies[key]["bad_reviews"]) == (0, None, 0), key
+    late = (await hcp.case("late"))["evaluations"]
+    assert [(e["channel"], e["status"]) for e in late] == [("web", "excluded"), ("callback", "excluded")]
+
+
+async def test_migration_0008_links_the_answers_stored_before_it_and_excludes_those_of_excluded_reviews(
+        hcp: Hcp) -> None:
+    from store import migrate
+
+    hcp.clock.set("2026-11-20T11:00:00+08:00")
+    for no in ("kept", "false"):
+        await case(hcp, no, "A1", None, completed="2026-11-20T10:00:00+08:00")
+        await hcp.rate(no, "dissatisfied", channel="web", reasons=["fees"])
+        [wo] = (await hcp.case(no))["work_orders"]
+        if no == "false":
+            assert (await hcp.api("POST", f"/api/v1/work-orders/{wo['id']}/appeal", {"reason": "误评"}))[0] == 200
+        await advance(hcp, wo["id"], "closed")
+        if no == "false":
+            assert (await hcp.api("POST", f"/api/v1/work-orders/{wo['id']}/decide-appeal", {"upheld": True}))[0] == 200
+    answers = "SELECT c.case_no, e.origin_id, e.status FROM evaluations e JOIN cases c ON c.id = e.case_id " \
+              "WHERE e.via = 'callback' ORDER BY c.case_no"
+    reviews = "SELECT c.case_no, e.id FROM evaluations e JOIN cases c ON c.id = e.case_id WHERE e.via IS NULL"
+    async with hcp.rt.db.read() as session:
+        review_of = dict((await session.exec(text(reviews))).all())  # type: ignore[call-overload]
+        linked = [tuple(r) for r in (await session.exec(text(answers))).all()]  # type: ignore[call-overload]
+    assert linked == [("false", review_of["false"], "excluded"), ("kept", review_of["kept"], "valid")]
+    # As 0007 left them: no link, and the false review's answer still valid.
+    async with hcp.rt.db.write() as session:
+        await session.exec(text("UPDATE evaluations SET origin_id = NULL, status = 'valid' "  # type: ignore[call-overload]
+                                "WHERE via = 'callback'"))
+    await migrate.downgrade(hcp.rt.db, "0007")
+    await migrate.upgrade(hcp.rt.db)
+    async with hcp.rt.db.read() as session:
+        assert [tuple(r) for r in (await session.exec(text(answers))).all()] == linked  # type: ignore[call-overload]
