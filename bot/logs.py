@@ -11,10 +11,13 @@ import logging
 import re
 import sys
 
-# A Chinese mobile, possibly with +86/0086 and blanks or dashes inside; any other long digit run
-# after a "+" (an international number).
-_CN = re.compile(r"(?<![0-9])(?:(?:\+|00)86[\s\-]?)?(1[3-9][0-9])[\s\-]?([0-9]{4})[\s\-]?([0-9]{4})(?![0-9])")
-_INTL = re.compile(r"\+[0-9]{4,}([0-9]{4})(?![0-9])")
+# A Chinese mobile, possibly with +86/0086/86 and blanks or dashes inside; any other long digit run
+# after a "+" (an international number). Digits are ASCII or full-width: a Chinese input method in
+# full-width mode writes １３８１２３４５６７８, and a rater's free text is reported upward.
+_D = "[0-9０-９]"
+_CN = re.compile(rf"(?<!{_D})(?:(?:[+＋]|[0０]{{2}})?[8８][6６][\s\-]?)?([1１][3-9３-９]{_D})[\s\-]?({_D}{{4}})[\s\-]?"
+                 rf"({_D}{{4}})(?!{_D})")
+_INTL = re.compile(rf"[+＋]{_D}{{4,}}({_D}{{4}})(?!{_D})")
 # A WeChat openid: "o" and 27 URL-safe characters (the official account's and the mini-program's).
 _OPENID = re.compile(r"(?<![A-Za-z0-9_-])(o[A-Za-z0-9_-]{3})[A-Za-z0-9_-]{20}([A-Za-z0-9_-]{4})(?![A-Za-z0-9_-])")
 

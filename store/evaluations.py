@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -34,3 +35,17 @@ async def exclude_copies(session: AsyncSession, original: Evaluation, via: str) 
         copy.status = "excluded"
         session.add(copy)
     return copies
+
+
+async def next_version(session: AsyncSession, evaluation: Evaluation) -> None:
+    """Count one more change of `evaluation`, under its row lock, and reload it.
+
+    Read-modify-write on the loaded object would let two overlapping changes (the rater's added words
+    and an appeal's decision, which lock different rows) both write the same version: the second then
+    fails on the report's unique key, or the count silently loses one. The UPDATE waits for the other
+    transaction and counts on from what it wrote; the reload brings its changes into this version.
+    """
+    await session.flush()  # this transaction's own changes of the row go first (and take its lock)
+    await session.exec(update(Evaluation).where(col(Evaluation.id) == evaluation.id)  # type: ignore[call-overload]
+                       .values(version=col(Evaluation.version) + 1))
+    await session.refresh(evaluation)

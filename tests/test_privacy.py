@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 from conftest import BACKENDS
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bot.logs import MaskingFormatter, mask_numbers
 from store.sealing import Sealer
@@ -27,10 +29,28 @@ def test_sealing_round_trips_and_hides():
 
 @pytest.mark.parametrize("text", [
     "to 13800138000", "+8613800138000 replied", "0086 138 0013 8000", "138-0013-8000", "call +447700900123",
+    "请回电１３８００１３８０００", "＋８６ １３８-００１３-８０００", "call ＋４４７７００９００１２３",
 ])
 def test_log_mask_covers_every_way_a_number_is_written(text):
-    masked = mask_numbers(text)
+    masked = mask_numbers(text).translate(str.maketrans("０１２３４５６７８９", "0123456789"))
     assert "00138000" not in masked.replace(" ", "").replace("-", "") and "7700900123" not in masked
+
+
+FULL_WIDTH = str.maketrans("0123456789+", "０１２３４５６７８９＋")
+
+
+@given(middle=st.text("0123456789", min_size=4, max_size=4), end=st.text("0123456789", min_size=4, max_size=4),
+       second=st.sampled_from("3456789"), prefix=st.sampled_from(["", "+86", "0086", "+86 ", "86"]),
+       sep=st.sampled_from(["", " ", "-"]), wide=st.lists(st.booleans(), min_size=17, max_size=17),
+       before=st.text(alphabet="请回电话是：，。 abc", max_size=5), after=st.text(alphabet="谢谢。 ,x", max_size=5))
+def test_a_mobile_in_ascii_or_full_width_digits_loses_its_middle(
+        middle: str, end: str, second: str, prefix: str, sep: str, wide: list[bool], before: str, after: str) -> None:
+    """Any mix of ASCII and full-width (a Chinese input method's) digits: the middle four never survive."""
+    written = f"{prefix}1{second}0{sep}{middle}{sep}{end}"
+    mixed = "".join(c.translate(FULL_WIDTH) if w else c for c, w in zip(written, wide + [False] * 10, strict=False))
+    masked = mask_numbers(before + mixed + after)
+    digits = "".join(c for c in masked.translate(str.maketrans("０１２３４５６７８９", "0123456789")) if c.isdigit())
+    assert f"1{second}0{middle}{end}" not in digits and "****" in masked
 
 
 def test_log_mask_covers_openids():

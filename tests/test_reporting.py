@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from conftest import BACKENDS
 from fakes.upstream import FakeUpstream
 from helpers import Hcp, cst
@@ -526,7 +527,8 @@ async def test_no_phone_openid_or_name_in_any_pushed_body(hcp: Hcp, upstream: Fa
     case_no, phone, _ = await hcp.reminded(applicant={"name": "王小明", "wechat_openid": openid})
     await hcp.sms(phone, "不满意")
     await hcp.sms(phone, "1")
-    await hcp.sms(phone, f"请回电 {phone}，或 +86{phone}，微信 {openid}")  # the optional sentence: version 2
+    wide = phone.translate(str.maketrans("0123456789", "０１２３４５６７８９"))  # an input method in full-width mode
+    await hcp.sms(phone, f"请回电 {phone}，或 +86{phone}，{wide}，微信 {openid}")  # the optional sentence: version 2
     [ev] = await evaluations(hcp, case_no)
     assert ev["version"] == 2 and phone in ev["text"]  # kept whole here, for the agency's callback
 
@@ -536,7 +538,7 @@ async def test_no_phone_openid_or_name_in_any_pushed_body(hcp: Hcp, upstream: Fa
     assert v2["appraiseText"].startswith(f"请回电 {phone[:3]}****{phone[-4:]}")
     for request in upstream.requests:
         raw = request["raw"].decode("utf-8")
-        for secret in (phone, phone[3:], openid, openid[4:-4], "王小明"):
+        for secret in (phone, phone[3:], wide, wide[3:], openid, openid[4:-4], "王小明"):
             assert secret not in raw
 
 
@@ -594,3 +596,105 @@ async def test_an_upstream_that_fails_a_whole_round_is_left_alone_until_the_next
     assert (await hcp.tick(T0 + S))["reported"] == 8
     assert (await hcp.tick(T0 + 30 * S))["reported"] == push.CONCURRENCY
     assert len(upstream.keys()) == push.CONCURRENCY + 8 and upstream.duplicates == []
+
+
+# --- what the review found -------------------------------------------------------------------------------------
+
+
+@storing
+async def test_a_rating_recorded_at_a_callback_visit_by_a_business_system_is_reported_as_other(
+        hcp: Hcp, upstream: FakeUpstream) -> None:
+    _, ev_id = await rated_case(hcp, channel="callback")  # a contract channel for POST /api/v1/evaluations
+    assert (await hcp.tick(T0))["reported"] == 1
+    [body] = upstream.bodies()
+    assert body["pf"] == 9 and body["requestId"] == key(ev_id)
+
+
+@storing
+async def test_an_upstream_that_leaves_one_request_of_a_round_unanswered_is_left_alone_for_the_pass(
+        hcp: Hcp, upstream: FakeUpstream) -> None:
+    """Otherwise each round of a partly hanging upstream costs a whole time-out, and the pass (every duty of
+    the scheduler's next one) waits rounds × time-out."""
+    for _ in range(3 * push.CONCURRENCY):
+        await rated_case(hcp)
+    upstream.hang_next(1)  # the first request of the round hangs; the others are answered at once
+    started = time.monotonic()
+    assert (await hcp.tick(T0))["reported"] == push.CONCURRENCY - 1
+    assert len(upstream.requests) == push.CONCURRENCY and time.monotonic() - started < 5
+    assert (await hcp.tick(T0 + S))["reported"] == 2 * push.CONCURRENCY  # the next pass takes the rest
+    assert (await hcp.tick(T0 + 30 * S))["reported"] == 1  # and the unanswered one, retried with its key
+
+
+class TestRedirects:
+    @pytest.fixture
+    async def redirecting(self) -> AsyncIterator[tuple[str, list[tuple[str, str, int, str | None]]]]:
+        """An endpoint that moved (http → https, a trailing slash), and a GET there that answers 200."""
+        seen: list[tuple[str, str, int, str | None]] = []
+
+        async def handle(request: web.Request) -> web.Response:
+            seen.append((request.method, request.path, len(await request.read()), request.headers.get("X-Api-Key")))
+            if request.path == "/report":
+                raise web.HTTPFound("http://127.0.0.1:9/elsewhere/")
+            return web.Response(text="<html>portal</html>")
+
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", handle)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        yield f"http://127.0.0.1:{runner.addresses[-1][1]}/report", seen
+        await runner.cleanup()
+
+    @pytest.fixture
+    def policy_path(self, tmp_path: Path, redirecting: tuple[str, list[Any]],
+                    monkeypatch: pytest.MonkeyPatch) -> str:
+        monkeypatch.setenv(TOKEN_ENV, SECRET)
+        return write_policy(tmp_path, profile("province", "provincial", redirecting[0], AUTH["header"][0]))
+
+    @storing
+    async def test_a_redirect_is_a_rejection_to_fix_never_a_report_sent_nor_a_key_carried_away(
+            self, hcp: Hcp, redirecting: tuple[str, list[Any]]) -> None:
+        await rated_case(hcp)
+        assert (await hcp.tick(T0))["reported"] == 0
+        report = await the_report(hcp.rt)
+        assert report.status == "rejected" and report.last_error is not None
+        assert report.last_error.startswith("HTTP 302: redirected to http://127.0.0.1:9/elsewhere/")
+        [(method, path, size, api_key)] = redirecting[1]  # the POST, with its body; nothing followed it
+        assert (method, path, api_key) == ("POST", "/report", SECRET) and size > 0
+
+
+@on_pg
+async def test_two_overlapping_changes_of_one_evaluation_count_two_versions_and_the_later_holds_both(
+        hcp: Hcp, upstream: FakeUpstream) -> None:
+    """The rater's words and an appeal's decision lock different rows; the evaluation's own version must
+    still count both, and the later version carry both changes."""
+    from bot.reporting import queue as reporting
+    from store.models import Evaluation
+
+    case_no, ev_id = await rated_case(hcp, "dissatisfied")
+    loaded, decided = asyncio.Event(), asyncio.Event()
+
+    async def words() -> None:
+        async with hcp.rt.db.write() as session:
+            ev = await session.get(Evaluation, ev_id)
+            assert ev is not None
+            loaded.set()
+            await decided.wait()  # the other change commits meanwhile, on the version this one read
+            ev.text = "态度很差"
+            await reporting.changed(session, hcp.rt, ev, T0)
+
+    async def decision() -> None:
+        await loaded.wait()
+        async with hcp.rt.db.write() as session:
+            ev = await session.get(Evaluation, ev_id)
+            assert ev is not None
+            ev.status = "excluded"
+            await reporting.changed(session, hcp.rt, ev, T0)
+        decided.set()
+
+    await asyncio.gather(words(), decision())
+    rows = [(r.version, r.record["status"], r.record["text"]) for r in await reports(hcp.rt)]
+    assert rows == [(1, "valid", None), (2, "excluded", None), (3, "excluded", "态度很差")]
+    [ev] = await evaluations(hcp, case_no)
+    assert (ev["version"], ev["status"], ev["text"]) == (3, "excluded", "态度很差")

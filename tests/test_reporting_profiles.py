@@ -34,7 +34,7 @@ GRADE_TABLE = {
 # Our channel codes (README): 1–5 common; gbt39046: 6 phone, 7 SMS, 9 default; provincial: 6 SMS, 7 default, 9 phone.
 CHANNEL_TABLE = {
     "web": (1, 1), "wechat": (2, 2), "miniprogram": (2, 2), "qr": (3, 3), "hall": (4, 4), "terminal": (5, 5),
-    "phone": (6, 9), "sms": (7, 6), "default": (9, 7),
+    "phone": (6, 9), "sms": (7, 6), "default": (9, 7), "callback": (9, 9),
 }
 
 
@@ -79,8 +79,8 @@ def test_each_channel_has_its_documented_code_in_each_preset(channel: str) -> No
     assert (gbt().channel_code(channel), provincial().channel_code(channel)) == CHANNEL_TABLE[channel]
 
 
-def test_the_profiles_channels_are_every_rating_channel_but_the_callback() -> None:
-    assert set(CHANNELS) == set(RATING_CHANNELS) - {"callback"}
+def test_every_channel_a_rating_may_carry_has_a_code_in_each_preset() -> None:
+    assert set(CHANNELS) == set(RATING_CHANNELS) == set(CHANNEL_TABLE)
 
 
 def test_grade_codes_reversed_on_a_gbt_style_and_a_table_of_strings() -> None:

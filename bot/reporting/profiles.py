@@ -26,9 +26,10 @@ Code = int | str
 Style = Literal["gbt39046", "provincial"]
 STYLES: tuple[Style, ...] = ("gbt39046", "provincial")
 
-# Every channel a reported rating can carry (bot.ratings.CHANNELS without `callback`: a callback's
-# answer is reported as a change of the bad review it answers, not as a rating of its own).
-CHANNELS = ("sms", "wechat", "miniprogram", "phone", "web", "qr", "hall", "terminal", "default")
+# Every channel a reported rating can carry (bot.ratings.CHANNELS). A callback's answer stored by a
+# work order is reported as a change of the bad review it answers, never as a rating; `callback` here
+# is a rating that a business system recorded at a callback visit (POST /api/v1/evaluations).
+CHANNELS = ("sms", "wechat", "miniprogram", "phone", "web", "qr", "hall", "terminal", "callback", "default")
 
 # The neutral record's fields (bot/reporting/queue.py writes them), plus the idempotency key.
 # `grade` and `channel` are the two that a profile encodes; dates are formatted; the rest go as they are.
@@ -51,12 +52,13 @@ GRADE_PRESETS: dict[str, dict[Grade, Code]] = {
 }
 
 # `pf` codes 1–5 are common to the public lists; 6 and 7 differ by province. `default` in the GB/T
-# style and `phone` in the provincial style have no code in those lists: 9 ("other") is our choice.
+# style, `phone` in the provincial style and `callback` in both have no code in those lists: 9 ("other")
+# is our choice.
 CHANNEL_PRESETS: dict[Style, dict[str, Code]] = {
     "gbt39046": {"web": 1, "wechat": 2, "miniprogram": 2, "qr": 3, "hall": 4, "terminal": 5, "phone": 6,
-                 "sms": 7, "default": 9},
+                 "sms": 7, "default": 9, "callback": 9},
     "provincial": {"web": 1, "wechat": 2, "miniprogram": 2, "qr": 3, "hall": 4, "terminal": 5, "sms": 6,
-                   "default": 7, "phone": 9},
+                   "default": 7, "phone": 9, "callback": 9},
 }
 
 FIELD_PRESETS: dict[Style, dict[str, str]] = {

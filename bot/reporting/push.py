@@ -6,8 +6,9 @@ outcomes recorded in another. Exactly once, from the upstream's point of view, r
 idempotency key: every attempt of a report carries the same key, so a push whose answer was lost
 (a timeout, a worker that died) is simply pushed again and the upstream keeps the first.
 
-An upstream that fails a whole round is left alone for the rest of the pass: the next tick probes it
-again, so a platform that is down costs each tick at most one timeout, not one per queued report.
+An upstream that fails a whole round, or leaves any request of a round unanswered, is left alone for
+the rest of the pass: the next tick probes it again, so a platform that is down or hangs costs each
+tick at most one timeout, not one per queued report.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ Result = Literal["sent", "duplicate", "retry", "rejected"]
 class Outcome:
     result: Result
     error: str | None = None
+    unanswered: bool = False  # no answer at all (a time-out, no connection): the upstream is unwell
 
 
 @dataclass(frozen=True)
@@ -85,8 +87,10 @@ async def push(rt: Runtime, now: datetime, limit: int = LIMIT) -> int:
             for job, outcome in zip(jobs, outcomes, strict=True):
                 sent += await _record(session, rt, job, outcome, now)
         for name in {job.profile.name for job in jobs}:
-            mine = [o.result for job, o in zip(jobs, outcomes, strict=True) if job.profile.name == name]
-            if all(r == "retry" for r in mine):
+            mine = [o for job, o in zip(jobs, outcomes, strict=True) if job.profile.name == name]
+            # One request left unanswered is enough: an upstream that hangs on some requests would
+            # otherwise cost a whole time-out each round, and the pass (so every duty of the next one) waits.
+            if all(o.result == "retry" for o in mine) or any(o.unanswered for o in mine):
                 down.add(name)
     await refresh_gauges(rt, now)
     return sent
@@ -114,14 +118,18 @@ async def _send(http: aiohttp.ClientSession, job: Job, rt: Runtime) -> Outcome:
     except MissingSecret as exc:
         return Outcome("retry", str(exc))
     try:
-        async with http.post(profile.endpoint, data=data, headers=headers,
+        # No redirects: aiohttp would follow a 301/302 with a GET without the body (and a 200 to that
+        # would mark the report sent), and carry the authentication headers to wherever it points.
+        async with http.post(profile.endpoint, data=data, headers=headers, allow_redirects=False,
                              timeout=aiohttp.ClientTimeout(total=profile.timeout_seconds)) as resp:
             status = resp.status
             answer = (await resp.read())[:4 * ERROR_BODY].decode("utf-8", "replace")
+            if 300 <= status < 400:
+                answer = f"redirected to {resp.headers.get('Location', '?')}: fix the profile's endpoint"
     except TimeoutError:
-        return Outcome("retry", f"no answer within {profile.timeout_seconds:g} s")
+        return Outcome("retry", f"no answer within {profile.timeout_seconds:g} s", unanswered=True)
     except aiohttp.ClientError as exc:
-        return Outcome("retry", f"{type(exc).__name__}: {exc}"[:ERROR_BODY])
+        return Outcome("retry", f"{type(exc).__name__}: {exc}"[:ERROR_BODY], unanswered=True)
     if 200 <= status < 300:
         return Outcome("sent")
     if status == 409:  # the upstream has this key already: an earlier attempt did arrive

@@ -16,6 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.logs import mask_numbers
 from bot.reporting.profiles import ReportingProfile
+from store import evaluations as evaluation_store
 from store import reports
 from store import work_orders as work_order_store
 from store.models import Case, Evaluation, UpstreamReport, WorkOrder
@@ -79,8 +80,7 @@ async def changed(session: AsyncSession, rt: Runtime, evaluation: Evaluation, no
     changes (the API shows it), not the queue's. `work_order` is the bad review's own, whose last
     callback result the snapshot carries.
     """
-    evaluation.version += 1
-    session.add(evaluation)
+    await evaluation_store.next_version(session, evaluation)
     targets = profiles(rt)
     if not targets or evaluation.via == "callback":
         return
