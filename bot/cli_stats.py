@@ -25,9 +25,13 @@ class Usage(ValueError):
     pass
 
 
-def _period_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--from", dest="start", help="a date (the local day) or an ISO-8601 instant with an offset")
-    p.add_argument("--to", dest="end", help="a date (that whole local day included) or an instant")
+def _period_args(p: argparse.ArgumentParser, *, sub: bool = False) -> None:
+    # On a subcommand, SUPPRESS: its unset defaults would otherwise overwrite the period given before it
+    # (`stats --from … --to … rankings` gave all-time rankings).
+    default = argparse.SUPPRESS if sub else None
+    p.add_argument("--from", dest="start", default=default,
+                   help="a date (the local day) or an ISO-8601 instant with an offset")
+    p.add_argument("--to", dest="end", default=default, help="a date (that whole local day included) or an instant")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -39,9 +43,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     r = ssub.add_parser("rankings", help="agencies, halls or districts ranked, ties sharing a rank")
     r.add_argument("--of", default="agency", choices=figures.RANKED)
     r.add_argument("--metric", default="composite_score", choices=figures.RANK_METRICS)
-    _period_args(r)
+    _period_args(r, sub=True)
     p = ssub.add_parser("publish", help="compute a period and freeze it with its SHA-256")
-    _period_args(p)
+    _period_args(p, sub=True)
     p.add_argument("--label", help="the snapshot's name (default: FROM..TO)")
     ssub.add_parser("snapshots", help="list the published snapshots")
     v = ssub.add_parser("verify", help="recompute a snapshot's period; exit 1 when it differs")
@@ -78,7 +82,8 @@ async def _run(settings: Settings, args: argparse.Namespace) -> tuple[int, Any]:
                 return 0, await figures.report(session, rules, args.by, start, end, args.agency, dialect)
         if command == "rankings":
             async with rt.db.read() as session:
-                return 0, await figures.rankings(session, rules, args.of, args.metric, start, end, None, dialect)
+                return 0, await figures.rankings(session, rules, args.of, args.metric, start, end, args.agency,
+                                                 dialect)
         if command == "publish":
             try:
                 snap = await snapshots.publish(rt, label, start, end, "cli", datetime.now(UTC))

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from conftest import BACKENDS
-from console_support import PASSWORD, add_user, advance
+from console_support import PASSWORD, add_user, advance, logged_in
 from helpers import TOKEN, Hcp
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -227,6 +227,13 @@ async def test_only_whole_jurisdiction_supervisors_publish_and_bad_periods_are_r
     status, doc = await hcp.api("POST", "/api/v1/stats/snapshots", {"from": "November", "label": "bad label!"})
     assert status == 422 and {e["field"] for e in doc["errors"]} == {"from", "to", "label"}
     assert (await hcp.api("GET", "/api/v1/stats/snapshots/nothing"))[0] == 404
+    # The console's cookie reads the figures, but publishes nothing: a POST with it alone is not enough.
+    browser = await logged_in(hcp, "sup", "l1")
+    cookie = "; ".join(f"{k}={v}" for k, v in browser.cookies.items())
+    assert (await hcp.client.get(f"/api/v1/stats?{PERIOD}", headers={"Cookie": cookie})).status == 200
+    resp = await hcp.client.post("/api/v1/stats/snapshots", data='{"label": "x", "from": "2026-01-01", '
+                                 '"to": "2026-01-02"}', headers={"Cookie": cookie, "Content-Type": "text/plain"})
+    assert resp.status == 401 and (await hcp.api("GET", "/api/v1/stats/snapshots/x"))[0] == 404
     assert (await hcp.api("GET", "/api/v1/stats/snapshots", token=None))[0] == 401
     # An L2 user's statistics are its agencies' only, and the total carries no hall coverage.
     await build(hcp)
@@ -253,6 +260,11 @@ async def test_the_cli_prints_the_same_figures_publishes_and_verify_exits_1_afte
     assert status == 0 and doc == await get(hcp, f"/api/v1/stats?by=hall&{PERIOD}")
     status, doc = await run("rankings", "--of", "district", "--from", "2026-11-01", "--to", "2026-11-30")
     assert status == 0 and [r["key"] for r in doc["rankings"]] == ["D2", "D1"]
+    # The period and the agencies may also stand before the subcommand: October holds only c7 (A1).
+    status, doc = await run("--from", "2026-10-01", "--to", "2026-10-31", "rankings", "--of", "agency")
+    assert status == 0 and [r["key"] for r in doc["rankings"]] == ["A1"]
+    status, doc = await run("--agency", "A3", "rankings", "--from", "2026-11-01", "--to", "2026-11-30")
+    assert status == 0 and [r["key"] for r in doc["rankings"]] == ["A3"]
     status, snap = await run("publish", "--from", "2026-11-01", "--to", "2026-11-30", "--label", "nov")
     assert status == 0 and snap["label"] == "nov" and snap["created_by"] == "cli"
     assert (await run("publish", "--from", "2026-11-01", "--to", "2026-11-30", "--label", "nov"))[0] == 1

@@ -98,7 +98,9 @@ async def get_rankings(request: web.Request) -> web.Response:
 
 
 async def publish(request: web.Request) -> web.Response:
-    who = await reader(request)
+    # A bearer token only: the console's cookie is for reading (a POST with it alone could come from a
+    # page of a neighbouring site, and a label taken by a wrong period can never be published again).
+    who = await work_orders_api.actor(request)
     if who.role not in PUBLISHERS or who.agencies is not None:
         return json_response({"error": "publishing a period is for the business systems, admins and L1 users "
                                        "whose jurisdiction is every agency"}, 403)
