@@ -49,8 +49,13 @@ async def publish(rt: Runtime, label: str, start: datetime | None, end: datetime
     """Compute and freeze; `snapshots.SnapshotExists` when the label was published before."""
     async with rt.db.read() as session:
         doc = await content(session, rt, label, start, end)
-    async with rt.db.write() as session:
-        return await snapshots.freeze(session, label, start, end, doc, created_by, now)
+    try:
+        async with rt.db.write() as session:
+            return await snapshots.freeze(session, label, start, end, doc, created_by, now)
+    except snapshots.SnapshotExists as exc:  # published at the same moment: name the one that is stored
+        async with rt.db.read() as session:
+            stored = await snapshots.by_label(session, label)
+        raise snapshots.SnapshotExists(stored or exc.existing) from None
 
 
 async def publish_due(rt: Runtime, now: datetime) -> int:

@@ -325,3 +325,14 @@ async def test_migration_0008_links_the_answers_stored_before_it_and_excludes_th
     await migrate.upgrade(hcp.rt.db)
     async with hcp.rt.db.read() as session:
         assert [tuple(r) for r in (await session.exec(text(answers))).all()] == linked  # type: ignore[call-overload]
+
+
+async def test_two_publications_of_one_label_at_once_store_one_and_the_other_names_it(hcp: Hcp) -> None:
+    await build(hcp)
+    bodies = [{"label": "race", "from": "2026-11-01", "to": "2026-11-30"},
+              {"label": "race", "from": "2026-10-01", "to": "2026-10-31"}]
+    answers = await asyncio.gather(*(hcp.api("POST", "/api/v1/stats/snapshots", b) for b in bodies))
+    assert sorted(status for status, _doc in answers) == [201, 409]
+    [stored] = [doc for status, doc in answers if status == 201]
+    [refused] = [doc for status, doc in answers if status == 409]
+    assert refused["snapshot"]["sha256"] == stored["sha256"] and refused["snapshot"]["from"] == stored["from"]
