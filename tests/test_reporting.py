@@ -698,3 +698,35 @@ async def test_two_overlapping_changes_of_one_evaluation_count_two_versions_and_
     assert rows == [(1, "valid", None), (2, "excluded", None), (3, "excluded", "态度很差")]
     [ev] = await evaluations(hcp, case_no)
     assert (ev["version"], ev["status"], ev["text"]) == (3, "excluded", "态度很差")
+
+
+class TestVerdictInTheBody:
+    """A platform that answers HTTP 200 to everything and says in the body whether it took the record."""
+
+    @pytest.fixture
+    def policy_path(self, tmp_path: Path, upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch) -> str:
+        monkeypatch.setenv(TOKEN_ENV, SECRET)
+        upstream.kept_body = {"code": "0", "msg": "成功"}
+        upstream.duplicate_body = {"code": "1001", "msg": "重复上报"}
+        return write_policy(tmp_path, profile("province", "provincial", upstream.url, AUTH["bearer"][0])
+                            + 'success = { field = "code", values = ["0"], duplicate = ["1001"] }\n')
+
+    @storing
+    async def test_a_refusal_in_a_200_is_a_rejection_and_a_repeat_counts_as_sent(
+            self, hcp: Hcp, upstream: FakeUpstream) -> None:
+        _, ev_id = await rated_case(hcp)
+        upstream.fail_next(1, status=200, body='{"code":"E102","msg":"事项编码不存在"}')
+        assert (await hcp.tick(T0))["reported"] == 0
+        report = await the_report(hcp.rt)
+        assert report.status == "rejected" and report.last_error is not None
+        assert report.last_error.startswith('HTTP 200 but code = E102: {"code":"E102"')
+        assert await run_cli(["reports", "retry", "--now", (T0 + S).isoformat()]) == {"retried": 1}
+        assert (await hcp.tick(T0 + S))["reported"] == 1  # {"code": "0"}: taken
+        assert (await the_report(hcp.rt)).status == "sent" and upstream.keys() == [key(ev_id)]
+
+        # An answer lost on the way: the retry meets {"code": "1001"} (a repeat), which is as good as taken.
+        _, second = await rated_case(hcp)
+        upstream.hang_next(1)
+        assert (await hcp.tick(T0 + 2 * S))["reported"] == 0
+        assert (await hcp.tick(T0 + 40 * S))["reported"] == 1
+        assert upstream.duplicates == [key(second)]

@@ -212,6 +212,15 @@ def test_defaults_of_a_minimal_profile() -> None:
      r"reporting\.hainan\.retry: max_seconds \(30\) is below first_seconds \(60\)"),
     ({"style": "gbt39046", "endpoint": URL, "retry": {"first": 60}}, r"reporting\.hainan\.retry"),
     ({"style": "gbt39046", "endpoint": URL, "enabled": "yes"}, r"reporting\.hainan\.enabled"),
+    ({"style": "gbt39046", "endpoint": URL, "success": {"field": "code"}}, r"reporting\.hainan\.success"),
+    ({"style": "gbt39046", "endpoint": URL, "success": {"field": "code", "values": []}},
+     r"reporting\.hainan\.success\.values"),
+    ({"style": "gbt39046", "endpoint": URL, "success": {"field": "data..status", "values": ["0"]}},
+     r"reporting\.hainan\.success\.field"),
+    ({"style": "gbt39046", "endpoint": URL, "success": {"field": "code", "values": ["0"], "duplicate": [[1]]}},
+     r"reporting\.hainan\.success\.duplicate"),
+    ({"style": "gbt39046", "endpoint": URL, "success": {"field": "code", "values": ["0"], "duplicate": [0]}},
+     r"reporting\.hainan\.success: \['0'\] both a success and a duplicate"),
 ])
 def test_a_wrong_profile_is_refused_naming_the_key(doc: dict[str, Any], message: str) -> None:
     with pytest.raises(PolicyError, match=message):
@@ -253,3 +262,39 @@ def test_profiles_parse_apart_from_the_policy() -> None:
     assert parse_profiles({}) == ()
     with pytest.raises(ValueError, match=r"reporting\.x: expected a table"):
         parse_profiles({"x": 3})
+
+
+# --- a verdict in the answer's body ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("answer", "said"), [
+    (b'{"code": "0", "msg": "\xe6\x88\x90\xe5\x8a\x9f"}', ("sent", "0")),
+    (b'{"code": 0}', ("sent", "0")),
+    (b'{"code": "1001", "msg": "repeat"}', ("duplicate", "1001")),
+    (b'{"code": "E102", "msg": "no such item"}', ("refused", "E102")),
+    (b'{"data": {"status": true}}', ("refused", None)),  # another path
+    (b'{"msg": "ok"}', ("refused", None)),
+    (b'{"code": {"inner": 0}}', ("refused", None)),
+    (b"<html>502 Bad Gateway</html>", ("refused", None)),
+    (b"\xff\xfe", ("refused", None)),
+])
+def test_the_answers_body_says_whether_the_record_was_taken(answer: bytes, said: tuple[str, Any]) -> None:
+    profile = gbt(success={"field": "code", "values": ["0", 0], "duplicate": [1001, "1001"]})
+    assert profile.success is not None and profile.success.judge(answer) == said
+    nested = gbt(success={"field": "data.status", "values": [True]}).success
+    assert nested is not None and nested.judge(b'{"data": {"status": true}}') == ("sent", "true")
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3))
+
+
+@given(JSON)
+def test_any_json_answer_gets_a_verdict_and_only_a_listed_value_is_taken(doc: Any) -> None:
+    import json
+
+    success = gbt(success={"field": "code", "values": ["0"]}).success
+    assert success is not None
+    said, value = success.judge(json.dumps({"code": doc}).encode())
+    assert said in ("sent", "refused")
+    assert (said == "sent") == (value == "0") == (doc == "0" or (type(doc) is int and doc == 0))

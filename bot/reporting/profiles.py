@@ -12,6 +12,7 @@ and committed, a token must not be.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -98,7 +99,7 @@ AUTH_KEYS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
 }
 HMAC_HEADER = "X-Signature"
 KNOWN = {"style", "endpoint", "auth", "fields", "grade_codes", "channel_codes", "date_format", "timezone",
-         "timeout_seconds", "retry", "enabled"}
+         "timeout_seconds", "retry", "enabled", "success"}
 NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -136,6 +137,35 @@ class Retry:
 
 
 @dataclass(frozen=True)
+class Success:
+    """Where a platform says in its answer's body whether it took the record: many answer HTTP 200 to
+    everything, `{"code": "E102", "msg": "事项编码不存在"}` included, and a 2xx alone would count that as sent.
+
+    `field` is a dotted path into the JSON answer; values are compared as text (`0`, `"0"` and `0.0`
+    are not the same text: write them as the platform does, JSON `true` is "true").
+    """
+
+    field: str
+    values: tuple[str, ...]
+    duplicate: tuple[str, ...] = ()  # "already received": counted as sent, as a 409 is
+
+    def judge(self, answer: bytes) -> tuple[Literal["sent", "duplicate", "refused"], str | None]:
+        """What the body says, and the value it said it with (None: no such field, or not JSON)."""
+        try:
+            value: Any = json.loads(answer.decode("utf-8"))
+            for part in self.field.split("."):
+                value = value.get(part) if isinstance(value, dict) else None
+        except (ValueError, UnicodeDecodeError):
+            return "refused", None
+        if value is None or isinstance(value, dict | list):
+            return "refused", None
+        text = value if isinstance(value, str) else json.dumps(value)
+        if text in self.values:
+            return "sent", text
+        return ("duplicate" if text in self.duplicate else "refused"), text
+
+
+@dataclass(frozen=True)
 class ReportingProfile:
     name: str
     endpoint: str
@@ -149,6 +179,7 @@ class ReportingProfile:
     timeout_seconds: float = 10
     retry: Retry = Retry()
     enabled: bool = True
+    success: Success | None = None  # None: any 2xx means the record was taken
 
     # --- the edge: names to codes, and back (the tests' inverse) ----------------------------------------
 
@@ -225,6 +256,8 @@ def parse_profile(name: str, doc: Any) -> ReportingProfile:
         kw["timeout_seconds"] = _seconds(f"{key}.timeout_seconds", doc["timeout_seconds"], 300)
     if "retry" in doc:
         kw["retry"] = _retry(f"{key}.retry", doc["retry"])
+    if "success" in doc:
+        kw["success"] = _success(f"{key}.success", doc["success"])
     if "enabled" in doc:
         if not isinstance(doc["enabled"], bool):
             raise ValueError(f"{key}.enabled: expected true or false, got {doc['enabled']!r}")
@@ -359,3 +392,23 @@ def _retry(key: str, value: Any) -> Retry:
     if most < first:
         raise ValueError(f"{key}: max_seconds ({most:g}) is below first_seconds ({first:g})")
     return Retry(first, most)
+
+
+def _success(key: str, value: Any) -> Success:
+    if not isinstance(value, dict) or set(value) - {"field", "values", "duplicate"} \
+            or not {"field", "values"} <= set(value):
+        raise ValueError(f"{key}: expected {{ field = \"code\", values = [\"0\"], duplicate = [...] }}, got {value!r}")
+    path = value["field"]
+    if not isinstance(path, str) or not all(path.split(".")):
+        raise ValueError(f"{key}.field: expected a field name or a dotted path (data.status), got {path!r}")
+    lists = {}
+    for name in ("values", "duplicate"):
+        given = value.get(name, [])
+        if not isinstance(given, list) or not all(isinstance(v, str | int | bool) for v in given) \
+                or (name == "values" and not given):
+            raise ValueError(f"{key}.{name}: expected a list of codes (strings or numbers), got {given!r}")
+        lists[name] = tuple(v if isinstance(v, str) else json.dumps(v) for v in given)
+    both = set(lists["values"]) & set(lists["duplicate"])
+    if both:
+        raise ValueError(f"{key}: {sorted(both)} both a success and a duplicate")
+    return Success(path, lists["values"], lists["duplicate"])

@@ -38,6 +38,7 @@ log = logging.getLogger("haochaping.reporting")
 CONCURRENCY = 32  # requests in flight at once; one claim is one round of them
 LIMIT = 2000  # attempts per pass at most: a backlog drains over several ticks, not in one
 ERROR_BODY = 200  # characters of the upstream's answer kept with a rejection
+ANSWER_LIMIT = 64 * 1024  # bytes of an answer read at most (its body's verdict, when the profile reads one)
 # Statuses that say "try again later" rather than "this report is wrong".
 RETRYABLE = frozenset({408, 425, 429})
 
@@ -123,7 +124,8 @@ async def _send(http: aiohttp.ClientSession, job: Job, rt: Runtime) -> Outcome:
         async with http.post(profile.endpoint, data=data, headers=headers, allow_redirects=False,
                              timeout=aiohttp.ClientTimeout(total=profile.timeout_seconds)) as resp:
             status = resp.status
-            answer = (await resp.read())[:4 * ERROR_BODY].decode("utf-8", "replace")
+            raw = await _read_answer(resp)
+            answer = raw[:4 * ERROR_BODY].decode("utf-8", "replace")
             if 300 <= status < 400:
                 answer = f"redirected to {resp.headers.get('Location', '?')}: fix the profile's endpoint"
     except TimeoutError:
@@ -131,13 +133,30 @@ async def _send(http: aiohttp.ClientSession, job: Job, rt: Runtime) -> Outcome:
     except aiohttp.ClientError as exc:
         return Outcome("retry", f"{type(exc).__name__}: {exc}"[:ERROR_BODY], unanswered=True)
     if 200 <= status < 300:
-        return Outcome("sent")
+        if profile.success is None:
+            return Outcome("sent")
+        said, value = profile.success.judge(raw)
+        if said != "refused":
+            return Outcome(said)
+        where = f"{profile.success.field} = {value}" if value is not None else f"no {profile.success.field} in it"
+        return Outcome("rejected", f"HTTP {status} but {where}: {answer[:ERROR_BODY]}")
     if status == 409:  # the upstream has this key already: an earlier attempt did arrive
         return Outcome("duplicate")
     error = f"HTTP {status}: {answer[:ERROR_BODY]}"
     if status in RETRYABLE or status >= 500:
         return Outcome("retry", error)
     return Outcome("rejected", error)
+
+
+async def _read_answer(resp: aiohttp.ClientResponse) -> bytes:
+    """The answer's first ANSWER_LIMIT bytes: an upstream that answers without end is not read to its end."""
+    raw = b""
+    while len(raw) < ANSWER_LIMIT:
+        chunk = await resp.content.read(ANSWER_LIMIT - len(raw))
+        if not chunk:
+            break
+        raw += chunk
+    return raw
 
 
 def auth_headers(auth: Auth, data: bytes) -> dict[str, str]:

@@ -36,6 +36,10 @@ class FakeUpstream:
         self.path = path
         self.duplicate_status = duplicate_status
         self.delay = 0.0  # seconds each answer takes (real time), so that concurrent pushers overlap
+        # The bodies of a kept record's answer and of a repeat's: a platform that answers 200 to everything
+        # says in them whether it took the record ({"code": "0"}, {"code": "1001", "msg": "重复上报"}).
+        self.kept_body: dict[str, Any] = {"ok": True}
+        self.duplicate_body: dict[str, Any] = {"ok": True, "duplicate": True}
         self.accepted: list[dict[str, Any]] = []  # {"key", "body", "headers"} of each key's first arrival
         self.duplicates: list[str] = []  # keys received again after they were kept
         self.requests: list[dict[str, Any]] = []  # {"key", "status", "body"} of every request
@@ -134,7 +138,7 @@ class FakeUpstream:
             return web.Response(status=step[1], text=step[2])
         if key in self._keys:
             self.duplicates.append(key)
-            return web.json_response({"ok": True, "duplicate": True}, status=self.duplicate_status)
+            return web.json_response(self.duplicate_body, status=self.duplicate_status)
         self._keys.add(key)
         self.accepted.append({"key": key, "body": body, "headers": dict(request.headers)})
         if step is not None and step[0] == "hang":  # kept, but the answer never comes in time
@@ -144,7 +148,7 @@ class FakeUpstream:
             finally:
                 self._hanging -= 1
             return web.json_response({"error": "closing"}, status=503)
-        return web.json_response({"ok": True})
+        return web.json_response(self.kept_body)
 
     def _authorized(self, request: web.Request, raw: bytes) -> bool:
         if self.auth is None:
