@@ -48,11 +48,15 @@ district_name = "龙湖区"
 PERIOD = "from=2026-11-01&to=2026-11-30"
 
 
+def policy_file(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "policy.toml"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
 @pytest.fixture
 def policy_path(tmp_path: Path) -> str:
-    path = tmp_path / "policy.toml"
-    path.write_text(POLICY, encoding="utf-8")
-    return str(path)
+    return policy_file(tmp_path, POLICY)
 
 
 async def case(hcp: Hcp, no: str, agency: str, hall: str | None, completed: str = "2026-11-02T10:00:00+08:00") -> None:

@@ -14,21 +14,16 @@ from conftest import BACKENDS
 from helpers import TOKEN, Hcp
 from hypothesis import given
 from hypothesis import strategies as st
-from test_figures import POLICY, build, get
+from test_figures import PERIOD, POLICY, build, get, policy_file
 
 from bot.stats_policy import EVERY, MONTHS, PublishSchedule
 
 # November 2026 ends on a Monday; five working days after it are 1–7 December: due 8 December 00:00.
 MONTHLY = 'publish = { every = "month", after = { days = 5, unit = "working" } }\n'
 SCHEDULED = POLICY.replace("rank_min_cases = 2\n", "rank_min_cases = 2\n" + MONTHLY)
-NOV = "from=2026-11-01&to=2026-11-30"
-
-
 @pytest.fixture
 def policy_path(tmp_path: Path) -> str:
-    path = tmp_path / "policy.toml"
-    path.write_text(SCHEDULED, encoding="utf-8")
-    return str(path)
+    return policy_file(tmp_path, SCHEDULED)
 
 
 async def snapshots(hcp: Hcp) -> dict[str, dict[str, Any]]:
@@ -61,9 +56,9 @@ async def test_the_tick_publishes_last_month_after_its_delay_with_that_passs_def
     total = frozen["figures"]["agency"]["total"]
     assert (total["cases"], total["rated"], total["mean_score"]) == (9, 5, 6.875)  # (43 + 6 + 6) / 8 scored
     for by in ("agency", "hall", "district", "channel"):
-        assert frozen["figures"][by] == await get(hcp, f"/api/v1/stats?by={by}&{NOV}"), by
+        assert frozen["figures"][by] == await get(hcp, f"/api/v1/stats?by={by}&{PERIOD}"), by
     for of in ("agency", "hall", "district"):
-        assert frozen["rankings"][of] == await get(hcp, f"/api/v1/rankings?of={of}&{NOV}"), of
+        assert frozen["rankings"][of] == await get(hcp, f"/api/v1/rankings?of={of}&{PERIOD}"), of
     verified = await get(hcp, "/api/v1/stats/snapshots/2026-11/verify")
     assert verified["matches"] and verified["stored_content_intact"]
     assert (await hcp.tick("2026-12-08T00:05:00+08:00"))["published"] == 0  # once
