@@ -300,10 +300,10 @@ async def _decide_appeal(session: AsyncSession, rt: Runtime, wo: WorkOrder, eval
     evaluation.status = "excluded"
     session.add(evaluation)
     # The batch's one review was copied to each case of the batch: false for one, false for all.
-    copies = await evaluation_store.exclude_copies(session, evaluation, via="batch")
+    copies = await evaluation_store.exclude_derived(session, evaluation, via="batch")
     # The steps may have run ahead of the decision: the callback's answers to a false review fall with it
     # (not reported upward: the review's own new version carries the exclusion).
-    await evaluation_store.exclude_copies(session, evaluation, via="callback")
+    await evaluation_store.exclude_derived(session, evaluation, via="callback")
     await _move(session, rt, wo, "closed", "decide-appeal", actor, now, note=note, outcome="excluded", data=data)
     await reporting.changed(session, rt, evaluation, now, wo)  # each exclusion a new version upward
     for copy in copies:

@@ -24,9 +24,9 @@ async def by_ref(session: AsyncSession, ref: str) -> Evaluation | None:
     return (await session.exec(select(Evaluation).where(Evaluation.ref == ref))).first()
 
 
-async def exclude_copies(session: AsyncSession, original: Evaluation, via: str) -> list[Evaluation]:
-    """Exclude what stands on an evaluation: its copies made `via` a batch or bundle, or the answers `via`
-    a callback to it; the ones it excluded (a batch or bundle copy is a change of its own to report)."""
+async def exclude_derived(session: AsyncSession, original: Evaluation, via: str) -> list[Evaluation]:
+    """Exclude the evaluations derived from `original` `via` a batch or bundle (its copies) or a callback
+    (the answers to it); the ones it excluded (a batch or bundle copy is a change of its own to report)."""
     stmt = (select(Evaluation).where(col(Evaluation.origin_id) == original.id, col(Evaluation.via) == via,
                                      col(Evaluation.status) == "valid")
             .order_by(col(Evaluation.id)).execution_options(populate_existing=True))
