@@ -11,43 +11,12 @@ import re
 import unicodedata
 from collections.abc import Sequence
 
+from dialogs import grammar
 from dialogs.grades import PROMPT_DIGITS, Grade
 
 OPT_OUT_WORDS = frozenset({"退订", "td", "stop", "取消", "退訂", "unsubscribe"})
 LIST_WORDS = frozenset({"评价", "評價", "rate", "待评价", "待評價"})
 
-# Longest first: "非常不满意" must win over "不满意" and "满意" at the same place.
-_GRADE_WORDS: tuple[tuple[str, Grade], ...] = (
-    ("非常不满意", Grade.VERY_DISSATISFIED),
-    ("非常不滿意", Grade.VERY_DISSATISFIED),
-    ("very dissatisfied", Grade.VERY_DISSATISFIED),
-    ("basically satisfied", Grade.BASICALLY_SATISFIED),
-    ("very satisfied", Grade.VERY_SATISFIED),
-    ("不是很满意", Grade.DISSATISFIED),
-    ("不是很滿意", Grade.DISSATISFIED),
-    ("非常满意", Grade.VERY_SATISFIED),
-    ("非常滿意", Grade.VERY_SATISFIED),
-    ("基本满意", Grade.BASICALLY_SATISFIED),
-    ("基本滿意", Grade.BASICALLY_SATISFIED),
-    ("不太满意", Grade.DISSATISFIED),
-    ("不太滿意", Grade.DISSATISFIED),
-    ("dissatisfied", Grade.DISSATISFIED),
-    ("unsatisfied", Grade.DISSATISFIED),
-    ("不满意", Grade.DISSATISFIED),
-    ("不滿意", Grade.DISSATISFIED),
-    ("satisfied", Grade.SATISFIED),
-    ("满意", Grade.SATISFIED),
-    ("滿意", Grade.SATISFIED),
-)
-_WORDS_RE = re.compile(
-    "|".join(
-        (rf"\b{re.escape(w)}\b" if w.isascii() else re.escape(w))
-        for w, _ in sorted(_GRADE_WORDS, key=lambda p: -len(p[0]))
-    ),
-    # ASCII: case-insensitivity must not let "ı" or "İ" match an ASCII "i" (then the lookup below misses).
-    re.IGNORECASE | re.ASCII,
-)
-_WORD_GRADE = {w.lower(): g for w, g in _GRADE_WORDS}
 _DIGIT_RUN = re.compile(r"(?<![0-9])[0-9]+(?![0-9])")
 _URL = re.compile(r"https?://\S+", re.IGNORECASE)
 _REASON_SEPARATORS = re.compile(r"[\s,，、;；/|。.!！和与及]+|\band\b", re.IGNORECASE)
@@ -90,18 +59,45 @@ def has_words(text: str) -> bool:
 def parse_grade(text: str) -> Grade | None:
     """The one grade a reply names, by a prompt digit (1 = 非常满意 … 5 = 非常不满意) or in words.
 
-    Digits inside longer numbers (a date, a case number) and inside links are not grades. A reply
-    naming two different grades is ambiguous and yields None, so the person is asked again.
+    Read through the grammar in grammar.py: a digit must agree with every phrase and judgement
+    beside it, and without a digit exactly one grade must be named, fitting everything else said.
+    A question, a score on another scale (5分), two grades or an uncertain phrase (不是非常满意,
+    说不上满意, 没什么不满意) give None: the person is asked again.
     """
-    t = _URL.sub(" ", normalize(text))
-    found: set[Grade] = set()
-    for m in _WORDS_RE.finditer(t):
-        found.add(_WORD_GRADE[m.group(0).lower()])
-    for m in _DIGIT_RUN.finditer(t):
-        run = m.group(0)
-        if len(run) == 1 and run in PROMPT_DIGITS:
-            found.add(PROMPT_DIGITS[run])
-    return found.pop() if len(found) == 1 else None
+    name = _decide(grammar.read(text), _GRADE_DIGITS, _GRADE_CLASSES, strict_digits=False)
+    return Grade(name) if name is not None else None
+
+
+_GRADE_CLASSES: dict[str, frozenset[Grade]] = {g.value: frozenset({g}) for g in Grade}
+_GRADE_DIGITS: dict[str, str] = {d: g.value for d, g in PROMPT_DIGITS.items()}
+
+
+def _decide(reading: grammar.Reading, digits: dict[str, str], classes: dict[str, frozenset[Grade]], *,
+            strict_digits: bool) -> str | None:
+    """The one class (a grade, or a callback result) that a reply names and everything in it fits, or None.
+
+    `digits` maps the digits the question offered to their class; with `strict_digits`, any other lone
+    digit spoils the reply (the question did not offer it). Digits decide when there are any: the words
+    beside them only have to agree. Without digits, the phrases that name a grade must all name one.
+    """
+    if reading.question or any(e.score for e in reading.evidence):
+        return None
+    words = [e for e in reading.evidence if e.digit is None]
+    chosen: set[str] = set()
+    for e in reading.evidence:
+        if e.digit is None:
+            continue
+        if e.digit in digits:
+            chosen.add(digits[e.digit])
+        elif strict_digits:
+            return None
+    if not chosen:
+        chosen = {name for e in words if e.reading is not None
+                  for name, grades in classes.items() if e.reading in grades}
+    if len(chosen) != 1:
+        return None
+    name = chosen.pop()
+    return name if all(e.fits & classes[name] for e in words) else None
 
 
 def parse_reasons(text: str, labels: Sequence[str]) -> tuple[int, ...] | None:
@@ -146,23 +142,17 @@ def clean_text(text: str) -> str:
     return (text or "").strip()[:MAX_TEXT]
 
 
-# The callback question's digits, as its text states them (1 满意, 2 基本满意, 3 不满意).
+# The callback question's digits, as its text states them (1 满意, 2 基本满意, 3 不满意), and the grades
+# each result stands for when a person answers in words.
 CALLBACK_DIGITS = {"1": "satisfied", "2": "basically_satisfied", "3": "dissatisfied"}
-_CALLBACK_OF_GRADE = {Grade.VERY_SATISFIED: "satisfied", Grade.SATISFIED: "satisfied",
-                      Grade.BASICALLY_SATISFIED: "basically_satisfied", Grade.DISSATISFIED: "dissatisfied",
-                      Grade.VERY_DISSATISFIED: "dissatisfied"}
+_CALLBACK_CLASSES: dict[str, frozenset[Grade]] = {
+    "satisfied": frozenset({Grade.VERY_SATISFIED, Grade.SATISFIED}),
+    "basically_satisfied": frozenset({Grade.BASICALLY_SATISFIED}),
+    "dissatisfied": frozenset({Grade.DISSATISFIED, Grade.VERY_DISSATISFIED}),
+}
 
 
 def parse_callback_result(text: str) -> str | None:
-    """A reply to the callback question: its one digit, or a satisfaction named in words; else None."""
-    t = _URL.sub(" ", normalize(text))
-    found: set[str] = set()
-    for m in _DIGIT_RUN.finditer(t):
-        run = m.group(0)
-        if len(run) == 1 and run in CALLBACK_DIGITS:
-            found.add(CALLBACK_DIGITS[run])
-        elif len(run) == 1:
-            return None  # a digit the question did not offer
-    for m in _WORDS_RE.finditer(t):
-        found.add(_CALLBACK_OF_GRADE[_WORD_GRADE[m.group(0).lower()]])
-    return found.pop() if len(found) == 1 else None
+    """A reply to the callback question: its one digit, or a satisfaction named in words; else None.
+    Read by the same grammar as grades; a digit the question did not offer spoils the reply."""
+    return _decide(grammar.read(text), CALLBACK_DIGITS, _CALLBACK_CLASSES, strict_digits=True)

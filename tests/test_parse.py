@@ -116,7 +116,7 @@ def test_parse_grade_name(value: object, expected: Grade | None) -> None:
         pytest.param("I am very satisfied, thanks", G.VERY_SATISFIED, id="en-word-in-sentence"),
         pytest.param("我选4", G.DISSATISFIED, id="digit-after-text"),
         pytest.param("3，谢谢", G.BASICALLY_SATISFIED, id="digit-then-fullwidth-comma"),
-        pytest.param("打 2 分", G.SATISFIED, id="digit-in-sentence"),
+        pytest.param("我 选 2 号", G.SATISFIED, id="digit-in-sentence"),
         pytest.param("1 非常满意", G.VERY_SATISFIED, id="digit-and-word-agree"),
         pytest.param("2026年11月办的，满意", G.SATISFIED, id="year-and-month-are-not-grades"),
         pytest.param("详见 https://hcp.example.cn/r/4 我选2", G.SATISFIED, id="url-digit-ignored"),
@@ -150,6 +150,10 @@ def test_parse_grade_examples(text: str, expected: Grade) -> None:
         pytest.param("4.5", id="decimal-two-grades"),
         pytest.param("dissatisfiedly", id="english-word-inside-longer-word"),
         pytest.param("\x00\x1b[31m", id="control-chars"),
+        # A number of points or stars is a score on another scale, where 5 is the best: the menu's 2 is
+        # 满意 but 打2分 may mean 2 out of 5, a bad review.
+        pytest.param("打 2 分", id="points-are-a-score-not-the-menu"),
+        pytest.param("5星", id="stars-are-a-score"),
     ],
 )
 def test_parse_grade_unreadable_or_ambiguous(text: str) -> None:
@@ -165,11 +169,13 @@ def test_parse_grade_is_total_for_turkish_i(text: str) -> None:
 
 # --- parse_grade: properties -------------------------------------------------------------------------
 
-_ANY_GRADE_WORD = re.compile("满意|滿意|satisfied", re.IGNORECASE)
-_FILLER = st.one_of(
-    st.sampled_from(["", " ", "我选", "，谢谢！", "打", "分", "第", "号窗口", "ok ", "\n", "：", "\u3000"]),
-    st.text(alphabet=st.characters(exclude_categories=("Nd", "No"))),
-)
+# Filler around a digit: what people write beside a menu choice, or any run of blanks, punctuation,
+# symbols and emoji (no letter: blanks do not separate words, so "不 满意" is 不满意). A question
+# mark makes a question, and a unit after the digit makes it a score or a quantity (5分, 3小时).
+_FILLER_WORDS = st.sampled_from(["", " ", "我选", "，谢谢！", "选", "第", "号", "回复", "ok ", "\n", "：", "\u3000",
+                                 "吧"])
+_FILLER_MARKS = st.text(alphabet=st.characters(exclude_categories=("L", "N", "M", "Cs"), exclude_characters="?？"))
+_FILLER = st.one_of(_FILLER_WORDS, _FILLER_MARKS)
 
 
 @given(st.text())
@@ -193,8 +199,8 @@ def test_one_standalone_prompt_digit_is_that_grade(digit: str, prefix: str, suff
     text = prefix + written + suffix
     folded = normalize(text)
     assume(sum(c.isdigit() for c in folded) == 1)  # no other digit, even one NFKC makes out of a symbol
-    assume(_ANY_GRADE_WORD.search(folded) is None)  # no grade word
-    assume("://" not in folded)  # not inside a link
+    assume("://" not in folded and "?" not in folded)  # not inside a link; no question mark NFKC makes
+    assume(not re.search(r"[0-9]\s*/", folded))  # "4/" reads as the start of "4/5", a score
     assert parse_grade(text) is PROMPT_DIGITS[digit]
 
 
