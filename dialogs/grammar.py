@@ -39,12 +39,13 @@ class Cat(Enum):
     HEDGE_NEG = "hedge_neg"  # 说不上, 谈不上, 算不上, 不算: denies without saying how far
     TOTAL = "total"  # 一点也不, 完全不, 根本不: denies entirely
     INT = "int"  # 非常, 十分, 特别: the strong degree of the scale's 非常
-    INT_WEAK = "int_weak"  # 相当, 好 (好满意): strong, but 满意 would not be wrong either
+    INT_WEAK = "int_weak"  # 相当: strong, but 满意 would not be wrong either
     PLAIN = "plain"  # 很, 真, 确实: Chinese's ordinary degree adverb (很满意 = 满意, not 非常)
     MILD = "mild"  # 挺, 蛮: quite
     FAIR = "fair"  # 比较, 较为: fairly (满意, or 基本满意)
     BASIC = "basic"  # 基本, 基本上: the scale's own 基本
     HEDGE = "hedge"  # 还算, 勉强, 大体: between 满意 and 基本满意, not asserted
+    SLIGHT = "slight"  # 有点, 有些: 有点满意 is not asserted, but 有点不满意 is a complaint
     EPISTEMIC = "epistemic"  # 可能, 也许, 应该: not asserted at all
     CLEAR = "clear"  # 都, 也, 觉得, 令人, 我: changes nothing
 
@@ -73,26 +74,28 @@ _WORDS: dict[Cat, tuple[str, ...]] = {
     Cat.INT: (
         "非常", "十分", "特别", "特", "极其", "极为", "极", "超级", "超", "万分", "无比", "太", "贼", "巨", "老", "最",
         "真是太", "实在太", "完全", "百分百", "百分之百", "绝对", "非常非常", "超级无敌", "甚为", "极度", "特别特别",
-        "非长", "飞常", "非尝", "very", "extremely", "highly", "totally", "completely", "entirely", "super", "so",
-        "very very", "absolutely", "most", "fully",
+        "非长", "飞常", "非尝", "菲常", "十二分", "十二万分", "倍儿", "忒", "交关", "贼拉", "very", "extremely",
+        "highly", "totally", "completely", "entirely", "super", "so", "very very", "absolutely", "most", "fully",
     ),
-    Cat.INT_WEAK: ("相当", "好", "颇为", "颇", "很是", "挺是", "really really"),
+    Cat.INT_WEAK: ("相当", "颇为", "颇", "挺是", "really really"),
     Cat.PLAIN: (
-        "很", "真", "真的", "确实", "实在", "的确", "都很", "也很", "还是很", "真心", "很很", "really", "truly",
+        "很", "好", "很是", "真", "真的", "确实", "实在", "的确", "都很", "也很", "还是很", "真心", "很很", "really",
+        "truly",
     ),
     Cat.MILD: ("挺", "蛮", "还挺", "还蛮", "quite", "pretty"),
     Cat.FAIR: ("比较", "较", "较为", "还比较", "比较的", "fairly", "rather", "reasonably"),
-    Cat.BASIC: ("基本", "基本上", "基本都", "基本还", "basically", "mostly"),
+    Cat.BASIC: ("基本", "基本上", "基本都", "基本还", "几本", "basically", "mostly"),
     Cat.HEDGE: (
         "还算", "算是", "算", "还算是", "勉强", "勉强算", "差不多", "大体", "大体上", "大致", "大致上", "大部分",
-        "多数", "还", "尚", "尚且", "一般", "凑合", "有点", "有些", "稍微", "略", "略微", "somewhat", "kind of",
-        "sort of", "more or less", "almost", "nearly",
+        "多数", "还", "尚", "尚且", "一般", "凑合", "勉勉强强", "somewhat", "kind of", "sort of", "more or less",
+        "almost", "nearly",
     ),
+    Cat.SLIGHT: ("有点", "有些", "有一点", "有一点点", "稍微", "稍微有点", "稍稍", "略", "略微", "略有"),
     Cat.EPISTEMIC: ("可能", "也许", "大概", "或许", "应该", "应该算", "应该是", "估计", "maybe", "probably", "perhaps"),
     Cat.CLEAR: (
         "都", "也", "是", "就是", "还是", "总体", "整体", "总体上", "整体上", "总的来说", "总体来说", "整体来说",
         "全部", "都是", "觉得", "感觉", "感到", "认为", "表示", "让人", "令人", "使人", "叫人", "让我", "令我", "使我",
-        "叫我", "人", "我", "我们", "本人", "你好", "您好", "地", "之", "对", "对此", "对你们", "对您", "对这次",
+        "叫我", "人", "我", "我们", "本人", "你好", "您好", "地", "的", "之", "对", "对此", "对你们", "对您", "对这次",
         "这次", "本次", "服务", "我对", "并", "就", "倒是", "i", "i'm", "im", "am", "is", "was", "are", "we", "we're",
         "feel", "felt", "i am", "i was", "i feel", "it", "all", "overall",
     ),
@@ -101,8 +104,9 @@ _LEXICON: dict[str, Cat] = {w: cat for cat, words in _WORDS.items() for w in wor
 _LONGEST = max(len(w) for w in _LEXICON)
 
 # After the head: these strengthen it (满意极了, 不满意得很); in the same clause, other words pass.
-_POST_INTENSIFIERS = ("极了", "得很", "得不得了", "得不行", "坏了", "死了", "透了", "至极", "到极点", "到家了", "爆了",
-                      "炸了", "无比", "得要命", "得没话说", " at all")
+_POST_INTENSIFIERS = ("极了", "得很", "的很", "滴很", "得不得了", "的不得了", "得不行", "的不行", "坏了", "死了",
+                      "透了", "至极", "到极点", "到家了", "爆了", "到爆", "炸了", "无比", "得要命", "得没话说",
+                      "得一批", " at all")
 _PARTICLES = ("的", "了", "啊", "呀", "啦", "哦", "哈", "呢", "吧", "嘛", "呐", "哟", "噢", "喔")
 _NEGATED = {GOOD: frozenset({B, D, VD}), BAD: frozenset({VS, S, B})}
 
@@ -114,11 +118,11 @@ _BENIGN = re.compile(
 )
 _LOOSE_NEGATORS = re.compile(r"[不没无未别非莫勿否]|\b(?:not|no|never|none|nothing|hardly)\b|n't")
 # A homophone of 不 just in front of the head may be a mistyped negation (布满意 for 不满意).
-_LIKE_BU = frozenset("布部步补卜埠簿")
+_LIKE_BU = frozenset("布部步补卜埠簿木")
 
 # The head of a satisfaction phrase, with the typos pinyin input makes of it. 满意度 is a noun.
 _HEAD = re.compile(
-    r"(?:满意|[瞒慢漫]意|满[义易亿])(?![度率])"
+    r"(?:满意|[瞒慢漫]意|满[义易仪])(?![度率足])"
     r"|(?<=不)满(?=$|[了啊呀的啦哦呢吧!！。.,，~～、;；\s]|[^\u3400-\u9fff0-9])"
     r"|\b(?:dis|un)satisfied\b|\bsatisfied\b"
 )
@@ -126,7 +130,7 @@ _NEGATIVE_HEAD = re.compile(r"(?:dis|un)satisfied")
 
 # Judgement words that name no grade: alone they are not an answer, but a grade must agree with them.
 _JUDGEMENTS: tuple[tuple[str, frozenset[Grade]], ...] = (
-    ("好评|点赞|给力|满分|完美|优秀|不错|很棒|真棒|太棒|挺棒|非常棒|很好|挺好|蛮好|真好|太好|超好|非常好|特别好|十分好|"
+    ("好评|点赞|给力|满分|完美|优秀|不错|心满意足|很棒|真棒|太棒|挺棒|非常棒|很好|挺好|蛮好|真好|太好|超好|非常好|特别好|十分好|"
      "相当好|比较好|都挺好|\\bgood\\b|\\bgreat\\b|\\bexcellent\\b|\\bperfect\\b", GOOD),
     ("还行|还可以|一般般|一般|凑合|马马虎虎|过得去|尚可|还好|中规中矩|普普通通|\\bso-so\\b",
      frozenset({S, B, D})),
@@ -153,17 +157,29 @@ _QUESTION = re.compile(
     r"(?<![不没太大很么咋甚够])满意[不没]有?(?=\W|$)"
 )
 # A condition makes the phrase in its clause a wish, not a grade: 如果快点就满意了.
-_CONDITION = re.compile(r"如果|要是|假如|假设|若是|倘若|的话|\bif\b")
+# So does a wish (希望, 下次), a past state since changed (本来挺满意的，结果…), and "能…就…".
+_CONDITION = re.compile(r"如果|要是|假如|假设|若是|倘若|的话|只要|希望|下次|以后|本来|原来|原本|本以为|起初|一开始|"
+                        r"能[^,，。.!！]{0,12}就|\bif\b|\bwould\b")
+# A concession keeps a reservation back: 满意是满意，就是太慢了.
+_CONCESSION = re.compile(r"满意[是归]满意")
 _URL = re.compile(r"https?://\S+|www\.\S+", re.IGNORECASE)
+_LIST_ITEM = re.compile(r"(?m)^(\s*)[0-9]\s*([.、)])")
+_PERCENT = re.compile(r"100\s*%")
+# Replies typed in pinyin without choosing the characters: "manyi", "feichang manyi", "bu manyi".
+_PINYIN = {"feichang": "非常", "jiben": "基本", "bushihen": "不是很", "butai": "不太", "bushi": "不是", "hen": "很",
+           "tai": "太", "ting": "挺", "bu": "不", "manyi": "满意"}
+_PINYIN_SYLLABLES = re.compile("|".join(sorted(_PINYIN, key=len, reverse=True)))
+_PINYIN_PHRASE = re.compile(r"\b(?:(?:feichang|jiben|bushihen|butai|bushi|hen|tai|ting|bu)\s*)*manyi\b")
 _SPACES = re.compile(r"\s+")
 
-# Traditional characters the grammar's words use, folded to simplified.
-_FOLD = str.maketrans(
-    "滿瞞沒別說談稱還蠻極夠麼幾點對於個覺讓價評為無萬實較總體強這們給與並語錯壞應該認兩樣絕從來過辦態務問題謝"
-    "雖獨讀難歡聽見氣爛糟們們壞紹約當時間業費專錯嗎麽啥佔極讚贊優穩靠譜並遠擁夠壓幫確據屬彆儘盡齊",
-    "满瞒没别说谈称还蛮极够么几点对于个觉让价评为无万实较总体强这们给与并语错坏应该认两样绝从来过办态务问题谢"
-    "虽独读难欢听见气烂糟们们坏绍约当时间业费专错吗么啥占极赞赞优稳靠谱并远拥够压帮确据属别尽尽齐",
+# Traditional characters the grammar's words use, and their simplified forms (one to one, in order).
+TRADITIONAL_PAIRS = (
+    "満滿瞞沒別說談稱還蠻極夠麼幾點對於個覺讓價評為無萬實較總體強這們給與並語錯壞應該認兩樣絕從來過辦態務問題謝"
+    "雖獨讀難歡聽見氣爛糟們們壞紹約當時間業費專錯嗎麽啥佔極讚贊優穩靠譜並遠擁夠壓幫確據屬彆儘盡齊義儀",
+    "满满瞒没别说谈称还蛮极够么几点对于个觉让价评为无万实较总体强这们给与并语错坏应该认两样绝从来过办态务问题谢"
+    "虽独读难欢听见气烂糟们们坏绍约当时间业费专错吗么啥占极赞赞优稳靠谱并远拥够压帮确据属别尽尽齐义仪",
 )
+_FOLD = str.maketrans(*TRADITIONAL_PAIRS)
 _UPPER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ\u2019", "abcdefghijklmnopqrstuvwxyz'")
 
 
@@ -190,7 +206,20 @@ def fold(text: str) -> str:
     links removed, blanks dropped except between two ASCII letters or digits (不 满意 is 不满意; 1 2 stays two)."""
     t = unicodedata.normalize("NFKC", text or "").translate(_UPPER).translate(_FOLD)
     t = _URL.sub(" ", t)
+    if len(_LIST_ITEM.findall(t)) >= 2:  # "1.排队太久\n2.态度差" numbers complaints, not grades
+        t = _LIST_ITEM.sub(r"\1 \2", t)
+    t = _PERCENT.sub("百分百", t)
+    t = _PINYIN_PHRASE.sub(_hanzi, t)
     return _SPACES.sub(_keep_space, t).strip()
+
+
+def simplified(text: str) -> str:
+    """Traditional characters folded to simplified, for the words this project reads (labels included)."""
+    return text.translate(_FOLD)
+
+
+def _hanzi(m: re.Match[str]) -> str:
+    return _PINYIN_SYLLABLES.sub(lambda s: _PINYIN[s.group(0)], m.group(0).replace(" ", ""))
 
 
 def _keep_space(m: re.Match[str]) -> str:
@@ -210,7 +239,7 @@ def read(text: str) -> Reading:
     t = fold(text)
     if len(t) > MAX_READ or not t:
         return Reading()
-    if _QUESTION.search(t):
+    if _QUESTION.search(t) or _CONCESSION.search(t):
         return Reading(question=True)
     clauses = _clauses(t)
     benign = _covered(_BENIGN, t)
@@ -295,14 +324,14 @@ def interpret(cats: list[Cat], intense: bool = False) -> tuple[Grade | None, fro
             return VD, BAD
         if outer in (Cat.PLAIN, Cat.MILD, Cat.FAIR):
             return D, BAD
-        if outer is Cat.BASIC:
+        if outer in (Cat.BASIC, Cat.SLIGHT):
             return D, frozenset({D})
         return None, BAD if outer is not Cat.EPISTEMIC else fits
     degree = _strongest(cats)
     if Cat.EPISTEMIC in cats:
         rest = [c for c in cats if c is not Cat.EPISTEMIC]
         return None, interpret(rest, intense)[1]
-    if degree is Cat.HEDGE:
+    if degree in (Cat.HEDGE, Cat.SLIGHT):
         return None, frozenset({S, B})
     if degree is Cat.BASIC:
         return (B, frozenset({B})) if not intense else (None, frozenset({S, B}))
@@ -318,7 +347,7 @@ def interpret(cats: list[Cat], intense: bool = False) -> tuple[Grade | None, fro
 
 
 # Which of several degree words in one phrase decides it: a hedge or 基本 outranks an intensifier.
-_RANK = (Cat.EPISTEMIC, Cat.HEDGE, Cat.BASIC, Cat.INT, Cat.INT_WEAK, Cat.FAIR, Cat.PLAIN, Cat.MILD)
+_RANK = (Cat.EPISTEMIC, Cat.HEDGE, Cat.SLIGHT, Cat.BASIC, Cat.INT, Cat.INT_WEAK, Cat.FAIR, Cat.PLAIN, Cat.MILD)
 
 
 def _strongest(cats: list[Cat]) -> Cat | None:

@@ -19,7 +19,15 @@ LIST_WORDS = frozenset({"评价", "評價", "rate", "待评价", "待評價"})
 
 _DIGIT_RUN = re.compile(r"(?<![0-9])[0-9]+(?![0-9])")
 _URL = re.compile(r"https?://\S+", re.IGNORECASE)
-_REASON_SEPARATORS = re.compile(r"[\s,，、;；/|。.!！和与及]+|\band\b", re.IGNORECASE)
+_REASON_SEPARATORS = re.compile(r"(?:[\s,，、;；/|。.!！&+和与及跟同加]|以及|还有|\band\b)+", re.IGNORECASE)
+# 第一个, 第3项, 三: an ordinal or a numeral standing for a reason's number.
+_ORDINAL = re.compile(r"(第)?([0-9]+|[一二三四五六七八九十]+)(个|项|条|点|号)?(?![0-9])")
+# What people write around the numbers: 您好，我选 1和3, 原因：2, 1、3吧, 这两个, 都有, an emoji.
+_REASON_LEAD = re.compile(r"^(?:\s|[,，:：]|您好|你好|我觉得|我认为|我|就是|选择?的?|是|原因|理由|主要|"
+                          r"第(?=[^第]+[、,，和跟与及 ][^第]+[项个条]$))+")
+_REASON_TAIL = re.compile(r"(?:\s|[吧啊呀哈了的]|这几?[两几三]?[个项条]|都有|都是|(?<=[0-9])[项个条]|"
+                          r"[^\w\s,，、;；/|。.!！&+])+$")
+_EXPLANATION_CUT = re.compile(r"\s*[,，。.!！;；:：\n]\s*|\s+(?=\D)")
 _LETTERS = re.compile(r"[^\W\d_]")
 
 MAX_TEXT = 1000
@@ -103,19 +111,36 @@ def _decide(reading: grammar.Reading, digits: dict[str, str], classes: dict[str,
 def parse_reasons(text: str, labels: Sequence[str]) -> tuple[int, ...] | None:
     """The reason numbers (1-based, in the order given, without repeats) a reply names, or None.
 
-    Numbers may be separated by blanks, commas (ASCII or full-width), 、 or 和, or run together
-    ("13") when every reason number has one digit. A reason's label written out counts too (labels
-    are read before the text is split, so a label may itself hold a separator). Any token that is
-    neither makes the whole reply invalid: better to ask again than to guess.
+    Numbers may be separated by blanks, commas (ASCII or full-width), 、, 和/跟/与/以及/还有 and the
+    like, or run together ("13") when every reason number has one digit; Chinese numerals count
+    (第一个跟第三个). A reason's label written out counts too (labels are read before the text is
+    split, so a label may itself hold a separator). What people put around the numbers (我选 …,
+    原因是 …, … 吧) is dropped. Any other token makes the whole reply invalid: better to ask again
+    than to guess.
     """
     count = len(labels)
     t = normalize(text)
-    if not t:
+    if not t or len(t) > MAX_TEXT:
         return None
-    by_length = sorted(((normalize(label), i + 1) for i, label in enumerate(labels) if normalize(label)),
-                       key=lambda p: -len(p[0]))
-    for label, number in by_length:
-        t = re.sub(re.escape(label), f" {number} ", t, flags=re.IGNORECASE | re.ASCII)
+    if "?" in t:
+        return None  # a question back: which reasons it names is not settled
+    t = grammar.simplified(t).replace("其它", "其他")
+    numbered = {grammar.simplified(normalize(label)).lower(): i + 1
+                for i, label in enumerate(labels) if normalize(label)}
+    if numbered:
+        # One pass, longest label first, so that a number put in for one label never pairs with the next.
+        # "3.办事流程繁琐" copies a line of the list: one reason, when the number is the label's own.
+        pattern = re.compile(r"(?:(?<![0-9])([0-9]+)\s*[.:：]?\s*)?(" + "|".join(
+            re.escape(label) for label in sorted(numbered, key=len, reverse=True)) + ")", re.IGNORECASE | re.ASCII)
+
+        def label_number(m: re.Match[str]) -> str:
+            number = numbered[m.group(2).lower()]
+            written = m.group(1)
+            return f" {number} " if written is None or written.lstrip("0") == str(number) else " x "
+
+        t = pattern.sub(label_number, t)
+    t = _REASON_TAIL.sub("", _REASON_LEAD.sub("", t))
+    t = _ORDINAL.sub(lambda m: _ordinal(m, count), t)
     widest = len(str(count))
     chosen: list[int] = []
     for token in _REASON_SEPARATORS.split(t):
@@ -135,6 +160,62 @@ def parse_reasons(text: str, labels: Sequence[str]) -> tuple[int, ...] | None:
             if n not in chosen:
                 chosen.append(n)
     return tuple(chosen) or None
+
+
+def read_reasons(text: str, labels: Sequence[str]) -> tuple[tuple[int, ...], str | None] | None:
+    """Reason numbers, and the explanation a person writes after them ("1，窗口态度太差了"), or None.
+
+    The whole reply is tried as reasons first; otherwise the part before the first comma, full stop or
+    line break must be reasons and the rest must say something in words.
+    """
+    numbers = parse_reasons(text, labels)
+    if numbers is not None:
+        return numbers, None
+    t = (text or "").strip()
+    cut = _EXPLANATION_CUT.search(t)
+    if cut is None or cut.start() == 0:
+        return None
+    numbers = parse_reasons(t[:cut.start()], labels)
+    rest = clean_text(t[cut.end():])
+    # The rest must explain, not name reasons of its own ("3 多次跑动": reason 3, or 5?).
+    if numbers is None or not has_words(rest) or _names_a_reason(rest, labels):
+        return None
+    return numbers, rest
+
+
+def _names_a_reason(text: str, labels: Sequence[str]) -> bool:
+    t = grammar.simplified(normalize(text)).lower()
+    return parse_reasons(text, labels) is not None or any(
+        grammar.simplified(normalize(label)).lower() in t for label in labels if normalize(label))
+
+
+def _ordinal(m: re.Match[str], count: int) -> str:
+    """An ordinal or numeral as the number it names. A bare run of digits is left as written (13 is 1 and 3
+    while every reason has one digit), but 第13项 or 十三 name one number, which must exist."""
+    first, word, unit = m.groups()
+    if unit in ("个", "项", "条", "点") and not first:
+        return " x "  # 三个 is a count (three of them), not the third reason
+    if word.isdigit() and m.group(0) == word:
+        return word
+    number = _numeral(word)
+    if "十" not in word and not first and not unit and number.isdigit():
+        return number  # 一三 is 1 and 3, as 13 is
+    if not number.isdigit() or (count <= 9 and len(number) > 1):
+        return " x "
+    return f" {number} "
+
+
+def _numeral(word: str) -> str:
+    """一 … 九十九 as digits (a reason list is short); anything else is left to fail as a token."""
+    if word.isdigit():
+        return str(int(word))
+    digits = {c: i for i, c in enumerate("零一二三四五六七八九")}
+    if len(word) == 1 and word in digits:
+        return str(digits[word])
+    tens, _, units = word.partition("十")
+    if "十" in word and (not tens or tens in digits) and (not units or units in digits):
+        return str((digits[tens] if tens else 1) * 10 + (digits[units] if units else 0))
+    return "".join(str(digits[c]) for c in word) if all(c in digits for c in word) else word
 
 
 def clean_text(text: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import unicodedata
 
@@ -242,7 +243,9 @@ def test_longer_numbers_are_never_grades(number: int, tail: str) -> None:
         pytest.param("其他", (8,), id="label-other"),
         pytest.param("服务态度差", (1,), id="label-attitude"),
         pytest.param("服务态度差、其他", (1, 8), id="two-labels"),
-        pytest.param("2 其他", (2, 8), id="number-and-label"),
+        pytest.param("2，其他", (2, 8), id="number-and-label"),
+        pytest.param("8 其他", (8,), id="a-line-of-the-list-copied"),
+        pytest.param("8.其他", (8,), id="a-line-of-the-list-copied-with-its-full-stop"),
         pytest.param("其他 8", (8,), id="label-and-its-number"),
     ],
 )
@@ -271,6 +274,9 @@ def test_every_default_label_written_out_is_its_reason(number: int, label: str) 
         pytest.param("1 服务", id="partial-label"),
         pytest.param("态度不好", id="free-text"),
         pytest.param("1-3", id="range-not-supported"),
+        # A number written just before another reason's label: 2 and 其他, or a wrong number for 其他?
+        pytest.param("2 其他", id="number-and-another-reasons-label"),
+        pytest.param("1、3？", id="a-question"),
         pytest.param("-1", id="negative"),
         pytest.param("٣", id="arabic-indic-digit"),
     ],
@@ -357,8 +363,11 @@ def test_written_reasons_are_read_back(data: st.DataObject, numbers: list[int]) 
         form = data.draw(st.sampled_from(["ascii", "fullwidth", "label"]))
         parts.append(str(n) if form == "ascii" else chr(ord("０") + n) if form == "fullwidth" else LABELS[n - 1])
     text = parts[0]
-    for part in parts[1:]:
-        text += data.draw(_SEPARATORS) + part
+    for before, part in itertools.pairwise(parts):
+        # A blank alone between a number and a label reads as one line of the list ("3 办事流程繁琐").
+        sep = data.draw(_SEPARATORS.filter(lambda s: s.strip()) if before.isdigit() or before in "０１２３４５６７８９"
+                        else _SEPARATORS)
+        text += sep + part
     assert parse_reasons(text, LABELS) == _dedup(numbers)
 
 
