@@ -26,8 +26,8 @@ _ORDINAL = re.compile(r"(第)?([0-9]+|[一二三四五六七八九十]+)(个|项
 _REASON_LEAD = re.compile(r"^(?:\s|[,，:：]|您好|你好|我觉得|我认为|我|就是|选择?的?|是|原因|理由|主要|"
                           r"第(?=[^第]+[、,，和跟与及 ][^第]+[项个条]$))+")
 _REASON_TAIL = re.compile(r"(?:\s|[吧啊呀哈了的]|这几?[两几三]?[个项条]|都有|都是|(?<=[0-9])[项个条]|"
-                          r"[^\w\s,，、;；/|。.!！&+])+$")
-_EXPLANATION_CUT = re.compile(r"\s*[,，。.!！;；:：\n]\s*|\s+(?=\D)")
+                          r"谢谢|感谢|辛苦了|thanks|[^\w\s,，、;；/|。.!！&+])+$")
+_EXPLANATION_CUT = re.compile(r"\s*[,，。.!！;；:：\n]\s*")
 _LETTERS = re.compile(r"[^\W\d_]")
 
 MAX_TEXT = 1000

@@ -15,7 +15,7 @@ from typing import Any
 
 from dialogs import messages as m
 from dialogs.grades import Grade
-from dialogs.parse import clean_text, has_words, is_list_request, is_opt_out, parse_grade, parse_reasons
+from dialogs.parse import clean_text, has_words, is_list_request, is_opt_out, parse_grade, read_reasons
 from dialogs.types import AddText, CaseView, Effect, Inbound, OptOut, RecordRating, Reply
 
 OTHER = "other"
@@ -186,16 +186,20 @@ def _on_grade(state: State, case: CaseView, text: str, rules: Rules, now: dateti
 
 
 def _on_reasons(state: State, case: CaseView, text: str, rules: Rules, now: datetime) -> Outcome:
-    numbers = parse_reasons(text, rules.labels)
-    if numbers is None:
+    """Reason numbers, perhaps with the person's explanation after them ("1，等了两个小时")."""
+    read = read_reasons(text, rules.labels)
+    if read is None:
         again = Reply(m.REPROMPT_REASONS, {"reasons": numbered(rules)})
         return _missed(state, case, again, rules, now)
+    numbers, words = read
     assert state.grade is not None
     codes = tuple(rules.reasons[n - 1] for n in numbers)
-    if codes == (OTHER,):
+    if OTHER in codes and not words:  # 其他 says nothing by itself: the person's words are required
         nxt = State(case_id=case.id, step=Step.TEXT, expires_at=now + rules.ttl, grade=state.grade,
                     reasons=codes)
         return Outcome(nxt, (Reply(m.ASK_TEXT),))
+    if words:
+        return Outcome(None, (Reply(m.THANKS_TEXT),), (RecordRating(case.id, state.grade, codes, words),))
     nxt = State(case_id=case.id, step=Step.MORE_TEXT, expires_at=now + rules.more_text_ttl,
                 grade=state.grade, reasons=codes)
     return Outcome(nxt, (Reply(m.THANKS_BAD),), (RecordRating(case.id, state.grade, codes),))

@@ -188,7 +188,6 @@ def test_max_reprompts_comes_from_the_rules() -> None:
         pytest.param("1和3", ("attitude", "process"), id="he"),
         pytest.param("3 1 3", ("process", "attitude"), id="order-kept-duplicates-collapse"),
         pytest.param("服务态度差", ("attitude",), id="label"),
-        pytest.param("2 8", ("efficiency", OTHER), id="other-with-another-reason"),
     ],
 )
 @pytest.mark.parametrize("grade", [G.DISSATISFIED, G.VERY_DISSATISFIED], ids=["dissatisfied", "very"])
@@ -198,6 +197,32 @@ def test_reasons_record_the_rating(text: str, codes: tuple[str, ...], grade: Gra
     assert keys(out) == [m.THANKS_BAD]
     assert out.state == State(case_id=CASE.id, step=Step.MORE_TEXT, expires_at=NOW + timedelta(minutes=30),
                               grade=grade, reasons=codes)
+
+
+@pytest.mark.parametrize("text", ["2 8", "2，其他", "其他、2"], ids=["digits", "digit-and-label", "label-first"])
+def test_other_among_reasons_still_asks_for_the_persons_words(text: str) -> None:
+    """As the API refuses 其他 without text (422), the dialog asks for the words before storing anything."""
+    out = step(at(Step.REASONS, grade=G.DISSATISFIED), msg(text), open_ctx(), RULES, NOW)
+    assert out.effects == ()
+    assert keys(out) == [m.ASK_TEXT]
+    assert out.state is not None and out.state.step is Step.TEXT
+    assert set(out.state.reasons) == {"efficiency", OTHER}
+
+
+@pytest.mark.parametrize(
+    "text, codes, words",
+    [
+        pytest.param("1，窗口态度太差了", ("attitude",), "窗口态度太差了", id="number-then-words"),
+        pytest.param("2、5\n跑了三趟还没办好", ("efficiency", "trips"), "跑了三趟还没办好",
+                     id="numbers-line-then-words"),
+        pytest.param("其他：排队排了一上午", (OTHER,), "排队排了一上午", id="other-with-its-words"),
+    ],
+)
+def test_an_explanation_after_the_numbers_is_stored_with_them(text: str, codes: tuple[str, ...], words: str) -> None:
+    out = step(at(Step.REASONS, grade=G.DISSATISFIED), msg(text), open_ctx(), RULES, NOW)
+    assert out.effects == (RecordRating(CASE.id, G.DISSATISFIED, codes, words),)
+    assert keys(out) == [m.THANKS_TEXT]
+    assert out.state is None
 
 
 def test_more_text_ttl_comes_from_the_rules() -> None:
