@@ -25,12 +25,12 @@ from dialogs import callback, rating
 from dialogs import messages as m
 from dialogs.addresses import mask_openid, mask_phone
 from dialogs.parse import is_list_request, is_opt_out
-from dialogs.types import AddText, CaseView, Inbound, OptOut, RecordRating, Reply
+from dialogs.types import AddText, CaseView, Inbound, OptIn, OptOut, RecordRating, Reply
 from store import cases as case_store
 from store import contacts, conversations
 from store import evaluations as evaluation_store
 from store.cases import DueCase
-from store.models import Case
+from store.models import Case, Conversation
 
 log = logging.getLogger("haochaping.conversation")
 
@@ -98,6 +98,8 @@ async def _handle_locked(rt: Runtime, inbound: Inbound, contact_channel: str, ad
                 return Answer([], duplicate=True)
             if inbound.message_id:
                 recent = [*recent, inbound.message_id][-RECENT_IDS:]
+            if inbound.kind in rating.KEYWORD_KINDS:  # the provider's STOP/START/HELP, whatever is open
+                return await _keyword(session, rt, conv, inbound, contact.id, recent, now)
             if conv is not None and callback.is_callback(conv.state) and conv.expires_at and conv.expires_at > now:
                 return await _callback_reply(session, rt, conv.state, inbound, contact.id, recent, now)
             if contact.barred_until is not None and contact.barred_until > now and not is_opt_out(inbound.text):
@@ -130,6 +132,18 @@ async def _handle_locked(rt: Runtime, inbound: Inbound, contact_channel: str, ad
     return Answer([rt.render(reply, locale) for reply in outcome.replies], contact_id=contact_id)
 
 
+async def _keyword(session: AsyncSession, rt: Runtime, conv: Conversation | None, inbound: Inbound, contact_id: int,
+                   recent: list[str], now: datetime) -> Answer:
+    """Twilio's STOP, START or HELP: the opt-out changes, an open conversation stays as it was (STOP ends it)."""
+    kept = conv.state if conv is not None else None
+    outcome = rating.keyword(inbound.kind, None)
+    await _apply(session, rt, outcome, inbound, contact_id, None, now)
+    stop = inbound.kind == "stop"
+    await conversations.save(session, contact_id, None if stop or conv is None else conv.case_id,
+                             None if stop else kept, None if stop or conv is None else conv.expires_at, recent, now)
+    return Answer([rt.render(reply, SOURCE) for reply in outcome.replies], contact_id=contact_id)
+
+
 async def _callback_reply(session: AsyncSession, rt: Runtime, data: dict[str, Any], inbound: Inbound, contact_id: int,
                           recent: list[str], now: datetime) -> Answer:
     """The rater answers the SMS callback question (bot/callback_sms.py)."""
@@ -157,6 +171,8 @@ async def _apply(session: AsyncSession, rt: Runtime, outcome: rating.Outcome, in
     for effect in outcome.effects:
         if isinstance(effect, OptOut):
             await contacts.opt_out(session, contact_id, "reply", now)
+        elif isinstance(effect, OptIn):
+            await contacts.opt_in(session, contact_id)
         elif isinstance(effect, RecordRating):
             case = current if current and current.id == effect.case_id else await case_store.by_id(
                 session, effect.case_id, lock=rt.db.locks_rows)

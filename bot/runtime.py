@@ -52,8 +52,9 @@ class Runtime:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
     def rules_for(self, channel: str) -> Rules:
-        """The dialog's rules on a channel: WeChat rates a lone unrated case at once (CONTRACT)."""
-        return replace(self.rules, rate_single_directly=True) if channel == "wechat" else self.rules
+        """The dialog's rules on a channel: WeChat (the official account's chat and a mini-program's
+        customer-service chat) rates a lone unrated case at once (CONTRACT)."""
+        return replace(self.rules, rate_single_directly=True) if channel in ("wechat", "miniprogram") else self.rules
 
     def render(self, reply: Reply, locale: str) -> str:
         return self.catalogs.render(reply, locale, tz=self.policy.tz, reasons=self.policy.reasons)
@@ -117,7 +118,8 @@ async def open_runtime(settings: Settings) -> Runtime:
             ttl=timedelta(hours=policy.conversation_hours),
             more_text_ttl=timedelta(minutes=policy.more_text_minutes),
         ),
-        wechat=OfficialAccount(s.wechat_token, s.wechat_encoding_aes_key, s.wechat_app_id) if s.wechat_token else None,
+        wechat=(OfficialAccount(s.wechat_token, s.wechat_encoding_aes_key, s.wechat_app_id, s.wechat_mp_app_id)
+                if s.wechat_token else None),
         wechat_api=(WeChatApi(s.wechat_app_id, s.wechat_app_secret, tokens, s.wechat_api_base_url)
                     if s.wechat_app_id and s.wechat_app_secret else None),
         caller=(TwilioCaller(s.twilio_account_sid, s.twilio_auth_token, s.twilio_sms_from,

@@ -122,6 +122,8 @@ async def _send(rt: Runtime, job: Job) -> SendResult:
         return await rt.sms.send(job.to, job.body)
     if job.channel == "wechat" and rt.wechat_api is not None:
         return await rt.wechat_api.send_text(job.to, job.body)
+    if job.channel == "miniprogram" and rt.mp_api is not None and job.kind == "reply":
+        return await rt.mp_api.send_text(job.to, job.body)  # the mini-program's customer-service chat
     if job.channel == "miniprogram" and rt.mp_api is not None and job.payload:
         return await rt.mp_api.send_subscribe(job.to, job.payload["template_id"], job.payload.get("page"),
                                               job.payload["data"])

@@ -1,5 +1,8 @@
 """Twilio Programmable SMS: inbound webhooks (signature, parsing, TwiML) and outbound sends.
 
+Inbound field sets (SMS, MMS, Advanced Opt-Out's OptOutType, a WhatsApp sender on the same webhook)
+are replayed in the tests from tests/payloads/twilio/, each naming its source.
+
 Inbound requests are checked with twilio's own RequestValidator against the public URL the
 service is reached at (not the URL it sees behind a proxy). Outbound sends use the real twilio
 client over aiohttp; its own `timeout` setting is not applied by the library, so every send is
@@ -21,7 +24,7 @@ from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
 from channels.base import Failed, Retry, SendResult, Sent, Stopped, Unsure
-from dialogs.addresses import normalize_phone
+from dialogs.addresses import mask_phone, normalize_phone
 
 # Twilio error codes that mean "this person does not want our messages".
 STOP_CODES = frozenset({21610})
@@ -37,20 +40,70 @@ def signature_ok(auth_token: str, url: str, params: Mapping[str, str], signature
     return bool(RequestValidator(auth_token).validate(url, dict(params), signature))
 
 
+# Twilio's own keywords. It acts on them itself, with Advanced Opt-Out (which then names the class in
+# OptOutType) or without it (its default handling): the number is blocked on a STOP word, unblocked on a
+# START word, and sent Twilio's help on HELP. Only a message that is the keyword alone counts.
+# https://support.twilio.com/hc/en-us/articles/223134027 and tests/payloads/FACTS.md.
+STOP_WORDS = frozenset({"stop", "stopall", "unsubscribe", "cancel", "end", "quit", "revoke", "optout"})
+# Without OptOutType these two stay text: they are the dialog's own opt-out words too, and it confirms them
+# (CONTRACT "Vocabulary"); Twilio's feature on sends OptOutType=STOP and gets no words back.
+OWN_WORDS = frozenset({"stop", "unsubscribe"})
+START_WORDS = frozenset({"start", "yes", "unstop"})
+HELP_WORDS = frozenset({"help", "info"})
+OPT_OUT_TYPES = {"stop": "stop", "start": "start", "help": "help"}
+
+
 @dataclass(frozen=True, slots=True)
 class InboundSms:
     sender: str  # E.164
     body: str
     sid: str | None
+    kind: str = "text"  # "text", "media" (an MMS without words), or Twilio's keyword class: "stop", "start", "help"
 
 
-def parse_inbound(params: Mapping[str, str]) -> InboundSms | None:
-    """None when the request has no usable sender (nothing to answer)."""
-    sender = normalize_phone(params.get("From") or "")
+@dataclass(frozen=True, slots=True)
+class Unusable:
+    """A request with no sender we can answer by SMS: it is answered with empty TwiML and logged."""
+
+    reason: str
+    masked: str  # the sender as a log line may show it
+
+
+def parse_inbound(params: Mapping[str, str]) -> InboundSms | Unusable:
+    raw = (params.get("From") or "").strip()
+    if not raw:
+        return Unusable("no From", "")
+    if ":" in raw:  # "whatsapp:+86…", "messenger:…": another channel routed to this webhook
+        channel, _, address = raw.partition(":")
+        return Unusable(f"a {channel.lower()[:20]} sender, not SMS", _mask(address))
+    sender = normalize_phone(raw)
     if sender is None:
-        return None
+        return Unusable("not a mobile number we can text", _mask(raw))
     sid = params.get("MessageSid") or params.get("SmsSid") or None
-    return InboundSms(sender=sender, body=params.get("Body") or "", sid=sid)
+    body = params.get("Body") or ""
+    return InboundSms(sender=sender, body=body, sid=sid, kind=_kind(params, body))
+
+
+def _kind(params: Mapping[str, str], body: str) -> str:
+    declared = OPT_OUT_TYPES.get((params.get("OptOutType") or "").strip().lower())
+    if declared:
+        return declared
+    word = body.strip().lower()
+    if word in STOP_WORDS - OWN_WORDS:
+        return "stop"
+    if word in START_WORDS:
+        return "start"
+    if word in HELP_WORDS:
+        return "help"
+    media = params.get("NumMedia") or "0"
+    if not body.strip() and media.isascii() and media.isdigit() and int(media) > 0:
+        return "media"
+    return "text"
+
+
+def _mask(address: str) -> str:
+    phone = normalize_phone(address.strip())
+    return mask_phone(phone) if phone else "****"
 
 
 def twiml_messages(texts: Sequence[str]) -> str:

@@ -113,7 +113,8 @@ class WeChatApi:
         return Sent("WX" + secrets.token_hex(12))  # WeChat gives these sends no message id
 
     async def send_text(self, openid: str, text: str) -> SendResult:
-        """A customer-service message (official account; within 48 h of the person's last message)."""
+        """A customer-service message, within 48 h of the person's last message: the official account's, or a
+        mini-program's (the same API under its own token, cgi-bin/message/custom/send)."""
         return await self._send(lambda c: c.message.send_text(openid, text))
 
     async def send_subscribe(self, openid: str, template_id: str, page: str | None,

@@ -41,6 +41,12 @@ LIST = "rating.list"
 CASE_LINE = "rating.case_line"
 # A new follower of the official account.
 GREETING = "rating.greeting"
+# A picture, a voice message WeChat did not recognise, a location, a link: only words can be read.
+TEXT_ONLY = "rating.text_only"
+# The grade question again, without an apology (after TEXT_ONLY). Params: item, link.
+GRADE_MENU = "rating.grade_menu"
+# What the service is and which words it understands (Twilio's HELP, or 帮助). No params.
+HELP = "rating.help"
 
 # The 12345 keypad (dialogs/keypad.py): spoken with <Say>, so written to be heard.
 VOICE_WELCOME = "voice.welcome"
@@ -87,6 +93,9 @@ ALL: tuple[str, ...] = (
     LIST,
     CASE_LINE,
     GREETING,
+    TEXT_ONLY,
+    GRADE_MENU,
+    HELP,
     BARRED,
     VOICE_WELCOME,
     VOICE_GRADE_MENU,

@@ -16,6 +16,7 @@ from dialogs.grades import PROMPT_DIGITS, Grade
 
 OPT_OUT_WORDS = frozenset({"退订", "td", "stop", "取消", "退訂", "unsubscribe"})
 LIST_WORDS = frozenset({"评价", "評價", "rate", "待评价", "待評價"})
+HELP_WORDS = frozenset({"帮助", "幫助", "help", "求助"})
 
 _DIGIT_RUN = re.compile(r"(?<![0-9])[0-9]+(?![0-9])")
 _URL = re.compile(r"https?://\S+", re.IGNORECASE)
@@ -57,6 +58,12 @@ def is_list_request(text: str) -> bool:
     """The keyword 评价 alone: the person asks which of their cases wait for a rating."""
     word = normalize(text)
     return word.strip("".join(c for c in word if _is_filler(c))).lower() in LIST_WORDS
+
+
+def is_help(text: str) -> bool:
+    """帮助 or HELP alone: the person asks what the service is and what to reply."""
+    word = normalize(text)
+    return word.strip("".join(c for c in word if _is_filler(c))).lower() in HELP_WORDS
 
 
 def has_words(text: str) -> bool:

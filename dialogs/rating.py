@@ -15,8 +15,8 @@ from typing import Any
 
 from dialogs import messages as m
 from dialogs.grades import Grade
-from dialogs.parse import clean_text, has_words, is_list_request, is_opt_out, parse_grade, read_reasons
-from dialogs.types import AddText, CaseView, Effect, Inbound, OptOut, RecordRating, Reply
+from dialogs.parse import clean_text, has_words, is_help, is_list_request, is_opt_out, parse_grade, read_reasons
+from dialogs.types import AddText, CaseView, Effect, Inbound, OptIn, OptOut, RecordRating, Reply
 
 OTHER = "other"
 
@@ -115,6 +115,12 @@ def _reminder(case: CaseView) -> Reply:
 
 def step(state: State | None, inbound: Inbound, ctx: Context, rules: Rules, now: datetime) -> Outcome:
     """One message from the person; `state` is None when no conversation is open."""
+    if inbound.kind in KEYWORD_KINDS:
+        return keyword(inbound.kind, state)
+    if inbound.kind == "media":
+        return _media(state, ctx, rules, now)
+    if is_help(inbound.text):
+        return Outcome(state, (Reply(m.HELP),))
     if is_opt_out(inbound.text):
         return Outcome(None, (Reply(m.OPTED_OUT),), (OptOut(),))
     if is_list_request(inbound.text):
@@ -132,6 +138,37 @@ def step(state: State | None, inbound: Inbound, ctx: Context, rules: Rules, now:
     if state.step is Step.TEXT:
         return _on_required_text(state, case, inbound.text, rules, now)
     return _on_more_text(state, inbound, ctx, rules, now)
+
+
+# Keywords the provider has already acted on (Twilio's Advanced Opt-Out): it answered STOP and START
+# itself, and a message of ours to a stopped number would be refused, so STOP and START get no words.
+KEYWORD_KINDS = ("stop", "start", "help")
+
+
+def keyword(kind: str, state: State | None) -> Outcome:
+    """STOP opts out and ends any conversation; START opts back in; HELP says what we understand."""
+    if kind == "stop":
+        return Outcome(None, (), (OptOut(),))
+    if kind == "start":
+        return Outcome(state, (), (OptIn(),))
+    return Outcome(state, (Reply(m.HELP),))
+
+
+def _media(state: State | None, ctx: Context, rules: Rules, now: datetime) -> Outcome:
+    """Nothing to read: say that only words are understood, then ask the open question again. It is not
+    counted as a reply we failed to read (the person did not write anything wrong)."""
+    sorry = Reply(m.TEXT_ONLY)
+    if state is not None and (state.expires_at <= now or ctx.case is None or ctx.case.id != state.case_id):
+        state = None
+    if state is None or state.step is Step.MORE_TEXT:
+        fresh = _without_conversation(ctx, rules, now)
+        return Outcome(fresh.state or state, (sorry, *fresh.replies))
+    case = ctx.case
+    assert case is not None
+    again = {Step.GRADE: Reply(m.GRADE_MENU, {"item": case.item_name, "link": case.link}),
+             Step.REASONS: Reply(m.REPROMPT_REASONS, {"reasons": numbered(rules)}),
+             Step.TEXT: Reply(m.ASK_TEXT)}[state.step]
+    return Outcome(state, (sorry, again))
 
 
 def greet(ctx: Context, rules: Rules, now: datetime) -> Outcome:

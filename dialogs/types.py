@@ -23,7 +23,10 @@ class Inbound:
     text: str
     message_id: str | None
     received_at: datetime
-    kind: str = "text"  # "text", or an event the dialog answers: "subscribe"
+    # "text"; "subscribe" (a new follower); "media" (a picture, a voice message not recognised, a
+    # location: nothing to read); or a keyword the provider has acted on already: "stop", "start",
+    # "help" (Twilio's Advanced Opt-Out).
+    kind: str = "text"
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,4 +73,9 @@ class OptOut:
     """The person asked for no more reminders on this channel."""
 
 
-Effect = RecordRating | AddText | OptOut
+@dataclass(frozen=True, slots=True)
+class OptIn:
+    """The person asked for reminders again (Twilio's START): later cases are reminded."""
+
+
+Effect = RecordRating | AddText | OptOut | OptIn

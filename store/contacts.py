@@ -52,6 +52,13 @@ async def opt_out(session: AsyncSession, contact_id: int, source: str, now: date
         .values(opted_out_at=now, opt_out_source=source))
 
 
+async def opt_in(session: AsyncSession, contact_id: int) -> None:
+    """Reminders again (the person sent START): the opt-out is cleared, whoever recorded it."""
+    await session.exec(  # type: ignore[call-overload]
+        update(Contact).where(col(Contact.id) == contact_id, col(Contact.opted_out_at).is_not(None))
+        .values(opted_out_at=None, opt_out_source=None))
+
+
 async def ensure_many(session: AsyncSession, channel: str, wanted: dict[str, tuple[str, str]],
                       now: datetime) -> dict[str, int]:
     """Ids for many addresses at once ({hash: (sealed, masked)}): one select, one multi-row insert."""

@@ -163,15 +163,23 @@ async def test_a_malformed_body_is_400(hcp, body):
     assert status == 400
 
 
-async def test_an_image_or_other_event_is_answered_success_without_a_rating(hcp):
+async def test_an_image_is_answered_with_a_polite_prompt_and_rates_nothing(hcp):
     case_no, openid = await wechat_case(hcp)
     image = (f"<xml><ToUserName>gh</ToUserName><FromUserName>{openid}</FromUserName><CreateTime>5</CreateTime>"
              f"<MsgType>image</MsgType><PicUrl>http://x/y.jpg</PicUrl><MediaId>m</MediaId><MsgId>9</MsgId></xml>")
 
-    status, _, raw = await hcp.wechat_post(image)
+    status, reply, _ = await hcp.wechat_post(image)
+
+    assert status == 200 and "只能看懂文字" in hcp.reply_content(reply)
+    assert await hcp.evaluations(case_no) == []
+
+
+async def test_an_event_other_than_subscribe_is_answered_success(hcp):
+    _, openid = await wechat_case(hcp)
+
+    status, _, raw = await hcp.wechat_post(hcp.wx_event(openid, "CLICK"))
 
     assert (status, raw) == (200, "success")
-    assert await hcp.evaluations(case_no) == []
 
 
 async def test_a_slow_answer_is_success_then_a_customer_service_message(hcp, monkeypatch):

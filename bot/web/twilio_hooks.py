@@ -34,9 +34,12 @@ async def sms_inbound(request: web.Request) -> web.Response:
     rt = runtime(request)
     sms = twilio_sms.parse_inbound(params)
     texts: list[str] = []
-    if sms is not None:
+    if isinstance(sms, twilio_sms.Unusable):
+        log.info("inbound message %s not acted on: %s (%s)", params.get("MessageSid") or "-", sms.reason,
+                 sms.masked or "no sender")
+    else:
         inbound = Inbound(channel="sms", address=sms.sender, text=sms.body, message_id=sms.sid,
-                          received_at=now(request))
+                          received_at=now(request), kind=sms.kind)
         texts = (await conversation.handle(rt, inbound, "phone")).texts
     return web.Response(text=twilio_sms.twiml_messages(texts), content_type="text/xml", charset="utf-8")
 

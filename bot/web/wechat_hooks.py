@@ -1,7 +1,10 @@
-"""The official account's callback (CONTRACT "Webhooks"): GET for the URL check, POST for messages.
+"""WeChat's callback (CONTRACT "Webhooks"): GET for the URL check, POST for messages.
 
-WeChat waits 5 seconds, then retries. The conversation is given 4; when it takes longer the answer
-is "success" and the replies follow through the customer-service message API, from the outbox.
+The official account's messages are answered passively. WeChat waits 5 seconds, then retries; the
+conversation is given 4, and when it takes longer the answer is "success" and the replies follow through
+the customer-service message API, from the outbox. A mini-program's message push (消息推送, XML or
+JSON, on the same URL) cannot be answered passively: it is always "success", then customer-service
+messages through the mini-program's own API. Events other than a new follower are answered "success".
 """
 
 from __future__ import annotations
@@ -51,22 +54,29 @@ async def message(request: web.Request) -> web.Response:
         raise web.HTTPForbidden(text=f"refused: {exc}") from None
     except Malformed as exc:
         raise web.HTTPBadRequest(text=f"malformed: {exc}") from None
-    if inbound.kind == "other":
+    if inbound.kind == "event":
         return web.Response(text="success", content_type="text/plain")
-    neutral = Inbound(channel="wechat", address=inbound.openid, text=inbound.text, message_id=inbound.dedupe_id,
-                      received_at=stamp, kind=inbound.kind)
-    work = asyncio.ensure_future(conversation.handle(rt, neutral, "wechat"))
+    neutral = Inbound(channel=inbound.app, address=inbound.openid, text=inbound.text,
+                      message_id=inbound.dedupe_id, received_at=stamp, kind=inbound.kind)
+    work = asyncio.ensure_future(conversation.handle(rt, neutral, inbound.app))
+    if inbound.message is None:  # a mini-program: no passive reply
+        _answer_later(rt, work, neutral)
+        return web.Response(text="success", content_type="text/plain")
     try:
         answer = await asyncio.wait_for(asyncio.shield(work), ANSWER_WITHIN)
     except TimeoutError:
-        late = asyncio.ensure_future(_send_later(rt, work, neutral))
-        _late.add(late)
-        late.add_done_callback(_late.discard)
+        _answer_later(rt, work, neutral)
         return web.Response(text="success", content_type="text/plain")
     if answer.duplicate or not answer.texts:
         return web.Response(text="success", content_type="text/plain")
     xml = account.reply(inbound, answer.texts, request.query.get("nonce", ""), request.query.get("timestamp", ""))
     return web.Response(text=xml, content_type="text/xml", charset="utf-8")
+
+
+def _answer_later(rt: Runtime, work: asyncio.Future[conversation.Answer], inbound: Inbound) -> None:
+    late = asyncio.ensure_future(_send_later(rt, work, inbound))
+    _late.add(late)
+    late.add_done_callback(_late.discard)
 
 
 async def _send_later(rt: Runtime, work: asyncio.Future[conversation.Answer], inbound: Inbound) -> None:
@@ -87,13 +97,13 @@ async def _send_later(rt: Runtime, work: asyncio.Future[conversation.Answer], in
                 log.warning("WeChat message %s not acted on yet (%s); again in %g s", inbound.message_id,
                             type(exc).__name__, pause)
                 await asyncio.sleep(pause)
-                work = asyncio.ensure_future(conversation.handle(rt, inbound, "wechat"))
+                work = asyncio.ensure_future(conversation.handle(rt, inbound, inbound.channel))
         if answer.duplicate or not answer.texts or answer.contact_id is None:
             return
         async with rt.db.write() as session:
             for text in answer.texts:
                 await outbox.enqueue(session, OutboxMessage(
-                    kind="reply", channel="wechat", contact_id=answer.contact_id, body=text, status="pending",
+                    kind="reply", channel=inbound.channel, contact_id=answer.contact_id, body=text, status="pending",
                     next_attempt_at=stamp, created_at=stamp, updated_at=stamp, provider="wechat"))
         await sender.deliver_due(rt, stamp, only_kinds=("reply",))
     except Exception:
