@@ -1,0 +1,49 @@
+"""The corpus of real-looking replies (tests/corpus/grades.tsv) in the simulator's WeChat chat, the third
+path of test_corpus_channels.py (a module of its own: the simulator runs only without providers)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from helpers import Hcp
+from test_corpus_channels import BAD, ROWS, _check, _said
+
+from bot.config import Settings
+from dialogs import messages as m
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The embedded default's providers (none), where the simulator is on."""
+    return dataclasses.replace(settings, twilio_account_sid=None, twilio_auth_token=None)
+
+
+async def test_the_corpus_in_the_simulators_wechat_chat(hcp: Hcp) -> None:
+    thanks = _said(hcp, m.THANKS)
+    wrong = []
+    headers = {"Origin": "https://hcp.example.gov.cn"}
+    for row in ROWS:
+        hcp.client.session.cookie_jar.clear()
+        resp = await hcp.client.post("/simulator/api/reset", json={}, headers=headers)
+        cookie = resp.cookies["hcp_sim"].value
+        send = {"Cookie": f"hcp_sim={cookie}", **headers}
+        resp = await hcp.client.post("/simulator/api/case", json={"channel": "wechat"}, headers=send)
+        [case] = (await resp.json())["cases"]
+        resp = await hcp.client.post("/simulator/api/text", json={"channel": "wechat", "text": row.reply},
+                                     headers=send)
+        doc = await resp.json()
+        assert resp.status == 200, doc
+        first = "\n".join(e["text"] for e in doc["wechat"] if e["dir"] == "out")
+        reasons_asked = "服务态度差" in first
+        if reasons_asked and row.expected in BAD:
+            resp = await hcp.client.post("/simulator/api/text", json={"channel": "wechat", "text": "1"},
+                                         headers=send)
+            doc = await resp.json()
+        stored = [(e["grade"], e["reasons"]) for c in doc["cases"] if c["case_no"] == case["case_no"]
+                  for e in c["evaluations"]]
+        asked_again = "待评价" in first and "1非常满意" in first
+        problem = _check(row, first, thanks, reasons_asked, asked_again, stored)
+        if problem:
+            wrong.append(problem)
+    assert not wrong, "\n".join(wrong)
