@@ -5,6 +5,8 @@
     .venv/bin/python bench/run.py --config pg+redis --only sms,sweep
 
 What each row measures (see each module's docstring for how):
+- parse: microseconds to read a reply's grade, over the 625 replies of tests/corpus/grades.tsv, lone
+  digits and a 600-character letter, beside one bare regex scan (bench/parse.py).
 - sms, keypad: signed Twilio webhooks from 10,000 numbers answering a live reminder / pressing a key in
   a hotline rating, driven from a separate load-generator process; requests/s, p50/p99 latency, errors.
   baseline: a minimal aiohttp app that only checks the signature and answers fixed TwiML, under the
@@ -32,10 +34,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import bulk_ingest, exports, stats_query, sweep, webhooks
+from bench import bulk_ingest, exports, parse, stats_query, sweep, webhooks
 from bench.common import CONFIGS, Row, table
 
 FULL: dict[str, Callable[[str], list[Row]]] = {
+    "parse": lambda c: parse.measure() if c == CONFIGS[0] else [],  # no database: once
     "sms": lambda c: webhooks.measure(c, numbers=10_000, duration=900),  # sms, keypad, baseline rows
     "sweep": lambda c: sweep.measure(c, [100_000, 1_000_000]),
     "bulk": lambda c: bulk_ingest.measure(c, [1_000_000]),
@@ -43,6 +46,7 @@ FULL: dict[str, Callable[[str], list[Row]]] = {
     "exports": lambda c: exports.measure(c, 1_000_000),
 }
 QUICK: dict[str, Callable[[str], list[Row]]] = {
+    "parse": lambda c: parse.measure() if c == CONFIGS[0] else [],
     "sms": lambda c: webhooks.measure(c, numbers=500),
     "sweep": lambda c: sweep.measure(c, [10_000]),
     "bulk": lambda c: bulk_ingest.measure(c, [10_000]),

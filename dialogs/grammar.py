@@ -129,15 +129,20 @@ _HEAD = re.compile(
 _NEGATIVE_HEAD = re.compile(r"(?:dis|un)satisfied")
 
 # Judgement words that name no grade: alone they are not an answer, but a grade must agree with them.
-_JUDGEMENTS: tuple[tuple[str, frozenset[Grade]], ...] = (
-    ("好评|点赞|给力|满分|完美|优秀|不错|心满意足|很棒|真棒|太棒|挺棒|非常棒|很好|挺好|蛮好|真好|太好|超好|非常好|特别好|十分好|"
-     "相当好|比较好|都挺好|\\bgood\\b|\\bgreat\\b|\\bexcellent\\b|\\bperfect\\b", GOOD),
-    ("还行|还可以|一般般|一般|凑合|马马虎虎|过得去|尚可|还好|中规中矩|普普通通|\\bso-so\\b",
-     frozenset({S, B, D})),
-    ("差评|不好|很差|太差|真差|好差|超差|差劲|差得很|糟糕|垃圾|烂透|太烂|很烂|失望|恶劣|不行|不靠谱|投诉|气人|坑人|"
-     "\\bbad\\b|\\bterrible\\b|\\bawful\\b|\\bpoor\\b", BAD),
-)
-_JUDGEMENT = re.compile("|".join(f"(?P<j{i}>{pattern})" for i, (pattern, _) in enumerate(_JUDGEMENTS)))
+_MIDDLE = frozenset({S, B, D})
+_JUDGEMENTS: dict[str, frozenset[Grade]] = {
+    **dict.fromkeys("好评 点赞 给力 满分 完美 优秀 不错 心满意足 很棒 真棒 太棒 挺棒 非常棒 很好 挺好 蛮好 真好 "
+                    "太好 超好 非常好 特别好 十分好 相当好 比较好 都挺好 good great excellent perfect".split(), GOOD),
+    **dict.fromkeys("还行 还可以 一般般 一般 凑合 马马虎虎 过得去 尚可 还好 中规中矩 普普通通 so-so".split(), _MIDDLE),
+    **dict.fromkeys("差评 不好 很差 太差 真差 好差 超差 差劲 差得很 糟糕 垃圾 烂透 太烂 很烂 失望 恶劣 不行 不靠谱 "
+                    "投诉 气人 坑人 bad terrible awful poor".split(), BAD),
+}
+# Chinese words as plain literals (the regex engine then skips ahead by their first characters); English
+# ones as whole words, looked for only in a reply that has Latin letters.
+_JUDGEMENT = re.compile("|".join(sorted((re.escape(w) for w in _JUDGEMENTS if not w.isascii()), key=len,
+                                        reverse=True)))
+_JUDGEMENT_EN = re.compile(r"\b(?:" + "|".join(re.escape(w) for w in _JUDGEMENTS if w.isascii()) + r")\b")
+_LATIN = re.compile("[a-z]")
 
 # A digit is a menu choice unless it is part of something else: a score on another scale (5分, 5星,
 # 4.5), a quantity (等了3小时, 跑了2趟) or a date (11月2号).
@@ -180,7 +185,14 @@ TRADITIONAL_PAIRS = (
     "虽独读难欢听见气烂糟们们坏绍约当时间业费专错吗么啥占极赞赞优稳靠谱并远拥够压帮确据属别尽尽齐义仪",
 )
 _FOLD = str.maketrans(*TRADITIONAL_PAIRS)
-_UPPER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ\u2019", "abcdefghijklmnopqrstuvwxyz'")
+_FOLD_CHARS = {**dict(zip(*TRADITIONAL_PAIRS, strict=True)), "\u2019": "'",
+               **{chr(c): chr(c + 32) for c in range(ord("A"), ord("Z") + 1)}}
+# str.translate looks every character up; a reply holds few of these, so a regex finds them faster.
+_FOLDABLE = re.compile("[" + re.escape("".join(_FOLD_CHARS)) + "]")
+
+
+def _fold_char(m: re.Match[str]) -> str:
+    return _FOLD_CHARS[m.group(0)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,7 +216,8 @@ class Reading:
 def fold(text: str) -> str:
     """The form the grammar reads: NFKC (full-width → ASCII), ASCII lower case, simplified characters,
     links removed, blanks dropped except between two ASCII letters or digits (不 满意 is 不满意; 1 2 stays two)."""
-    t = unicodedata.normalize("NFKC", text or "").translate(_UPPER).translate(_FOLD)
+    t = unicodedata.normalize("NFKC", text or "")
+    t = _FOLDABLE.sub(_fold_char, t)
     t = _URL.sub(" ", t)
     if len(_LIST_ITEM.findall(t)) >= 2:  # "1.排队太久\n2.态度差" numbers complaints, not grades
         t = _LIST_ITEM.sub(r"\1 \2", t)
@@ -241,11 +254,11 @@ def read(text: str) -> Reading:
         return Reading()
     if _QUESTION.search(t) or _CONCESSION.search(t):
         return Reading(question=True)
-    clauses = _clauses(t)
     benign = _covered(_BENIGN, t)
     heads = [(m.start(), m.end()) for m in _HEAD.finditer(t)]
-    judged = [(m.start(), m.end(), _JUDGEMENTS[int(m.lastgroup[1:])][1])  # type: ignore[index]
-              for m in _JUDGEMENT.finditer(t)]
+    latin = _LATIN.search(t) is not None
+    judged = [(m.start(), m.end(), _JUDGEMENTS[m.group(0)])
+              for pattern in ((_JUDGEMENT, _JUDGEMENT_EN) if latin else (_JUDGEMENT,)) for m in pattern.finditer(t)]
     consumed = set(benign)
     phrases: list[tuple[int, int, list[tuple[str, Cat]], int, bool]] = []
     for start, end in heads:
@@ -261,7 +274,7 @@ def read(text: str) -> Reading:
     evidence: list[Evidence] = []
     for start, end, chain, post_end, intense in phrases:
         left = start - sum(len(w) for w, _ in chain)
-        cs, ce = clauses[start]
+        cs, ce = _clause(t, start)
         cats = [c for _, c in chain] + ([Cat.NEG] if _NEGATIVE_HEAD.fullmatch(t, start, end) else [])
         reading, fits = interpret(cats, intense)
         if (_loose(t, cs, left, consumed) or _loose(t, post_end, ce, consumed) or _condition(t, cs, ce)
@@ -269,7 +282,7 @@ def read(text: str) -> Reading:
             reading, fits = None, ALL
         evidence.append(Evidence(fits=fits, reading=reading))
     for start, _, fits in judged:
-        cs, ce = clauses[start]
+        cs, ce = _clause(t, start)
         if any(s <= start < e for s, e in heads) or _condition(t, cs, ce):
             continue
         chain, _ = _chain(t, start)
@@ -391,16 +404,14 @@ def _post(t: str, end: int) -> tuple[int, bool]:
             return p, intense
 
 
-def _clauses(t: str) -> list[tuple[int, int]]:
-    """For each position, the (start, end) of its clause: the run between boundaries."""
-    spans: list[tuple[int, int]] = [(0, 0)] * (len(t) + 1)
-    start = 0
-    for i, ch in enumerate([*t, "。"]):
-        if i == len(t) or _is_boundary(ch):
-            for k in range(start, i + 1):
-                spans[k] = (start, i)
-            start = i + 1
-    return spans
+def _clause(t: str, at: int) -> tuple[int, int]:
+    """The (start, end) of the clause around position `at`: the run between boundaries."""
+    start, end = at, at
+    while start > 0 and not _is_boundary(t[start - 1]):
+        start -= 1
+    while end < len(t) and not _is_boundary(t[end]):
+        end += 1
+    return start, end
 
 
 def _covered(pattern: re.Pattern[str], t: str) -> set[int]:
@@ -428,7 +439,7 @@ def _dangling(t: str, clause_start: int, left: int) -> bool:
 
 def _digits(t: str) -> list[Evidence]:
     found: list[Evidence] = []
-    alone = _NUMERAL_ALONE.fullmatch("".join(ch for ch in t if not _is_boundary(ch)))
+    alone = len(t) <= 12 and _NUMERAL_ALONE.fullmatch("".join(ch for ch in t if not _is_boundary(ch)))
     if alone:
         digit = _NUMERALS[alone.group(1)]
         return [Evidence(fits=frozenset(), digit=digit)]

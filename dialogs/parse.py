@@ -79,6 +79,9 @@ def parse_grade(text: str) -> Grade | None:
     A question, a score on another scale (5分), two grades or an uncertain phrase (不是非常满意,
     说不上满意, 没什么不满意) give None: the person is asked again.
     """
+    alone = (text or "").strip()
+    if len(alone) == 1 and alone in PROMPT_DIGITS:  # the common answer, read without the grammar
+        return PROMPT_DIGITS[alone]
     name = _decide(grammar.read(text), _GRADE_DIGITS, _GRADE_CLASSES, strict_digits=False)
     return Grade(name) if name is not None else None
 
