@@ -10,6 +10,7 @@ messages through the mini-program's own API. Events other than a new follower ar
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 
 from aiohttp import web
@@ -21,7 +22,7 @@ from bot.state import StateUnavailable
 from bot.web.common import now, runtime
 from channels.wechat_official import Malformed, OfficialAccount, Refused
 from dialogs.types import Inbound
-from store import outbox
+from store import contacts, outbox
 from store.models import OutboxMessage
 
 log = logging.getLogger("haochaping.wechat")
@@ -56,6 +57,8 @@ async def message(request: web.Request) -> web.Response:
         raise web.HTTPBadRequest(text=f"malformed: {exc}") from None
     if inbound.kind == "event":
         return web.Response(text="success", content_type="text/plain")
+    if inbound.message is not None and account.crypto is None and await _a_mini_program_user(rt, inbound.openid):
+        inbound = dataclasses.replace(inbound, app="miniprogram", message=None)
     neutral = Inbound(channel=inbound.app, address=inbound.openid, text=inbound.text,
                       message_id=inbound.dedupe_id, received_at=stamp, kind=inbound.kind)
     work = asyncio.ensure_future(conversation.handle(rt, neutral, inbound.app))
@@ -71,6 +74,17 @@ async def message(request: web.Request) -> web.Response:
         return web.Response(text="success", content_type="text/plain")
     xml = account.reply(inbound, answer.texts, request.query.get("nonce", ""), request.query.get("timestamp", ""))
     return web.Response(text=xml, content_type="text/xml", charset="utf-8")
+
+
+async def _a_mini_program_user(rt: Runtime, openid: str) -> bool:
+    """In plain mode an XML push carries nothing that tells a mini-program's from the official account's (but
+    their own gh_ ids, which are not configured): the openid tells, being known to one and not the other."""
+    if rt.mp_api is None:
+        return False
+    async with rt.db.read() as session:
+        if await contacts.find(session, "wechat", rt.sealer.lookup_hash("wechat", openid)) is not None:
+            return False
+        return await contacts.find(session, "miniprogram", rt.sealer.lookup_hash("miniprogram", openid)) is not None
 
 
 def _answer_later(rt: Runtime, work: asyncio.Future[conversation.Answer], inbound: Inbound) -> None:
@@ -100,11 +114,12 @@ async def _send_later(rt: Runtime, work: asyncio.Future[conversation.Answer], in
                 work = asyncio.ensure_future(conversation.handle(rt, inbound, inbound.channel))
         if answer.duplicate or not answer.texts or answer.contact_id is None:
             return
+        # One message holding every reply, as the passive reply does: rows sent side by side could arrive
+        # in any order (the menu before the apology).
         async with rt.db.write() as session:
-            for text in answer.texts:
-                await outbox.enqueue(session, OutboxMessage(
-                    kind="reply", channel=inbound.channel, contact_id=answer.contact_id, body=text, status="pending",
-                    next_attempt_at=stamp, created_at=stamp, updated_at=stamp, provider="wechat"))
+            await outbox.enqueue(session, OutboxMessage(
+                kind="reply", channel=inbound.channel, contact_id=answer.contact_id, body="\n\n".join(answer.texts),
+                status="pending", next_attempt_at=stamp, created_at=stamp, updated_at=stamp, provider="wechat"))
         await sender.deliver_due(rt, stamp, only_kinds=("reply",))
     except Exception:
         log.exception("late WeChat reply failed")
