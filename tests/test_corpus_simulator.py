@@ -16,7 +16,9 @@ from dialogs import messages as m
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
     """The embedded default's providers (none), where the simulator is on."""
-    return dataclasses.replace(settings, twilio_account_sid=None, twilio_auth_token=None)
+    return dataclasses.replace(settings, twilio_account_sid=None, twilio_auth_token=None, wechat_token=None,
+                               wechat_encoding_aes_key=None, wechat_app_id=None, wechat_app_secret=None,
+                               wechat_mp_app_id=None, wechat_mp_app_secret=None, wechat_mp_template_id=None)
 
 
 async def test_the_corpus_in_the_simulators_wechat_chat(hcp: Hcp) -> None:
