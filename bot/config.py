@@ -69,9 +69,11 @@ class Settings:
 
     @property
     def simulator_enabled(self) -> bool:
-        """Only on the `local` provider: the simulator moves its own clock and ticks, which must never
-        send a real message to anyone."""
-        return self.simulator and not self.twilio_enabled
+        """Only where no provider of any kind is configured (SMS, WeChat, the mini-program, voice): the
+        simulator moves a clock and ticks, and nothing it does may reach a real person."""
+        providers = (self.twilio_enabled, self.twilio_account_sid, self.wechat_token, self.wechat_app_id,
+                     self.wechat_mp_app_id)
+        return self.simulator and not any(providers)
 
 
 def _file_values(path: Path) -> dict[str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import aiohttp
 
@@ -47,6 +48,9 @@ class Runtime:
     mp_api: WeChatApi | None = None  # the mini-program's (subscribe messages, login)
     caller: TwilioCaller | None = None  # outbound calls (automated callbacks)
     http: aiohttp.ClientSession | None = None  # our own HTTP requests (reports upward): see http_client()
+    # The simulator of this service (bot.simulator.Simulator), with its world of its own; every app built on this
+    # runtime shares it, and closing the runtime closes it.
+    simulator: Any = None
     metrics: Metrics = field(default_factory=Metrics)
     # The one clock of request handling; tests replace it to make a webhook happen at a chosen instant.
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
@@ -67,6 +71,8 @@ class Runtime:
         return self.http
 
     async def close(self) -> None:
+        if self.simulator is not None:
+            await self.simulator.close()
         if self.http is not None:
             await self.http.close()
         await self.sms.close()

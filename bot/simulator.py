@@ -4,23 +4,33 @@ provider, with a clock of its own.
 
 Each browser gets a simulated person (a number in the 170 virtual-operator range, an openid) and a
 clock offset from the service's clock. Moving the clock runs one `tick` at the simulated instant,
-exactly as `haochaping tick --now` would; so the simulator exists only on the `local` provider,
-where nothing can leave the machine (Settings.simulator_enabled). What the person typed and what
-was answered at once is kept in the simulator's session (in Redis or in-process, 24 hours);
-reminders and other messages come from the outbox, as the local provider recorded them.
+exactly as `haochaping tick --now` would. That tick, the simulated cases and everything they lead to
+live in a world of their own: a runtime on a temporary SQLite database and in-process state, opened
+at the first use and deleted when the service stops. So a simulated clock never applies a default,
+sends a reminder or marks a work order overdue in the real store, and simulated cases never reach
+the statistics, exports or reports upward. The simulator exists only where no provider of any kind
+is configured (Settings.simulator_enabled). What the person typed and what was answered at once is
+kept in the simulator's session (in the service's state, 24 hours); reminders and other messages come
+from the world's outbox, as the local provider recorded them. Rating links in the world point at
+/simulator/r/…, the rating page served on the world's store.
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 import secrets
+import shutil
+import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from bot import conversation, hotline, intake, scheduler, views
 from bot.i18n import SOURCE
-from bot.runtime import Runtime
+from bot.runtime import Runtime, open_runtime
 from channels.twilio_voice import parse_state, state_query
 from dialogs.addresses import mask_openid, mask_phone
 from dialogs.types import Inbound
@@ -68,22 +78,54 @@ class Sim:
 
 
 class Simulator:
-    def __init__(self, rt: Runtime) -> None:
-        self.rt = rt
+    def __init__(self, service: Runtime) -> None:
+        self.service = service  # the real service: its clock, and where the simulator's sessions are kept
+        self._world: Runtime | None = None
+        self._opening = asyncio.Lock()
+        self._dir: str | None = None
+
+    @property
+    def rt(self) -> Runtime:
+        """The simulated world (open it first with `world()`)."""
+        if self._world is None:
+            raise RuntimeError("the simulated world is not open yet")
+        return self._world
+
+    async def world(self) -> Runtime:
+        """The simulated world's runtime, opened on first use: a temporary SQLite file of its own."""
+        async with self._opening:
+            if self._world is None:
+                self._dir = tempfile.mkdtemp(prefix="haochaping-simulator-")
+                s = self.service.settings
+                settings = dataclasses.replace(
+                    s, database_url=f"sqlite+aiosqlite:///{Path(self._dir) / 'world.db'}", redis_url=None,
+                    public_url=s.public_url.rstrip("/") + "/simulator", scheduler=False)
+                world = await open_runtime(settings)
+                world.clock = lambda: self.service.clock()
+                self._world = world
+        return self._world
+
+    async def close(self) -> None:
+        if self._world is not None:
+            await self._world.close()
+            self._world = None
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
 
     async def load(self, sim_id: str | None) -> Sim | None:
         if not sim_id or len(sim_id) > 64:
             return None
-        found = await self.rt.state.get(f"sim:{sim_id}")
+        found = await self.service.state.get(f"sim:{sim_id}")
         return Sim.from_json(found) if found else None
 
     async def save(self, sim: Sim) -> None:
         sim.log = sim.log[-LOG_MAX:]
-        await self.rt.state.put(f"sim:{sim.id}", sim.to_json(), TTL)
+        await self.service.state.put(f"sim:{sim.id}", sim.to_json(), TTL)
 
     def now(self, sim: Sim) -> datetime:
         """The simulated instant, to the second (as people read clocks)."""
-        return (self.rt.clock() + timedelta(seconds=sim.offset)).replace(microsecond=0)
+        return (self.service.clock() + timedelta(seconds=sim.offset)).replace(microsecond=0)
 
     def _note(self, sim: Sim, channel: str, direction: str, text: str, **more: Any) -> None:
         """One line of the transcript; a system line keeps its catalog key, shown in the reader's language."""

@@ -29,6 +29,15 @@ WX = {
 }
 
 
+def without_providers(settings: Any) -> Any:
+    """The embedded default's providers: none of any kind (the local provider), where the simulator is on."""
+    from dataclasses import replace
+
+    return replace(settings, twilio_account_sid=None, twilio_auth_token=None, wechat_token=None,
+                   wechat_encoding_aes_key=None, wechat_app_id=None, wechat_app_secret=None, wechat_mp_app_id=None,
+                   wechat_mp_app_secret=None, wechat_mp_template_id=None)
+
+
 @dataclass
 class Clock:
     """The instant webhooks and API calls happen at; tests move it, nothing sleeps."""

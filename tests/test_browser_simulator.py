@@ -8,7 +8,6 @@ one while the first is under way, so each step waits for its answer and for the 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 from typing import Any
@@ -16,6 +15,8 @@ from typing import Any
 import pytest
 from browser import DESKTOP, expect, shot
 from conftest import BACKENDS
+from helpers import without_providers
+from test_simulator import world_case, world_evaluations
 
 from bot.config import Settings
 
@@ -27,8 +28,8 @@ VOICE_REASONS = "请选择不满意的原因"
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    """The embedded default's providers: no Twilio (the local provider), so the simulator is on."""
-    return dataclasses.replace(settings, twilio_account_sid=None, twilio_auth_token=None)
+    """The embedded default's providers: none of any kind, so the simulator is on."""
+    return without_providers(settings)
 
 
 async def open_simulator(page: Any) -> None:
@@ -110,7 +111,7 @@ async def test_the_whole_sms_conversation_in_the_simulator(hcp, clock, desktop_p
     assert order["grade"] == "dissatisfied" and order["reasons"] == ["attitude", "process"]
     await shot(page, request, "thanks")
 
-    case = await hcp.case(case_no)  # the business system's view of the same case
+    case = await world_case(hcp, case_no)  # the business system's view of the same case
     [ev] = case["evaluations"]
     assert (ev["grade"], ev["reasons"], ev["channel"], ev["is_followup"]) == (
         "dissatisfied", ["attitude", "process"], "sms", False)
@@ -139,7 +140,7 @@ async def test_the_wechat_tab_rates_satisfied(hcp, desktop_page, traffic, reques
         "· satisfied")
     await shot(page, request, "thanks")
 
-    [ev] = await hcp.evaluations(case_no)
+    [ev] = await world_evaluations(hcp, case_no)
     assert (ev["grade"], ev["channel"], ev["reasons"]) == ("satisfied", "wechat", [])
     await expect(bubbles(page, "sms", "in")).to_have_count(0)  # nothing was said by SMS
     traffic.assert_local()
@@ -180,7 +181,7 @@ async def test_the_keypad_rates_a_call_with_a_reason(hcp, desktop_page, traffic,
         "dissatisfied [efficiency]")
     await shot(page, request, "ended")
 
-    [ev] = await hcp.evaluations(ticket)
+    [ev] = await world_evaluations(hcp, ticket)
     assert (ev["grade"], ev["reasons"], ev["channel"]) == ("dissatisfied", ["efficiency"], "phone")
     traffic.assert_local()
     traffic.assert_quiet()
@@ -217,6 +218,6 @@ async def test_another_browser_is_another_person(hcp, clock, desktop_page, new_p
     await expect(bubbles(first, "sms", "out").last).to_contain_text(REASONS_MENU)
     await expect(first.locator("#records details.record")).to_have_count(1)
     await shot(first, request, "first-again")
-    assert await hcp.evaluations(mine) == []  # the first person is still at the reasons
+    assert await world_evaluations(hcp, mine) == []  # the first person is still at the reasons
     traffic.assert_local()
     traffic.assert_quiet()

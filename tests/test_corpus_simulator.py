@@ -3,10 +3,8 @@ path of test_corpus_channels.py (a module of its own: the simulator runs only wi
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
-from helpers import Hcp
+from helpers import Hcp, without_providers
 from test_corpus_channels import BAD, ROWS, _check, _said
 
 from bot.config import Settings
@@ -16,9 +14,7 @@ from dialogs import messages as m
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
     """The embedded default's providers (none), where the simulator is on."""
-    return dataclasses.replace(settings, twilio_account_sid=None, twilio_auth_token=None, wechat_token=None,
-                               wechat_encoding_aes_key=None, wechat_app_id=None, wechat_app_secret=None,
-                               wechat_mp_app_id=None, wechat_mp_app_secret=None, wechat_mp_template_id=None)
+    return without_providers(settings)
 
 
 async def test_the_corpus_in_the_simulators_wechat_chat(hcp: Hcp) -> None:

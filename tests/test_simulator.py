@@ -13,13 +13,14 @@ from typing import Any
 
 import pytest
 from conftest import BACKENDS
-from helpers import PUBLIC_URL
+from helpers import PUBLIC_URL, TOKEN, without_providers
 
-from bot import simulator
+from bot import simulator, views
 from bot.config import Settings, load_settings
 from bot.runtime import open_runtime
 from bot.web.app import build_app
 from dialogs.addresses import mask_openid, mask_phone
+from store import cases as case_store
 
 on_both = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
 
@@ -29,8 +30,8 @@ ACTIONS = ("case", "clock", "text", "call", "keys", "hangup", "reset")
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    """The embedded default's providers: no Twilio (the local provider), so the simulator is on."""
-    return dataclasses.replace(settings, twilio_account_sid=None, twilio_auth_token=None)
+    """The embedded default's providers: none at all (the local provider), so the simulator is on."""
+    return without_providers(settings)
 
 
 class Sim:
@@ -86,6 +87,20 @@ class Sim:
         person = simulator.Sim.from_json(found)
         assert person is not None
         return person
+
+
+async def world_case(hcp: Any, case_no: str) -> dict[str, Any]:
+    """A simulated case as GET /api/v1/cases/{case_no} shows a case, read from the simulator's own store (the
+    service's API does not know it)."""
+    world = hcp.rt.simulator.rt
+    async with world.db.read() as session:
+        case = await case_store.by_no(session, case_no)
+        assert case is not None, f"{case_no} is not in the simulator's store"
+        return await views.case_json(session, world, case, world.clock())
+
+
+async def world_evaluations(hcp: Any, case_no: str) -> list[dict[str, Any]]:
+    return (await world_case(hcp, case_no))["evaluations"]
 
 
 def _json(kind: str, text: str) -> Any:
@@ -154,7 +169,7 @@ async def test_wechat_ratings_are_stored_as_wechat(hcp):
     answers = [e for e in chat[asked[0] + 1:] if e["dir"] == "out"]
     assert answers and all(e["channel"] == "wechat" and e["text"] for e in answers), chat
     assert [e for e in doc["sms"] if e["channel"] == "sms"] == []  # nothing went by SMS
-    stored = await hcp.case(case_no)
+    stored = await world_case(hcp, case_no)
     [evaluation] = stored["evaluations"]
     assert stored["rated"] is True
     assert (evaluation["grade"], evaluation["reasons"], evaluation["channel"], evaluation["is_default"]) == (
@@ -167,14 +182,14 @@ async def test_wechat_ratings_are_stored_as_wechat(hcp):
     assert second != case_no
     doc = await sim.do("text", {"channel": "wechat", "text": "4"})
     assert doc["wechat"][-1]["dir"] == "out" and doc["wechat"][-1]["text"]
-    assert await hcp.evaluations(second) == []
+    assert await world_evaluations(hcp, second) == []
     doc = await sim.do("text", {"channel": "wechat", "text": "2 5"})
-    stored = await hcp.case(second)
+    stored = await world_case(hcp, second)
     [evaluation] = stored["evaluations"]
     assert (evaluation["grade"], evaluation["reasons"], evaluation["channel"]) == (
         "dissatisfied", ["efficiency", "trips"], "wechat")
     assert len(stored["work_orders"]) == 1 and stored["work_orders"][0]["reasons"] == ["efficiency", "trips"]
-    assert len(await hcp.evaluations(case_no)) == 1  # the first case kept its one rating
+    assert len(await world_evaluations(hcp, case_no)) == 1  # the first case kept its one rating
     assert [e["text"] for e in doc["wechat"] if e["dir"] == "in"] == ["2", "4", "2 5"]
 
 
@@ -195,21 +210,21 @@ async def test_a_bad_keypad_rating_with_its_reason(hcp):
 
     doc = await sim.do("keys", {"digits": "4"})
     assert doc["call"] == {"multi": True}  # the reasons question: several keys at once
-    assert await hcp.evaluations(ticket) == []
+    assert await world_evaluations(hcp, ticket) == []
     doc = await sim.do("keys", {"digits": "2#"})
     assert doc["call"] is None
     assert doc["phone_log"][-1]["dir"] == "system" and doc["phone_log"][-1]["key"] == "sim.log.call_ended"
     assert [e["text"] for e in doc["phone_log"] if e["dir"] == "in"] == ["4", "2#"]
     assert ticket in [c["case_no"] for c in doc["cases"]]
 
-    stored = await hcp.case(ticket)
+    stored = await world_case(hcp, ticket)
     [evaluation] = stored["evaluations"]
     assert (evaluation["grade"], evaluation["reasons"], evaluation["channel"], evaluation["is_default"]) == (
         "dissatisfied", ["efficiency"], "phone", False)
     assert len(stored["work_orders"]) == 1
     # The call is over: keys now are refused, and nothing more is stored.
     assert "call" in (await sim.do("keys", {"digits": "1"}, expect=422))["error"]
-    assert len(await hcp.evaluations(ticket)) == 1
+    assert len(await world_evaluations(hcp, ticket)) == 1
 
 
 @on_both
@@ -225,7 +240,7 @@ async def test_silence_twice_ends_the_call_and_stores_nothing(hcp):
     doc = await sim.do("keys", {"digits": None})
     assert doc["call"] is None
     assert doc["phone_log"][-1]["key"] == "sim.log.call_ended"
-    stored = await hcp.case(ticket)
+    stored = await world_case(hcp, ticket)
     assert stored["evaluations"] == [] and stored["rated"] is False and stored["work_orders"] == []
 
 
@@ -244,11 +259,11 @@ async def test_keys_need_a_call_and_keypad_digits(hcp):
     doc = await sim.state()
     assert doc["call"] == {"multi": False}  # still at the grade question
     assert [e for e in doc["phone_log"] if e["dir"] == "in"] == []
-    assert await hcp.evaluations(ticket) == []
+    assert await world_evaluations(hcp, ticket) == []
 
     doc = await sim.do("keys", {"digits": "3"})  # the call goes on as if nothing happened
     assert doc["call"] is None
-    [evaluation] = await hcp.evaluations(ticket)
+    [evaluation] = await world_evaluations(hcp, ticket)
     assert (evaluation["grade"], evaluation["channel"]) == ("basically_satisfied", "phone")
 
 
@@ -261,7 +276,7 @@ async def test_hanging_up_stores_nothing(hcp):
     assert doc["call"] == {"multi": True}
     doc = await sim.do("hangup")
     assert doc["call"] is None and doc["phone_log"][-1]["key"] == "sim.log.hung_up"
-    assert await hcp.evaluations(ticket) == []
+    assert await world_evaluations(hcp, ticket) == []
     assert (await sim.do("keys", {"digits": "1"}, expect=422))["error"] == "no call in progress"
 
 
@@ -335,7 +350,7 @@ async def test_a_jump_to_next_due_reminds_exactly_then(hcp):
     assert at(doc["now"]) == at(due) and last_counts(doc)["reminders"] == 1 and last_counts(doc)["sent"] == 1
     [reminder] = sms_reminders(doc)
     assert at(reminder["at"]) == at(due) and reminder["status"] == "sent"
-    [stored] = (await hcp.case(doc["cases"][0]["case_no"]))["reminders"]
+    [stored] = (await world_case(hcp, doc["cases"][0]["case_no"]))["reminders"]
     assert (stored["channel"], stored["status"]) == ("sms", "sent")
     assert at(stored["created_at"]) == at(stored["sent_at"]) == at(due)
     assert doc["next_due"] is None and doc["cases"][0]["remind_at"] is None
@@ -358,13 +373,13 @@ async def test_a_reminder_due_in_the_quiet_hours_waits_for_eight(hcp):
         doc = await sim.do("clock", {"to": when})
         assert last_counts(doc)["reminders"] == 0 and sms_reminders(doc) == [], when
         assert at(doc["next_due"]) == at("2026-11-21T20:30:00+08:00")  # still due, waiting
-    assert (await hcp.case(case_no))["reminders"] == []
+    assert (await world_case(hcp, case_no))["reminders"] == []
 
     doc = await sim.do("clock", {"to": "2026-11-22T08:00:00+08:00"})
     assert last_counts(doc)["reminders"] == 1
     [reminder] = sms_reminders(doc)
     assert at(reminder["at"]) == at("2026-11-22T08:00:00+08:00")
-    [stored] = (await hcp.case(case_no))["reminders"]
+    [stored] = (await world_case(hcp, case_no))["reminders"]
     assert at(stored["sent_at"]) == at("2026-11-22T08:00:00+08:00")
 
 
@@ -419,7 +434,7 @@ async def test_two_sessions_are_two_people(hcp):
     assert (await bob.do("keys", {"digits": "1"}, expect=422))["error"] == "no call in progress"
     # Bob's "2" rates nothing of Alice's.
     await bob.do("text", {"channel": "sms", "text": "2"})
-    assert await hcp.evaluations(a_case) == []
+    assert await world_evaluations(hcp, a_case) == []
 
 
 @on_both
@@ -467,11 +482,12 @@ async def test_the_session_survives_across_requests(hcp, backend, settings, aioh
     person = await sim.person()
     assert person.cases == [case_no, doc["cases"][-1]["case_no"]] and person.call is not None
     doc = await sim.do("keys", {"digits": "1"})  # the call's state came back from the session
-    [evaluation] = await hcp.evaluations(person.cases[-1])
+    [evaluation] = await world_evaluations(hcp, person.cases[-1])
     assert evaluation["grade"] == "very_satisfied"
 
-    # Another instance of the service on the same database and state: with Redis it knows the person;
-    # with the in-process state (the embedded default) only this process does.
+    # Another instance of the service on the same database and state: with Redis it knows the person (their
+    # transcript); with the in-process state (the embedded default) only this process does. The simulated
+    # world is each process's own (a temporary database), so the other instance shows none of its cases.
     other = await open_runtime(settings)
     other.clock = hcp.clock
     try:
@@ -479,7 +495,10 @@ async def test_the_session_survives_across_requests(hcp, backend, settings, aioh
         response = await client.get("/simulator/api/state", headers={"Cookie": f"hcp_sim={sim.cookie}"})
         if backend[1] == "redis":
             assert response.status == 200
-            assert await response.json() == await sim.state()
+            theirs, ours = await response.json(), await sim.state()
+            assert theirs["cases"] == [] and ours["cases"]
+            assert {k: v for k, v in theirs.items() if k not in ("cases", "next_due")} == {
+                k: v for k, v in ours.items() if k not in ("cases", "next_due")}
             import redis.asyncio as aioredis
 
             r = aioredis.Redis.from_url(settings.redis_url)
@@ -540,7 +559,7 @@ async def test_the_simulator_is_404_when_switched_off(hcp, settings, tmp_path: P
     assert not hcp.rt.settings.twilio_enabled
     for path in ("/simulator/", "/simulator", "/simulator/api/state"):
         status, _, text = await sim.request("GET", path, headers=sim.headers())
-        assert status == 404 and "local provider" in text, path
+        assert status == 404 and "no provider" in text, path
     for action in (*ACTIONS, "nope"):
         status, _, _ = await sim.raw(action, {"channel": "sms", "hours": 24, "digits": "1", "text": "2"})
         assert status == 404, action
@@ -637,7 +656,8 @@ async def test_the_simulator_stores_what_a_signed_twilio_webhook_stores(hcp, set
     real_case = (await hcp.post_case(phone=phone, completed_at="2026-11-20T10:00:00+08:00"))["case_no"]
     hcp.clock.set("2026-11-21T10:00:00+08:00")  # both reminders due; the simulator's offset stays 0
     doc = await sim.do("clock", {"hours": 0})
-    assert last_counts(doc)["reminders"] == 2
+    assert last_counts(doc)["reminders"] == 1  # its own case only: the simulated world is apart
+    assert (await hcp.tick("2026-11-21T10:00:00+08:00"))["reminders"] == 1  # the real one, by the real tick
 
     sim_replies = []
     for body in ("4", "1 3"):
@@ -655,13 +675,75 @@ async def test_the_simulator_stores_what_a_signed_twilio_webhook_stores(hcp, set
     finally:
         hcp.rt.settings = settings
 
-    [simulated] = await hcp.evaluations(sim_case)
+    [simulated] = await world_evaluations(hcp, sim_case)
     [real] = await hcp.evaluations(real_case)
     assert fields(simulated) == fields(real)
     assert (simulated["grade"], simulated["reasons"], simulated["channel"], simulated["is_followup"]) == (
         "dissatisfied", ["attitude", "process"], "sms", False)
     assert sim_replies[0] == real_replies[0]  # the same reasons question
-    simulated_case, real_case_doc = await hcp.case(sim_case), await hcp.case(real_case)
+    simulated_case, real_case_doc = await world_case(hcp, sim_case), await hcp.case(real_case)
     assert [(w["grade"], w["reasons"], w["status"]) for w in simulated_case["work_orders"]] == [
         (w["grade"], w["reasons"], w["status"]) for w in real_case_doc["work_orders"]]
     assert simulated_case["rated"] is real_case_doc["rated"] is True
+
+
+# --- isolation: the simulated world never touches the real store (issue 18) ----------------------------
+
+
+@on_both
+async def test_a_simulated_clock_leaves_real_cases_and_work_orders_alone(hcp):
+    """An anonymous visitor moved the simulator's clock 400 days: no real default, reminder or overdue mark."""
+    phone = hcp.new_phone()
+    real = (await hcp.post_case(phone=phone, completed_at="2026-11-20T10:00:00+08:00"))["case_no"]
+    bad = (await hcp.post_case(completed_at="2026-11-20T10:00:00+08:00"))["case_no"]
+    await hcp.rate(bad, "very_dissatisfied", "web", reasons=["attitude"])
+    sim = Sim(hcp)
+    await sim.open()
+    await sim.do("case", {"channel": "sms"})
+
+    doc = await sim.do("clock", {"hours": 9600})
+
+    assert last_counts(doc)["defaults"] == 1  # the simulated case's own default
+    stored = await hcp.case(real)
+    assert stored["evaluations"] == [] and stored["reminders"] == []
+    assert hcp.twilio.sms_to(phone) == []
+    [order] = (await hcp.case(bad))["work_orders"]
+    assert order["overdue"] is False
+
+
+@on_both
+async def test_simulated_cases_never_reach_the_real_store_statistics_or_exports(hcp):
+    sim = Sim(hcp)
+    await sim.open()
+    for _ in range(3):
+        doc = await sim.do("case", {"channel": "wechat"})
+        await sim.do("text", {"channel": "wechat", "text": "1"})
+    sim_cases = [c["case_no"] for c in doc["cases"]]
+
+    status, _ = await hcp.api("GET", f"/api/v1/cases/{sim_cases[0]}")
+    stats_status, stats = await hcp.api("GET", "/api/v1/stats?by=agency")
+    export = await hcp.client.get("/api/v1/exports/evaluations.csv",
+                                  headers={"Authorization": f"Bearer {TOKEN}"})
+
+    assert status == 404
+    assert stats_status == 200 and stats["groups"] == []
+    body = await export.text()
+    assert export.status == 200 and not any(c in body for c in sim_cases)
+
+
+@on_both
+async def test_a_simulated_sms_link_opens_the_simulators_own_rating_page(hcp):
+    sim = Sim(hcp)
+    await sim.open()
+    await sim.do("case", {"channel": "sms"})
+    doc = await sim.do("clock", {"hours": 24})
+    [reminder] = sms_reminders(doc)
+    link = re.search(r"https?://\S+/simulator/r/\S+", reminder["text"])
+    assert link, reminder["text"]
+    path = link.group(0).split(PUBLIC_URL, 1)[1].rstrip("。.，,")
+
+    page = await hcp.client.get(path)
+    real = await hcp.client.get(path.replace("/simulator/r/", "/r/"))
+
+    assert page.status == 200 and "居民身份证换领" in await page.text()
+    assert real.status != 200  # the service's own rating page knows no simulated case

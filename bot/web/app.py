@@ -39,7 +39,9 @@ def build_app(rt: Runtime) -> web.Application:
     rating_page.setup(app)
     pages.setup(app)
     console.setup(app, rt)
-    simulator_page.setup(app, Simulator(rt))
+    if rt.simulator is None:
+        rt.simulator = Simulator(rt)
+    simulator_page.setup(app, rt.simulator)
     wechat_hooks.setup(app)
     miniprogram.setup(app)
     return app

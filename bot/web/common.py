@@ -21,8 +21,12 @@ BULK_LIMIT = 100 * MIB
 _dumps = partial(json.dumps, ensure_ascii=False, separators=(",", ":"))
 
 
+# A request served for another runtime than the app's (the simulator's world serves its own rating page).
+RUNTIME_OF_REQUEST = web.RequestKey("hcp_runtime", Runtime)
+
+
 def runtime(request: web.Request) -> Runtime:
-    return request.app[RUNTIME]
+    return request.get(RUNTIME_OF_REQUEST) or request.app[RUNTIME]
 
 
 def now(request: web.Request) -> datetime:

@@ -14,17 +14,20 @@ from typing import Any
 from aiohttp import web
 
 from bot.simulator import CHANNELS, MAX_JUMP, Sim, SimError, Simulator
-from bot.web import pages
-from bot.web.common import json_response, read_json, runtime
+from bot.web import pages, rating_page
+from bot.web.common import RUNTIME_OF_REQUEST, json_response, read_json, runtime
 
 COOKIE = "hcp_sim"
 SIMULATOR = web.AppKey("simulator", Simulator)
 
 
-def _enabled(request: web.Request) -> Simulator:
+async def _enabled(request: web.Request) -> Simulator:
+    """The simulator, its world open; 404 wherever any provider is configured."""
     if not runtime(request).settings.simulator_enabled:
-        raise web.HTTPNotFound(text="the simulator runs only on the local provider (no Twilio configured)")
-    return request.app[SIMULATOR]
+        raise web.HTTPNotFound(text="the simulator runs only where no provider (SMS, WeChat, voice) is configured")
+    simulator = request.app[SIMULATOR]
+    await simulator.world()
+    return simulator
 
 
 async def _sim(request: web.Request, sim_: Simulator) -> Sim | None:
@@ -37,7 +40,7 @@ def _keep(response: web.StreamResponse, request: web.Request, sim: Sim) -> None:
 
 
 async def page(request: web.Request) -> web.Response:
-    sim_ = _enabled(request)
+    sim_ = await _enabled(request)
     sim = await _sim(request, sim_)
     if sim is None:
         sim = Sim.new()
@@ -48,7 +51,7 @@ async def page(request: web.Request) -> web.Response:
 
 
 async def state(request: web.Request) -> web.Response:
-    sim_ = _enabled(request)
+    sim_ = await _enabled(request)
     sim = await _sim(request, sim_)
     if sim is None:
         return json_response({"error": "no simulator session; open /simulator/ again"}, status=409)
@@ -56,7 +59,7 @@ async def state(request: web.Request) -> web.Response:
 
 
 async def act(request: web.Request) -> web.Response:
-    sim_ = _enabled(request)
+    sim_ = await _enabled(request)
     if request.content_type != "application/json" or not pages.same_origin(request):
         return json_response({"error": "JSON from the simulator page only"}, status=403)
     action = request.match_info["action"]
@@ -109,14 +112,23 @@ async def _do(sim_: Simulator, sim: Sim, action: str, body: dict[str, Any]) -> N
         raise SimError(f"no such action {action!r}")
 
 
+async def rating(request: web.Request) -> web.StreamResponse:
+    """The rating page of a simulated case (its link in a simulated SMS), served on the world's store."""
+    sim_ = await _enabled(request)
+    request[RUNTIME_OF_REQUEST] = sim_.rt
+    return await (rating_page.show if request.method == "GET" else rating_page.submit)(request)
+
+
 async def to_simulator(request: web.Request) -> web.StreamResponse:
-    _enabled(request)
+    await _enabled(request)
     raise web.HTTPPermanentRedirect("/simulator/")
 
 
 def setup(app: web.Application, simulator: Simulator) -> None:
-    app[SIMULATOR] = simulator
+    app[SIMULATOR] = simulator  # its world is closed with the runtime (Runtime.close)
     app.router.add_get("/simulator", to_simulator)
+    app.router.add_get("/simulator/r/{token}", rating)
+    app.router.add_post("/simulator/r/{token}", rating)
     app.router.add_get("/simulator/", page)
     app.router.add_get("/simulator/api/state", state)
     app.router.add_post("/simulator/api/{action}", act)
