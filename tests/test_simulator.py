@@ -573,8 +573,13 @@ async def test_the_bare_simulator_path_is_404_when_switched_off(hcp, settings):
     assert response.status == 404
 
 
-async def test_the_simulator_is_404_with_a_real_provider(hcp, settings):
-    hcp.rt.settings = dataclasses.replace(settings, twilio_account_sid="AC" + "0" * 32, twilio_auth_token="x" * 32)
+@pytest.mark.parametrize("provider", [
+    {"twilio_account_sid": "AC" + "0" * 32, "twilio_auth_token": "x" * 32},
+    {"wechat_token": "wxtoken-of-a-real-account"},  # the official account alone (issue 18: it was on then)
+    {"wechat_mp_app_id": "wxmp-real", "wechat_mp_app_secret": "s" * 32},
+], ids=["twilio", "wechat", "miniprogram"])
+async def test_the_simulator_is_404_with_a_real_provider(hcp, settings, provider):
+    hcp.rt.settings = dataclasses.replace(settings, **provider)
     for method, path in (("GET", "/simulator/"), ("GET", "/simulator/api/state"), ("POST", "/simulator/api/case")):
         response = await hcp.client.request(method, path, json={} if method == "POST" else None)
         assert response.status == 404, path
