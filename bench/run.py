@@ -11,6 +11,9 @@ What each row measures (see each module's docstring for how):
   a hotline rating, driven from a separate load-generator process; requests/s, p50/p99 latency, errors.
   baseline: a minimal aiohttp app that only checks the signature and answers fixed TwiML, under the
   same load; the sms and keypad notes give our ratio to it (bench/webhooks.py).
+- bursts: 1,000 signed SMS webhooks at once (one connection each), every one answering a live reminder;
+  requests/s over the burst, p50/p99 latency (the p99 is how long the tail waited), errors, ratings stored;
+  beside the baseline app under the same burst (bench/bursts.py).
 - sweep: cases per second from the sweep's start until every due reminder is in the outbox, and the
   sweeping process's peak memory, at 100,000 and 1,000,000 due cases (bench/sweep.py).
 - bulk ingest: POST /api/v1/cases:bulk, cases per second and the server's peak memory (bench/bulk_ingest.py).
@@ -34,12 +37,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import bulk_ingest, exports, parse, stats_query, sweep, webhooks
+from bench import bulk_ingest, bursts, exports, parse, stats_query, sweep, webhooks
 from bench.common import CONFIGS, Row, table
 
 FULL: dict[str, Callable[[str], list[Row]]] = {
     "parse": lambda c: parse.measure() if c == CONFIGS[0] else [],  # no database: once
     "sms": lambda c: webhooks.measure(c, numbers=10_000, duration=900),  # sms, keypad, baseline rows
+    "bursts": lambda c: bursts.measure(c, 1_000),  # burst, burst baseline rows
     "sweep": lambda c: sweep.measure(c, [100_000, 1_000_000]),
     "bulk": lambda c: bulk_ingest.measure(c, [1_000_000]),
     "stats": lambda c: stats_query.measure(c, [1_000_000, 10_000_000]),
@@ -48,6 +52,7 @@ FULL: dict[str, Callable[[str], list[Row]]] = {
 QUICK: dict[str, Callable[[str], list[Row]]] = {
     "parse": lambda c: parse.measure() if c == CONFIGS[0] else [],
     "sms": lambda c: webhooks.measure(c, numbers=500),
+    "bursts": lambda c: bursts.measure(c, 200),
     "sweep": lambda c: sweep.measure(c, [10_000]),
     "bulk": lambda c: bulk_ingest.measure(c, [10_000]),
     "stats": lambda c: stats_query.measure(c, [20_000]),

@@ -508,7 +508,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         app = baseline_app(*rest) if args.baseline_app else fake_twilio_app(*rest)
         with suppress(KeyboardInterrupt):
             web.run_app(app, host="127.0.0.1", port=int(port), print=None, access_log=None,
-                        handle_signals=True)
+                        handle_signals=True, backlog=1024)  # as `serve`'s (bot/cli.py): bursts are not dropped
         return
     rows: list[Row] = []
     names = CONFIGS if args.config == "both" else (args.config,)

@@ -18,6 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot import work_orders
 from bot.hotline import Spoken
 from bot.i18n import SOURCE
+from bot.limits import parse_id
 from bot.runtime import Runtime
 from channels import twilio_voice
 from channels.base import Sent
@@ -35,7 +36,7 @@ BATCH = 50
 
 
 def _wo_id(text: str) -> int | None:
-    return int(text) if text.isascii() and text.isdigit() and len(text) < 12 else None
+    return parse_id(text)
 
 
 async def sweep(rt: Runtime, now: datetime) -> int:

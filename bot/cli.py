@@ -16,12 +16,13 @@ from datetime import UTC, datetime
 from aiohttp import web
 from sqlalchemy.engine import make_url
 
-from bot import cli_exports, cli_reports, cli_stats, scheduler, users
+from bot import audit, cli_exports, cli_reports, cli_secret, cli_stats, scheduler, users
 from bot.config import ConfigError, Settings, load_settings
+from bot.limits import RANGE_TEXT, instant_problem
 from bot.logs import setup_logging
 from bot.policy import PolicyError, load_policy
 from bot.runtime import open_runtime
-from bot.web.app import build_app
+from bot.web.app import build_app, runner_options
 from store import migrate
 from store.engine import Database
 
@@ -32,11 +33,16 @@ def _safe_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+LISTEN_BACKLOG = 1024  # connections waiting to be accepted (the kernel caps it at net.core.somaxconn)
+
+
 async def serve(settings: Settings, host: str, port: int, run_scheduler: bool) -> None:
     rt = await open_runtime(settings)
-    runner = web.AppRunner(build_app(rt), access_log=logging.getLogger("aiohttp.access"))
+    runner = web.AppRunner(build_app(rt), access_log=logging.getLogger("aiohttp.access"), **runner_options(rt))
     await runner.setup()
-    await web.TCPSite(runner, host, port).start()
+    # A burst's connections wait in the kernel's accept queue while the loop is busy: aiohttp's 128 would
+    # drop the rest of a burst's SYNs, each then retried by its client a second or more later.
+    await web.TCPSite(runner, host, port, backlog=LISTEN_BACKLOG).start()
     log.info("haochaping on http://%s:%d — database %s, state %s, SMS provider %s, scheduler %s",
              host, port, _safe_url(settings.database_url), "redis" if settings.redis_url else "in-process",
              rt.sms.name, "on" if run_scheduler else "off")
@@ -75,16 +81,18 @@ async def db_upgrade(settings: Settings) -> str | None:
 
 
 async def users_command(settings: Settings, args: argparse.Namespace, password: str | None) -> dict[str, object]:
-    """Add, list, disable a user, or set a password; only the CLI creates users (no HTTP route does)."""
+    """Add, list, disable a user, set a password, a role or a jurisdiction; only the CLI changes users (no HTTP
+    route does), and each change is an audit row (bot/audit.py) with the operator as its actor."""
     db = Database(settings.database_url)
     now = datetime.now(UTC)
     try:
         await migrate.upgrade(db)
         async with db.write() as session:
+            actor = audit.cli_actor()  # each change below is audited in its own transaction
             if args.users_command == "add":
                 assert password is not None
                 user = await users.create(session, args.username, args.role, args.agency, password, now,
-                                          display_name=args.name)
+                                          display_name=args.name, actor=actor)
                 return {"created": user.username, "role": user.role, "agencies": user.agencies}
             if args.users_command == "list":
                 rows = await users.all_users(session)
@@ -94,13 +102,17 @@ async def users_command(settings: Settings, args: argparse.Namespace, password: 
             if user is None:
                 raise users.UserError(f"no user {args.username!r}")
             if args.users_command == "disable":
-                user.disabled_at = now
+                await users.disable(session, user, now, actor=actor)
+            elif args.users_command == "set":
+                agencies = list(dict.fromkeys(args.agency)) if args.agency else None
+                if args.role is None and agencies is None and args.name is None:
+                    raise users.UserError("set: give --role, --agency or --name")
+                changes = await users.update(session, user, now, actor=actor, role=args.role, agencies=agencies,
+                                             display_name=args.name)
+                return {"updated": user.username, "changes": changes}
             else:
                 assert password is not None
-                users.validate(user.username, user.role, user.agencies, password)
-                user.password_hash = users.hash_password(password)
-            user.updated_at = now
-            session.add(user)
+                await users.set_password(session, user, password, now, actor=actor)
             return {"updated": user.username}
     finally:
         await db.close()
@@ -125,10 +137,13 @@ def parse_now(value: str | None, settings: Settings) -> datetime:
     parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     if parsed.tzinfo is None:  # a bare local time means the policy's zone
         parsed = parsed.replace(tzinfo=load_policy(settings.policy_path).tz)
+    problem = instant_problem(parsed)
+    if problem:
+        raise ValueError(problem)
     return parsed
 
 
-SUBCOMMANDS = {"stats": cli_stats, "export": cli_exports, "reports": cli_reports}
+SUBCOMMANDS = {"stats": cli_stats, "export": cli_exports, "reports": cli_reports, "secret": cli_secret}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -158,9 +173,16 @@ def build_parser() -> argparse.ArgumentParser:
     dis.add_argument("username")
     pw = usub.add_parser("password", help="set a new password (their tokens stop working)")
     pw.add_argument("username")
+    st = usub.add_parser("set", help="a new role, jurisdiction or display name (holds from their next request)")
+    st.add_argument("username")
+    st.add_argument("--role", choices=users.ROLE_NAMES)
+    st.add_argument("--agency", action="append",
+                    help="the agency codes of their jurisdiction, replacing the old ones (repeat; * = every agency)")
+    st.add_argument("--name", help="display name")
     cli_stats.add_parser(sub)
     cli_exports.add_parser(sub)
     cli_reports.add_parser(sub)
+    cli_secret.add_parser(sub)
     return p
 
 
@@ -169,6 +191,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings()
         setup_logging(settings.log_level)
+        if args.command in ("serve", "tick"):
+            cli_secret.refuse_in_production(settings)
         if args.command == "serve":
             run_scheduler = settings.scheduler and not args.no_scheduler
             asyncio.run(serve(settings, args.host, args.port, run_scheduler))
@@ -176,7 +200,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             try:
                 now = parse_now(args.now, settings)
             except ValueError:
-                print(f"haochaping tick: --now {args.now!r} is not an ISO-8601 instant", file=sys.stderr)
+                print(f"haochaping tick: --now {args.now!r} is not an ISO-8601 instant from {RANGE_TEXT}",
+                      file=sys.stderr)
                 return 2
             print(json.dumps(asyncio.run(tick(settings, now))))
         elif args.command == "users":

@@ -1,8 +1,10 @@
 """`haochaping export evaluations|work-orders`: the same files as GET /api/v1/exports/…, from the command line.
 
 The same queries and writers as the endpoints, so a file made by a cron job and one downloaded from the
-console are alike. Personal data is masked unless `--unmasked`: whoever runs this holds the database
-and its key already, so the flag is not refused, but it is logged as the endpoint logs it. A file
+console are alike. Personal data is masked, the words people typed included, unless `--unmasked`:
+whoever runs this holds the database and its key already, so the flag is not refused and the file is
+whole as an admin's export is, but it is an audit row (`export.unmasked`, actor `cli:<login name>`),
+written before the file is complete, and a log line, as the endpoint's. A file
 given with `--output` is written beside itself and renamed when complete, so a failed export never
 leaves a file that looks whole.
 """
@@ -11,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
 import json
 import os
 import sys
@@ -19,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
+from bot import audit
 from bot.config import Settings
 from bot.exports import stream
 from bot.exports.columns import KINDS
@@ -67,29 +69,35 @@ def _format(args: argparse.Namespace) -> str:
     return suffix if suffix in stream.FORMATS else "csv"
 
 
-def _operator() -> str:
-    try:
-        return "cli:" + getpass.getuser()
-    except (KeyError, OSError):  # no user name in this environment (a container without one)
-        return "cli"
-
-
 async def _export(settings: Settings, args: argparse.Namespace, filters: store.Filters, fmt: str,
                   sink: BinaryIO) -> int:
     rt = await open_runtime(settings)
     progress = stream.Progress()
-    complete = False
+    complete = audited = False
+    operator = audit.cli_actor()
+
+    async def record(ended: bool) -> None:
+        await stream.audit_unmasked(rt.db, rt.policy.tz, operator, "cli", args.kind, fmt, filters, stream.ALL,
+                                    progress, ended, datetime.now(UTC))
+
     try:
         out = stream.writer(args.kind, fmt, created=datetime.now(UTC).astimezone(rt.policy.tz))
         async for chunk in stream.chunks(rt.db, args.kind, out, filters, stream.formatting(rt, filters.full),
                                          progress):
             sink.write(chunk)
+        if filters.full:  # on record before the file is complete (renamed into place, or stdout flushed)
+            await record(True)
+            audited = True
         sink.flush()
         complete = True
     finally:
-        if filters.full:
-            stream.log_unmasked(_operator(), "cli", args.kind, fmt, filters, progress.rows, complete)
-        await rt.close()
+        try:
+            if filters.full and not audited:
+                await record(False)
+        finally:
+            if filters.full:
+                stream.log_unmasked(operator, "cli", args.kind, fmt, filters, progress.rows, complete)
+            await rt.close()
     return progress.rows
 
 

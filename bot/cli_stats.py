@@ -12,7 +12,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from bot import figures, snapshots
+from bot import audit, figures, snapshots
 from bot.config import Settings
 from bot.policy import load_policy
 from bot.runtime import open_runtime
@@ -86,7 +86,7 @@ async def _run(settings: Settings, args: argparse.Namespace) -> tuple[int, Any]:
                                                  dialect)
         if command == "publish":
             try:
-                snap = await snapshots.publish(rt, label, start, end, "cli", datetime.now(UTC))
+                snap = await snapshots.publish(rt, label, start, end, "cli", datetime.now(UTC), actor=audit.cli_actor())
             except snapshot_store.SnapshotExists as exc:
                 return 1, {"error": str(exc), "snapshot": snapshots.summary(rt, exc.existing)}
             return 0, snapshots.summary(rt, snap)

@@ -6,20 +6,25 @@ state, the local message provider.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///haochaping.db"
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8080"
+LOOPBACK = ("127.0.0.0/8", "::1/128")
 
 KEYS = (
     "HAOCHAPING_DATABASE_URL", "HAOCHAPING_REDIS_URL", "HAOCHAPING_REDIS_PREFIX", "HAOCHAPING_PUBLIC_URL",
     "HAOCHAPING_API_TOKEN", "HAOCHAPING_SECRET_KEY", "HAOCHAPING_POLICY", "HAOCHAPING_SCHEDULER",
     "HAOCHAPING_LOG_LEVEL", "HAOCHAPING_SIMULATOR", "HAOCHAPING_TICK_INTERVAL", "HAOCHAPING_SEND_LEASE",
-    "HAOCHAPING_SEND_TIMEOUT",
+    "HAOCHAPING_SEND_TIMEOUT", "HAOCHAPING_DB_POOL_SIZE", "HAOCHAPING_DB_MAX_OVERFLOW", "HAOCHAPING_DB_POOL_TIMEOUT",
+    "HAOCHAPING_REDIS_MAX_CONNECTIONS", "HAOCHAPING_REDIS_POOL_TIMEOUT", "HAOCHAPING_HEADER_TIMEOUT",
+    "HAOCHAPING_BODY_TIMEOUT", "HAOCHAPING_PREVIOUS_SECRET_KEY", "HAOCHAPING_METRICS_ALLOW", "HAOCHAPING_METRICS_TOKEN",
     "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_SMS_FROM", "TWILIO_API_BASE_URL",
     "WECHAT_TOKEN", "WECHAT_ENCODING_AES_KEY", "WECHAT_APP_ID", "WECHAT_APP_SECRET",
     "WECHAT_MP_APP_ID", "WECHAT_MP_APP_SECRET", "WECHAT_MP_TEMPLATE_ID", "WECHAT_MP_PAGE",
@@ -39,6 +44,10 @@ class Settings:
     public_url: str = DEFAULT_PUBLIC_URL
     api_token: str | None = None
     secret_key: str | None = None
+    previous_secret_key: str | None = None  # after a rotation: rating links signed with it still open
+    # Who may read GET /metrics: these addresses and networks ("*": anyone), or a bearer token.
+    metrics_allow: tuple[str, ...] = LOOPBACK
+    metrics_token: str | None = None
     policy_path: str | None = None
     scheduler: bool = True
     log_level: str = "INFO"
@@ -62,10 +71,30 @@ class Settings:
     tick_interval: float = 5.0
     send_lease: float = 120.0
     send_timeout: float = 15.0
+    # Seconds a request's headers may take to arrive (from the connection or the previous answer), and its
+    # body (for the bulk endpoint: the longest silence while its body streams in). Slow senders are dropped.
+    header_timeout: float = 60.0
+    body_timeout: float = 60.0
+    # Connection pools, per process (README "Configuration"). The database's: pool_size kept open,
+    # max_overflow more under load, and a request waits at most db_pool_timeout seconds for one (then
+    # 503 with Retry-After). Redis's: at most redis_max_connections, waited for at most
+    # redis_pool_timeout seconds (then StateUnavailable, 503). Bursts wait instead of failing at once;
+    # the waits end before Twilio's 15 s, so the answer still reaches it.
+    db_pool_size: int = 10
+    db_max_overflow: int = 5
+    db_pool_timeout: float = 10.0
+    redis_max_connections: int = 50
+    redis_pool_timeout: float = 5.0
 
     @property
     def twilio_enabled(self) -> bool:
         return bool(self.twilio_account_sid and self.twilio_auth_token)
+
+    @property
+    def production(self) -> bool:
+        """Reached from elsewhere than this machine (HAOCHAPING_PUBLIC_URL names another host)."""
+        host = (urlsplit(self.public_url).hostname or "").lower()
+        return not (host in ("localhost", "127.0.0.1", "::1") or host.endswith(".localhost"))
 
     @property
     def simulator_enabled(self) -> bool:
@@ -95,6 +124,20 @@ def _file_values(path: Path) -> dict[str, str]:
     return out
 
 
+def _networks(raw: str | None) -> tuple[str, ...]:
+    if raw is None:
+        return LOOPBACK
+    found = tuple(part.strip() for part in raw.split(",") if part.strip())
+    for net in found:
+        if net == "*":
+            continue
+        try:
+            ipaddress.ip_network(net, strict=False)
+        except ValueError:
+            raise ConfigError(f"HAOCHAPING_METRICS_ALLOW: {net!r} is not an address or a network") from None
+    return found
+
+
 def load_settings(env: dict[str, str] | None = None, cwd: Path | None = None) -> Settings:
     env = dict(os.environ if env is None else env)
     values = _file_values((cwd or Path.cwd()) / "haochaping.toml")
@@ -111,7 +154,9 @@ def load_settings(env: dict[str, str] | None = None, cwd: Path | None = None) ->
         switches[name] = value in ("on", "true", "1")
     seconds = {}
     for name, default in (("HAOCHAPING_TICK_INTERVAL", 5.0), ("HAOCHAPING_SEND_LEASE", 120.0),
-                          ("HAOCHAPING_SEND_TIMEOUT", 15.0)):
+                          ("HAOCHAPING_SEND_TIMEOUT", 15.0), ("HAOCHAPING_DB_POOL_TIMEOUT", 10.0),
+                          ("HAOCHAPING_HEADER_TIMEOUT", 60.0), ("HAOCHAPING_BODY_TIMEOUT", 60.0),
+                          ("HAOCHAPING_REDIS_POOL_TIMEOUT", 5.0)):
         raw = get(name)
         try:
             value = float(raw) if raw is not None else default
@@ -120,6 +165,17 @@ def load_settings(env: dict[str, str] | None = None, cwd: Path | None = None) ->
         if not 0 < value <= 86_400:
             raise ConfigError(f"{name}: expected more than 0 and at most 86400 seconds, got {raw!r}")
         seconds[name] = value
+    counts = {}
+    for name, default, least_count in (("HAOCHAPING_DB_POOL_SIZE", 10, 1), ("HAOCHAPING_DB_MAX_OVERFLOW", 5, 0),
+                                       ("HAOCHAPING_REDIS_MAX_CONNECTIONS", 50, 1)):
+        raw = get(name)
+        try:
+            count = int(raw) if raw is not None else default
+        except ValueError:
+            raise ConfigError(f"{name}: expected a whole number, got {raw!r}") from None
+        if not least_count <= count <= 10_000:
+            raise ConfigError(f"{name}: expected a whole number from {least_count} to 10000, got {raw!r}")
+        counts[name] = count
     least = 2 * seconds["HAOCHAPING_SEND_TIMEOUT"] + 1  # one attempt: asking the provider, then sending
     if seconds["HAOCHAPING_SEND_LEASE"] < least:
         raise ConfigError(f"HAOCHAPING_SEND_LEASE: {seconds['HAOCHAPING_SEND_LEASE']:g} s is shorter than one attempt "
@@ -133,6 +189,9 @@ def load_settings(env: dict[str, str] | None = None, cwd: Path | None = None) ->
         public_url=public,
         api_token=get("HAOCHAPING_API_TOKEN"),
         secret_key=get("HAOCHAPING_SECRET_KEY"),
+        previous_secret_key=get("HAOCHAPING_PREVIOUS_SECRET_KEY"),
+        metrics_allow=_networks(get("HAOCHAPING_METRICS_ALLOW")),
+        metrics_token=get("HAOCHAPING_METRICS_TOKEN"),
         policy_path=get("HAOCHAPING_POLICY"),
         scheduler=switches["HAOCHAPING_SCHEDULER"],
         log_level=(get("HAOCHAPING_LOG_LEVEL") or "INFO").upper(),
@@ -153,4 +212,11 @@ def load_settings(env: dict[str, str] | None = None, cwd: Path | None = None) ->
         tick_interval=seconds["HAOCHAPING_TICK_INTERVAL"],
         send_lease=seconds["HAOCHAPING_SEND_LEASE"],
         send_timeout=seconds["HAOCHAPING_SEND_TIMEOUT"],
+        header_timeout=seconds["HAOCHAPING_HEADER_TIMEOUT"],
+        body_timeout=seconds["HAOCHAPING_BODY_TIMEOUT"],
+        db_pool_size=counts["HAOCHAPING_DB_POOL_SIZE"],
+        db_max_overflow=counts["HAOCHAPING_DB_MAX_OVERFLOW"],
+        db_pool_timeout=seconds["HAOCHAPING_DB_POOL_TIMEOUT"],
+        redis_max_connections=counts["HAOCHAPING_REDIS_MAX_CONNECTIONS"],
+        redis_pool_timeout=seconds["HAOCHAPING_REDIS_POOL_TIMEOUT"],
     )

@@ -9,7 +9,7 @@ what the store does not hold.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -24,7 +24,7 @@ from bot.state import StateUnavailable
 from dialogs import callback, rating
 from dialogs import messages as m
 from dialogs.addresses import mask_openid, mask_phone
-from dialogs.parse import is_list_request, is_opt_out
+from dialogs.parse import clean, is_list_request, is_opt_out
 from dialogs.types import AddText, CaseView, Inbound, OptIn, OptOut, RecordRating, Reply
 from store import cases as case_store
 from store import contacts, conversations
@@ -59,6 +59,8 @@ async def handle(rt: Runtime, inbound: Inbound, contact_channel: str) -> Answer:
     provider's retry would then be taken for a duplicate and lost. Copies arriving together are
     serialized by the person's lock, and the database's `recent_ids` stays the durable second line.
     """
+    inbound = replace(inbound, text=clean(inbound.text), address=clean(inbound.address),
+                      message_id=clean(inbound.message_id) if inbound.message_id else inbound.message_id)
     dedupe_key = f"in:{inbound.channel}:{inbound.message_id}" if inbound.message_id else None
     address_hash = rt.sealer.lookup_hash(contact_channel, inbound.address)
     async with rt.state.lock(f"contact:{contact_channel}:{address_hash}"):

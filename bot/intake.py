@@ -10,14 +10,28 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from bot.i18n import negotiate
+from bot.limits import code_problem, instant_problem, text_problem
 from bot.runtime import Runtime
 from dialogs.addresses import mask_name, mask_openid, mask_phone, normalize_phone
 from store import cases as case_store
 from store import contacts
 from store.models import Case
+
+# Ids and codes take no control character at all; names take tab, CR and LF (bot/limits.py).
+CODES = frozenset({"case_no", "item_code", "agency_code", "staff_id", "hall_code", "district_code", "batch_no",
+                   "bundle_no", "phone", "wechat_openid", "mp_openid", "locale", "kind"})
+
+
+def _no_controls(value: Any, info: ValidationInfo) -> Any:
+    if isinstance(value, str):
+        value = value.strip()  # as str_strip_whitespace does next: a code's trailing newline was always cut
+    problem = code_problem(value) if info.field_name in CODES else text_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
 
 
 class ApplicantIn(BaseModel):
@@ -27,6 +41,8 @@ class ApplicantIn(BaseModel):
     mp_openid: str | None = Field(default=None, min_length=1, max_length=128)
     name: str | None = Field(default=None, max_length=100)
     locale: str | None = Field(default=None, max_length=35)
+
+    _controls = field_validator("*", mode="before")(_no_controls)
 
     @field_validator("phone")
     @classmethod
@@ -62,6 +78,8 @@ class CaseIn(BaseModel):
     batch_no: str | None = Field(default=None, max_length=100)
     bundle_no: str | None = Field(default=None, max_length=100)
 
+    _controls = field_validator("*", mode="before")(_no_controls)
+
     @field_validator("completed_at", mode="before")
     @classmethod
     def _instant(cls, value: Any) -> datetime:
@@ -73,6 +91,9 @@ class CaseIn(BaseModel):
             raise ValueError(f"not an ISO-8601 instant: {value[:40]!r}") from None
         if parsed.tzinfo is None or parsed.utcoffset() is None:
             raise ValueError("the instant has no offset: write it as 2026-11-20T10:00:00+08:00")
+        problem = instant_problem(parsed)
+        if problem:
+            raise ValueError(problem)
         return parsed
 
 

@@ -23,12 +23,14 @@ def _b36(n: int) -> str:
 
 
 class Links:
-    def __init__(self, public_url: str, key: bytes) -> None:
+    def __init__(self, public_url: str, key: bytes, previous: bytes | None = None) -> None:
         self.public_url = public_url.rstrip("/")
         self._key = key
+        # After `haochaping secret rotate`, links already sent under the previous key keep working.
+        self._previous = previous
 
-    def _mac(self, payload: str) -> str:
-        digest = hmac.new(self._key, payload.encode(), hashlib.sha256).digest()[:12]
+    def _mac(self, payload: str, key: bytes | None = None) -> str:
+        digest = hmac.new(key or self._key, payload.encode(), hashlib.sha256).digest()[:12]
         return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
     def token(self, case_id: int) -> str:
@@ -42,6 +44,6 @@ class Links:
         payload, _, mac = token.partition(".")
         if not payload or not mac or len(payload) > 12 or not all(c in _ALPHABET for c in payload):
             return None
-        if not hmac.compare_digest(mac.encode(), self._mac(payload).encode()):
-            return None
-        return int(payload, 36)
+        keys = (self._key,) if self._previous is None else (self._key, self._previous)
+        signed = any(hmac.compare_digest(mac.encode(), self._mac(payload, key).encode()) for key in keys)
+        return int(payload, 36) if signed else None

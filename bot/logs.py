@@ -8,27 +8,24 @@ still cut to 138****1234.
 from __future__ import annotations
 
 import logging
-import re
 import sys
 
-# A Chinese mobile, possibly with +86/0086/86 and blanks or dashes inside; any other long digit run
-# after a "+" (an international number). Digits are ASCII or full-width: a Chinese input method in
-# full-width mode writes １３８１２３４５６７８, and a rater's free text is reported upward.
-_D = "[0-9０-９]"
-_CN = re.compile(rf"(?<!{_D})(?:(?:[+＋]|[0０]{{2}})?[8８][6６][\s\-]?)?([1１][3-9３-９]{_D})[\s\-]?({_D}{{4}})[\s\-]?"
-                 rf"({_D}{{4}})(?!{_D})")
-_INTL = re.compile(rf"[+＋]{_D}{{4,}}({_D}{{4}})(?!{_D})")
-# A WeChat openid: "o" and 27 URL-safe characters (the official account's and the mini-program's).
-_OPENID = re.compile(r"(?<![A-Za-z0-9_-])(o[A-Za-z0-9_-]{3})[A-Za-z0-9_-]{20}([A-Za-z0-9_-]{4})(?![A-Za-z0-9_-])")
+from bot.limits import escaped
 
+# The one mask of what leaves the service (bot/privacy.py); `bot.logs.mask_numbers` stays importable.
+from bot.privacy import mask_numbers
 
-def mask_numbers(text: str) -> str:
-    text = _CN.sub(lambda m: f"{m.group(1)}****{m.group(3)}", text)
-    text = _INTL.sub(lambda m: f"+****{m.group(1)}", text)
-    return _OPENID.sub(lambda m: f"{m.group(1)}****{m.group(2)}", text)
+__all__ = ["MaskingFormatter", "mask_numbers", "setup_logging"]
 
 
 class MaskingFormatter(logging.Formatter):
+    """Masks numbers; writes control, line-separator and bidi characters of a record's line (its message
+    with its arguments, whatever a client put in them: a URL's %0a, a header, a user name) as visible
+    escapes, so that one record is one line. A traceback keeps its own lines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return escaped(super().formatMessage(record))
+
     def format(self, record: logging.LogRecord) -> str:
         return mask_numbers(super().format(record))
 

@@ -18,6 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import work_orders
 from bot.intake import FieldError
+from bot.limits import code_problem, text_problem
 from bot.reporting import queue as reporting
 from bot.runtime import Runtime
 from dialogs.grades import Grade, parse_grade_name
@@ -134,6 +135,8 @@ def rating_errors(doc: Any, reason_codes: set[str], *, channel: bool = True) -> 
     errs = []
     if not isinstance(doc.get("case_no"), str) or not doc["case_no"]:
         errs.append(FieldError("case_no", "required: the case's case_no"))
+    elif code_problem(doc["case_no"]):
+        errs.append(FieldError("case_no", code_problem(doc["case_no"])))  # type: ignore[arg-type]
     grade = parse_grade_name(doc.get("grade"))
     if grade is None:
         errs.append(FieldError("grade", "expected one of very_satisfied, satisfied, basically_satisfied, "
@@ -155,6 +158,8 @@ def rating_errors(doc: Any, reason_codes: set[str], *, channel: bool = True) -> 
         text = None
     if isinstance(text, str) and len(text) > 2000:
         errs.append(FieldError("text", "at most 2000 characters"))
+    if text_problem(text):
+        errs.append(FieldError("text", text_problem(text)))  # type: ignore[arg-type]
     if grade is not None and grade.is_bad and not reasons and not (text and text.strip()):
         errs.append(FieldError("reasons", "a bad grade needs at least one reason or a text"))
     return errs

@@ -9,7 +9,7 @@ from typing import Any
 
 import aiohttp
 
-from bot.config import Settings
+from bot.config import ConfigError, Settings
 from bot.i18n import Catalogs
 from bot.links import Links
 from bot.metrics import Metrics
@@ -28,7 +28,7 @@ from dialogs.types import Reply
 from store import migrate
 from store import settings as stored_settings
 from store.engine import Database
-from store.sealing import Sealer
+from store.sealing import Sealer, fingerprint
 
 
 @dataclass
@@ -93,19 +93,32 @@ def make_sms(settings: Settings) -> TextSender:
     return LocalSender()
 
 
+async def check_sealed_with(db: Database, secret: str) -> None:
+    """The key must be the one the stored personal data was sealed with (recorded at the first start and by
+    `haochaping secret rotate`): a wrong or lost key would seal new data that the old cannot join."""
+    mine = fingerprint(secret)
+    recorded = await stored_settings.get_or_create(db, stored_settings.SEALED_WITH, mine)
+    if recorded != mine:
+        raise ConfigError("HAOCHAPING_SECRET_KEY is not the key this database's personal data is sealed with; "
+                          "set the key it was sealed with (after `haochaping secret rotate`, the new one)")
+
+
 async def open_runtime(settings: Settings) -> Runtime:
     """Open the store (schema brought to the current revision), the state and the providers."""
     policy = load_policy(settings.policy_path)
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow,
+                  pool_timeout=settings.db_pool_timeout)
     try:
         await migrate.upgrade(db)
         secret = settings.secret_key or await stored_settings.get_or_create(db, stored_settings.SECRET_KEY)
+        await check_sealed_with(db, secret)
     except Exception:
         await db.close()
         raise
     sealer = Sealer(secret)
     calendar = WorkCalendar(holidays=policy.holidays, workdays=policy.workdays)
-    state = open_state(settings.redis_url, settings.redis_prefix)
+    state = open_state(settings.redis_url, settings.redis_prefix, max_connections=settings.redis_max_connections,
+                       pool_timeout=settings.redis_pool_timeout)
     tokens = tokens_for(state)
     s = settings
     return Runtime(
@@ -116,7 +129,8 @@ async def open_runtime(settings: Settings) -> Runtime:
         state=state,
         catalogs=Catalogs(),
         timing=Timing(policy, calendar),
-        links=Links(settings.public_url, sealer.subkey("links")),
+        links=Links(settings.public_url, sealer.subkey("links"),
+                    previous=Sealer(s.previous_secret_key).subkey("links") if s.previous_secret_key else None),
         sms=make_sms(settings),
         rules=Rules(
             reasons=tuple(policy.reasons),

@@ -15,6 +15,7 @@ from bot import callback_calls, defaults, reminders, sender, snapshots, work_ord
 from bot.reporting import push
 from bot.runtime import Runtime
 from store import stats
+from store.engine import refused
 
 log = logging.getLogger("haochaping.scheduler")
 
@@ -51,6 +52,10 @@ async def loop(rt: Runtime) -> None:
                 log.info("tick %s", counts)
         except asyncio.CancelledError:
             raise
-        except Exception:
-            log.exception("scheduler pass failed")
+        except Exception as exc:
+            if refused(exc):  # PostgreSQL full, or down: one line a pass, not a traceback
+                log.error("scheduler pass failed: no database connection (%s: %s); again in %g s",
+                          type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "", interval)
+            else:
+                log.exception("scheduler pass failed")
         await asyncio.sleep(interval)

@@ -8,6 +8,12 @@ Exactly once: an attempt whose outcome is unknown (it timed out, or its worker d
 provider's answer and the record) marks the row unsure. Before sending it again, the sender asks the
 provider whether a message with that body reached that number since; if so, that message is
 recorded and nothing is sent. A provider that cannot be asked (WeChat) is sent to again.
+
+A database that refuses connections in the middle of a batch (PostgreSQL's "too many clients", a pool
+that stays busy) costs no lease: a row whose lease could not be renewed was never sent and is released
+at once (pending again, its attempt not counted), and the record of what was sent is tried again a few
+times before it is left to the lease. Before this, one refused renewal failed the whole batch: the
+other sends went on unrecorded and the batch stayed `sending` until the lease ran out.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ SKEW = timedelta(seconds=5)  # between our wall clock and the provider's, when a
 BACKOFF = (timedelta(seconds=30), timedelta(minutes=2), timedelta(minutes=10), timedelta(minutes=30),
            timedelta(hours=1), timedelta(hours=2), timedelta(hours=4), timedelta(hours=8))
 MAX_ATTEMPTS = len(BACKOFF) + 1
+RECORD_RETRIES = (0.2, 1.0, 3.0)  # seconds between tries of a batch's record (the leases are still ours)
 
 
 def backoff(attempts: int) -> timedelta:
@@ -55,6 +62,13 @@ class Job:
     attempted_at: datetime | None
     unsure_since: datetime | None
     lease_until: datetime
+
+
+@dataclass(frozen=True)
+class Untried:
+    """The attempt never reached the provider: its lease could not be renewed (the database refused)."""
+
+    error: str
 
 
 @dataclass
@@ -81,15 +95,44 @@ async def deliver_due(rt: Runtime, now: datetime, *, only_kinds: tuple[str, ...]
             return done
         gate = asyncio.Semaphore(CONCURRENCY)
         attempts = await asyncio.gather(*(_attempt(rt, gate, job) for job in jobs))
-        async with rt.db.write() as session:
-            for job, (result, lease) in zip(jobs, attempts, strict=True):
-                if result is not None:
-                    await _record(session, rt, job, result, lease, now, done)
-            await _apply_early_receipts(session, [r.provider_id for r, _ in attempts if isinstance(r, Sent)], now)
+        await _record_batch(rt, jobs, attempts, now, done)
+        if any(isinstance(result, Untried) for result, _ in attempts):
+            return done  # the database is refusing: the released rows wait for the next pass, not a tight loop
 
 
-async def _attempt(rt: Runtime, gate: asyncio.Semaphore, job: Job) -> tuple[SendResult | None, datetime]:
-    """Renew the job's lease as its turn comes, then send; None when another worker took it over.
+async def _record_batch(rt: Runtime, jobs: list[Job], attempts: list[tuple[SendResult | Untried | None, datetime]],
+                        now: datetime, done: Delivery) -> None:
+    """Record a batch's results and release its untried rows in one transaction, tried again when the
+    database refuses it: the sends happened, and a row left `sending` waits for its whole lease."""
+    for pause in (*RECORD_RETRIES, None):
+        this = Delivery()
+        try:
+            async with rt.db.write() as session:
+                for job, (result, lease) in zip(jobs, attempts, strict=True):
+                    if isinstance(result, Untried):
+                        await _release(session, job, lease, now)
+                    elif result is not None:
+                        await _record(session, rt, job, result, lease, now, this)
+                await _apply_early_receipts(session, [r.provider_id for r, _ in attempts if isinstance(r, Sent)],
+                                            now)
+        except Exception as exc:
+            if pause is None:
+                raise  # left to the leases: the next claim asks the provider before sending again
+            log.warning("recording %d outbox results failed (%s); again in %g s", len(jobs), type(exc).__name__,
+                        pause)
+            await asyncio.sleep(pause)
+            continue
+        done.sent += this.sent
+        done.fallbacks += this.fallbacks
+        for job, (result, _lease) in zip(jobs, attempts, strict=True):
+            if result is not None and not isinstance(result, Untried):
+                _count(rt, job, result)
+        return
+
+
+async def _attempt(rt: Runtime, gate: asyncio.Semaphore, job: Job) -> tuple[SendResult | Untried | None, datetime]:
+    """Renew the job's lease as its turn comes, then send; None when another worker took it over,
+    Untried when the lease could not be renewed (nothing was sent).
 
     A batch's later jobs wait for the earlier ones. Without renewing, a slow batch could outlast the
     lease it was claimed with, and another worker would send what this one is still about to send.
@@ -97,16 +140,36 @@ async def _attempt(rt: Runtime, gate: asyncio.Semaphore, job: Job) -> tuple[Send
     async with gate:
         wall = datetime.now(UTC)
         lease = wall + timedelta(seconds=rt.settings.send_lease)
-        async with rt.db.write() as session:
-            kept = await session.exec(  # type: ignore[call-overload]
-                update(OutboxMessage).where(col(OutboxMessage.id) == job.id,
-                                            col(OutboxMessage.lease_until) == job.lease_until,
-                                            col(OutboxMessage.status) == "sending")
-                .values(lease_until=lease).execution_options(synchronize_session=False))
+        try:
+            async with rt.db.write() as session:
+                kept = await session.exec(  # type: ignore[call-overload]
+                    update(OutboxMessage).where(col(OutboxMessage.id) == job.id,
+                                                col(OutboxMessage.lease_until) == job.lease_until,
+                                                col(OutboxMessage.status) == "sending")
+                    .values(lease_until=lease).execution_options(synchronize_session=False))
+        except Exception as exc:  # refused, or the pool stayed busy: not sent, so released at once
+            log.warning("outbox message %s: its lease could not be renewed (%s); released for the next pass",
+                        job.id, type(exc).__name__)
+            return Untried(f"{type(exc).__name__}: {exc}"), lease
         if not kept.rowcount:
             log.warning("outbox message %s was taken over by another worker before its turn", job.id)
             return None, job.lease_until
-        return await _send(rt, job), lease
+        try:
+            return await _send(rt, job), lease
+        except Exception as exc:  # a provider client that raised instead of answering: sent or not, unknown
+            log.exception("outbox message %s: the send failed unexpectedly", job.id)
+            return Unsure(f"{type(exc).__name__}: {exc}"), lease
+
+
+async def _release(session: AsyncSession, job: Job, lease: datetime, now: datetime) -> None:
+    """An untried row back to `pending`, due as it was, the attempt not counted. Its lease is the one
+    it was claimed with, or the renewed one if the renewal did commit before failing; a row another
+    worker holds by now is not touched."""
+    await session.exec(update(OutboxMessage).where(  # type: ignore[call-overload]
+        col(OutboxMessage.id) == job.id, col(OutboxMessage.status) == "sending",
+        col(OutboxMessage.lease_until).in_([job.lease_until, lease]))
+        .values(status="pending", lease_until=None, attempts=max(job.attempts - 1, 0), updated_at=now)
+        .execution_options(synchronize_session=False))
 
 
 async def _send(rt: Runtime, job: Job) -> SendResult:
@@ -161,6 +224,10 @@ async def _record(session: AsyncSession, rt: Runtime, job: Job, result: SendResu
     if not recorded.rowcount:
         log.error("outbox message %s: its lease ran out during the attempt (%s); HAOCHAPING_SEND_LEASE is too "
                   "short", job.id, type(result).__name__)
+
+
+def _count(rt: Runtime, job: Job, result: SendResult) -> None:
+    """The attempt's metric and log line, once its record is committed."""
     label = type(result).__name__.lower()
     rt.metrics.sends.labels(job.channel, label).inc()
     if not isinstance(result, Sent):

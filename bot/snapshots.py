@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot import figures
+from bot import audit, figures
 from bot.runtime import Runtime
 from store import snapshots, stats
 from store.models import StatsSnapshot
@@ -44,14 +44,25 @@ async def content(session: AsyncSession, rt: Runtime, label: str, start: datetim
     }
 
 
+async def _audit(session: AsyncSession, rt: Runtime, snap: StatsSnapshot, actor: str, now: datetime,
+                 address: str | None) -> None:
+    """The publication's audit row, in the transaction that freezes it."""
+    await audit.record(session, now, actor, audit.SNAPSHOT, target=("snapshot", snap.label), address=address,
+                       details={"sha256": snap.sha256, "from": _instant(rt, snap.from_at),
+                                "to": _instant(rt, snap.to_at), "created_by": snap.created_by})
+
+
 async def publish(rt: Runtime, label: str, start: datetime | None, end: datetime | None, created_by: str,
-                  now: datetime) -> StatsSnapshot:
-    """Compute and freeze; `snapshots.SnapshotExists` when the label was published before."""
+                  now: datetime, *, actor: str | None = None, address: str | None = None) -> StatsSnapshot:
+    """Compute and freeze, audited (by `actor`, else `created_by`); `snapshots.SnapshotExists` when the
+    label was published before."""
     async with rt.db.read() as session:
         doc = await content(session, rt, label, start, end)
     try:
         async with rt.db.write() as session:
-            return await snapshots.freeze(session, label, start, end, doc, created_by, now)
+            snap = await snapshots.freeze(session, label, start, end, doc, created_by, now)
+            await _audit(session, rt, snap, actor or created_by, now, address)
+            return snap
     except snapshots.SnapshotExists as exc:  # published at the same moment: name the one that is stored
         async with rt.db.read() as session:
             stored = await snapshots.by_label(session, label)
@@ -90,6 +101,7 @@ async def publish_due(rt: Runtime, now: datetime) -> int:
     try:
         async with rt.db.write() as session:
             snap = await snapshots.freeze(session, label, start, end, doc, SCHEDULE, now)
+            await _audit(session, rt, snap, "system", now, None)
     except snapshots.SnapshotExists:
         return 0
     log.info("published the statistics of %s (sha256 %s)", label, snap.sha256)

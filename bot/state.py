@@ -23,6 +23,25 @@ from redis.exceptions import LockError, RedisError
 # Delete a key only if it still holds the value we know: a lock taken since by someone else, or a newer
 # provider token fetched by another process, must survive.
 _DEL_IF_SAME = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
+# SET NX with a TTL; when the key was there already, its value (one round trip, atomic: Redis 6 has no SET NX GET).
+_CLAIM = ("if redis.call('set', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return false end "
+          "return redis.call('get', KEYS[1])")
+# A counted gate (SessionState.gate): the value is "count until"; refused while `until` is after now.
+_GATE = """
+local v = redis.call('get', KEYS[1])
+local count, untl = 0, 0
+if v then
+  local sp = string.find(v, ' ', 1, true)
+  count = tonumber(string.sub(v, 1, sp - 1)) or 0
+  untl = tonumber(string.sub(v, sp + 1)) or 0
+end
+local now = tonumber(ARGV[1])
+if untl > now then return {count, tostring(untl)} end
+count = count + 1
+if count >= tonumber(ARGV[2]) then untl = now + tonumber(ARGV[3]) end
+redis.call('set', KEYS[1], count .. ' ' .. string.format('%.3f', untl), 'EX', ARGV[4])
+return {count, '0'}
+"""
 
 
 class StateUnavailable(RuntimeError):
@@ -34,6 +53,8 @@ class SessionState(Protocol):
     def lock(self, key: str) -> AsyncIterator[None]: ...
     async def get(self, key: str) -> str | None: ...
     async def put(self, key: str, value: str, ttl: int) -> None: ...
+    async def claim(self, key: str, value: str, ttl: int) -> str | None: ...
+    async def gate(self, key: str, now: float, free: int, hold: float, ttl: int) -> tuple[int, float]: ...
     async def delete(self, key: str) -> None: ...
     async def ping(self) -> None: ...
     async def close(self) -> None: ...
@@ -71,6 +92,27 @@ class MemoryState:
             self._values = {k: v for k, v in self._values.items() if v[1] > now}
             self._swept_at["values"] = now + 60
         self._values[key] = (value, now + ttl)
+
+    async def claim(self, key: str, value: str, ttl: int) -> str | None:
+        """Write the key only if it is absent (SET NX): None when written, else the value it holds."""
+        found = self._values.get(key)
+        if found and found[1] > time.monotonic():
+            return found[0]
+        await self.put(key, value, ttl)  # does not suspend: nothing runs between the look and the write
+        return None
+
+    async def gate(self, key: str, now: float, free: int, hold: float, ttl: int) -> tuple[int, float]:
+        """A counted gate, atomically (the log-ins' back-off, bot/users.py). The value is "count until".
+        While `until` is after `now`: (count, until), unchanged: refused. Otherwise one more attempt is
+        counted and, from the `free`-th on, it holds the gate until `now + hold` (its owner then `put`s
+        the real `until`): (the new count, 0.0). Read and replaced with get/put, removed with delete."""
+        found = self._values.get(key)
+        count, until = _gate_value(found[0] if found and found[1] > time.monotonic() else None)
+        if until > now:
+            return count, until
+        count += 1
+        await self.put(key, f"{count} {now + hold if count >= free else until:.3f}", ttl)  # does not suspend
+        return count, 0.0
 
     async def delete(self, key: str) -> None:
         self._values.pop(key, None)
@@ -127,11 +169,18 @@ async def redis_lock(redis: aioredis.Redis, name: str, wait: float, hold: float 
 
 
 class RedisState:
-    def __init__(self, url: str, prefix: str = "haochaping:") -> None:
+    def __init__(self, url: str, prefix: str = "haochaping:", *, max_connections: int = 50,
+                 pool_timeout: float = 5.0) -> None:
         # A pooled connection that the server closed (a restart) is retried once on a new connection; a
         # timeout is not retried: the command may have run, and the caller decides what that means.
-        self.redis = aioredis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5,
-                                             retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)))
+        # A burst waits for a free connection (at most `pool_timeout` s, then StateUnavailable) rather
+        # than failing at once: redis-py's own pool refuses the command past its maximum ("Too many
+        # connections", 100 since redis-py 6). A Redis that is down refuses the connection itself: that
+        # is no wait, and stays a prompt StateUnavailable.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=max_connections, timeout=pool_timeout, socket_timeout=5, socket_connect_timeout=5,
+            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)))
+        self.redis = aioredis.Redis.from_pool(pool)  # owns the pool: aclose() closes it
         self.prefix = prefix
 
     async def hit(self, key: str, window: int, amount: int = 1) -> int:
@@ -159,6 +208,23 @@ class RedisState:
         except RedisError as exc:
             raise StateUnavailable(f"redis: {exc}") from exc
 
+    async def claim(self, key: str, value: str, ttl: int) -> str | None:
+        """SET NX EX, atomically: None when written, else the value the key holds."""
+        try:
+            found = await self.redis.eval(_CLAIM, 1, f"{self.prefix}val:{key}", value.encode(), ttl)
+        except RedisError as exc:
+            raise StateUnavailable(f"redis: {exc}") from exc
+        return found.decode() if found is not None else None
+
+    async def gate(self, key: str, now: float, free: int, hold: float, ttl: int) -> tuple[int, float]:
+        """MemoryState.gate, in one Lua script."""
+        try:
+            count, until = await self.redis.eval(_GATE, 1, f"{self.prefix}val:{key}", repr(now), free, repr(hold),
+                                                 ttl)
+        except RedisError as exc:
+            raise StateUnavailable(f"redis: {exc}") from exc
+        return int(count), float(until)
+
     async def delete(self, key: str) -> None:
         try:
             await self.redis.delete(f"{self.prefix}val:{key}")
@@ -175,8 +241,20 @@ class RedisState:
         await self.redis.aclose()
 
 
-def open_state(redis_url: str | None, prefix: str) -> SessionState:
-    return RedisState(redis_url, prefix) if redis_url else MemoryState()
+def _gate_value(value: str | None) -> tuple[int, float]:
+    """A gate's "count until" (SessionState.gate); (0, 0.0) when absent or unreadable."""
+    count, _, until = (value or "").partition(" ")
+    try:
+        return int(count), float(until)
+    except ValueError:
+        return 0, 0.0
+
+
+def open_state(redis_url: str | None, prefix: str, *, max_connections: int = 50,
+               pool_timeout: float = 5.0) -> SessionState:
+    if not redis_url:
+        return MemoryState()
+    return RedisState(redis_url, prefix, max_connections=max_connections, pool_timeout=pool_timeout)
 
 
 class MemoryTokens:

@@ -1,4 +1,7 @@
-"""JSON shapes of stored things, as the contract names them. Personal data leaves only masked."""
+"""JSON shapes of stored things, as the contract names them. Personal data leaves only masked: the
+contacts by their stored masks, and every text a person typed (a rating's words, a note, an appeal's
+reason, an event's data) through the one mask of bot/privacy.py, so that "请打我电话13900139001"
+leaves as 139****9001. What is stored stays as written."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import work_orders
+from bot.privacy import mask_json, mask_text
 from bot.runtime import Runtime
 from store import evaluations as evaluation_store
 from store import outbox
@@ -22,7 +26,7 @@ def instant(rt: Runtime, value: datetime | None) -> str | None:
 
 def evaluation_json(rt: Runtime, e: Evaluation) -> dict[str, Any]:
     return {
-        "id": e.id, "grade": e.grade, "score": e.score, "reasons": list(e.reasons or []), "text": e.text,
+        "id": e.id, "grade": e.grade, "score": e.score, "reasons": list(e.reasons or []), "text": mask_text(e.text),
         "channel": e.channel, "created_at": instant(rt, e.created_at), "is_default": e.is_default,
         "is_followup": e.is_followup, "status": e.status, "via": e.via, "version": e.version,
     }
@@ -77,12 +81,12 @@ def work_order_json(rt: Runtime, wo: WorkOrder, case: Case | None, evaluation: E
         "item_code": case.item_code if case else None, "item_name": case.item_name if case else None,
         "agency_code": wo.agency_code, "agency_name": wo.agency_name, "staff_id": wo.staff_id,
         "staff_name": wo.staff_name, "grade": wo.grade, "reasons": list(wo.reasons or []),
-        "text": evaluation.text if evaluation else None,
+        "text": mask_text(evaluation.text) if evaluation else None,
         "rated_at": instant(rt, evaluation.created_at) if evaluation else None,
         "status": wo.status, "outcome": wo.outcome, "reopened": wo.reopened, "unreachable": wo.unreachable,
         "due_at": instant(rt, wo.due_at), "overdue": wo.overdue, "overdue_steps": wo.overdue_steps,
         "appeal": None if wo.appeal_status is None else {
-            "status": wo.appeal_status, "reason": wo.appeal_reason, "by": wo.appeal_by,
+            "status": wo.appeal_status, "reason": mask_text(wo.appeal_reason), "by": wo.appeal_by,
             "at": instant(rt, wo.appeal_at), "decided_at": instant(rt, wo.appeal_decided_at)},
         "callback": {"by": list(rt.policy.callback.by), "calls": wo.calls, "next_call_at": instant(rt, wo.call_at),
                      "agent_queue": wo.agent_queue},
@@ -92,5 +96,6 @@ def work_order_json(rt: Runtime, wo: WorkOrder, case: Case | None, evaluation: E
     }
     if events is not None:
         doc["history"] = [{"action": e.action, "actor": e.actor, "from": e.from_status, "to": e.to_status,
-                           "note": e.note, "data": e.data, "at": instant(rt, e.at)} for e in events]
+                           "note": mask_text(e.note), "data": mask_json(e.data), "at": instant(rt, e.at)}
+                          for e in events]
     return doc

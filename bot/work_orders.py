@@ -20,7 +20,9 @@ from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot import audit
 from bot.day_span import DaySpan
+from bot.limits import text_problem
 from bot.reporting import queue as reporting
 from bot.runtime import Runtime
 from dialogs.callback import is_callback
@@ -133,8 +135,9 @@ def allowed(rt: Runtime, wo: WorkOrder, evaluation: Evaluation, now: datetime) -
 
 
 async def act(rt: Runtime, wo_id: int, action: str, body: dict[str, Any], actor: Actor,
-              now: datetime) -> WorkOrder:
-    """Take one action on a work order, in one transaction with its history event."""
+              now: datetime, *, address: str | None = None) -> WorkOrder:
+    """Take one action on a work order, in one transaction with its history event (and, for an appeal's
+    decision, its audit row; `address`: the client's)."""
     if action not in ACTIONS:
         raise Refused(404, f"no such action {action!r}; actions: {', '.join(ACTIONS)}")
     async with rt.db.write() as session:
@@ -151,7 +154,7 @@ async def act(rt: Runtime, wo_id: int, action: str, body: dict[str, Any], actor:
         if action not in can:
             raise Refused(409, f"{action} is not possible now (status {wo.status}"
                                f"{', appeal ' + wo.appeal_status if wo.appeal_status else ''})", allowed=can)
-        await _take(session, rt, wo, evaluation, action, body, actor, now)
+        await _take(session, rt, wo, evaluation, action, body, actor, now, address)
         wo.updated_at = now
         session.add(wo)
         await session.flush()
@@ -168,11 +171,14 @@ def _text(body: dict[str, Any], name: str, *, required: bool) -> str | None:
     if not isinstance(value, str) or len(value) > 2000:
         raise Refused(422, f"{name}: expected a string of at most 2000 characters",
                       errors=[{"field": name, "message": "expected a string of at most 2000 characters"}])
+    problem = text_problem(value)
+    if problem:
+        raise Refused(422, f"{name}: {problem}", errors=[{"field": name, "message": problem}])
     return value.strip()
 
 
 async def _take(session: AsyncSession, rt: Runtime, wo: WorkOrder, evaluation: Evaluation, action: str,
-                body: dict[str, Any], actor: Actor, now: datetime) -> None:
+                body: dict[str, Any], actor: Actor, now: datetime, address: str | None = None) -> None:
     if action in STEPS:
         note = _text(body, "note", required=action == "rectify")
         await _move(session, rt, wo, STEPS[action][1], action, actor, now, note=note)
@@ -193,8 +199,11 @@ async def _take(session: AsyncSession, rt: Runtime, wo: WorkOrder, evaluation: E
         if not isinstance(upheld, bool):
             raise Refused(422, "upheld: expected true or false",
                           errors=[{"field": "upheld", "message": "expected true or false"}])
-        await _decide_appeal(session, rt, wo, evaluation, upheld, actor, now,
-                             _text(body, "note", required=False))
+        note = _text(body, "note", required=False)
+        await audit.record(session, now, actor.name, audit.APPEAL, target=("work_order", wo.id), address=address,
+                           details={"upheld": upheld, "note": note, "agency_code": wo.agency_code,
+                                    "evaluation_id": wo.evaluation_id, "role": actor.role})
+        await _decide_appeal(session, rt, wo, evaluation, upheld, actor, now, note)
 
 
 async def _move(session: AsyncSession, rt: Runtime, wo: WorkOrder, to: str, action: str, actor: Actor,

@@ -96,7 +96,7 @@ def _kind(params: Mapping[str, str], body: str) -> str:
     if word in HELP_WORDS:
         return "help"
     media = params.get("NumMedia") or "0"
-    if not body.strip() and media.isascii() and media.isdigit() and int(media) > 0:
+    if not body.strip() and media.isascii() and media.isdigit() and len(media) <= 4 and int(media) > 0:
         return "media"
     return "text"
 

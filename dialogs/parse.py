@@ -32,6 +32,13 @@ _EXPLANATION_CUT = re.compile(r"\s*[,，。.!！;；:：\n]\s*")
 _LETTERS = re.compile(r"[^\W\d_]")
 
 MAX_TEXT = 1000
+# Control characters other than tab, CR and LF (C0, DEL, C1): never part of what a person wrote.
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def clean(text: str) -> str:
+    """A message from a provider without its control characters: removed, never refused (CONTRACT)."""
+    return CONTROL.sub("", text)
 
 
 def normalize(text: str) -> str:

@@ -6,7 +6,9 @@ The price: the export is not one snapshot; a row committed during it with a high
 when it falls in the period, and a row changed after its batch was read shows its earlier state.
 
 Personal data is read only when the caller asked for it whole (`Filters.full`): the masked query does
-not select the sealed columns at all.
+not select the sealed columns at all. An unmasked query also names, in `callback_wo_id`, the work order
+at the callback step that a row belongs to (the review a work order answers, or the work order itself),
+which is where the console's reveal rule gives an agent the rater's number (bot/exports/columns.py).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, case, select
 from sqlalchemy.orm import aliased
 from sqlmodel import col
 
@@ -24,6 +26,7 @@ from store.engine import Database
 from store.models import Case, Contact, Evaluation, WorkOrder
 
 BATCH = 1000
+CALLBACK_STEP = "reviewed"  # the status of a work order whose rater is being called back
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,10 @@ def evaluations_query(f: Filters, after: int, limit: int) -> Select[Any]:
             .select_from(Evaluation).join(Case, col(Case.id) == col(Evaluation.case_id)))
     if f.full:
         stmt = stmt.add_columns(col(Case.applicant_name_sealed).label("applicant_sealed"))
+        # The work order of this review, when it is at the callback step (evaluation_id is unique there).
+        order = aliased(WorkOrder, name="callback_order")
+        stmt = stmt.outerjoin(order, (order.evaluation_id == Evaluation.id) & (order.status == CALLBACK_STEP)
+                              ).add_columns(order.id.label("callback_wo_id"))  # type: ignore[union-attr]
     stmt = _contacts(stmt, f.full)
     stmt = _where(stmt, f, col(Evaluation.created_at), col(Case.agency_code))
     return stmt.where(col(Evaluation.id) > after).order_by(col(Evaluation.id)).limit(limit)
@@ -82,6 +89,9 @@ def work_orders_query(f: Filters, after: int, limit: int) -> Select[Any]:
                    WorkOrder.closed_at, Evaluation.channel)  # type: ignore[call-overload]
             .select_from(WorkOrder).join(Case, col(Case.id) == col(WorkOrder.case_id))
             .join(Evaluation, col(Evaluation.id) == col(WorkOrder.evaluation_id)))
+    if f.full:
+        stmt = stmt.add_columns(case((col(WorkOrder.status) == CALLBACK_STEP, col(WorkOrder.id)),
+                                     else_=None).label("callback_wo_id"))
     stmt = _contacts(stmt, f.full)
     stmt = _where(stmt, f, col(WorkOrder.created_at), col(WorkOrder.agency_code))
     return stmt.where(col(WorkOrder.id) > after).order_by(col(WorkOrder.id)).limit(limit)

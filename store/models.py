@@ -297,6 +297,26 @@ class StatsSnapshot(SQLModel, table=True):
     created_at: datetime = Field(sa_type=UTCDateTime)
 
 
+class AuditEvent(SQLModel, table=True):
+    """One act on personal data or on who may see it: a number revealed, an unmasked export, a user made,
+    disabled, given a password, a role or a jurisdiction; a period published; an appeal decided.
+
+    Written in the same transaction as the change it records (an export, which changes nothing, when it
+    ends), and never changed: database triggers refuse an UPDATE or a DELETE (migration 0009). `details`
+    is masked before it is stored; `target_id` is text, so that a row outlives what it names.
+    """
+
+    __tablename__ = "audit_events"
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(sa_type=UTCDateTime, index=True)
+    actor: str = Field(max_length=100)  # a user's name, "api", "system", "cli:<operator>"
+    action: str = Field(max_length=64, index=True)
+    target_kind: str | None = Field(default=None, max_length=32)
+    target_id: str | None = Field(default=None, max_length=100)
+    details: dict[str, Any] | None = Field(default=None, sa_type=JSONText)
+    address: str | None = Field(default=None, max_length=64)  # the client's address, for a request
+
+
 class UpstreamReport(SQLModel, table=True):
     """One version of one evaluation, to be pushed to one upstream platform (a reporting profile).
 

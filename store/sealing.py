@@ -21,6 +21,11 @@ def derive(secret: str, label: str, length: int = 32) -> bytes:
                 info=label.encode()).derive(secret.encode())
 
 
+def fingerprint(secret: str) -> str:
+    """Names a key without revealing it: which key sealed the data (store/settings.SEALED_WITH)."""
+    return derive(secret, "fingerprint", 16).hex()
+
+
 class Sealer:
     def __init__(self, secret: str) -> None:
         if len(secret) < 16:

@@ -6,11 +6,15 @@ import secrets
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from store.engine import Database
 from store.models import Setting
 
 SECRET_KEY = "secret_key"
+# A fingerprint of the key the personal data is sealed with: a service started with another key refuses,
+# instead of sealing new data with it and failing to open the old (store/sealing.py fingerprint()).
+SEALED_WITH = "sealed_with"
 
 
 async def get_or_create(db: Database, key: str, make: str | None = None) -> str:
@@ -27,3 +31,25 @@ async def get_or_create(db: Database, key: str, make: str | None = None) -> str:
         pass  # another process stored it first: theirs wins
     async with db.read() as session:
         return (await session.exec(select(Setting).where(Setting.key == key))).one().value
+
+
+async def get(db: Database, key: str) -> str | None:
+    async with db.read() as session:
+        found = (await session.exec(select(Setting).where(Setting.key == key))).first()
+    return found.value if found is not None else None
+
+
+async def put(session: AsyncSession, key: str, value: str) -> None:
+    found = (await session.exec(select(Setting).where(Setting.key == key))).first()
+    if found is None:
+        session.add(Setting(key=key, value=value))
+    else:
+        found.value = value
+        session.add(found)
+
+
+async def delete(session: AsyncSession, key: str) -> bool:
+    found = (await session.exec(select(Setting).where(Setting.key == key))).first()
+    if found is not None:
+        await session.delete(found)
+    return found is not None

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 from fakes.twilio_api import FakeTwilio
 from fakes.wechat_api import FakeWeChat
 from helpers import PUBLIC_URL, TOKEN, WX, Clock, Hcp
@@ -189,6 +190,26 @@ async def redis_url(backend: tuple[str, str]) -> AsyncIterator[tuple[str | None,
     if keys:
         await client.delete(*keys)
     await client.aclose()
+
+
+@pytest.fixture
+async def redis_prefix() -> AsyncIterator[str]:
+    """A Redis key prefix of this test's own on the shared Redis, for processes started by the test (serve
+    workers); its keys are deleted afterwards."""
+    prefix = f"hcp-test-{secrets.token_hex(6)}:"
+    client = aioredis.Redis.from_url(REDIS_URL, socket_connect_timeout=5)
+    try:
+        await client.ping()
+    except (OSError, TimeoutError, RedisConnectionError) as exc:
+        await client.aclose()
+        unavailable("Redis", exc)
+    try:
+        yield prefix
+    finally:
+        keys = [k async for k in client.scan_iter(match=prefix + "*", count=1000)]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
 
 
 @pytest.fixture

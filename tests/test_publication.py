@@ -64,6 +64,11 @@ async def test_the_tick_publishes_last_month_after_its_delay_with_that_passs_def
     assert (await hcp.tick("2026-12-08T00:05:00+08:00"))["published"] == 0  # once
     assert (await hcp.tick("2026-12-20T00:00:00+08:00"))["published"] == 0
     assert set(await snapshots(hcp)) == {"2026-10", "2026-11"}
+    # Each publication is an audit row of the service itself (issue 18).
+    published = (await get(hcp, "/api/v1/audit?action=snapshot.publish"))["events"]
+    assert [(e["actor"], e["target"]["id"], e["details"]["created_by"]) for e in published] == [
+        ("system", "2026-11", "schedule"), ("system", "2026-10", "schedule")]
+    assert published[0]["at"] == "2026-12-08T00:00:00+08:00"
 
 
 @pytest.mark.parametrize("backend", BACKENDS[:1], indirect=True)

@@ -9,6 +9,12 @@ mini-program contact in that order. Masked, it is the contact's stored `masked` 
 and the applicant's stored masked name; whole, the sealed address and name opened with the secret key
 (a phone in its national form, 13800138000, as the console shows it). The masked query does not even
 read the sealed columns (store/exports.py).
+
+Whole for whom (issue 18, the console's reveal rule): an admin's unmasked export (and the CLI's) has
+every row whole; an agent's has whole only the rows the console would reveal to them, the reviews
+whose work order is at the callback step (`callback_wo_id`), and there only the rater's phone and the
+words, never the applicant's name (the console shows an agent no name). Free text (the rater's words)
+is masked like the rater, with the one mask of bot/privacy.py, in every row not given whole.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any
+
+from bot.privacy import mask_text
 
 Cell = str | int | bool | None
 
@@ -34,6 +42,8 @@ REASON_SEPARATOR = ";"
 # The contact a rating came through, by its channel; the others follow as a fallback.
 _CONTACT_ORDER = {"wechat": ("wechat", "phone", "mp"), "miniprogram": ("mp", "phone", "wechat")}
 _DEFAULT_ORDER = ("phone", "wechat", "mp")
+# Which rows of an unmasked export are whole: all of them (admins, the CLI), or those at the callback step.
+ALL, CALLBACK_STEP = "all", "callback_step"
 
 
 @dataclass(frozen=True)
@@ -47,10 +57,20 @@ class Formatting:
     # Agencies see the rating and the reason, not who gave it (DOMAIN "Privacy"): False leaves the rater
     # and applicant columns empty, even masked.
     identity: bool = True
+    scope: str = ALL  # with `unseal`: which rows are whole (ALL or CALLBACK_STEP)
 
     @property
     def full(self) -> bool:
         return self.unseal is not None
+
+    def whole(self, row: Any) -> bool:
+        """Whether this row's personal data leaves whole."""
+        if self.unseal is None:
+            return False
+        return self.scope == ALL or getattr(row, "callback_wo_id", None) is not None
+
+    def text(self, row: Any) -> str | None:
+        return row.text if self.whole(row) else mask_text(row.text)
 
     def instant(self, value: datetime | None) -> str | None:
         return None if value is None else value.astimezone(self.tz).isoformat()
@@ -58,11 +78,15 @@ class Formatting:
     def rater(self, row: Any, channel: str | None) -> str | None:
         if not self.identity:
             return None
+        whole = self.whole(row)
+        if whole and self.scope == CALLBACK_STEP and row.phone_sealed is not None:
+            assert self.unseal is not None
+            return national(self.unseal(row.phone_sealed))  # the number the console would reveal
         for kind in _CONTACT_ORDER.get(channel or "", _DEFAULT_ORDER):
             masked = getattr(row, f"{kind}_masked")
             if masked is None:
                 continue
-            if self.unseal is None:
+            if self.unseal is None or not whole or self.scope != ALL:
                 return str(masked)
             whole = self.unseal(getattr(row, f"{kind}_sealed"))
             return national(whole) if kind == "phone" else whole
@@ -71,7 +95,7 @@ class Formatting:
     def applicant(self, row: Any) -> str | None:
         if not self.identity:
             return None
-        if self.unseal is not None and row.applicant_sealed is not None:
+        if self.unseal is not None and self.scope == ALL and row.applicant_sealed is not None:
             return self.unseal(row.applicant_sealed)
         return row.applicant_masked
 
@@ -89,7 +113,7 @@ def evaluation_cells(row: Any, f: Formatting) -> list[Cell]:
     return [
         row.id, row.case_no, row.item_code, row.item_name, row.agency_code, row.agency_name, row.hall_code,
         row.district_code, row.staff_id, row.staff_name, f.instant(row.completed_at), row.grade,
-        f.grade_labels.get(row.grade, row.grade), row.score, reasons(row.reasons), row.text, row.channel,
+        f.grade_labels.get(row.grade, row.grade), row.score, reasons(row.reasons), f.text(row), row.channel,
         bool(row.is_default), bool(row.is_followup), row.via, row.status, row.version, f.instant(row.created_at),
         f.rater(row, row.channel), f.applicant(row),
     ]

@@ -27,7 +27,7 @@ from typing import Any, Literal
 import aiohttp
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.logs import mask_numbers
+from bot.privacy import mask_numbers
 from bot.reporting.profiles import Auth, MissingSecret, ReportingProfile
 from bot.reporting.queue import profiles as enabled_profiles
 from bot.runtime import Runtime

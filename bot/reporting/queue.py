@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.logs import mask_numbers
+from bot.privacy import mask_numbers
 from bot.reporting.profiles import ReportingProfile
 from store import evaluations as evaluation_store
 from store import reports

@@ -9,7 +9,7 @@ from aiohttp import web
 from bot import intake, views
 from bot.intake import FieldError
 from bot.ratings import RatingRefused, rating_errors, record
-from bot.web import ndjson
+from bot.web import idempotency, ndjson
 from bot.web.common import BODY_LIMIT, BULK_LIMIT, error, json_response, now, read_json, require_token, runtime
 from dialogs.grades import parse_grade_name
 from store import cases as case_store
@@ -62,7 +62,7 @@ async def post_cases_bulk(request: web.Request) -> web.Response:
             batch.clear()
 
     try:
-        async for line_no, raw in ndjson.lines(request.content, BULK_LIMIT, LINE_LIMIT):
+        async for line_no, raw in ndjson.lines(request.content, BULK_LIMIT, LINE_LIMIT, rt.settings.body_timeout):
             if raw is None:
                 bad(line_no, [{"field": "body", "message": f"the line is longer than {LINE_LIMIT} bytes"}])
                 continue
@@ -78,6 +78,12 @@ async def post_cases_bulk(request: web.Request) -> web.Response:
     except ndjson.BodyTooLarge:
         return json_response({"error": f"the body is larger than {BULK_LIMIT} bytes", "created": created,
                               "existing": existing}, status=413)
+    except ndjson.BodyStalled:
+        await flush()  # the lines that did arrive are kept, as after any bad line
+        response = json_response({"error": f"no byte of the body arrived for {rt.settings.body_timeout:g} s",
+                                  "created": created, "existing": existing}, status=408)
+        response.force_close()
+        return response
     await flush()
     rt.metrics.cases.labels("created").inc(created)
     rt.metrics.cases.labels("existing").inc(existing)
@@ -100,6 +106,11 @@ async def get_case(request: web.Request) -> web.Response:
 
 async def post_evaluation(request: web.Request) -> web.Response:
     require_token(request)
+    scope = idempotency.scope_of("api", request.headers.get("Authorization", "").partition(" ")[2].strip())
+    return await idempotency.idempotent(request, scope, lambda: _evaluate(request))
+
+
+async def _evaluate(request: web.Request) -> web.Response:
     rt = runtime(request)
     doc = await read_json(request)
     errs = rating_errors(doc, set(rt.policy.reasons))

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from bot.runtime import Runtime
 from bot.simulator import Simulator
 from bot.web import (
     api,
+    audit_api,
     console,
     exports,
     health,
@@ -24,10 +27,21 @@ from bot.web import (
 from bot.web.common import BODY_LIMIT, RUNTIME
 
 
+def runner_options(rt: Runtime) -> dict[str, Any]:
+    """How the server treats connections (bot/cli.py serve): headers must arrive within
+    HAOCHAPING_HEADER_TIMEOUT of the connection or of the previous answer, after which aiohttp closes it
+    (its keep-alive timer runs from the connection's start and closes a connection still waiting for a
+    request); an idle kept-alive connection is closed after the same time. A body left unread after the
+    answer (a 408, a 413) is drained for at most 10 s, or the body time-out when shorter, then the
+    connection is closed."""
+    return {"keepalive_timeout": rt.settings.header_timeout, "lingering_time": min(10.0, rt.settings.body_timeout)}
+
+
 def build_app(rt: Runtime) -> web.Application:
     app = web.Application(
         client_max_size=BODY_LIMIT,
-        middlewares=[middleware.metrics, middleware.body_limit, middleware.errors],
+        middlewares=[middleware.metrics, middleware.body_limit, middleware.errors, middleware.inputs,
+                     middleware.body_deadline],
     )
     app[RUNTIME] = rt
     health.setup(app)
@@ -35,6 +49,7 @@ def build_app(rt: Runtime) -> web.Application:
     work_orders_api.setup(app)
     stats.setup(app)
     exports.setup(app)
+    audit_api.setup(app)
     twilio_hooks.setup(app)
     rating_page.setup(app)
     pages.setup(app)

@@ -7,13 +7,16 @@ would refuse. Pages work without JavaScript (forms post and redirect back); only
 charts need it, and its tables carry the same figures without.
 
 The rater's number is shown masked; an agent who must call reveals it with a click, which is
-written in the work order's history (who, when), and only at the callback step.
+written in the work order's history (who, when) and in the audit table, and only at the callback step.
+The words people typed (the review, notes, an appeal's reason) are masked the same way
+(bot/privacy.py), and whole only in the answer to that click: a rater may have written the number to
+call back at. Admins read the audit table at /console/audit.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -21,14 +24,17 @@ from aiohttp import web
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot import figures, work_orders
+from bot import audit, figures, work_orders
 from bot.figures import group_json
 from bot.i18n import local_day, local_time
+from bot.limits import clamp_day, day_bound, parse_id
+from bot.privacy import mask_text
 from bot.runtime import Runtime
 from bot.web import console_auth, pages
 from bot.web.common import now, runtime
 from bot.web.console_auth import Who
 from dialogs.addresses import mask_phone
+from store import audit as audit_store
 from store import cases as case_store
 from store import stats
 from store import work_orders as store
@@ -36,6 +42,7 @@ from store.models import Case, Contact, Evaluation, WorkOrder, WorkOrderEvent
 
 QUEUE_LIMIT = 200
 LIST_LIMIT = 300
+AUDIT_PAGE = 50
 ROLE_KEYS = {"l1": "console.role.l1", "l2": "console.role.l2", "agent": "console.role.agent",
              "admin": "console.role.admin"}
 STATUS_KEYS = {"created": "console.status.created", "dispatched": "console.status.dispatched",
@@ -68,6 +75,14 @@ CHANNEL_KEYS = {"sms": "console.channel.sms", "wechat": "console.channel.wechat"
                 "web": "console.channel.web", "qr": "console.channel.qr", "hall": "console.channel.hall",
                 "terminal": "console.channel.terminal", "callback": "console.channel.callback",
                 "default": "console.channel.default"}
+AUDIT_ACTION_KEYS = {audit.REVEAL: "console.audit_action.number_reveal",
+                     audit.EXPORT: "console.audit_action.export_unmasked",
+                     audit.USER_CREATE: "console.audit_action.user_create",
+                     audit.USER_DISABLE: "console.audit_action.user_disable",
+                     audit.USER_PASSWORD: "console.audit_action.user_password",
+                     audit.USER_UPDATE: "console.audit_action.user_update",
+                     audit.SNAPSHOT: "console.audit_action.snapshot_publish",
+                     audit.APPEAL: "console.audit_action.appeal_decide"}
 STAT_COLUMNS = (("cases", "console.stat.cases"), ("rated", "console.stat.rated"),
                 ("participation_rate", "console.stat.participation_rate"),
                 ("mean_score", "console.stat.mean_score"), ("bad_reviews", "console.stat.bad_reviews"),
@@ -82,6 +97,11 @@ class View:
         self.request, self.who = request, who
         self.rt: Runtime = runtime(request)
         self.locale = pages.locale_of(request)
+        self.whole = False  # the answer to a reveal: the words people typed shown whole
+
+    def free(self, text: str | None) -> str | None:
+        """A text someone typed, as this page may show it: masked, unless the reveal rule allows it whole."""
+        return text if self.whole else mask_text(text)
 
     def t(self, key: str, **params: Any) -> str:
         text = self.rt.catalogs.text(self.locale, key)
@@ -101,6 +121,8 @@ class View:
             items.append(("/console/queue", self.t("console.queue"), "queue"))
         items.append(("/console/orders", self.t("console.orders"), "orders"))
         items.append(("/console/dashboard", self.t("console.dashboard"), "dashboard"))
+        if self.who.user.role == "admin":
+            items.append(("/console/audit", self.t("console.audit"), "audit"))
         return items
 
     def page(self, template: str, title: str, section: str, http_status: int = 200, **context: Any
@@ -119,12 +141,13 @@ class View:
             "id": wo.id, "case_no": case.case_no if case else "", "item_name": case.item_name if case else "",
             "agency_name": wo.agency_name, "completed": self.day(case.completed_at) if case else "",
             "staff_name": wo.staff_name, "grade_label": self.t(f"grade.{wo.grade}"),
-            "reasons": [self.reason(r) for r in wo.reasons or []], "text": evaluation.text if evaluation else None,
+            "reasons": [self.reason(r) for r in wo.reasons or []],
+            "text": self.free(evaluation.text) if evaluation else None,
             "rated_at": self.when(evaluation.created_at) if evaluation else "",
             "status": wo.status, "status_label": self.t(STATUS_KEYS[wo.status]),
             "outcome_label": self.t(OUTCOME_KEYS[wo.outcome]) if wo.outcome in OUTCOME_KEYS else None,
             "appeal_label": self.t(APPEAL_KEYS[wo.appeal_status]) if wo.appeal_status in APPEAL_KEYS else None,
-            "appeal_reason": wo.appeal_reason, "reopened": wo.reopened, "unreachable": wo.unreachable,
+            "appeal_reason": self.free(wo.appeal_reason), "reopened": wo.reopened, "unreachable": wo.unreachable,
             "due": self.when(wo.due_at), "due_iso": wo.due_at.isoformat() if wo.due_at else "",
             "overdue": wo.overdue, "phone_masked": phone_masked, "rectification": None,
         }
@@ -193,10 +216,10 @@ async def orders(request: web.Request) -> web.Response:
 
 
 def _id(request: web.Request) -> int:
-    text = request.match_info["id"]
-    if not (text.isascii() and text.isdigit()) or len(text) > 12:
+    wo_id = parse_id(request.match_info["id"])  # beyond the store's ids: no such work order
+    if wo_id is None:
         raise web.HTTPNotFound(text="no such work order")
-    return int(text)
+    return wo_id
 
 
 def _back(value: str | None, wo_id: int) -> str:
@@ -217,6 +240,7 @@ def _may_reveal(view: View, wo: WorkOrder) -> bool:
 
 async def _detail(view: View, wo_id: int, *, status: int = 200, error: str | None = None,
                   revealed: str | None = None, form: dict[str, str] | None = None) -> web.Response:
+    view.whole = revealed is not None
     async with view.rt.db.read() as session:
         wo = await store.by_id(session, wo_id)
         if wo is None or not view.who.actor.sees(wo.agency_code):
@@ -228,11 +252,11 @@ async def _detail(view: View, wo_id: int, *, status: int = 200, error: str | Non
     case, evaluation = cases.get(wo.case_id), evaluations.get(wo.evaluation_id)
     order = view.order(wo, case, evaluation, _phone_mask(case, masks))
     notes = [e.note for e in events if e.action == "rectify" and e.note]
-    order["rectification"] = notes[-1] if notes else None
+    order["rectification"] = view.free(notes[-1]) if notes else None
     can = work_orders.allowed(view.rt, wo, evaluation, now(view.request)) if evaluation else []
     actions = [a for a in can if view.who.actor.may(a)]
     history = [{"at": view.when(e.at), "at_iso": e.at.isoformat(), "label": view.t(EVENT_KEYS[e.action])
-                if e.action in EVENT_KEYS else e.action, "actor": e.actor, "note": e.note,
+                if e.action in EVENT_KEYS else e.action, "actor": e.actor, "note": view.free(e.note),
                 "detail": _event_detail(view, e)} for e in events]
     show_phone = view.who.actor.may("callback")
     return view.page(
@@ -285,6 +309,10 @@ async def reveal(request: web.Request) -> web.Response:
         number = view.rt.sealer.open(contact.address_sealed)
         await store.log(session, wo, "reveal", who.actor.name, wo.status, wo.status, stamp,
                         data={"masked": mask_phone(number)})
+        await audit.record(session, stamp, who.actor.name, audit.REVEAL, target=("work_order", wo_id),
+                           details={"masked": mask_phone(number), "case_no": case.case_no if case else None,
+                                    "agency_code": wo.agency_code, "role": who.user.role},
+                           address=request.remote)
     return await _detail(view, wo_id, revealed=number)
 
 
@@ -304,7 +332,7 @@ async def act(request: web.Request) -> web.StreamResponse:
         upheld = form.get("upheld")
         body["upheld"] = {"true": True, "false": False}.get(str(upheld), upheld)
     try:
-        await work_orders.act(view.rt, wo_id, action, body, who.actor, now(request))
+        await work_orders.act(view.rt, wo_id, action, body, who.actor, now(request), address=request.remote)
     except work_orders.Refused as exc:
         message = view.t(REFUSED_KEYS.get(exc.status, "console.refused_input"))
         return await _detail(view, wo_id, status=exc.status, error=f"{message} ({exc.message})",
@@ -314,11 +342,12 @@ async def act(request: web.Request) -> web.StreamResponse:
 
 
 def _day_bound(value: str | None, tz: Any, *, end: bool) -> tuple[str, datetime | None]:
+    """A local day of the form, clamped to the accepted days (bot/limits.py): (as shown, the bound)."""
     try:
         day = date.fromisoformat(value or "")
     except ValueError:
         return "", None
-    return day.isoformat(), datetime.combine(day + timedelta(days=1 if end else 0), time(0), tzinfo=tz)
+    return clamp_day(day).isoformat(), day_bound(day, tz, end=end)
 
 
 def _cell(name: str, value: Any) -> str:
@@ -370,6 +399,40 @@ async def dashboard(request: web.Request) -> web.Response:
                      query=query, ranking=ranking, metrics_json=json.dumps(metrics, ensure_ascii=False))
 
 
+async def audit_page(request: web.Request) -> web.Response:
+    """The audit table for admins: newest first, AUDIT_PAGE rows a page, by local days and action."""
+    who = await console_auth.require(request)
+    view = View(request, who)
+    title = view.t("console.audit")
+    if who.user.role != "admin":
+        return view.page("console_audit.html", title, "audit", http_status=403, events=[], older=None,
+                         actions=[], action="", start="", end="", error=view.t("console.audit_admins_only"))
+    tz = view.rt.policy.tz
+    start_text, start = _day_bound(request.query.get("from"), tz, end=False)
+    end_text, end = _day_bound(request.query.get("to"), tz, end=True)
+    action = request.query.get("action", "")
+    action = action if action in AUDIT_ACTION_KEYS else ""
+    before_text = request.query.get("before", "")
+    before = parse_id(before_text)  # beyond the ids (or not one): no bound, every row is before it
+    filters = audit_store.Filters(start, end, action or None, before)
+    async with view.rt.db.read() as session:
+        rows = await audit_store.listing(session, filters, AUDIT_PAGE + 1)
+    events = []
+    for e in rows[:AUDIT_PAGE]:
+        key = AUDIT_ACTION_KEYS.get(e.action)
+        events.append({"id": e.id, "at": view.when(e.at), "at_iso": e.at.isoformat(), "actor": e.actor,
+                       "action": e.action, "label": view.t(key) if key else e.action,
+                       "target": f"{e.target_kind} {e.target_id}" if e.target_kind else "",
+                       "details": json.dumps(e.details, ensure_ascii=False) if e.details is not None else "",
+                       "address": e.address or ""})
+    older = None
+    if len(rows) > AUDIT_PAGE:
+        query = {k: v for k, v in (("from", start_text), ("to", end_text), ("action", action)) if v}
+        older = "/console/audit?" + urlencode({**query, "before": str(rows[AUDIT_PAGE - 1].id)})
+    return view.page("console_audit.html", title, "audit", events=events, older=older, action=action,
+                     actions=[(a, view.t(k)) for a, k in AUDIT_ACTION_KEYS.items()], start=start_text, end=end_text)
+
+
 async def to_console(request: web.Request) -> web.StreamResponse:
     raise web.HTTPPermanentRedirect("/console/")
 
@@ -384,3 +447,4 @@ def setup(app: web.Application, rt: Runtime) -> None:
     app.router.add_post("/console/orders/{id}/reveal", reveal)
     app.router.add_post("/console/orders/{id}/act/{action}", act)
     app.router.add_get("/console/dashboard", dashboard)
+    app.router.add_get("/console/audit", audit_page)

@@ -3,20 +3,26 @@
 Every console POST carries the session's CSRF token in a hidden field and, when the browser sends
 one, an Origin of this service; the log-in form, which has no session yet, carries a token that
 must equal a cookie set with the form (double submit). Failed log-ins are counted with the API's
-(bot/users.authenticate): 10 per name and 100 per address in 15 minutes.
+(bot/users.authenticate: a back-off per name and address, a budget per address); a throttled one is
+429 with Retry-After and the wait, in words, on the form.
 """
 
 from __future__ import annotations
 
 import hmac
+import logging
+import math
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 from urllib.parse import urlencode
 
 from aiohttp import web
+from babel.dates import format_timedelta
 
 from bot import users
 from bot.console_sessions import COOKIE, TTL, ConsoleSession, Sessions
+from bot.limits import code_problem
 from bot.runtime import Runtime
 from bot.web import pages
 from bot.web.common import now, runtime
@@ -24,6 +30,7 @@ from bot.work_orders import Actor
 from store.models import User
 
 LOGIN_CSRF_COOKIE = "hcp_login"
+log = logging.getLogger("haochaping.console")
 SESSIONS = web.AppKey("console_sessions", Sessions)
 
 
@@ -112,19 +119,27 @@ async def login(request: web.Request) -> web.StreamResponse:
     cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     token = str(form.get("csrf") or "")
 
-    def again(key: str, status: int) -> web.Response:
-        return _login_page(request, error=t(locale, key), status=status, username=username, target=target)
+    def again(key: str, status: int, **params: str) -> web.Response:
+        text = t(locale, key)
+        return _login_page(request, error=text.format(**params) if params else text, status=status,
+                           username=username, target=target)
 
     if not cookie or not pages.same_origin(request) or not hmac.compare_digest(token.encode(), cookie.encode()):
         return again("console.login_stale", 403)
     if not username or not password:
         return again("console.login_missing", 422)
+    bad = [name for name, value in (("username", username), ("password", password)) if code_problem(value)]
+    if bad:
+        log.info("console log-in refused for %s from %s: control characters in %s", username, request.remote,
+                 bad[0])
+        return again("page.control_characters", 422, field=t(locale, f"console.{bad[0]}"))
     try:
         user = await users.authenticate(rt, username, password, request.remote)
     except users.LoginRefused as exc:
-        if exc.throttled:
-            response = again("console.login_throttled", 429)
-            response.headers["Retry-After"] = str(users.FAILURE_WINDOW)
+        log.info("console log-in refused for %s from %s: %s", username, request.remote, exc)
+        if exc.retry_after is not None:
+            response = again("console.login_throttled", 429, wait=wait_text(exc.retry_after, locale))
+            response.headers["Retry-After"] = str(exc.retry_after)
             return response
         return again("console.login_failed", 401)
     value, _session = await sessions(request).start(user, now(request))
@@ -133,6 +148,13 @@ async def login(request: web.Request) -> web.StreamResponse:
                         max_age=int(TTL.total_seconds()))
     response.del_cookie(LOGIN_CSRF_COOKIE, path="/console/")
     raise response
+
+
+def wait_text(seconds: int, locale: str) -> str:
+    """A wait as the locale says it: seconds under a minute, else whole minutes rounded up."""
+    if seconds >= 60:
+        return format_timedelta(timedelta(minutes=math.ceil(seconds / 60)), threshold=1, locale=locale)
+    return format_timedelta(timedelta(seconds=seconds), threshold=1, locale=locale)
 
 
 async def logout(request: web.Request) -> web.StreamResponse:

@@ -6,8 +6,11 @@ chosen by when they were given, work orders by when they were opened.
 
 Who reads the statistics reads the exports, inside their jurisdiction: asking for an agency outside it
 is 403, not an empty file, so that a wrong code is not mistaken for a quiet agency. Personal data is
-masked; `pii=full` is for admins and 12345 agents only (they call raters back), never for the business
-systems' token (the contract: no response holds a whole number), and each such export is logged.
+masked, the words people typed included; `pii=full` is for admins and 12345 agents only (they call
+raters back), never for the business systems' token (the contract: no response holds a whole number).
+An agent's is whole only where the console would reveal the number (the callback step, recorded in each
+work order's history); an admin's is whole throughout. Each such export is an audit row, written
+before the response ends: an export that cannot be audited is cut, never complete.
 
 The response is chunked and written batch by batch as the rows are read; a failure once it has begun
 cannot change the status any more, so the connection is cut instead of ending the body, and the
@@ -75,12 +78,22 @@ async def export(request: web.Request) -> web.StreamResponse:
     response.enable_chunked_encoding()
     await response.prepare(request)
     progress = stream.Progress()
-    complete = False
+    complete = audited = False
+    scope = stream.SCOPES.get(who.role, stream.ALL)
+
+    async def audit(ended: bool) -> None:
+        await stream.audit_unmasked(rt.db, tz, who.name, who.role, kind, fmt, filters, scope, progress, ended,
+                                    rt.clock(), request.remote)
+
     try:
-        shape = stream.formatting(rt, full, identity=who.role not in stream.ANONYMOUS_ROLES)
-        async for chunk in stream.chunks(rt.db, kind, out, filters, shape, progress):
+        shape = stream.formatting(rt, full, identity=who.role not in stream.ANONYMOUS_ROLES, scope=scope)
+        async for chunk in stream.chunks(rt.db, kind, out, filters, shape, progress,
+                                         revealed_by=who.name if full else None, now=rt.clock()):
             if chunk:
                 await response.write(chunk)
+        if full:  # before the end: a client holds a complete file only once it is on record
+            await audit(True)
+            audited = True
         await response.write_eof()
         complete = True
     except ConnectionResetError:
@@ -91,6 +104,11 @@ async def export(request: web.Request) -> web.StreamResponse:
             request.transport.abort()
     finally:
         if full:
+            if not audited:
+                try:
+                    await audit(False)
+                except Exception:
+                    log.exception("export %s.%s: the audit row of an interrupted unmasked export failed", kind, fmt)
             stream.log_unmasked(who.name, who.role, kind, fmt, filters, progress.rows, complete)
     return response
 

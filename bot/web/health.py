@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
+import ipaddress
 
 from aiohttp import web
 
@@ -32,7 +34,27 @@ async def healthz(request: web.Request) -> web.Response:
     return json_response({"status": "ok" if healthy else "down", **report}, status=200 if healthy else 503)
 
 
+def metrics_allowed(request: web.Request) -> bool:
+    """HAOCHAPING_METRICS_ALLOW (addresses and networks; `*` for anyone) or HAOCHAPING_METRICS_TOKEN as a bearer
+    token. Unset: this machine only. The address is the peer's: behind a proxy, the proxy's."""
+    settings = runtime(request).settings
+    token = settings.metrics_token
+    given = request.headers.get("Authorization", "")
+    if token and hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        return True
+    if "*" in settings.metrics_allow:
+        return True
+    try:
+        peer = ipaddress.ip_address((request.remote or "").split("%")[0])
+    except ValueError:
+        return False
+    return any(peer in ipaddress.ip_network(net, strict=False) for net in settings.metrics_allow)
+
+
 async def metrics(request: web.Request) -> web.Response:
+    if not metrics_allowed(request):
+        raise web.HTTPForbidden(text="metrics: not from an allowed address (HAOCHAPING_METRICS_ALLOW) and no "
+                                     "valid bearer token (HAOCHAPING_METRICS_TOKEN)")
     body = runtime(request).metrics.render()
     return web.Response(body=body, content_type="text/plain", charset="utf-8",
                         headers={"X-Content-Type-Options": "nosniff"})

@@ -22,6 +22,7 @@ from wechatpy.exceptions import WeChatClientException
 from bot import views
 from bot.ratings import RatingRefused, openness, rating_errors, record
 from bot.runtime import Runtime
+from bot.web import idempotency
 from bot.web.common import error, json_response, now, read_json, runtime
 from dialogs.addresses import mask_openid
 from dialogs.grades import parse_grade_name
@@ -104,8 +105,14 @@ async def list_cases(request: web.Request) -> web.Response:
 
 
 async def rate(request: web.Request) -> web.Response:
-    rt = _enabled(request)
+    _enabled(request)
     contact_id = _contact_of(request)
+    scope = idempotency.scope_of("mp", request.headers.get("Authorization", "").partition(" ")[2].strip())
+    return await idempotency.idempotent(request, scope, lambda: _rate(request, contact_id))
+
+
+async def _rate(request: web.Request, contact_id: int) -> web.Response:
+    rt = runtime(request)
     doc = await read_json(request)
     if isinstance(doc, dict) and isinstance(doc.get("token"), str) and not doc.get("case_no"):
         doc = {**doc, "case_no": "-"}  # named by the token instead

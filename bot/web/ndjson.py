@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from aiohttp import StreamReader
@@ -13,14 +14,32 @@ class BodyTooLarge(Exception):
     pass
 
 
-async def lines(stream: StreamReader, body_limit: int, line_limit: int) -> AsyncIterator[tuple[int, bytes | None]]:
+class BodyStalled(Exception):
+    """No byte of the body arrived for the read time-out: a slow sender is dropped, not waited for."""
+
+
+async def _chunks(stream: StreamReader, stall: float | None) -> AsyncIterator[bytes]:
+    while True:
+        try:
+            async with asyncio.timeout(stall):
+                chunk = await stream.read(CHUNK)
+        except TimeoutError:
+            raise BodyStalled from None
+        if not chunk:
+            return
+        yield chunk
+
+
+async def lines(stream: StreamReader, body_limit: int, line_limit: int,
+                stall: float | None = None) -> AsyncIterator[tuple[int, bytes | None]]:
     """(line number from 1, the line) for each line; None for a line longer than `line_limit`,
-    which is skipped without being kept. Raises BodyTooLarge past `body_limit` bytes in all."""
+    which is skipped without being kept. Raises BodyTooLarge past `body_limit` bytes in all, and
+    BodyStalled when nothing arrives for `stall` seconds (a bulk body may take long, but never stop)."""
     buf = bytearray()
     read = 0
     number = 0
     overlong = False
-    async for chunk in stream.iter_chunked(CHUNK):
+    async for chunk in _chunks(stream, stall):
         read += len(chunk)
         if read > body_limit:
             raise BodyTooLarge

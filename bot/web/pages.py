@@ -17,8 +17,10 @@ from urllib.parse import urlsplit
 import jinja2
 from aiohttp import web
 from babel import Locale
+from markupsafe import Markup
 
 from bot.i18n import SOURCE, SUPPORTED, negotiate
+from bot.limits import shown
 from bot.web.common import runtime
 
 HERE = Path(__file__).resolve().parent
@@ -32,14 +34,28 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin", "Cache-Control": "no-store",
 }
 
+def _visible(value: Any) -> Any:
+    """Every text a page shows: control and bidi characters as a visible mark ([U+202E], bot/limits.py), so
+    that a rater's words cannot turn the console's text around or hide part of it."""
+    if isinstance(value, Markup):
+        return Markup(shown(str(value)))
+    return shown(value) if isinstance(value, str) else value
+
+
 _env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
-                          undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+                          undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                          finalize=_visible)
 
 
 @cache
 def _static_version(name: str) -> str:
     """A digest of the file in its URL: a changed file is fetched anew, an unchanged one stays cached."""
     return hashlib.sha256((STATIC / name).read_bytes()).hexdigest()[:10]
+
+
+@cache
+def _static_names() -> frozenset[str]:
+    return frozenset(p.name for p in STATIC.iterdir() if p.is_file())
 
 
 def static_url(name: str) -> str:
@@ -95,9 +111,11 @@ def same_origin(request: web.Request) -> bool:
 
 async def static(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
-    path = (STATIC / name).resolve()
-    if path.parent != STATIC or not path.is_file():
+    # Only the names of the files there: a NUL, a separator, "..", a name longer than the system takes
+    # (OSError) never reach the file system's error paths.
+    if name not in _static_names():
         raise web.HTTPNotFound(text="no such file")
+    path = STATIC / name
     cache = "public, max-age=31536000, immutable" if request.query.get("v") else "public, max-age=300"
     return web.FileResponse(path, headers={"Cache-Control": cache, "X-Content-Type-Options": "nosniff"})
 

@@ -4,10 +4,20 @@ A plain form that works without JavaScript (the reasons are always there, the se
 everything) and better with it (static/rating.js shows the reasons only after a bad grade and checks
 before sending). A stored rating answers with a redirect to the thank-you page (POST/redirect/GET),
 so that reloading it cannot post the same rating again as a follow-up.
+
+Each page load carries a one-time form token (a hidden field). The first submission with it is acted on;
+any other with the same token (a second tap, a copy that arrives at the same moment, a resent POST) gets
+the same thank-you redirect and stores nothing. The token is remembered in the state for 24 hours once
+it stored a rating; a real follow-up comes from a new page load, which has a new token. A POST without a
+token (a page served before tokens, a script) is taken as before.
 """
 
 from __future__ import annotations
 
+import logging
+import re
+import secrets
+from contextlib import AbstractAsyncContextManager, nullcontext
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -15,8 +25,10 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from bot.i18n import local_day, local_time
+from bot.limits import text_problem
 from bot.ratings import RaterBarred, RatingRefused, barred, followup_closes, openness, record
 from bot.runtime import Runtime
+from bot.state import StateUnavailable
 from bot.web import pages
 from bot.web.common import now, runtime
 from dialogs import messages as m
@@ -27,6 +39,9 @@ from store import evaluations as evaluation_store
 from store.models import Case, Evaluation
 
 TEXT_MAX = 1000
+FORM_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,64}")
+FORM_TOKEN_TTL = 24 * 3600
+log = logging.getLogger("haochaping.web")
 
 
 def _summary(rt: Runtime, locale: str, evaluations: list[Evaluation]) -> list[str]:
@@ -95,11 +110,12 @@ def _closed(request: web.Request, rt: Runtime, locale: str, case: Case, evaluati
 
 def _form(request: web.Request, rt: Runtime, locale: str, case: Case, evaluations: list[Evaluation],
           stamp: datetime, *, error: str | None = None, chosen: dict[str, Any] | None = None,
-          status: int = 200) -> web.Response:
+          status: int = 200, form_token: str | None = None) -> web.Response:
     closes = followup_closes(rt, evaluations) if openness(rt, evaluations, stamp) == "followup" else None
     reasons = [(code, rt.catalogs.reason_label(locale, code, rt.policy.reasons)) for code in rt.policy.reasons]
     return pages.render(
         request, "rating.html", locale, status, grades=list(Grade), reasons=reasons, error=error,
+        form_token=form_token or secrets.token_urlsafe(16),
         chosen=chosen or {"grade": None, "reasons": [], "text": None},
         followup_until=local_time(closes, rt.policy.tz, locale) if closes else None,
         summary=_summary(rt, locale, evaluations) if closes else [], **_context(rt, locale, case))
@@ -143,6 +159,8 @@ def _problem(rt: Runtime, locale: str, chosen: dict[str, Any]) -> str | None:
         return t(locale, "page.need_reason")
     if grade.is_bad and chosen["reasons"] == ["other"] and not chosen["text"]:
         return t(locale, "page.need_text")
+    if text_problem(chosen["text"]):
+        return t(locale, "page.control_characters").format(field=t(locale, "page.text"))
     return None
 
 
@@ -151,29 +169,44 @@ async def submit(request: web.Request) -> web.StreamResponse:
     if case is None:
         return _invalid(request, rt, locale)
     assert case.id is not None
-    chosen = _choice(rt, await request.post())
+    form = await request.post()
+    chosen = _choice(rt, form)
+    token = str(form.get("form_token") or "")
+    token = token if FORM_TOKEN.fullmatch(token) else None
     stamp = now(request)
     error = _problem(rt, locale, chosen)
     if error is None:
-        grade = Grade(chosen["grade"])
-        try:
-            async with rt.db.write() as session:
-                locked = await case_store.by_id(session, case.id, lock=rt.db.locks_rows)
-                assert locked is not None
-                await record(session, rt, locked, grade, tuple(chosen["reasons"]) if grade.is_bad else (),
-                             chosen["text"], "web", stamp)
-        except RaterBarred as exc:
-            return _barred(request, rt, locale, case, exc.until)
-        except RatingRefused:
-            async with rt.db.read() as session:
-                evaluations = await evaluation_store.for_case(session, case.id)
-            return _closed(request, rt, locale, case, evaluations, 409)
-        raise web.HTTPSeeOther(request.path + _query(request, thanks="1"))
+        thanks = request.path + _query(request, thanks="1")
+        once = f"form:{case.id}:{token}" if token else None
+        guard: AbstractAsyncContextManager[None] = rt.state.lock(once) if once else nullcontext()
+        async with guard:  # a copy sent at the same moment waits here, then finds the token used
+            if once and await rt.state.get(once) is not None:
+                raise web.HTTPSeeOther(thanks)  # this form was acted on already: answered as it was
+            grade = Grade(chosen["grade"])
+            try:
+                async with rt.db.write() as session:
+                    locked = await case_store.by_id(session, case.id, lock=rt.db.locks_rows)
+                    assert locked is not None
+                    await record(session, rt, locked, grade, tuple(chosen["reasons"]) if grade.is_bad else (),
+                                 chosen["text"], "web", stamp)
+            except RaterBarred as exc:
+                return _barred(request, rt, locale, case, exc.until)
+            except RatingRefused:
+                async with rt.db.read() as session:
+                    evaluations = await evaluation_store.for_case(session, case.id)
+                return _closed(request, rt, locale, case, evaluations, 409)
+            if once:
+                try:
+                    await rt.state.put(once, "used", FORM_TOKEN_TTL)
+                except StateUnavailable as exc:  # stored and answered; only a copy would not be recognised
+                    log.warning("rating page: form token used but not remembered: %s", exc)
+        raise web.HTTPSeeOther(thanks)
     async with rt.db.read() as session:
         evaluations = await evaluation_store.for_case(session, case.id)
     if openness(rt, evaluations, stamp) == "closed":
         return _closed(request, rt, locale, case, evaluations, 409)
-    return _form(request, rt, locale, case, evaluations, stamp, error=error, chosen=chosen, status=422)
+    return _form(request, rt, locale, case, evaluations, stamp, error=error, chosen=chosen, status=422,
+                 form_token=token)  # nothing stored: the corrected form may still be sent with it
 
 
 def setup(app: web.Application) -> None:

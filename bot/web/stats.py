@@ -4,11 +4,12 @@ with ours beside it: the composite score, hall coverage, rankings and frozen sna
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import date, datetime, tzinfo
 
 from aiohttp import web
 
 from bot import figures, snapshots
+from bot.limits import clamp_instant, day_bound
 from bot.web import console_auth, work_orders_api
 from bot.web.common import json_response, now, read_json, runtime
 from bot.work_orders import Actor
@@ -21,16 +22,18 @@ LABEL = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 
 def _bound(value: str, tz: tzinfo, *, end: bool) -> datetime:
-    """A date means the local day (`to` includes that whole day); an instant is taken as given."""
+    """A date means the local day (`to` includes that whole day); an instant is taken as given. Either is
+    clamped to the accepted range (bot/limits.py): a period reaching beyond it is the part inside."""
     try:
         day = date.fromisoformat(value)
-        return datetime.combine(day + timedelta(days=1 if end else 0), time(0), tzinfo=tz)
     except ValueError:
         pass
+    else:
+        return day_bound(day, tz, end=end)
     parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     if parsed.tzinfo is None:
         raise ValueError("an instant needs an offset")
-    return parsed
+    return clamp_instant(parsed)
 
 
 def period(request: web.Request, source: dict[str, object] | None = None
@@ -120,7 +123,8 @@ async def publish(request: web.Request) -> web.Response:
     if errors:
         return json_response({"errors": errors}, 422)
     try:
-        snap = await snapshots.publish(rt, label, bounds["from"], bounds["to"], who.name, now(request))
+        snap = await snapshots.publish(rt, label, bounds["from"], bounds["to"], who.name, now(request),
+                                       address=request.remote)
     except snapshot_store.SnapshotExists as exc:
         return json_response({"error": str(exc), "snapshot": snapshots.summary(rt, exc.existing)}, 409)
     return json_response(snapshots.summary(rt, snap), 201)

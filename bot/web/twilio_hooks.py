@@ -10,10 +10,12 @@ from aiohttp import web
 from bot import callback_calls, conversation, hotline
 from bot.web.common import now, runtime
 from channels import twilio_sms, twilio_voice
+from dialogs.parse import clean
 from dialogs.types import Inbound
 from store import contacts, outbox
 
 log = logging.getLogger("haochaping.twilio")
+ERROR_CODE_MAX = 16  # DeliveryReceipt.error_code
 
 async def _verified_form(request: web.Request) -> dict[str, str]:
     rt = runtime(request)
@@ -49,7 +51,8 @@ async def sms_status(request: web.Request) -> web.Response:
     rt = runtime(request)
     sid = params.get("MessageSid") or params.get("SmsSid")
     status = (params.get("MessageStatus") or params.get("SmsStatus") or "").lower()
-    code = params.get("ErrorCode") or None
+    # Twilio's error codes are five digits; anything else is kept cut to the column's 16 characters, clean.
+    code = clean(params.get("ErrorCode") or "").strip()[:ERROR_CODE_MAX] or None
     if sid and status in outbox.RANK:
         stamp = now(request)
         stopped = bool(code and code.isascii() and code.isdigit() and int(code) in twilio_sms.STOP_CODES)

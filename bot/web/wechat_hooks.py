@@ -5,22 +5,31 @@ conversation is given 4, and when it takes longer the answer is "success" and th
 the customer-service message API, from the outbox. A mini-program's message push (消息推送, XML or
 JSON, on the same URL) cannot be answered passively: it is always "success", then customer-service
 messages through the mini-program's own API. Events other than a new follower are answered "success".
+
+In plain mode WeChat's `signature` covers the token, timestamp and nonce, not the body: a signed query seen
+once could carry another body inside the timestamp window. So the first body a signed query came with is
+remembered for the window (SET NX in the state) and the query is refused with any other body; WeChat's own
+retry (the same query, the same body) passes, and its MsgId dedupe answers it once. Safe mode needs none of
+this: msg_signature covers the encrypted body.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
+import hmac
 import logging
 
 from aiohttp import web
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from bot import conversation, sender
 from bot.runtime import Runtime
 from bot.state import StateUnavailable
 from bot.web.common import now, runtime
-from channels.wechat_official import Malformed, OfficialAccount, Refused
+from channels.wechat_official import MAX_SKEW_SECONDS, Malformed, OfficialAccount, Refused
 from dialogs.types import Inbound
 from store import contacts, outbox
 from store.models import OutboxMessage
@@ -29,6 +38,9 @@ log = logging.getLogger("haochaping.wechat")
 ANSWER_WITHIN = 4.0
 LATE_RETRIES = (0.5, 1, 2, 5, 10, 20, 30, 60)  # seconds between attempts at a message already answered
 _late: set[asyncio.Task[None]] = set()  # replies still being sent after the answer went
+# A plain-mode query is accepted while its timestamp is within ±MAX_SKEW_SECONDS of now: remembered for that
+# whole window, and a minute more for the clocks of several workers that disagree a little.
+SIGNED_QUERY_TTL = 2 * MAX_SKEW_SECONDS + 60
 
 
 def _account(request: web.Request) -> OfficialAccount:
@@ -50,11 +62,15 @@ async def message(request: web.Request) -> web.Response:
     rt = runtime(request)
     stamp = now(request)
     try:
-        inbound = account.open(request.query, await request.read(), stamp)
+        body = await request.read()
+        inbound = account.open(request.query, body, stamp)
     except Refused as exc:
         raise web.HTTPForbidden(text=f"refused: {exc}") from None
     except Malformed as exc:
         raise web.HTTPBadRequest(text=f"malformed: {exc}") from None
+    if account.crypto is None and not await _first_body_of_its_signature(rt, request.query["signature"], body):
+        log.warning("WeChat plain-mode signature replayed with another body: refused")
+        raise web.HTTPForbidden(text="refused: this signature came with another body")
     if inbound.kind == "event":
         return web.Response(text="success", content_type="text/plain")
     if inbound.message is not None and account.crypto is None and await _a_mini_program_user(rt, inbound.openid):
@@ -74,6 +90,17 @@ async def message(request: web.Request) -> web.Response:
         return web.Response(text="success", content_type="text/plain")
     xml = account.reply(inbound, answer.texts, request.query.get("nonce", ""), request.query.get("timestamp", ""))
     return web.Response(text=xml, content_type="text/xml", charset="utf-8")
+
+
+async def _first_body_of_its_signature(rt: Runtime, signature: str, body: bytes) -> bool:
+    """Plain mode: whether the body is the one this signed query first came with (StateUnavailable: 503).
+
+    Keyed by the signature (checked by now: 40 hex digits) rather than the timestamp and nonce it covers:
+    WeChat signs them sorted and joined, so the same signature also holds for the two swapped.
+    """
+    digest = hashlib.sha256(body).hexdigest()
+    first = await rt.state.claim(f"wechat:signed:{signature}", digest, SIGNED_QUERY_TTL)
+    return first is None or hmac.compare_digest(first, digest)
 
 
 async def _a_mini_program_user(rt: Runtime, openid: str) -> bool:
@@ -105,7 +132,7 @@ async def _send_later(rt: Runtime, work: asyncio.Future[conversation.Answer], in
             try:
                 answer = await work
                 break
-            except (StateUnavailable, OperationalError, DBAPIError, OSError) as exc:
+            except (StateUnavailable, OperationalError, DBAPIError, PoolTimeout, OSError) as exc:
                 if pause is None:
                     raise
                 log.warning("WeChat message %s not acted on yet (%s); again in %g s", inbound.message_id,

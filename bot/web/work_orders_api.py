@@ -7,6 +7,7 @@ them, and lists hold only their own.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -15,6 +16,7 @@ from aiohttp import web
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import users, views, work_orders
+from bot.limits import MAX_ID, code_problem, parse_id
 from bot.runtime import Runtime
 from bot.web.common import authorized, error, json_response, now, read_json, runtime
 from store import cases as case_store
@@ -22,6 +24,7 @@ from store import work_orders as store
 from store.models import Evaluation, User, WorkOrder
 
 STATUSES = ("created", "dispatched", "rectified", "reviewed", "closed")
+log = logging.getLogger("haochaping.web")
 PAGE = 200
 
 
@@ -36,7 +39,7 @@ async def actor(request: web.Request) -> work_orders.Actor:
     scheme, _, value = request.headers.get("Authorization", "").partition(" ")
     token = value.strip()
     uid = users.Tokens.user_id(token) if scheme.lower() == "bearer" else None
-    if uid is not None:
+    if uid is not None and uid <= MAX_ID:
         rt = runtime(request)
         async with rt.db.read() as session:
             user = await session.get(User, uid)
@@ -53,13 +56,19 @@ async def login(request: web.Request) -> web.Response:
             or not isinstance(doc.get("password"), str):
         return json_response({"errors": [{"field": "username", "message": "username and password are required"}]},
                              status=422)
+    bad = [name for name in ("username", "password") if code_problem(doc[name])]
+    if bad:
+        log.info("log-in refused for %s from %s: control characters in %s", doc["username"][:64], request.remote,
+                 bad[0])
+        return json_response({"errors": [{"field": name, "message": code_problem(doc[name])} for name in bad]},
+                             status=422)
     rt = runtime(request)
     try:
         user = await users.authenticate(rt, doc["username"], doc["password"], request.remote)
     except users.LoginRefused as exc:
-        if exc.throttled:
-            return json_response({"error": str(exc)}, status=429,
-                                 headers={"Retry-After": str(users.FAILURE_WINDOW)})
+        log.info("log-in refused for %s from %s: %s", doc["username"][:64], request.remote, exc)
+        if exc.retry_after is not None:
+            return json_response({"error": str(exc)}, status=429, headers={"Retry-After": str(exc.retry_after)})
         return error(401, str(exc))
     token, expires = tokens(request).issue(user, now(request))
     return json_response({"token": token, "expires_at": expires.astimezone(rt.policy.tz).isoformat(),
@@ -93,7 +102,7 @@ async def list_work_orders(request: web.Request) -> web.Response:
                             agent_queue=_bool(request, "agent_queue"))
     stamp = now(request)
     async with rt.db.read() as session:
-        rows = await store.listing(session, filters, PAGE + 1, int(after) if after else None)
+        rows = await store.listing(session, filters, PAGE + 1, min(int(after), MAX_ID) if after else None)
         docs = [await _doc(session, rt, wo, stamp) for wo in rows[:PAGE]]
     answer: dict[str, Any] = {"work_orders": docs}
     if len(rows) > PAGE:
@@ -114,10 +123,10 @@ async def _doc(session: AsyncSession, rt: Runtime, wo: WorkOrder, stamp: datetim
 
 
 def _id(request: web.Request) -> int:
-    text = request.match_info["id"]
-    if not (text.isascii() and text.isdigit()) or len(text) > 12:
+    wo_id = parse_id(request.match_info["id"])  # beyond the store's ids: no such work order
+    if wo_id is None:
         raise web.HTTPNotFound(text='{"error":"no such work order"}', content_type="application/json")
-    return int(text)
+    return wo_id
 
 
 async def get_work_order(request: web.Request) -> web.Response:
@@ -136,14 +145,14 @@ async def act(request: web.Request) -> web.Response:
     who = await actor(request)
     rt = runtime(request)
     wo_id = _id(request)
-    body = await read_json(request) if request.can_read_body else {}
+    body = await read_json(request) if request.body_exists else {}  # read already by middleware.body_deadline
     if body is None:
         body = {}
     if not isinstance(body, dict):
         return json_response({"errors": [{"field": "body", "message": "expected a JSON object"}]}, status=422)
     stamp = now(request)
     try:
-        await work_orders.act(rt, wo_id, request.match_info["action"], body, who, stamp)
+        await work_orders.act(rt, wo_id, request.match_info["action"], body, who, stamp, address=request.remote)
     except work_orders.Refused as exc:
         more: dict[str, Any] = {}
         if exc.allowed is not None:

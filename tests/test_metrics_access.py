@@ -1,0 +1,44 @@
+"""GET /metrics is for the operator (issue 18, finding 14: it was open to anyone): this machine by default, or the
+addresses of HAOCHAPING_METRICS_ALLOW, or a bearer token of HAOCHAPING_METRICS_TOKEN."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from helpers import Hcp
+
+from bot.config import ConfigError, Settings, load_settings
+
+
+async def _get(hcp: Hcp, token: str | None = None) -> int:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return (await hcp.client.get("/metrics", headers=headers)).status
+
+
+async def test_this_machine_reads_the_metrics_by_default(hcp: Hcp) -> None:
+    assert hcp.rt.settings.metrics_allow == ("127.0.0.0/8", "::1/128")
+    assert await _get(hcp) == 200
+
+
+@pytest.mark.parametrize("allow", [("10.0.0.0/8",), ("192.168.1.7",)], ids=["network", "address"])
+async def test_other_addresses_are_refused_unless_allowed_or_with_the_token(hcp: Hcp, settings: Settings,
+                                                                             allow: tuple[str, ...]) -> None:
+    hcp.rt.settings = dataclasses.replace(settings, metrics_allow=allow, metrics_token="scrape-" + "t" * 30)
+
+    refused, wrong, right = await _get(hcp), await _get(hcp, "scrape-wrong"), await _get(hcp, "scrape-" + "t" * 30)
+
+    assert (refused, wrong, right) == (403, 403, 200)
+
+
+async def test_a_star_opens_them_to_anyone(hcp: Hcp, settings: Settings) -> None:
+    hcp.rt.settings = dataclasses.replace(settings, metrics_allow=("*",))
+    assert await _get(hcp) == 200
+
+
+def test_the_setting_is_read_and_checked(tmp_path) -> None:
+    s = load_settings({"HAOCHAPING_METRICS_ALLOW": "10.1.0.0/16, 127.0.0.1", "HAOCHAPING_METRICS_TOKEN": "x" * 20},
+                      tmp_path)
+    assert s.metrics_allow == ("10.1.0.0/16", "127.0.0.1") and s.metrics_token == "x" * 20
+    with pytest.raises(ConfigError, match="METRICS_ALLOW"):
+        load_settings({"HAOCHAPING_METRICS_ALLOW": "not-a-network"}, tmp_path)
