@@ -29,7 +29,7 @@ CALLBACK_BY = ("agent", "sms", "call")
 
 @dataclass(frozen=True)
 class CallbackRules:
-    """How a work order's callback (回访) is made, beyond the contract's keys (documented in the README).
+    """How a work order's callback (回访) is made, beyond the contract's keys (documented in docs/configuration.md).
 
     `by`: who asks the rater: "agent" (a 12345 agent, always possible), "sms" (a text the rater
     answers 1/2/3), "call" (an automated Twilio call, keys 1/2/3). `unreachable_after` callbacks that
@@ -76,7 +76,7 @@ class Policy:
     reasons: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_REASONS))
     miniprogram_fields: dict[str, str] = field(
         default_factory=lambda: {"item": "thing1", "completed_at": "time2", "agency": "thing3"})
-    # Ours, beyond the contract's list (documented in the README):
+    # Ours, beyond the contract's list (documented in docs/configuration.md):
     callback: CallbackRules = CallbackRules()
     # Reasons that concern the window clerk: a bad review giving one names the clerk on its work order.
     clerk_reasons: tuple[str, ...] = ("attitude", "conduct")

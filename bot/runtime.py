@@ -111,11 +111,14 @@ async def open_runtime(settings: Settings) -> Runtime:
     try:
         await migrate.upgrade(db)
         secret = settings.secret_key or await stored_settings.get_or_create(db, stored_settings.SECRET_KEY)
+        try:
+            sealer = Sealer(secret)  # a key it refuses is never recorded as the data's
+        except ValueError as exc:
+            raise ConfigError(f"HAOCHAPING_SECRET_KEY: {exc}") from None
         await check_sealed_with(db, secret)
     except Exception:
         await db.close()
         raise
-    sealer = Sealer(secret)
     calendar = WorkCalendar(holidays=policy.holidays, workdays=policy.workdays)
     state = open_state(settings.redis_url, settings.redis_prefix, max_connections=settings.redis_max_connections,
                        pool_timeout=settings.redis_pool_timeout)

@@ -37,7 +37,7 @@ USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 MIN_PASSWORD = 10
 
 
-# The log-in throttle (README, "The pages": the console). scrypt makes each guess slow; this makes many
+# The log-in throttle (docs/operations.md, "Log-in and the throttle"). scrypt makes each guess slow; this makes many
 # guesses impossible, without letting anyone lock a user out from elsewhere. Per (name, address) pair:
 # FREE_FAILURES failures, then each further attempt waits backoff(failures) after the last failure
 # (2, 4, 8 … s, at most BACKOFF_CAP); a pair's failures are forgotten PAIR_MEMORY after its last

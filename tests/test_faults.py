@@ -1,7 +1,7 @@
 """Faults on PostgreSQL + Redis: Redis flushed or stopped under live conversations, Twilio's webhooks
 delivered several times at once, and Twilio's REST API answering 500 or timing out.
 
-Why: the README promises that Redis holds only what may be lost (locks, dedupe keys), that a Redis
+Why: docs/architecture.md promises that Redis holds only what may be lost (locks, dedupe keys), that a Redis
 outage makes webhooks answer 503 with Retry-After (never a 500, never a lost or doubled rating), and
 that every message to a person leaves the outbox exactly once even when Twilio fails or answers too
 late. These tests break the real things (a Redis server of the test's own, the fake Twilio server)

@@ -1,7 +1,7 @@
 """Log-in under attack (issue 18, findings 2, 3 and 5): hashing off the event loop, attempts reserved
 before they are checked, and a back-off per (name, address) that nobody can set off for someone else.
 
-The numbers are README's ("The pages", the console): 5 free failures per name and address, then a wait
+The numbers are docs/operations.md's ("Log-in and the throttle"): 5 free failures per name and address, then a wait
 of 2, 4, 8 … seconds (at most 15 minutes) before each next attempt of that pair; 100 failures per
 address in 15 minutes for names that never logged in from there. The HTTP tests all come from
 127.0.0.1 (the app takes the peer's address, never a header); the per-address tests call

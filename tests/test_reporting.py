@@ -468,7 +468,7 @@ GRADE_DIGITS = {
     "dissatisfied": (4, 2),
     "very_dissatisfied": (5, 1),
 }
-# The channel each grade is given by, with its (gbt39046, provincial) code (README table).
+# The channel each grade is given by, with its (gbt39046, provincial) code (docs/figures.md table).
 CHANNEL_OF = {"very_satisfied": ("web", 1, 1), "satisfied": ("sms", 7, 6), "basically_satisfied": ("phone", 6, 9),
               "dissatisfied": ("hall", 4, 4), "very_dissatisfied": ("miniprogram", 2, 2)}
 

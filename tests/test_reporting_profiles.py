@@ -31,7 +31,8 @@ GRADE_TABLE = {
     "dissatisfied": (4, 2),
     "very_dissatisfied": (5, 1),
 }
-# Our channel codes (README): 1–5 common; gbt39046: 6 phone, 7 SMS, 9 default; provincial: 6 SMS, 7 default, 9 phone.
+# Our channel codes (docs/figures.md): 1–5 common; gbt39046: 6 phone, 7 SMS, 9 default; provincial: 6 SMS,
+# 7 default, 9 phone.
 CHANNEL_TABLE = {
     "web": (1, 1), "wechat": (2, 2), "miniprogram": (2, 2), "qr": (3, 3), "hall": (4, 4), "terminal": (5, 5),
     "phone": (6, 9), "sms": (7, 6), "default": (9, 7), "callback": (9, 9),

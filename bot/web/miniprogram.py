@@ -1,4 +1,4 @@
-"""The mini-program's backend (designed in the spirit of the contract; documented in the README).
+"""The mini-program's backend (designed in the spirit of the contract; documented in docs/providers.md).
 
     POST /api/mp/v1/login    {"code"}                     → {"session", "expires_at"}
     GET  /api/mp/v1/cases    Authorization: Bearer <session> → {"cases": [...]} (open for a rating)
