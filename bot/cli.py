@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import getpass
 import json
 import logging
@@ -17,7 +18,7 @@ from aiohttp import web
 from sqlalchemy.engine import make_url
 
 from bot import audit, cli_exports, cli_reports, cli_secret, cli_stats, scheduler, users
-from bot.config import ConfigError, Settings, load_settings
+from bot.config import ConfigError, Settings, listen_url, load_settings, serving_settings
 from bot.limits import RANGE_TEXT, instant_problem
 from bot.logs import setup_logging
 from bot.policy import PolicyError, load_policy
@@ -36,18 +37,39 @@ def _safe_url(url: str) -> str:
 LISTEN_BACKLOG = 1024  # connections waiting to be accepted (the kernel caps it at net.core.somaxconn)
 
 
+class ListenError(Exception):
+    """`serve` could not listen on its address (taken, not this machine's, not allowed): one line, exit code 2."""
+
+
+def _listen_problem(exc: OSError, host: str, port: int) -> ListenError:
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    why = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+    hint = " (another haochaping or another program uses it: stop that one, or choose another --port)" if (
+        exc.errno == errno.EADDRINUSE) else ""
+    return ListenError(f"cannot listen on {where}: {why}{hint}")
+
+
 async def serve(settings: Settings, host: str, port: int, run_scheduler: bool) -> None:
+    configured = settings
+    settings = serving_settings(settings, host, port)
     rt = await open_runtime(settings)
     runner = web.AppRunner(build_app(rt), access_log=logging.getLogger("aiohttp.access"), **runner_options(rt))
     await runner.setup()
     # A burst's connections wait in the kernel's accept queue while the loop is busy: aiohttp's 128 would
     # drop the rest of a burst's SYNs, each then retried by its client a second or more later.
-    await web.TCPSite(runner, host, port, backlog=LISTEN_BACKLOG).start()
-    log.info("haochaping on http://%s:%d — database %s, state %s, SMS provider %s, scheduler %s",
-             host, port, _safe_url(settings.database_url), "redis" if settings.redis_url else "in-process",
+    try:
+        await web.TCPSite(runner, host, port, backlog=LISTEN_BACKLOG).start()
+    except OSError as exc:
+        await runner.cleanup()
+        await rt.close()
+        raise _listen_problem(exc, host, port) from None
+    public = settings.public_url + (" (HAOCHAPING_PUBLIC_URL is unset: taken from --host/--port)"
+                                    if settings is not configured else "")
+    log.info("haochaping on http://%s:%d — public URL %s, database %s, state %s, SMS provider %s, scheduler %s",
+             host, port, public, _safe_url(settings.database_url), "redis" if settings.redis_url else "in-process",
              rt.sms.name, "on" if run_scheduler else "off")
     if settings.simulator_enabled:
-        log.info("try it: the simulator is at http://%s:%d/simulator/ (the console at /console/)", host, port)
+        log.info("try it: the simulator is at %s/simulator/ (the console at /console/)", listen_url(host, port))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -195,7 +217,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             cli_secret.refuse_in_production(settings)
         if args.command == "serve":
             run_scheduler = settings.scheduler and not args.no_scheduler
-            asyncio.run(serve(settings, args.host, args.port, run_scheduler))
+            try:
+                asyncio.run(serve(settings, args.host, args.port, run_scheduler))
+            except ListenError as exc:
+                print(f"haochaping serve: {exc}", file=sys.stderr)
+                return 2
         elif args.command == "tick":
             try:
                 now = parse_now(args.now, settings)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///haochaping.db"
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8080"
 LOOPBACK = ("127.0.0.0/8", "::1/128")
+MIN_SECRET = 16  # store/sealing.Sealer's rule
 
 KEYS = (
     "HAOCHAPING_DATABASE_URL", "HAOCHAPING_REDIS_URL", "HAOCHAPING_REDIS_PREFIX", "HAOCHAPING_PUBLIC_URL",
@@ -42,6 +43,9 @@ class Settings:
     redis_url: str | None = None
     redis_prefix: str = "haochaping:"
     public_url: str = DEFAULT_PUBLIC_URL
+    # HAOCHAPING_PUBLIC_URL was set (the environment or haochaping.toml). When it was not, `serve` writes its
+    # own address into links instead of the default (serving_settings); `tick` keeps the default.
+    public_url_given: bool = False
     api_token: str | None = None
     secret_key: str | None = None
     previous_secret_key: str | None = None  # after a rotation: rating links signed with it still open
@@ -75,7 +79,7 @@ class Settings:
     # body (for the bulk endpoint: the longest silence while its body streams in). Slow senders are dropped.
     header_timeout: float = 60.0
     body_timeout: float = 60.0
-    # Connection pools, per process (README "Configuration"). The database's: pool_size kept open,
+    # Connection pools, per process (docs/configuration.md). The database's: pool_size kept open,
     # max_overflow more under load, and a request waits at most db_pool_timeout seconds for one (then
     # 503 with Retry-After). Redis's: at most redis_max_connections, waited for at most
     # redis_pool_timeout seconds (then StateUnavailable, 503). Bursts wait instead of failing at once;
@@ -103,6 +107,25 @@ class Settings:
         providers = (self.twilio_enabled, self.twilio_account_sid, self.wechat_token, self.wechat_app_id,
                      self.wechat_mp_app_id)
         return self.simulator and not any(providers)
+
+
+def listen_url(host: str, port: int) -> str:
+    """The address `serve` listens on, as a browser on this machine reaches it: every address (0.0.0.0, ::)
+    as 127.0.0.1, an IPv6 address in brackets."""
+    host = host.strip().strip("[]") or "127.0.0.1"
+    if host in ("0.0.0.0", "::"):
+        host = "127.0.0.1"
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+def serving_settings(settings: Settings, host: str, port: int) -> Settings:
+    """The settings `serve` runs with: without HAOCHAPING_PUBLIC_URL, links name the address it listens on
+    (`serve --port 18080` writes http://127.0.0.1:18080/r/…), not the default's port 8080."""
+    if settings.public_url_given or settings.public_url != DEFAULT_PUBLIC_URL:
+        return settings
+    return replace(settings, public_url=listen_url(host, port))
 
 
 def _file_values(path: Path) -> dict[str, str]:
@@ -181,12 +204,17 @@ def load_settings(env: dict[str, str] | None = None, cwd: Path | None = None) ->
         raise ConfigError(f"HAOCHAPING_SEND_LEASE: {seconds['HAOCHAPING_SEND_LEASE']:g} s is shorter than one attempt "
                           f"can take (2 × HAOCHAPING_SEND_TIMEOUT + 1 = {least:g} s): another worker would take a "
                           "message over while it is being sent")
+    for name in ("HAOCHAPING_SECRET_KEY", "HAOCHAPING_PREVIOUS_SECRET_KEY"):
+        key = get(name)
+        if key is not None and len(key) < MIN_SECRET:
+            raise ConfigError(f"{name}: at least {MIN_SECRET} characters (32 or more random ones are better)")
     public = (get("HAOCHAPING_PUBLIC_URL") or DEFAULT_PUBLIC_URL).rstrip("/")
     return Settings(
         database_url=get("HAOCHAPING_DATABASE_URL") or DEFAULT_DATABASE_URL,
         redis_url=get("HAOCHAPING_REDIS_URL"),
         redis_prefix=get("HAOCHAPING_REDIS_PREFIX") or "haochaping:",
         public_url=public,
+        public_url_given=bool(get("HAOCHAPING_PUBLIC_URL")),
         api_token=get("HAOCHAPING_API_TOKEN"),
         secret_key=get("HAOCHAPING_SECRET_KEY"),
         previous_secret_key=get("HAOCHAPING_PREVIOUS_SECRET_KEY"),

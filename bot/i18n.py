@@ -15,7 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from babel import Locale, UnknownLocaleError
-from babel.dates import format_date, format_datetime
+from babel.dates import format_date, format_datetime, get_date_format, get_datetime_format
 from babel.messages.pofile import read_po
 
 from dialogs import messages as m
@@ -62,8 +62,18 @@ def _long_date(day: date, locale: str) -> str:
 
 
 def local_time(value: datetime, tz: ZoneInfo, locale: str, length: str = "medium") -> str:
-    """An instant in the policy's zone, date and time, as the locale writes it."""
-    return format_datetime(value.astimezone(tz), format=length, locale=_BABEL[locale])
+    """An instant in the policy's zone: the date as the locale writes it, then hours and minutes on the 24-hour
+    clock, never seconds (2026年11月28日 00:00): a deadline at midnight reads as the instant it is, where a
+    12-hour clock would write 午夜12:00 or 12:00 AM."""
+    return format_datetime(value.astimezone(tz), format=_time_pattern(length, locale), locale=_BABEL[locale])
+
+
+@lru_cache(maxsize=16)
+def _time_pattern(length: str, locale: str) -> str:
+    """The locale's date of `length` and its way of joining a date and a time ("{1} {0}"), with HH:mm."""
+    date_pattern = get_date_format(length, locale=_BABEL[locale]).pattern
+    joined = get_datetime_format(length, locale=_BABEL[locale])
+    return joined.replace("{1}", date_pattern).replace("{0}", "HH:mm")
 
 
 class Catalogs:

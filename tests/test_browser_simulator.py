@@ -13,9 +13,9 @@ import re
 from typing import Any
 
 import pytest
-from browser import DESKTOP, expect, shot
+from browser import DESKTOP, expect, overflow_x, shot
 from conftest import BACKENDS
-from helpers import without_providers
+from helpers import PUBLIC_URL, without_providers
 from test_simulator import world_case, world_evaluations
 
 from bot.config import Settings
@@ -219,5 +219,48 @@ async def test_another_browser_is_another_person(hcp, clock, desktop_page, new_p
     await expect(first.locator("#records details.record")).to_have_count(1)
     await shot(first, request, "first-again")
     assert await world_evaluations(hcp, mine) == []  # the first person is still at the reasons
+    traffic.assert_local()
+    traffic.assert_quiet()
+
+
+async def test_a_reminders_link_opens_the_simulated_case_at_the_simulated_date(hcp, clock, page, traffic, request):
+    """Issue 19: the link in the reminder's bubble is a link; clicked, it opens the simulated case's rating page
+    (a new tab, as a phone's browser would) at the simulator's clock, not the service's."""
+    await open_simulator(page)
+    await act(page, page.locator("#plus-day").click)  # the case is completed a simulated day from now
+    await act(page, page.locator("#case-sms").click)
+    case_no, _ = await record_of(page)
+    await act(page, page.locator("#plus-day").click)  # the reminder: simulated 2026-11-23 10:00, really 11-21
+    await expect(page.locator("#clock")).to_have_text("2026-11-23 10:00")
+    reminder = bubbles(page, "sms", "out").last
+    link = reminder.get_by_role("link")
+    await expect(link).to_have_count(1)
+    shown, href = await link.text_content(), await link.get_attribute("href")
+    assert href and re.fullmatch(r"/simulator/r/[A-Za-z0-9._-]+", href), href
+    assert shown == PUBLIC_URL + href  # the message's own text; it opens on the origin the simulator is on
+    await expect(reminder).to_contain_text(f"也可点击 {shown} 评价")  # the words around it are text still
+    assert await reminder.evaluate("b => getComputedStyle(b).overflowWrap") == "anywhere"
+    assert await reminder.evaluate("b => b.scrollWidth <= b.clientWidth"), "the link widens its bubble"
+    assert await overflow_x(page) == 0, "the simulator scrolls sideways on a phone"
+    await shot(page, request, "reminder-link")
+
+    async with page.context.expect_page() as opened:
+        await link.click()
+    rating = await opened.value
+    await expect(rating).to_have_url(re.compile(re.escape(href) + "$"))
+    body = rating.locator("body")
+    await expect(body).to_contain_text("居民身份证换领")
+    await expect(body).to_contain_text("2026年11月22日")  # completed at the simulated instant
+    await rating.get_by_label("满意", exact=True).check()
+    await rating.get_by_role("button").click()
+    await expect(rating.locator(".summary")).to_have_text("您的评价：满意（2026年11月23日）")
+    await expect(body).not_to_contain_text("2026年11月21日")
+    await shot(rating, request, "rated")
+
+    [ev] = await world_evaluations(hcp, case_no)
+    assert (ev["grade"], ev["channel"], ev["created_at"]) == ("satisfied", "web", "2026-11-23T10:00:00+08:00")
+    await page.reload()
+    _, stored = await record_of(page, case_no)
+    assert [e["created_at"] for e in stored["evaluations"]] == ["2026-11-23T10:00:00+08:00"]
     traffic.assert_local()
     traffic.assert_quiet()

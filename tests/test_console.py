@@ -648,7 +648,8 @@ async def test_the_work_order_steps_through_the_console_forms(hcp):
 
     # Not now: a 409 page that says so, and nothing changes.
     status, page, _ = await act(l1, "review")
-    assert status == 409 and alert(page).startswith(msg(hcp, "console.refused_state")) and "dispatched" in alert(page)
+    assert status == 409 and alert(page).startswith(msg(hcp, "console.refused_state"))
+    assert msg(hcp, "console.status.dispatched") in alert(page)  # the status it is in, in words
     assert (await stored(hcp, wo_id))["status"] == "dispatched"
 
     # The rectification needs its note.

@@ -97,3 +97,19 @@ async def test_rotation_reseals_everything_and_the_service_works_on(hcp: Hcp, se
         assert page.status == 200
     finally:
         await rt.close()
+
+
+@pytest.mark.parametrize("command", [["tick"], ["secret", "status"]])
+def test_a_short_key_is_a_configuration_error_and_nothing_is_recorded(command, tmp_path: Path, monkeypatch, capsys,
+                                                                       keep_logging) -> None:
+    """A key the sealer refuses was recorded as the data's key before the crash, so the right key was refused next."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HAOCHAPING_SECRET_KEY", "too-short")
+    monkeypatch.delenv("HAOCHAPING_PUBLIC_URL", raising=False)
+
+    status, err = run_cli(command, capsys)
+
+    assert status == 2 and "HAOCHAPING_SECRET_KEY" in str(err) and "16" in str(err)
+    monkeypatch.setenv("HAOCHAPING_SECRET_KEY", "a-proper-key-" + "k" * 30)
+    status, _ = run_cli(["tick", "--now", "2026-11-21T10:00:00+08:00"], capsys)
+    assert status == 0

@@ -752,3 +752,61 @@ async def test_a_simulated_sms_link_opens_the_simulators_own_rating_page(hcp):
 
     assert page.status == 200 and "居民身份证换领" in await page.text()
     assert real.status != 200  # the service's own rating page knows no simulated case
+
+
+# --- the simulator's clock on its rating page (issue 19) ------------------------------------------------
+
+
+async def _simulated_link(sim: Sim) -> str:
+    """A simulated SMS case reminded (the clock moved 24 hours): the path of its rating link."""
+    await sim.do("case", {"channel": "sms"})
+    [reminder] = sms_reminders(await sim.do("clock", {"hours": 24}))
+    link = re.search(r"https?://\S+/simulator/r/[A-Za-z0-9._-]+", reminder["text"])
+    assert link, reminder["text"]
+    return "/simulator/r/" + link.group(0).split("/simulator/r/", 1)[1]
+
+
+@on_both
+async def test_a_rating_on_the_simulated_page_is_stored_at_the_simulated_instant(hcp):
+    sim = Sim(hcp)
+    await sim.open()
+    path = await _simulated_link(sim)
+    hours = 30
+    doc = await sim.do("clock", {"hours": hours})
+    simulated = hcp.clock() + timedelta(hours=24 + hours)  # the service's clock stands still in tests
+    assert at(doc["now"]) == simulated and simulated.date() != hcp.clock().date()
+
+    status, _, form = await sim.request("GET", path, headers=sim.headers())
+    assert status == 200, form
+    [token] = re.findall(r'name="form_token" value="([^"]+)"', form)
+    status, _, _ = await sim.request("POST", path, data={"grade": "satisfied", "form_token": token},
+                                     headers=sim.headers(), allow_redirects=False)
+    assert status == 303
+
+    [case_no] = (await sim.person()).cases
+    [ev] = await world_evaluations(hcp, case_no)
+    assert (ev["grade"], ev["channel"]) == ("satisfied", "web")
+    assert at(ev["created_at"]) == simulated
+    status, _, thanks = await sim.request("GET", path + "?thanks=1", headers=sim.headers())
+    assert status == 200
+    assert re.findall(r'<p class="summary">([^<]*)</p>', thanks) == ["您的评价：满意（2026年11月23日）"]
+    [shown] = (await sim.state())["cases"][0]["evaluations"]
+    assert at(shown["created_at"]) == simulated
+
+
+@on_both
+async def test_the_simulated_page_decides_at_the_simulated_instant(hcp):
+    """Rated by SMS, then 15 simulated days on: the follow-up window (5 working days) is over at the simulated
+    instant, so the page says so; at the service's own instant it would still take a follow-up."""
+    sim = Sim(hcp)
+    await sim.open()
+    path = await _simulated_link(sim)
+    await sim.do("text", {"channel": "sms", "text": "2"})
+    await sim.do("clock", {"hours": 15 * 24})
+
+    status, _, page = await sim.request("GET", path, headers=sim.headers())
+    assert status == 200 and "评价期已过" in page and 'name="grade"' not in page
+
+    hcp.client.session.cookie_jar.clear()
+    elsewhere = await hcp.client.get(path)  # another browser: no simulator session, the service's clock
+    assert elsewhere.status == 200 and 'name="grade"' in await elsewhere.text()

@@ -14,6 +14,7 @@ from bot.web import (
     console,
     exports,
     health,
+    home,
     middleware,
     miniprogram,
     pages,
@@ -53,6 +54,7 @@ def build_app(rt: Runtime) -> web.Application:
     twilio_hooks.setup(app)
     rating_page.setup(app)
     pages.setup(app)
+    home.setup(app)
     console.setup(app, rt)
     if rt.simulator is None:
         rt.simulator = Simulator(rt)

@@ -29,9 +29,14 @@ def runtime(request: web.Request) -> Runtime:
     return request.get(RUNTIME_OF_REQUEST) or request.app[RUNTIME]
 
 
+# A request served at another instant than its runtime's clock says: the simulated instant of the simulator
+# session that opened a simulated rating page (bot/web/simulator_page.py).
+NOW_OF_REQUEST = web.RequestKey("hcp_now", datetime)
+
+
 def now(request: web.Request) -> datetime:
     """The one place a request reads the clock; everything below takes the instant as an argument."""
-    return runtime(request).clock()
+    return request.get(NOW_OF_REQUEST) or runtime(request).clock()
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:

@@ -27,7 +27,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot import audit, figures, work_orders
 from bot.figures import group_json
 from bot.i18n import local_day, local_time
-from bot.limits import clamp_day, day_bound, parse_id
+from bot.limits import CONTROL_MESSAGE, clamp_day, day_bound, parse_id
 from bot.privacy import mask_text
 from bot.runtime import Runtime
 from bot.web import console_auth, pages
@@ -83,6 +83,17 @@ AUDIT_ACTION_KEYS = {audit.REVEAL: "console.audit_action.number_reveal",
                      audit.USER_UPDATE: "console.audit_action.user_update",
                      audit.SNAPSHOT: "console.audit_action.snapshot_publish",
                      audit.APPEAL: "console.audit_action.appeal_decide"}
+# Who wrote a history event or an audit row, when it was not a console user: the service, the business systems'
+# token, the command line (cli:<operator>), a rater's own answer to a callback (bot/callback_sms, callback_calls).
+ACTOR_KEYS = {"system": "console.actor.system", "api": "console.actor.api", "cli": "console.actor.cli",
+              "citizen:sms": "console.actor.citizen_sms", "citizen:call": "console.actor.citizen_call"}
+AUDIT_TARGET_KEYS = {"work_order": "console.audit_target.work_order", "user": "console.audit_target.user",
+                     "export": "console.audit_target.export", "snapshot": "console.audit_target.snapshot"}
+EXPORT_KEYS = {"evaluations": "console.export_evaluations", "work-orders": "console.export_work_orders"}
+EXPORT_FORMATS = {"csv": "CSV", "xlsx": "XLSX"}  # file types: the same name in every language
+# The fields of the console's forms, as a refusal names them (bot.work_orders.Refused.errors).
+FIELD_KEYS = {"note": "console.field.note", "reason": "console.field.reason", "result": "console.callback_result",
+              "upheld": "console.field.upheld"}
 STAT_COLUMNS = (("cases", "console.stat.cases"), ("rated", "console.stat.rated"),
                 ("participation_rate", "console.stat.participation_rate"),
                 ("mean_score", "console.stat.mean_score"), ("bad_reviews", "console.stat.bad_reviews"),
@@ -114,6 +125,14 @@ class View:
 
     def day(self, value: datetime) -> str:
         return local_day(value, self.rt.policy.tz, self.locale)
+
+    def actor(self, name: str) -> str:
+        """Who acted, in words: a user by their name, the service and the other doors by what they are."""
+        if name in ACTOR_KEYS:
+            return self.t(ACTOR_KEYS[name])
+        if name.startswith("cli:"):  # usernames hold no colon (bot/users.USERNAME)
+            return self.t("console.actor.cli_user", name=name[4:])
+        return name
 
     def nav(self) -> list[tuple[str, str, str]]:
         items = []
@@ -216,10 +235,9 @@ async def orders(request: web.Request) -> web.Response:
 
 
 def _id(request: web.Request) -> int:
-    wo_id = parse_id(request.match_info["id"])  # beyond the store's ids: no such work order
-    if wo_id is None:
-        raise web.HTTPNotFound(text="no such work order")
-    return wo_id
+    """The work order of the path; one that is not an id (or beyond the store's ids) is 0, which no work order
+    has: the page says there is no such work order, as for any other."""
+    return parse_id(request.match_info["id"]) or 0
 
 
 def _back(value: str | None, wo_id: int) -> str:
@@ -256,7 +274,7 @@ async def _detail(view: View, wo_id: int, *, status: int = 200, error: str | Non
     can = work_orders.allowed(view.rt, wo, evaluation, now(view.request)) if evaluation else []
     actions = [a for a in can if view.who.actor.may(a)]
     history = [{"at": view.when(e.at), "at_iso": e.at.isoformat(), "label": view.t(EVENT_KEYS[e.action])
-                if e.action in EVENT_KEYS else e.action, "actor": e.actor, "note": view.free(e.note),
+                if e.action in EVENT_KEYS else e.action, "actor": view.actor(e.actor), "note": view.free(e.note),
                 "detail": _event_detail(view, e)} for e in events]
     show_phone = view.who.actor.may("callback")
     return view.page(
@@ -322,6 +340,8 @@ async def act(request: web.Request) -> web.StreamResponse:
     view = View(request, who)
     wo_id = _id(request)
     action = request.match_info["action"]
+    if action not in ACTION_KEYS:
+        return await _detail(view, wo_id, status=404, error=view.t("console.refused_action"))
     form = await request.post()
     body: dict[str, Any] = {}
     for name in ("note", "reason", "result"):
@@ -335,10 +355,33 @@ async def act(request: web.Request) -> web.StreamResponse:
         await work_orders.act(view.rt, wo_id, action, body, who.actor, now(request), address=request.remote)
     except work_orders.Refused as exc:
         message = view.t(REFUSED_KEYS.get(exc.status, "console.refused_input"))
-        return await _detail(view, wo_id, status=exc.status, error=f"{message} ({exc.message})",
-                             form={"action": action, **{k: str(v) for k, v in body.items()}})
+        detail = await _refusal(view, wo_id, action, exc)
+        return await _detail(view, wo_id, status=exc.status,
+                             error=view.t("console.refused_detail", message=message, detail=detail) if detail
+                             else message, form={"action": action, **{k: str(v) for k, v in body.items()}})
     back = _back(str(form.get("back") or ""), wo_id)
     raise web.HTTPSeeOther(f"{back}?{urlencode({'done': action})}")
+
+
+async def _refusal(view: View, wo_id: int, action: str, exc: work_orders.Refused) -> str | None:
+    """What was wrong, in the reader's words: the work order's status now (409), the field and its problem (422)."""
+    if exc.status == 409:
+        async with view.rt.db.read() as session:
+            wo = await store.by_id(session, wo_id)
+        if wo is not None and wo.status in STATUS_KEYS:
+            return view.t("console.refused_status", status=view.t(STATUS_KEYS[wo.status]))
+    if exc.status == 422 and exc.errors:
+        name, problem = exc.errors[0].get("field", ""), exc.errors[0].get("message", "")
+        key = "console.field.rectify_note" if (name, action) == ("note", "rectify") else FIELD_KEYS.get(name)
+        if key is None:
+            return None
+        field = view.t(key)
+        if problem == "required":
+            return view.t("console.field_required", field=field)
+        if problem == CONTROL_MESSAGE:
+            return view.t("page.control_characters", field=field)
+        return view.t("console.field_invalid", field=field)
+    return None
 
 
 def _day_bound(value: str | None, tz: Any, *, end: bool) -> tuple[str, datetime | None]:
@@ -420,9 +463,9 @@ async def audit_page(request: web.Request) -> web.Response:
     events = []
     for e in rows[:AUDIT_PAGE]:
         key = AUDIT_ACTION_KEYS.get(e.action)
-        events.append({"id": e.id, "at": view.when(e.at), "at_iso": e.at.isoformat(), "actor": e.actor,
+        events.append({"id": e.id, "at": view.when(e.at), "at_iso": e.at.isoformat(), "actor": view.actor(e.actor),
                        "action": e.action, "label": view.t(key) if key else e.action,
-                       "target": f"{e.target_kind} {e.target_id}" if e.target_kind else "",
+                       "target": _audit_target(view, e.target_kind, e.target_id),
                        "details": json.dumps(e.details, ensure_ascii=False) if e.details is not None else "",
                        "address": e.address or ""})
     older = None
@@ -431,6 +474,18 @@ async def audit_page(request: web.Request) -> web.Response:
         older = "/console/audit?" + urlencode({**query, "before": str(rows[AUDIT_PAGE - 1].id)})
     return view.page("console_audit.html", title, "audit", events=events, older=older, action=action,
                      actions=[(a, view.t(k)) for a, k in AUDIT_ACTION_KEYS.items()], start=start_text, end=end_text)
+
+
+def _audit_target(view: View, kind: str | None, target_id: str | None) -> str:
+    """What an audit row is about, in words: 工单 12, 用户 3, 导出 工单（XLSX）, 统计期 2026-11."""
+    if not kind:
+        return ""
+    if kind == "export":
+        what, _dot, fmt = (target_id or "").rpartition(".")
+        if what in EXPORT_KEYS and fmt in EXPORT_FORMATS:
+            target_id = view.t("console.export_file", what=view.t(EXPORT_KEYS[what]), format=EXPORT_FORMATS[fmt])
+    label = view.t(AUDIT_TARGET_KEYS[kind]) if kind in AUDIT_TARGET_KEYS else kind
+    return f"{label} {target_id}" if target_id else label
 
 
 async def to_console(request: web.Request) -> web.StreamResponse:

@@ -86,7 +86,16 @@ async def check_csrf(request: web.Request, who: Who) -> None:
     form = await request.post()
     token = str(form.get("csrf") or "")
     if not pages.same_origin(request) or not hmac.compare_digest(token.encode(), who.session.csrf.encode()):
-        raise web.HTTPForbidden(text="the form is stale or did not come from this console; reload the page")
+        raise stale_form(request)
+
+
+def stale_form(request: web.Request) -> web.HTTPForbidden:
+    """403 for a form that is stale or came from elsewhere: a page that says so in the reader's language."""
+    locale = pages.locale_of(request)
+    t = runtime(request).catalogs.text
+    page = pages.render(request, "console_base.html", locale, 403, who=None, nav=[], section="", flash=None,
+                        title=t(locale, "console.stale_title"), error=t(locale, "console.stale_form"))
+    return web.HTTPForbidden(text=page.text, content_type="text/html", headers=pages.SECURITY_HEADERS)
 
 
 def _login_page(request: web.Request, *, error: str | None = None, status: int = 200,

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from bot.simulator import CHANNELS, MAX_JUMP, Sim, SimError, Simulator
 from bot.web import pages, rating_page
-from bot.web.common import RUNTIME_OF_REQUEST, json_response, read_json, runtime
+from bot.web.common import NOW_OF_REQUEST, RUNTIME_OF_REQUEST, json_response, read_json, runtime
 
 COOKIE = "hcp_sim"
 SIMULATOR = web.AppKey("simulator", Simulator)
@@ -113,9 +113,15 @@ async def _do(sim_: Simulator, sim: Sim, action: str, body: dict[str, Any]) -> N
 
 
 async def rating(request: web.Request) -> web.StreamResponse:
-    """The rating page of a simulated case (its link in a simulated SMS), served on the world's store."""
+    """The rating page of a simulated case (its link in a simulated SMS), served on the world's store at the
+    simulated instant of the browser's simulator session (its cookie's path is /simulator/): the dates it shows,
+    whether the case can still be rated, and a rating's time are the simulator's. Without a session, the
+    service's clock."""
     sim_ = await _enabled(request)
     request[RUNTIME_OF_REQUEST] = sim_.rt
+    sim = await _sim(request, sim_)
+    if sim is not None:
+        request[NOW_OF_REQUEST] = sim_.now(sim)
     return await (rating_page.show if request.method == "GET" else rating_page.submit)(request)
 
 

@@ -24,6 +24,33 @@
       pad(local.getUTCHours()) + ":" + pad(local.getUTCMinutes());
   }
 
+  // http(s) URLs in a message: up to a space, a quotation mark or CJK punctuation; a trailing full stop,
+  // comma or bracket is the sentence's, not the link's.
+  var URL_IN_TEXT = /https?:\/\/[^\s<>"'\u3000-\u303f\uff00-\uffef]+/g;
+
+  // The message's text as text nodes, its http(s) URLs as links (DOM nodes only: never markup from a message).
+  // A simulated rating link (/simulator/r/…) opens on the origin this page was opened from: the public URL in
+  // the message may name an address this browser does not reach the service by.
+  function linked(parent, text) {
+    var at = 0;
+    text.replace(URL_IN_TEXT, function (found, index) {
+      var url = found.replace(/[.,;:!?)\]]+$/, "");
+      var parsed;
+      try { parsed = new URL(url); } catch (e) { return found; }
+      if (parsed.protocol !== "http:" && parsed.protocol !== "https:") return found;
+      parent.appendChild(document.createTextNode(text.slice(at, index)));
+      var a = document.createElement("a");
+      a.href = parsed.pathname.indexOf("/simulator/r/") === 0 ? parsed.pathname + parsed.search : parsed.href;
+      a.target = "_blank";
+      a.rel = "noopener";
+      a.textContent = url;
+      parent.appendChild(a);
+      at = index + url.length;
+      return found;
+    });
+    parent.appendChild(document.createTextNode(text.slice(at)));
+  }
+
   function bubble(entry, spoken) {
     var div = document.createElement("div");
     if (entry.dir === "system") {
@@ -39,7 +66,7 @@
       div.className = "bubble " + (entry.dir === "in" ? "in" : (spoken ? "spoken" : "out"));
       var text = entry.text;
       if (spoken && entry.dir === "in") text = entry.silence ? label("silence") : label("key") + " " + text;
-      div.appendChild(document.createTextNode(text));
+      linked(div, text);
     }
     div.setAttribute("data-dir", entry.dir);
     var time = document.createElement("time");

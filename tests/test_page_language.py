@@ -1,0 +1,409 @@
+"""Chinese first (issue 19): every page the service has speaks the reader's language, and nothing else.
+
+Each page is fetched as a browser asks for it (Accept-Language: zh-CN, zh-TW, en-US) and read as its reader
+reads it: the text of its elements, without scripts, styles, <code> (code shown as code: the audit's action
+codes and stored details), attribute values, and what is marked as written in another language (the language
+switch names each language in its own words). From what remains the data the test created is taken out
+(case numbers, item and agency names, user names, what people typed), with URLs and paths, e-mail addresses
+and the codes that hold a digit (case numbers, agency codes, masked numbers, ids). Then a Chinese page holds
+no Latin word but the names of file types in brackets after what the file holds (工单（XLSX）), an English page
+no Chinese, and no page a time with seconds (a deadline at midnight reads 2026年11月28日 00:00).
+
+The tour goes through every page: the rating page behind a reminder's link (the form, each refusal of a form,
+the thanks, the follow-up, used, expired, barred, a tampered link), the console (the log-in and its refusals,
+the queue, the work orders list, a work order at every status with its history written by the service, the
+business systems, agents and a rater's SMS, the callback script, a revealed number, each refused action, a stale
+form, the dashboard, the audit table, the pages that are not there), the service's home page and the simulator
+page. The mini-program has no page of ours (its API answers JSON).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+from console_support import (
+    AGENCY_A,
+    AGENCY_A_NAME,
+    AGENCY_B,
+    AGENCY_B_NAME,
+    PASSWORD,
+    Browser,
+    add_user,
+    csrf,
+    order_at,
+)
+from helpers import PUBLIC_URL, Hcp, without_providers
+
+from bot.limits import shown
+from store import contacts as contact_store
+from store.models import Case
+
+LANGUAGES = {"zh_Hans": "zh-CN,zh;q=0.9,en;q=0.5", "zh_Hant": "zh-TW,zh;q=0.9,en;q=0.5", "en": "en-US,en;q=0.9"}
+CHINESE = ("zh_Hans", "zh_Hant")
+# The Latin a Chinese page may hold besides data: the names of file types, which Chinese writes so too, in
+# brackets after what the file holds (导出工单（XLSX）): never a word glued to the next label.
+LATIN_IN_CHINESE = ("（CSV）", "（XLSX）")
+# A callback asked by SMS as well as by an agent: a rater's answer is in a work order's history.
+POLICY = 'callback = { by = ["agent", "sms"] }\n'
+
+LATIN = re.compile(r"[A-Za-z]+")
+CJK = re.compile(r"[\u2e80-\u9fff\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef]+")
+SECONDS = re.compile(r"\d{1,2}:\d{2}:\d{2}")
+URL = re.compile(r"https?://[^\s\"'<>]+")
+EMAIL = re.compile(r"[A-Za-z0-9_.+-]+@[A-Za-z0-9_.-]+")
+PATH = re.compile(r"(?<![A-Za-z0-9_.-])/[A-Za-z0-9_.{}/?=&%:-]+")
+CODE = re.compile(r"[A-Za-z0-9_.+*-]*\d[A-Za-z0-9_.+*-]*")  # a code with a digit: case numbers, ids, masks
+VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track",
+                  "wbr"})
+UNREAD = frozenset({"script", "style", "code", "template"})
+
+
+class Visible(HTMLParser):
+    """The text a reader of a page reads in the page's language."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.lang = ""
+        self.open: list[tuple[str, bool]] = []  # (tag, unread)
+        self.parts: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        lang = (dict(attrs).get("lang") or "").lower()
+        if tag == "html":
+            self.lang = lang
+            return
+        if tag not in VOID:
+            self.open.append((tag, tag in UNREAD or bool(lang and lang != self.lang)))
+
+    def handle_endtag(self, tag: str) -> None:
+        for i in range(len(self.open) - 1, -1, -1):
+            if self.open[i][0] == tag:
+                del self.open[i:]
+                return
+
+    def handle_data(self, data: str) -> None:
+        if not any(unread for _tag, unread in self.open):
+            self.parts.append(data)
+
+
+@dataclass
+class Page:
+    name: str
+    status: int
+    content_type: str
+    body: str
+
+    def text(self) -> str:
+        """What the reader reads: the visible text of a page, the whole of any other answer (text/plain)."""
+        if self.content_type != "text/html":
+            return self.body
+        parser = Visible()
+        parser.feed(self.body)
+        parser.close()
+        return " ".join(" ".join(parser.parts).split())
+
+
+class Reader(Browser):
+    """The console's cookie-keeping browser, in one language."""
+
+    def __init__(self, hcp: Hcp, accept: str) -> None:
+        super().__init__(hcp)
+        self.accept = accept
+
+    async def request(self, method: str, path: str, data: Any = None, headers: dict[str, str] | None = None
+                      ) -> tuple[int, str, Any]:
+        return await super().request(method, path, data, {"Accept-Language": self.accept, **(headers or {})})
+
+
+@dataclass
+class Tour:
+    hcp: Hcp
+    language: str
+    pages: list[Page] = field(default_factory=list)
+    data: set[str] = field(default_factory=lambda: {
+        "居民身份证换领", "440500-000-XK-0001", AGENCY_A, AGENCY_A_NAME, AGENCY_B, AGENCY_B_NAME, "李四", "G1024",
+        "张三", "窗口人员态度冷淡", "已约谈窗口人员"})
+    later: list[tuple[str, str, str]] = field(default_factory=list)  # pages to see once the clock moved on
+
+    def reader(self) -> Reader:
+        return Reader(self.hcp, LANGUAGES[self.language])
+
+    def keep(self, name: str, browser: Browser, status: int, text: str, expect: int, has: str | None) -> str:
+        assert status == expect, (name, status, text[:500])
+        assert has is None or has in text, (name, has, text[:2000])
+        self.pages.append(Page(name, status, browser.last.content_type, text))
+        return text
+
+    async def get(self, name: str, path: str, who: Browser | None = None, expect: int = 200,
+                  has: str | None = None) -> str:
+        browser = who or self.reader()
+        status, text = await browser.get(path)
+        return self.keep(name, browser, status, text, expect, has)
+
+    async def post(self, name: str, path: str, form: dict[str, str], who: Browser | None = None,
+                   expect: int = 200, has: str | None = None) -> str:
+        browser = who or self.reader()
+        status, text, _location = await browser.post(path, form)
+        return self.keep(name, browser, status, text, expect, has)
+
+    async def user(self, name: str, role: str, *agencies: str) -> Reader:
+        await add_user(self.hcp, name, role, *agencies)
+        self.data.add(name)
+        browser = self.reader()
+        status, _page, _location = await browser.login(name, follow=False)
+        assert status == 303, (name, status)
+        return browser
+
+    async def order(self, step: str, **kw: Any) -> tuple[int, str]:
+        case_no, wo_id, phone = await order_at(self.hcp, step, **kw)
+        self.data.add(case_no)
+        return wo_id, phone
+
+    async def act(self, who: Browser, wo_id: int, action: str, name: str | None = None, expect: int = 200,
+                  **form: str) -> str:
+        path = f"/console/orders/{wo_id}"
+        token = await who.token(path)
+        self.data.update(v for k, v in form.items() if k in ("note", "reason"))
+        if name is None:
+            status, _text, _location = await who.post(f"{path}/act/{action}", {"csrf": token, **form})
+            assert status == expect, (action, status)
+            return ""
+        return await self.post(name, f"{path}/act/{action}", {"csrf": token, **form}, who, expect)
+
+
+async def rating_pages(tour: Tour) -> None:
+    hcp = tour.hcp
+    case_no, _phone, sms = await hcp.reminded()
+    tour.data.add(case_no)
+    [token] = re.findall(re.escape(PUBLIC_URL) + r"/r/([A-Za-z0-9._-]+)", sms["body"])
+    link = f"/r/{token}"
+    await tour.get("rating: the form", link, has='name="grade"')
+    await tour.post("rating: no grade", link, {}, expect=422, has='role="alert"')
+    await tour.post("rating: a bad grade without a reason", link, {"grade": "very_dissatisfied"}, expect=422)
+    await tour.post("rating: other without words", link, {"grade": "dissatisfied", "reasons": "other"}, expect=422)
+    typed = "态度\x07差"
+    tour.data.add(shown(typed))
+    await tour.post("rating: control characters", link, {"grade": "dissatisfied", "reasons": "attitude",
+                                                        "text": typed}, expect=422)
+    await tour.post("rating: thanks, a follow-up to come", link, {"grade": "basically_satisfied"},
+                    has=f'href="{link}"')
+    await tour.get("rating: the follow-up form", link, has='name="grade"')
+    await tour.post("rating: thanks", link, {"grade": "very_satisfied"})
+    await tour.get("rating: used", link, has="notice-used")
+    await tour.post("rating: used, posted", link, {"grade": "satisfied"}, expect=409)
+    await tour.get("rating: a tampered link", link[:-2] + ("AA" if not link.endswith("AA") else "BB"), expect=404)
+
+    # A case its rater never rated: the default is applied when the window is over.
+    old = await hcp.post_case(completed_at="2026-11-02T10:00:00+08:00", phone=hcp.new_phone())
+    tour.data.add(old["case_no"])
+    counts = await hcp.tick(hcp.clock())
+    assert counts["defaults"] >= 1, counts
+    tour.later.append(("rating: expired", f"/r/{hcp.rt.links.token(old['id'])}", "notice-expired"))
+
+    # A barred rater (the blacklist's bar, set as the tick sets it).
+    barred = await hcp.post_case(phone=hcp.new_phone())
+    tour.data.add(barred["case_no"])
+    async with hcp.rt.db.write() as session:
+        case = await session.get(Case, barred["id"])
+        await contact_store.bar(session, case.phone_contact_id, hcp.clock() + timedelta(days=30))
+    await tour.get("rating: barred", f"/r/{hcp.rt.links.token(barred['id'])}", expect=403, has="notice-barred")
+
+
+async def console_pages(tour: Tour) -> None:
+    hcp = tour.hcp
+    boss = await tour.user("boss", "admin")
+    l1 = await tour.user("l1user", "l1")
+    l2 = await tour.user("l2a", "l2", AGENCY_A)
+    agent = await tour.user("agent1", "agent")
+
+    created, _ = await tour.order("created")
+    dispatched, _ = await tour.order("dispatched")
+    rectified, _ = await tour.order("rectified")
+    reviewed, _ = await tour.order("reviewed")
+    closed, _ = await tour.order("closed")
+    elsewhere, _ = await tour.order("dispatched", agency=(AGENCY_B, AGENCY_B_NAME))
+    pending, _ = await tour.order("dispatched")
+    await tour.act(l2, pending, "appeal", reason="评价人所述与事实不符")
+    decided, _ = await tour.order("dispatched")
+    await tour.act(l2, decided, "appeal", reason="当天系统故障")
+    await tour.act(l1, decided, "decide-appeal", upheld="true", note="情况属实")
+    reopened, _ = await tour.order("reviewed")
+    await tour.act(agent, reopened, "callback", result="dissatisfied", note="仍不满意")
+    answered, phone = await tour.order("reviewed")
+    counts = await hcp.tick(hcp.clock())  # the SMS questions of the callbacks go out
+    assert counts["sent"] >= 1, counts
+    reply = await hcp.sms(phone, "1")
+    assert reply.status == 200, reply
+
+    # The log-in.
+    anonymous = tour.reader()
+    page = await tour.get("log-in", "/console/login", anonymous, has='name="password"')
+    await tour.post("log-in: wrong password", "/console/login",
+                    {"username": "l1user", "password": "wrong-password", "csrf": csrf(page)}, anonymous, expect=401)
+    page = await tour.get("log-in, again", "/console/login", anonymous)
+    await tour.post("log-in: missing", "/console/login", {"username": "", "password": "", "csrf": csrf(page)},
+                    who=anonymous, expect=422)
+    await tour.post("log-in: stale form", "/console/login", {"username": "l1user", "password": PASSWORD},
+                    expect=403)
+    guesser = tour.reader()
+    tour.data.add("ghost")
+    for _ in range(8):
+        _status, page = await guesser.get("/console/login")
+        status, text, _location = await guesser.post("/console/login", {"username": "ghost", "password": "x" * 12,
+                                                                         "csrf": csrf(page)})
+        if status == 429:
+            tour.keep("log-in: throttled", guesser, status, text, 429, None)
+            break
+    else:
+        pytest.fail("the log-in was never throttled")
+
+    # The queue, the list, the work orders.
+    await tour.get("queue", "/console/queue", agent, has=f'data-work-order="{reviewed}"')
+    await tour.get("queue: done", "/console/queue?done=callback", agent)
+    await tour.get("queue: not for this role", "/console/queue", l2, expect=403)
+    await tour.get("orders", "/console/orders", l1)
+    await tour.get("orders: all", "/console/orders?status=", l1)
+    for status in ("created", "dispatched", "rectified", "reviewed", "closed"):
+        await tour.get(f"orders: {status}", f"/console/orders?status={status}", l1)
+    await tour.get("orders: done", "/console/orders?done=dispatch", l1)
+    for name, wo_id in (("created", created), ("dispatched", dispatched), ("rectified", rectified),
+                        ("reviewed", reviewed), ("closed", closed), ("appeal pending", pending),
+                        ("appeal upheld", decided), ("reopened", reopened), ("answered by SMS", answered)):
+        await tour.get(f"work order: {name}", f"/console/orders/{wo_id}", l1, has='class="history"')
+    await tour.get("work order: the callback script", f"/console/orders/{reviewed}", agent, has='class="script"')
+    await tour.post("work order: the number revealed", f"/console/orders/{reviewed}/reveal",
+                    {"csrf": await agent.token(f"/console/orders/{reviewed}")}, agent, has='href="tel:')
+    await tour.act(l2, created, "dispatch", "refused: not this role", expect=403)
+    await tour.act(l1, dispatched, "review", "refused: not now", expect=409)
+    await tour.act(l2, dispatched, "rectify", "refused: no note", expect=422, note=" ")
+    await tour.act(l1, dispatched, "undo", "refused: no such action", expect=404)
+    await tour.post("refused: a stale form", f"/console/orders/{dispatched}/act/dispatch", {"csrf": "stale"}, l1,
+                    expect=403)
+    await tour.get("work order: another agency's", f"/console/orders/{elsewhere}", l2, expect=404)
+    await tour.get("work order: none", "/console/orders/999999", l1, expect=404)
+    await tour.get("work order: not an id", "/console/orders/abc", l1, expect=404)
+
+    # The statistics and the audit table, after the deadlines passed: overdue work orders.
+    hcp.clock.set(hcp.clock() + timedelta(days=30))
+    counts = await hcp.tick(hcp.clock())
+    assert counts["overdue"] >= 1, counts
+    for browser, name in ((l1, "l1user"), (boss, "boss")):  # their sessions ended meanwhile
+        status, _page, _location = await browser.login(name, follow=False)
+        assert status == 303, (name, status)
+    await tour.get("work order: overdue", f"/console/orders/{created}", l1, has="badge overdue")
+    await tour.get("orders: overdue", "/console/orders?status=&overdue=true", l1)
+    await tour.get("dashboard", "/console/dashboard", l1, has="data-chart")
+    await tour.get("dashboard: a period", "/console/dashboard?from=2026-11-01&to=2026-12-31", boss)
+    await tour.get("audit", "/console/audit", boss, has="data-audit")
+    await tour.get("audit: user.create", "/console/audit?action=user.create", boss, has="data-audit")
+    await tour.get("audit: admins only", "/console/audit", l1, expect=403)
+
+
+async def tour(hcp: Hcp, language: str) -> Tour:
+    the_tour = Tour(hcp, language)
+    await the_tour.get("home", "/")
+    await rating_pages(the_tour)
+    await console_pages(the_tour)
+    for name, path, has in the_tour.later:
+        await the_tour.get(name, path, has=has)
+    return the_tour
+
+
+def without_data(text: str, data: set[str]) -> str:
+    for value in sorted(data, key=len, reverse=True):
+        text = text.replace(value, " ")
+    for pattern in (URL, EMAIL, PATH, CODE):
+        text = pattern.sub(" ", text)
+    return text
+
+
+def context(text: str, match: re.Match[str]) -> str:
+    return text[max(0, match.start() - 24):match.end() + 24]
+
+
+def latin_words(pages: list[Page], data: set[str]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for page in pages:
+        text = without_data(page.text(), data)
+        for allowed in LATIN_IN_CHINESE:
+            text = text.replace(allowed, " ")
+        words = [context(text, m) for m in LATIN.finditer(text)]
+        if words:
+            found[page.name] = words
+    return found
+
+
+def chinese_words(pages: list[Page], data: set[str]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for page in pages:
+        text = without_data(page.text(), data)
+        words = [context(text, m) for m in CJK.finditer(text)]
+        if words:
+            found[page.name] = words
+    return found
+
+
+def times_with_seconds(pages: list[Page]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for page in pages:
+        text = page.text()
+        hits = [context(text, m) for m in SECONDS.finditer(text)]
+        if hits:
+            found[page.name] = hits
+    return found
+
+
+@pytest.fixture
+def policy_path(tmp_path: Path) -> str:
+    path = tmp_path / "policy.toml"
+    path.write_text(POLICY, encoding="utf-8")
+    return str(path)
+
+
+@pytest.fixture
+def providers() -> bool:
+    """Whether SMS, WeChat and voice providers are configured (the simulator needs none)."""
+    return True
+
+
+@pytest.fixture
+def settings(settings: Any, providers: bool) -> Any:
+    return settings if providers else without_providers(settings)
+
+
+@pytest.mark.parametrize("language", CHINESE)
+async def test_a_chinese_page_holds_no_english_word(hcp, language):
+    seen = await tour(hcp, language)
+    found = latin_words(seen.pages, seen.data)
+    assert not found, f"Latin words on {language} pages: {found}"
+
+
+async def test_an_english_page_holds_no_chinese_but_the_data(hcp):
+    seen = await tour(hcp, "en")
+    found = chinese_words(seen.pages, seen.data)
+    assert not found, f"Chinese on English pages: {found}"
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+async def test_no_time_on_a_page_has_seconds(hcp, language):
+    seen = await tour(hcp, language)
+    found = times_with_seconds(seen.pages)
+    assert not found, f"times with seconds on {language} pages: {found}"
+
+
+@pytest.mark.parametrize("providers", [False])
+@pytest.mark.parametrize("language", LANGUAGES)
+async def test_the_simulator_page_speaks_the_readers_language(hcp, language):
+    the_tour = Tour(hcp, language)
+    await the_tour.get("simulator", "/simulator/", has='id="sim"')
+    if language in CHINESE:
+        assert not latin_words(the_tour.pages, set()), latin_words(the_tour.pages, set())
+    else:
+        assert not chinese_words(the_tour.pages, set()), chinese_words(the_tour.pages, set())
+    assert not times_with_seconds(the_tour.pages)
