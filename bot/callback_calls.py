@@ -20,8 +20,8 @@ from bot.hotline import Spoken
 from bot.i18n import SOURCE
 from bot.limits import parse_id
 from bot.runtime import Runtime
-from channels import twilio_voice
 from channels.base import Sent
+from channels.twilio import voice as twilio_voice
 from dialogs import keypad
 from dialogs import messages as m
 from dialogs.keypad import KeyState

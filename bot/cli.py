@@ -74,6 +74,7 @@ async def serve(settings: Settings, host: str, port: int, run_scheduler: bool) -
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    await rt.sms_channel.start()  # a gateway's connection (CMPP) opens now and is kept while serve runs
     task = asyncio.create_task(scheduler.loop(rt)) if run_scheduler else None
     try:
         await stop.wait()

@@ -9,10 +9,13 @@ from __future__ import annotations
 import ipaddress
 import os
 import tomllib
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from channels.registry import SMS_PROVIDERS, provider_keys
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///haochaping.db"
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8080"
@@ -29,8 +32,10 @@ KEYS = (
     "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_SMS_FROM", "TWILIO_API_BASE_URL",
     "WECHAT_TOKEN", "WECHAT_ENCODING_AES_KEY", "WECHAT_APP_ID", "WECHAT_APP_SECRET",
     "WECHAT_MP_APP_ID", "WECHAT_MP_APP_SECRET", "WECHAT_MP_TEMPLATE_ID", "WECHAT_MP_PAGE",
-    "WECHAT_API_BASE_URL",
+    "WECHAT_API_BASE_URL", "HAOCHAPING_SMS_PROVIDER",
+    *(key for key in provider_keys() if not key.startswith("TWILIO_")),  # each SMS provider's own variables
 )
+NAMED_PROVIDER_KEYS = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_SMS_FROM", "TWILIO_API_BASE_URL")
 
 
 class ConfigError(ValueError):
@@ -90,9 +95,24 @@ class Settings:
     redis_max_connections: int = 50
     redis_pool_timeout: float = 5.0
 
+    # HAOCHAPING_SMS_PROVIDER, and the variables of the SMS providers beyond Twilio's (which have fields above).
+    sms_provider: str | None = None
+    provider_values: Mapping[str, str] = field(default_factory=dict)
+
     @property
     def twilio_enabled(self) -> bool:
         return bool(self.twilio_account_sid and self.twilio_auth_token)
+
+    @property
+    def sms_provider_name(self) -> str:
+        """The SMS provider: HAOCHAPING_SMS_PROVIDER, else Twilio when TWILIO_ACCOUNT_SID is set, else local."""
+        return self.sms_provider or ("twilio" if self.twilio_account_sid else "local")
+
+    def sms_provider_values(self) -> dict[str, str]:
+        """Every SMS provider variable that is set, Twilio's from their fields."""
+        named = dict(zip(NAMED_PROVIDER_KEYS, (self.twilio_account_sid, self.twilio_auth_token, self.twilio_sms_from,
+                                               self.twilio_api_base_url), strict=True))
+        return {**self.provider_values, **{k: v for k, v in named.items() if v}}
 
     @property
     def production(self) -> bool:
@@ -145,6 +165,15 @@ def _file_values(path: Path) -> dict[str, str]:
             raise ConfigError(f"{path}: unknown key {key!r}")
         out[name] = str(value).lower() if isinstance(value, bool) else str(value)
     return out
+
+
+def _sms_provider(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    name = raw.strip().lower()
+    if name not in SMS_PROVIDERS:
+        raise ConfigError(f"HAOCHAPING_SMS_PROVIDER: expected one of {', '.join(SMS_PROVIDERS)}, got {raw!r}")
+    return name
 
 
 def _networks(raw: str | None) -> tuple[str, ...]:
@@ -236,6 +265,8 @@ def load_settings(env: dict[str, str] | None = None, cwd: Path | None = None) ->
         wechat_mp_template_id=get("WECHAT_MP_TEMPLATE_ID"),
         wechat_mp_page=get("WECHAT_MP_PAGE"),
         wechat_api_base_url=get("WECHAT_API_BASE_URL"),
+        sms_provider=_sms_provider(get("HAOCHAPING_SMS_PROVIDER")),
+        provider_values={k: v for k in provider_keys() if k not in NAMED_PROVIDER_KEYS and (v := get(k))},
         simulator=switches["HAOCHAPING_SIMULATOR"],
         tick_interval=seconds["HAOCHAPING_TICK_INTERVAL"],
         send_lease=seconds["HAOCHAPING_SEND_LEASE"],

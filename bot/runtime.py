@@ -17,12 +17,11 @@ from bot.policy import Policy, load_policy
 from bot.state import SessionState, open_state, tokens_for
 from bot.timing import Timing
 from bot.workdays import WorkCalendar
-from channels.base import TextSender
-from channels.local import LocalSender
-from channels.twilio_sms import TwilioSender
-from channels.twilio_voice import TwilioCaller
-from channels.wechat_api import WeChatApi
-from channels.wechat_official import OfficialAccount
+from channels.base import ConfigProblem, ProviderConfig, SmsChannel, TextSender
+from channels.registry import SMS_PROVIDERS
+from channels.twilio.voice import TwilioCaller
+from channels.wechat.api import WeChatApi
+from channels.wechat.official import OfficialAccount
 from dialogs.rating import Rules
 from dialogs.types import Reply
 from store import migrate
@@ -41,7 +40,8 @@ class Runtime:
     catalogs: Catalogs
     timing: Timing
     links: Links
-    sms: TextSender
+    sms_channel: SmsChannel  # the configured SMS provider (its webhooks, its health)
+    sms: TextSender  # its sender
     rules: Rules
     wechat: OfficialAccount | None = None  # the official account's callbacks (WECHAT_TOKEN)
     wechat_api: WeChatApi | None = None  # its server API (customer-service messages)
@@ -75,22 +75,20 @@ class Runtime:
             await self.simulator.close()
         if self.http is not None:
             await self.http.close()
-        await self.sms.close()
+        await self.sms_channel.close()
         if self.caller is not None:
             await self.caller.close()
         await self.state.close()
         await self.db.close()
 
 
-def make_sms(settings: Settings) -> TextSender:
-    if settings.twilio_enabled:
-        assert settings.twilio_account_sid and settings.twilio_auth_token
-        return TwilioSender(
-            settings.twilio_account_sid, settings.twilio_auth_token, settings.twilio_sms_from,
-            base_url=settings.twilio_api_base_url,
-            status_callback=f"{settings.public_url}/webhooks/twilio/sms/status", timeout=settings.send_timeout,
-        )
-    return LocalSender()
+def open_sms(settings: Settings) -> SmsChannel:
+    """The configured SMS provider (channels/registry.py): its sender and its webhooks."""
+    provider = SMS_PROVIDERS[settings.sms_provider_name]
+    try:
+        return provider.open(ProviderConfig(settings.sms_provider_values(), settings.public_url, settings.send_timeout))
+    except ConfigProblem as exc:
+        raise ConfigError(str(exc)) from None
 
 
 async def check_sealed_with(db: Database, secret: str) -> None:
@@ -106,6 +104,7 @@ async def check_sealed_with(db: Database, secret: str) -> None:
 async def open_runtime(settings: Settings) -> Runtime:
     """Open the store (schema brought to the current revision), the state and the providers."""
     policy = load_policy(settings.policy_path)
+    sms_channel = open_sms(settings)  # a provider that cannot work refuses before anything opens
     db = Database(settings.database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow,
                   pool_timeout=settings.db_pool_timeout)
     try:
@@ -134,7 +133,8 @@ async def open_runtime(settings: Settings) -> Runtime:
         timing=Timing(policy, calendar),
         links=Links(settings.public_url, sealer.subkey("links"),
                     previous=Sealer(s.previous_secret_key).subkey("links") if s.previous_secret_key else None),
-        sms=make_sms(settings),
+        sms_channel=sms_channel,
+        sms=sms_channel.sender,
         rules=Rules(
             reasons=tuple(policy.reasons),
             labels=tuple(policy.reasons.values()),

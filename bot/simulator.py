@@ -31,7 +31,7 @@ from typing import Any
 from bot import conversation, hotline, intake, scheduler, views
 from bot.i18n import SOURCE
 from bot.runtime import Runtime, open_runtime
-from channels.twilio_voice import parse_state, state_query
+from channels.twilio.voice import parse_state, state_query
 from dialogs.addresses import mask_openid, mask_phone
 from dialogs.types import Inbound
 from store import cases as case_store

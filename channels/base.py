@@ -1,10 +1,16 @@
-"""What a provider's answer to a send means for the outbox (after nyaruka/courier's typed errors)."""
+"""What every provider shares: what an answer to a send means for the outbox (after nyaruka/courier's typed
+errors), and the seam between a provider's package and the application."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
+
+from aiohttp import web
+
+from dialogs.types import Inbound
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,3 +60,77 @@ class TextSender(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+# --- the seam between a provider's package and the application --------------------------------------------
+# A provider owns its configuration, webhook routes, parsing, signature or token checks, sending and error
+# classification; the application injects what to do with what arrives (SmsHandlers), so channels/ imports
+# nothing of bot/ (after Rasa's InputChannel.blueprint and nyaruka/courier's handlers).
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """A delivery report, in the outbox's vocabulary."""
+
+    provider_id: str  # the provider's id of the message, as its send returned it
+    status: str  # "queued", "sent", "delivered", "undelivered" or "failed"
+    error_code: str | None
+    stopped: bool  # the person unsubscribed at the provider: no more messages to them
+    at: datetime
+
+
+class SmsHandlers(Protocol):
+    """What the application does with what a provider brings."""
+
+    def now(self) -> datetime:
+        """The instant a request is handled at (the application's clock: tests move it)."""
+        ...
+
+    async def message(self, inbound: Inbound) -> list[str]:
+        """Act on a person's message once, however often it is delivered; the texts to answer with now."""
+        ...
+
+    async def receipt(self, receipt: Receipt) -> None: ...
+
+
+class SmsChannel(Protocol):
+    """One configured SMS provider: its sender and its webhooks."""
+
+    name: str
+    sender: TextSender
+
+    def routes(self, router: web.UrlDispatcher, handlers: SmsHandlers) -> None:
+        """Register its webhooks, answering with `handlers`."""
+        ...
+
+    async def start(self) -> None:
+        """Open what must stay open while the service runs (a gateway's connection); HTTP providers: nothing."""
+        ...
+
+    async def close(self) -> None: ...
+
+    def health(self) -> str | None:
+        """None when there is nothing to report; else "ok" or "down: why" (shown by /healthz)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderConfig:
+    """A provider's configuration as the operator gave it, and what every provider needs to know."""
+
+    values: Mapping[str, str]  # its own variables (SmsProvider.keys) that are set
+    public_url: str  # how the world reaches the service (signature checks, callback addresses)
+    send_timeout: float  # seconds one request to the provider may take
+
+
+@dataclass(frozen=True, slots=True)
+class SmsProvider:
+    """An entry of channels/registry.py."""
+
+    name: str  # HAOCHAPING_SMS_PROVIDER's value
+    keys: tuple[str, ...]  # the configuration variables it reads
+    open: Callable[[ProviderConfig], SmsChannel]
+
+
+class ConfigProblem(ValueError):
+    """A provider's configuration that cannot work: the service refuses to start, naming the variable."""

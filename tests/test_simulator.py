@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 from conftest import BACKENDS
-from helpers import PUBLIC_URL, TOKEN, without_providers
+from helpers import PUBLIC_URL, TOKEN, Hcp, without_providers
 
 from bot import simulator, views
 from bot.config import Settings, load_settings
@@ -669,16 +670,21 @@ async def test_the_simulator_stores_what_a_signed_twilio_webhook_stores(hcp, set
         doc = await sim.do("text", {"channel": "sms", "text": body})
         sim_replies.append([e["text"] for e in doc["sms"] if e["dir"] == "out" and "kind" not in e][-1])
 
-    hcp.rt.settings = dataclasses.replace(settings, twilio_account_sid=fake_twilio.account_sid,
-                                          twilio_auth_token=fake_twilio.auth_token)
+    # The same replies as Twilio delivers them, to the same store, through a service with Twilio as its SMS
+    # provider (only the configured provider's webhooks exist).
+    twilio = await open_runtime(dataclasses.replace(settings, twilio_account_sid=fake_twilio.account_sid,
+                                                    twilio_auth_token=fake_twilio.auth_token))
+    twilio.clock = hcp.clock
     try:
-        real_replies = []
-        for body in ("4", "1 3"):
-            reply = await hcp.sms(phone, body)
-            assert reply.status == 200, reply.raw
-            real_replies.append(reply.text)
+        async with TestClient(TestServer(build_app(twilio))) as client:
+            real_service = Hcp(rt=twilio, client=client, twilio=fake_twilio, clock=hcp.clock, wechat=hcp.wechat)
+            real_replies = []
+            for body in ("4", "1 3"):
+                reply = await real_service.sms(phone, body)
+                assert reply.status == 200, reply.raw
+                real_replies.append(reply.text)
     finally:
-        hcp.rt.settings = settings
+        await twilio.close()
 
     [simulated] = await world_evaluations(hcp, sim_case)
     [real] = await hcp.evaluations(real_case)

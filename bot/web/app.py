@@ -8,6 +8,7 @@ from aiohttp import web
 
 from bot.runtime import Runtime
 from bot.simulator import Simulator
+from bot.sms_road import SmsRoad
 from bot.web import (
     api,
     audit_api,
@@ -52,6 +53,7 @@ def build_app(rt: Runtime) -> web.Application:
     exports.setup(app)
     audit_api.setup(app)
     twilio_hooks.setup(app)
+    rt.sms_channel.routes(app.router, SmsRoad(rt))  # the SMS provider's own webhooks
     rating_page.setup(app)
     pages.setup(app)
     home.setup(app)

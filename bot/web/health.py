@@ -30,6 +30,9 @@ async def healthz(request: web.Request) -> web.Response:
             report["redis"] = f"down: {type(exc).__name__}"
     else:
         report["redis"] = "not configured (in-process state)"
+    provider = rt.sms_channel.health()  # a gateway kept connected (CMPP) says whether it is logged in
+    if provider is not None:
+        report[rt.sms_channel.name] = provider
     healthy = all(v == "ok" or v.startswith("not configured") for v in report.values())
     return json_response({"status": "ok" if healthy else "down", **report}, status=200 if healthy else 503)
 

@@ -1,5 +1,5 @@
-"""Twilio's webhooks: inbound SMS, delivery status callbacks, the 12345 keypad rating and the
-automated callback calls (CONTRACT "Webhooks")."""
+"""Twilio's voice webhooks: the 12345 keypad rating and the automated callback calls (CONTRACT "Webhooks").
+Twilio's SMS webhooks belong to its package (channels/twilio), registered when it is the SMS provider."""
 
 from __future__ import annotations
 
@@ -7,12 +7,10 @@ import logging
 
 from aiohttp import web
 
-from bot import callback_calls, conversation, hotline
+from bot import callback_calls, hotline
 from bot.web.common import now, runtime
-from channels import twilio_sms, twilio_voice
-from dialogs.parse import clean
-from dialogs.types import Inbound
-from store import contacts, outbox
+from channels.twilio import sms as twilio_sms
+from channels.twilio import voice as twilio_voice
 
 log = logging.getLogger("haochaping.twilio")
 ERROR_CODE_MAX = 16  # DeliveryReceipt.error_code
@@ -29,38 +27,6 @@ async def _verified_form(request: web.Request) -> dict[str, str]:
                                    request.headers.get("X-Twilio-Signature")):
         raise web.HTTPForbidden(text="invalid X-Twilio-Signature")
     return params
-
-
-async def sms_inbound(request: web.Request) -> web.Response:
-    params = await _verified_form(request)
-    rt = runtime(request)
-    sms = twilio_sms.parse_inbound(params)
-    texts: list[str] = []
-    if isinstance(sms, twilio_sms.Unusable):
-        log.info("inbound message %s not acted on: %s (%s)", params.get("MessageSid") or "-", sms.reason,
-                 sms.masked or "no sender")
-    else:
-        inbound = Inbound(channel="sms", address=sms.sender, text=sms.body, message_id=sms.sid,
-                          received_at=now(request), kind=sms.kind)
-        texts = (await conversation.handle(rt, inbound, "phone")).texts
-    return web.Response(text=twilio_sms.twiml_messages(texts), content_type="text/xml", charset="utf-8")
-
-
-async def sms_status(request: web.Request) -> web.Response:
-    params = await _verified_form(request)
-    rt = runtime(request)
-    sid = params.get("MessageSid") or params.get("SmsSid")
-    status = (params.get("MessageStatus") or params.get("SmsStatus") or "").lower()
-    # Twilio's error codes are five digits; anything else is kept cut to the column's 16 characters, clean.
-    code = clean(params.get("ErrorCode") or "").strip()[:ERROR_CODE_MAX] or None
-    if sid and status in outbox.RANK:
-        stamp = now(request)
-        stopped = bool(code and code.isascii() and code.isdigit() and int(code) in twilio_sms.STOP_CODES)
-        async with rt.db.write() as session:
-            message = await outbox.record_receipt(session, sid, status, code, stopped, stamp)
-            if message is not None and stopped:
-                await contacts.opt_out(session, message.contact_id, "provider", stamp)
-    return web.Response(status=204)
 
 
 TICKET_MAX = 100
@@ -131,8 +97,6 @@ async def call_status(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_post("/webhooks/twilio/sms", sms_inbound)
-    app.router.add_post("/webhooks/twilio/sms/status", sms_status)
     app.router.add_post("/webhooks/twilio/voice", voice_call)
     app.router.add_post("/webhooks/twilio/voice/keys", voice_keys)
     app.router.add_post("/webhooks/twilio/voice/callback", callback_call)

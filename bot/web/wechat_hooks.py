@@ -29,7 +29,7 @@ from bot import conversation, sender
 from bot.runtime import Runtime
 from bot.state import StateUnavailable
 from bot.web.common import now, runtime
-from channels.wechat_official import MAX_SKEW_SECONDS, Malformed, OfficialAccount, Refused
+from channels.wechat.official import MAX_SKEW_SECONDS, Malformed, OfficialAccount, Refused
 from dialogs.types import Inbound
 from store import contacts, outbox
 from store.models import OutboxMessage

@@ -21,7 +21,7 @@ from twilio.rest import Client
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
 from channels.base import Retry, SendResult, Sent
-from channels.twilio_sms import SEND_TIMEOUT, classify
+from channels.twilio.sms import SEND_TIMEOUT, classify
 from dialogs.addresses import normalize_phone
 from dialogs.grades import Grade
 from dialogs.keypad import Ask, KeyState
