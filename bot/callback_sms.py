@@ -41,7 +41,8 @@ async def ask(session: AsyncSession, rt: Runtime, wo: WorkOrder, case: Case, now
     await outbox.enqueue(session, OutboxMessage(
         kind="callback", channel="sms", case_id=case.id, contact_id=case.phone_contact_id,
         dedupe_key=f"callback:sms:{wo.id}:{wo.reopened}", body=rt.render(outcome.replies[0], case.locale),
-        status="pending", next_attempt_at=now, created_at=now, updated_at=now, provider=rt.sms.name))
+        payload=rt.sms_payload(outcome.replies[0], case.locale), status="pending", next_attempt_at=now,
+        created_at=now, updated_at=now, provider=rt.sms.name))
     await store.log(session, wo, "callback-sms", work_orders.SYSTEM.name, wo.status, wo.status, now)
     return True
 

@@ -32,7 +32,7 @@ KEYS = (
     "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_SMS_FROM", "TWILIO_API_BASE_URL",
     "WECHAT_TOKEN", "WECHAT_ENCODING_AES_KEY", "WECHAT_APP_ID", "WECHAT_APP_SECRET",
     "WECHAT_MP_APP_ID", "WECHAT_MP_APP_SECRET", "WECHAT_MP_TEMPLATE_ID", "WECHAT_MP_PAGE",
-    "WECHAT_API_BASE_URL", "HAOCHAPING_SMS_PROVIDER",
+    "WECHAT_API_BASE_URL", "HAOCHAPING_SMS_PROVIDER", "HAOCHAPING_SMS_RATE",
     *(key for key in provider_keys() if not key.startswith("TWILIO_")),  # each SMS provider's own variables
 )
 NAMED_PROVIDER_KEYS = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_SMS_FROM", "TWILIO_API_BASE_URL")
@@ -83,6 +83,8 @@ class Settings:
     # Seconds a request's headers may take to arrive (from the connection or the previous answer), and its
     # body (for the bulk endpoint: the longest silence while its body streams in). Slow senders are dropped.
     header_timeout: float = 60.0
+    # SMS sends per second this process makes through the provider (its account's rate limit); 0: no limit.
+    sms_rate: float = 0.0
     body_timeout: float = 60.0
     # Connection pools, per process (docs/configuration.md). The database's: pool_size kept open,
     # max_overflow more under load, and a request waits at most db_pool_timeout seconds for one (then
@@ -165,6 +167,18 @@ def _file_values(path: Path) -> dict[str, str]:
             raise ConfigError(f"{path}: unknown key {key!r}")
         out[name] = str(value).lower() if isinstance(value, bool) else str(value)
     return out
+
+
+def _rate(raw: str | None) -> float:
+    if raw is None:
+        return 0.0
+    try:
+        rate = float(raw)
+    except ValueError:
+        raise ConfigError(f"HAOCHAPING_SMS_RATE: expected messages per second, got {raw!r}") from None
+    if not 0 <= rate <= 100_000:
+        raise ConfigError(f"HAOCHAPING_SMS_RATE: expected 0 (no limit) to 100000 per second, got {raw!r}")
+    return rate
 
 
 def _sms_provider(raw: str | None) -> str | None:
@@ -272,6 +286,7 @@ def load_settings(env: dict[str, str] | None = None, cwd: Path | None = None) ->
         send_lease=seconds["HAOCHAPING_SEND_LEASE"],
         send_timeout=seconds["HAOCHAPING_SEND_TIMEOUT"],
         header_timeout=seconds["HAOCHAPING_HEADER_TIMEOUT"],
+        sms_rate=_rate(get("HAOCHAPING_SMS_RATE")),
         body_timeout=seconds["HAOCHAPING_BODY_TIMEOUT"],
         db_pool_size=counts["HAOCHAPING_DB_POOL_SIZE"],
         db_max_overflow=counts["HAOCHAPING_DB_MAX_OVERFLOW"],

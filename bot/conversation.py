@@ -9,7 +9,8 @@ what the store does not hold.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -43,6 +44,15 @@ class Answer:
     texts: list[str]
     duplicate: bool = False
     contact_id: int | None = None  # to send later replies to (WeChat answers slow work by API)
+    # The texts' replies and the language they were rendered in: a template provider sends a reply's key and
+    # values, not its text (bot/sms_templates.py).
+    replies: list[Reply] = field(default_factory=list)
+    locale: str = SOURCE
+
+
+def _answer(rt: Runtime, replies: Sequence[Reply], locale: str, contact_id: int | None) -> Answer:
+    return Answer([rt.render(reply, locale) for reply in replies], contact_id=contact_id, replies=list(replies),
+                  locale=locale)
 
 
 def case_view(rt: Runtime, case: Case | DueCase) -> CaseView:
@@ -106,7 +116,7 @@ async def _handle_locked(rt: Runtime, inbound: Inbound, contact_channel: str, ad
                 return await _callback_reply(session, rt, conv.state, inbound, contact.id, recent, now)
             if contact.barred_until is not None and contact.barred_until > now and not is_opt_out(inbound.text):
                 await conversations.save(session, contact.id, None, None, None, recent, now)
-                return Answer([rt.render(Reply(m.BARRED, {"until": contact.barred_until}), SOURCE)],
+                return _answer(rt, [Reply(m.BARRED, {"until": contact.barred_until})], SOURCE,
                               contact_id=contact_id)
             state = rating.State.from_json(conv.state) if (conv and conv.case_id and conv.state
                                                                 and not callback.is_callback(conv.state)) else None
@@ -131,7 +141,7 @@ async def _handle_locked(rt: Runtime, inbound: Inbound, contact_channel: str, ad
                                      recent, now)
             talked_about = current if (current and (nxt is None or nxt.case_id == current.id)) else oldest
             locale = talked_about.locale if talked_about else SOURCE
-    return Answer([rt.render(reply, locale) for reply in outcome.replies], contact_id=contact_id)
+    return _answer(rt, outcome.replies, locale, contact_id)
 
 
 async def _keyword(session: AsyncSession, rt: Runtime, conv: Conversation | None, inbound: Inbound, contact_id: int,
@@ -143,7 +153,7 @@ async def _keyword(session: AsyncSession, rt: Runtime, conv: Conversation | None
     stop = inbound.kind == "stop"
     await conversations.save(session, contact_id, None if stop or conv is None else conv.case_id,
                              None if stop else kept, None if stop or conv is None else conv.expires_at, recent, now)
-    return Answer([rt.render(reply, SOURCE) for reply in outcome.replies], contact_id=contact_id)
+    return _answer(rt, outcome.replies, SOURCE, contact_id)
 
 
 async def _callback_reply(session: AsyncSession, rt: Runtime, data: dict[str, Any], inbound: Inbound, contact_id: int,
@@ -156,7 +166,7 @@ async def _callback_reply(session: AsyncSession, rt: Runtime, data: dict[str, An
                              nxt.expires_at if nxt else None, recent, now)
     case = await case_store.by_id(session, state.case_id)
     locale = case.locale if case else SOURCE
-    return Answer([rt.render(reply, locale) for reply in outcome.replies], contact_id=contact_id)
+    return _answer(rt, outcome.replies, locale, contact_id)
 
 
 def _respond(rt: Runtime, state: rating.State | None, inbound: Inbound, ctx: rating.Context,

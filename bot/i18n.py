@@ -104,6 +104,10 @@ class Catalogs:
 
 
     def render(self, reply: Reply, locale: str, *, tz: ZoneInfo, reasons: Mapping[str, str]) -> str:
+        return self.text(locale, reply.key).format(**self.values(reply, locale, tz=tz, reasons=reasons))
+
+    def values(self, reply: Reply, locale: str, *, tz: ZoneInfo, reasons: Mapping[str, str]) -> dict[str, Any]:
+        """A reply's parameters as its text shows them: dates in the locale, reasons and cases as lines."""
         params: dict[str, Any] = {}
         for name, value in reply.params.items():
             if isinstance(value, datetime):
@@ -119,4 +123,4 @@ class Catalogs:
                     for i, c in enumerate(value))
             else:
                 params[name] = value
-        return self.text(locale, reply.key).format(**params)
+        return params

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bot import sms_templates
 from bot.day_span import DaySpan
 from bot.reporting.profiles import ReportingProfile, parse_profiles
 from bot.stats_policy import StatisticsRules, parse_statistics
@@ -84,6 +85,7 @@ class Policy:
     more_text_minutes: float = 30  # and this long for the optional sentence after a bad rating
     statistics: StatisticsRules = field(default_factory=StatisticsRules)  # [statistics] and [halls.<code>] (issue 8)
     reporting: tuple[ReportingProfile, ...] = ()  # [reporting.<name>]: the upstream platforms
+    sms_templates: dict[str, SmsTemplate] = field(default_factory=dict)  # [sms.templates."<key>"] (CONTRACT)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -106,7 +108,7 @@ _KNOWN = {
     "timezone", "reminder_after_hours", "quiet_hours", "default_grade", "default_after",
     "followup_window", "appeal_window", "work_order", "callback_reopen_limit", "blacklist",
     "calendar_overrides", "reasons", "miniprogram", "conversation_hours", "more_text_minutes",
-    "callback", "clerk_reasons", "statistics", "halls", "reporting",
+    "callback", "clerk_reasons", "statistics", "halls", "reporting", "sms",
 }
 
 
@@ -144,6 +146,46 @@ def _dates(key: str, value: Any) -> frozenset[date]:
         except ValueError:
             raise PolicyError(f"{key}: {v!r} is not an ISO date (YYYY-MM-DD)") from None
     return frozenset(out)
+
+
+@dataclass(frozen=True)
+class SmsTemplate:
+    """A message key's template at each template provider (its TemplateCode or TemplateId) and the values it
+    takes, in the order the provider's parameter list wants them (bot/sms_templates.py)."""
+
+    codes: dict[str, str]
+    params: tuple[str, ...]
+
+
+TEMPLATE_PROVIDERS = ("aliyun", "tencent")
+
+
+def _sms_templates(raw: Any) -> dict[str, SmsTemplate]:
+    if not isinstance(raw, dict) or set(raw) - {"templates"}:
+        raise PolicyError("sms: expected [sms.templates.\"<message key>\"] tables")
+    tables = raw.get("templates", {})
+    if not isinstance(tables, dict):
+        raise PolicyError("sms.templates: expected a table per message key")
+    out: dict[str, SmsTemplate] = {}
+    for key, table in tables.items():
+        where = f"sms.templates.\"{key}\""
+        if key not in sms_templates.VALUES:
+            raise PolicyError(f"{where}: no SMS message has this key; expected one of "
+                              f"{', '.join(sms_templates.VALUES)}")
+        if not isinstance(table, dict) or set(table) - {*TEMPLATE_PROVIDERS, "params"}:
+            raise PolicyError(f"{where}: expected aliyun = \"…\", tencent = \"…\", params = [...]")
+        params = table.get("params", [])
+        if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
+            raise PolicyError(f"{where}.params: expected a list of value names")
+        unknown = [p for p in params if p not in sms_templates.VALUES[key]]
+        if unknown:
+            offered = ", ".join(sms_templates.VALUES[key]) or "none"
+            raise PolicyError(f"{where}.params: {', '.join(unknown)} is not a value of {key} (it has: {offered})")
+        codes = {name: table[name] for name in TEMPLATE_PROVIDERS if name in table}
+        if not all(isinstance(c, str) and c.strip() for c in codes.values()):
+            raise PolicyError(f"{where}: a template code is a non-empty string")
+        out[key] = SmsTemplate({k: v.strip() for k, v in codes.items()}, tuple(params))
+    return out
 
 
 def parse_policy(doc: dict[str, Any]) -> Policy:
@@ -208,6 +250,8 @@ def parse_policy(doc: dict[str, Any]) -> Policy:
         if not isinstance(fields, dict) or not all(isinstance(v, str) for v in fields.values()):
             raise PolicyError("miniprogram.fields: expected a table of name = \"template field\"")
         kw["miniprogram_fields"] = {**base.miniprogram_fields, **fields}
+    if "sms" in doc:
+        kw["sms_templates"] = _sms_templates(doc["sms"])
     if "conversation_hours" in doc:
         kw["conversation_hours"] = _positive("conversation_hours", doc["conversation_hours"])
     if "more_text_minutes" in doc:

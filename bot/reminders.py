@@ -95,7 +95,7 @@ def _plan(rt: Runtime, due: list[DueCase], people: dict[int, Reach], refused_mp:
             assert outcome.state is not None
             plan.opens.append((phone.id, case.id, outcome.state.to_json(), outcome.state.expires_at))
             plan.by_sms[phone.id] = _row(case, phone, "sms", rt.render(outcome.replies[0], case.locale), now,
-                                         provider=rt.sms.name)
+                                         provider=rt.sms.name, payload=rt.sms_payload(outcome.replies[0], case.locale))
     return plan
 
 

@@ -9,11 +9,13 @@ from typing import Any
 
 import aiohttp
 
+from bot import sms_templates
 from bot.config import ConfigError, Settings
 from bot.i18n import Catalogs
 from bot.links import Links
 from bot.metrics import Metrics
 from bot.policy import Policy, load_policy
+from bot.rate import TokenBucket
 from bot.state import SessionState, open_state, tokens_for
 from bot.timing import Timing
 from bot.workdays import WorkCalendar
@@ -42,6 +44,7 @@ class Runtime:
     links: Links
     sms_channel: SmsChannel  # the configured SMS provider (its webhooks, its health)
     sms: TextSender  # its sender
+    sms_rate: TokenBucket  # HAOCHAPING_SMS_RATE: sends a second through it, from this process
     rules: Rules
     wechat: OfficialAccount | None = None  # the official account's callbacks (WECHAT_TOKEN)
     wechat_api: WeChatApi | None = None  # its server API (customer-service messages)
@@ -63,6 +66,11 @@ class Runtime:
     def render(self, reply: Reply, locale: str) -> str:
         return self.catalogs.render(reply, locale, tz=self.policy.tz, reasons=self.policy.reasons)
 
+    def sms_payload(self, reply: Reply, locale: str) -> dict[str, Any]:
+        """What a template provider needs of this message (bot/sms_templates.py): its key and values."""
+        return sms_templates.payload(reply.key, self.catalogs.values(reply, locale, tz=self.policy.tz,
+                                                                    reasons=self.policy.reasons))
+
     def http_client(self) -> aiohttp.ClientSession:
         """One pooled client for the process, opened on first use (inside the running loop, and only by
         a process that has something to push)."""
@@ -82,11 +90,21 @@ class Runtime:
         await self.db.close()
 
 
-def open_sms(settings: Settings) -> SmsChannel:
-    """The configured SMS provider (channels/registry.py): its sender and its webhooks."""
+def open_sms(settings: Settings, policy: Policy) -> SmsChannel:
+    """The configured SMS provider (channels/registry.py): its sender and its webhooks. A template provider
+    refuses to start while a message key the contract lists has no template of its own, naming the keys."""
     provider = SMS_PROVIDERS[settings.sms_provider_name]
+    templates: dict[str, tuple[str, tuple[str, ...]]] = {}
+    if provider.needs_templates:
+        templates = {key: (t.codes[provider.name], t.params) for key, t in policy.sms_templates.items()
+                     if provider.name in t.codes}
+        missing = [key for key in sms_templates.CONTRACT_KEYS if key not in templates]
+        if missing:
+            raise ConfigError(f"HAOCHAPING_SMS_PROVIDER={provider.name}: the policy's [sms.templates] gives no "
+                              f"{provider.name} template for {', '.join(missing)}")
     try:
-        return provider.open(ProviderConfig(settings.sms_provider_values(), settings.public_url, settings.send_timeout))
+        return provider.open(ProviderConfig(settings.sms_provider_values(), settings.public_url, settings.send_timeout,
+                                            templates))
     except ConfigProblem as exc:
         raise ConfigError(str(exc)) from None
 
@@ -104,7 +122,7 @@ async def check_sealed_with(db: Database, secret: str) -> None:
 async def open_runtime(settings: Settings) -> Runtime:
     """Open the store (schema brought to the current revision), the state and the providers."""
     policy = load_policy(settings.policy_path)
-    sms_channel = open_sms(settings)  # a provider that cannot work refuses before anything opens
+    sms_channel = open_sms(settings, policy)  # a provider that cannot work refuses before anything opens
     db = Database(settings.database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow,
                   pool_timeout=settings.db_pool_timeout)
     try:
@@ -135,6 +153,7 @@ async def open_runtime(settings: Settings) -> Runtime:
                     previous=Sealer(s.previous_secret_key).subkey("links") if s.previous_secret_key else None),
         sms_channel=sms_channel,
         sms=sms_channel.sender,
+        sms_rate=TokenBucket(settings.sms_rate),
         rules=Rules(
             reasons=tuple(policy.reasons),
             labels=tuple(policy.reasons.values()),

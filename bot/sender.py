@@ -29,7 +29,7 @@ from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.runtime import Runtime
-from channels.base import Failed, Retry, SendResult, Sent, Stopped, Unsure
+from channels.base import Failed, Outgoing, Retry, SendResult, Sent, Stopped, Unsure
 from store import contacts, outbox
 from store.models import Case, OutboxMessage
 
@@ -176,13 +176,14 @@ async def _send(rt: Runtime, job: Job) -> SendResult:
     if job.channel == "sms":
         if job.unsure_since is not None:
             try:
-                found = await rt.sms.find_sent(job.to, job.body, job.unsure_since - SKEW)
+                found = await rt.sms.find_sent(_outgoing(job), job.unsure_since - SKEW)
             except Exception as exc:  # could not ask: better late than twice
                 return Unsure(f"could not ask the provider about an earlier attempt: {type(exc).__name__}")
             if found is not None:
                 log.info("outbox message %s: an earlier attempt did reach the provider (%s)", job.id, found)
                 return Sent(found)
-        return await rt.sms.send(job.to, job.body)
+        await rt.sms_rate.take()
+        return await rt.sms.send(_outgoing(job))
     if job.channel == "wechat" and rt.wechat_api is not None:
         return await rt.wechat_api.send_text(job.to, job.body)
     if job.channel == "miniprogram" and rt.mp_api is not None and job.kind == "reply":
@@ -191,6 +192,14 @@ async def _send(rt: Runtime, job: Job) -> SendResult:
         return await rt.mp_api.send_subscribe(job.to, job.payload["template_id"], job.payload.get("page"),
                                               job.payload["data"])
     return Failed(f"no provider configured for channel {job.channel}")
+
+
+def _outgoing(job: Job) -> Outgoing:
+    """An SMS as the provider takes it: the text, our id, and for a template provider its key and values."""
+    payload = job.payload or {}
+    values = payload.get("values") if isinstance(payload.get("values"), dict) else {}
+    key = payload.get("key") if isinstance(payload.get("key"), str) else None
+    return Outgoing(to=job.to, body=job.body, outbox_id=job.id, key=key, values={k: str(v) for k, v in values.items()})
 
 
 async def _record(session: AsyncSession, rt: Runtime, job: Job, result: SendResult, lease: datetime,

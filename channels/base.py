@@ -4,7 +4,7 @@ errors), and the seam between a provider's package and the application."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
@@ -50,13 +50,27 @@ class Stopped:
 SendResult = Sent | Retry | Unsure | Failed | Stopped
 
 
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One SMS to send, as every kind of provider needs it: a text provider sends `body`; a template
+    provider sends the template of `key` filled with `values`; a provider that carries an id of ours
+    (Aliyun's OutId, Tencent's SessionContext) carries `outbox_id`, so that a send is found again."""
+
+    to: str  # E.164
+    body: str
+    outbox_id: int
+    key: str | None = None
+    values: Mapping[str, str] = field(default_factory=dict)
+
+
 class TextSender(Protocol):
     name: str
 
-    async def send(self, to: str, body: str) -> SendResult: ...
+    async def send(self, message: Outgoing) -> SendResult: ...
 
-    async def find_sent(self, to: str, body: str, since: datetime) -> str | None:
-        """The provider's id of a message with this body sent to `to` since then, if it has one."""
+    async def find_sent(self, message: Outgoing, since: datetime) -> str | None:
+        """The provider's id of this message if an attempt since `since` reached the provider, else None.
+        Raises when the provider cannot be asked (the caller tries again later rather than send twice)."""
         ...
 
     async def close(self) -> None: ...
@@ -98,6 +112,9 @@ class SmsChannel(Protocol):
 
     name: str
     sender: TextSender
+    # True: the webhook's answer carries the replies (Twilio's TwiML). False: the provider pushes and the
+    # replies go by its API, queued in the outbox.
+    answers_inline: bool
 
     def routes(self, router: web.UrlDispatcher, handlers: SmsHandlers) -> None:
         """Register its webhooks, answering with `handlers`."""
@@ -121,6 +138,9 @@ class ProviderConfig:
     values: Mapping[str, str]  # its own variables (SmsProvider.keys) that are set
     public_url: str  # how the world reaches the service (signature checks, callback addresses)
     send_timeout: float  # seconds one request to the provider may take
+    # For a template provider: message key -> (its template code, the values the template takes, in order).
+    # Every key the contract lists has one (checked before the provider opens); others may not.
+    templates: Mapping[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +150,7 @@ class SmsProvider:
     name: str  # HAOCHAPING_SMS_PROVIDER's value
     keys: tuple[str, ...]  # the configuration variables it reads
     open: Callable[[ProviderConfig], SmsChannel]
+    needs_templates: bool = False  # sends only approved templates (policy [sms.templates])
 
 
 class ConfigProblem(ValueError):

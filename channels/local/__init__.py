@@ -8,16 +8,16 @@ from datetime import datetime
 
 from aiohttp import web
 
-from channels.base import ProviderConfig, SendResult, Sent, SmsHandlers, SmsProvider
+from channels.base import Outgoing, ProviderConfig, SendResult, Sent, SmsHandlers, SmsProvider
 
 
 class LocalSender:
     name = "local"
 
-    async def send(self, to: str, body: str) -> SendResult:
+    async def send(self, message: Outgoing) -> SendResult:
         return Sent("LOCAL" + secrets.token_hex(16))
 
-    async def find_sent(self, to: str, body: str, since: datetime) -> str | None:
+    async def find_sent(self, message: Outgoing, since: datetime) -> str | None:
         return None  # a local send never has an unknown outcome
 
     async def close(self) -> None:
@@ -26,6 +26,7 @@ class LocalSender:
 
 class LocalChannel:
     name = "local"
+    answers_inline = True  # nothing arrives from outside
 
     def __init__(self) -> None:
         self.sender = LocalSender()

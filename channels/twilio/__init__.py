@@ -34,6 +34,7 @@ class TwilioChannel:
     public_url: str
     sender: sms.TwilioSender
     name: str = "twilio"
+    answers_inline: bool = True  # TwiML
 
     def routes(self, router: web.UrlDispatcher, handlers: SmsHandlers) -> None:
         async def inbound(request: web.Request) -> web.Response:

@@ -23,7 +23,7 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
-from channels.base import Failed, Retry, SendResult, Sent, Stopped, Unsure
+from channels.base import Failed, Outgoing, Retry, SendResult, Sent, Stopped, Unsure
 from dialogs.addresses import mask_phone, normalize_phone
 
 # Twilio error codes that mean "this person does not want our messages".
@@ -125,8 +125,8 @@ class TwilioSender:
         self.sms_from = sms_from
         self.status_callback = status_callback
 
-    async def send(self, to: str, body: str) -> SendResult:
-        kwargs: dict[str, str] = {"to": to, "body": body}
+    async def send(self, message: Outgoing) -> SendResult:
+        kwargs: dict[str, str] = {"to": message.to, "body": message.body}
         if self.sms_from:
             kwargs["from_"] = self.sms_from
         if self.status_callback:
@@ -142,19 +142,19 @@ class TwilioSender:
             return Unsure(f"{type(exc).__name__}: {exc}")
         return Sent(str(message.sid))
 
-    async def find_sent(self, to: str, body: str, since: datetime) -> str | None:
+    async def find_sent(self, message: Outgoing, since: datetime) -> str | None:
         """The sid of a message with this body to this number created at or after `since`, if Twilio has
-        one: what a send whose answer never came did. Raises on any failure to ask (the caller retries
-        later rather than risk sending twice)."""
-        kwargs: dict[str, object] = {"to": to, "limit": LOOKBACK, "page_size": LOOKBACK}
+        one: what a send whose answer never came did (Twilio's Messages take no id of ours). Raises on any
+        failure to ask (the caller retries later rather than risk sending twice)."""
+        kwargs: dict[str, object] = {"to": message.to, "limit": LOOKBACK, "page_size": LOOKBACK}
         if self.sms_from:
             kwargs["from_"] = self.sms_from
         async with asyncio.timeout(self.timeout):
             recent = await self.client.messages.list_async(**kwargs)  # type: ignore[arg-type]
-        for message in recent:
-            created = message.date_created
-            if message.body == body and created is not None and created >= since.replace(microsecond=0):
-                return str(message.sid)
+        for found in recent:
+            created = found.date_created
+            if found.body == message.body and created is not None and created >= since.replace(microsecond=0):
+                return str(found.sid)
         return None
 
     async def close(self) -> None:
