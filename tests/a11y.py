@@ -26,17 +26,21 @@ def axe_source() -> str:
     return AXE.read_text(encoding="utf-8")
 
 
-async def axe_violations(page: Any, impacts: tuple[str, ...] = SERIOUS) -> list[dict[str, Any]]:
-    """The page's axe-core violations of these impacts: [{"id", "impact", "help", "targets"}]."""
+async def axe_violations(page: Any, impacts: tuple[str, ...] = SERIOUS, enable: tuple[str, ...] = ()
+                         ) -> list[dict[str, Any]]:
+    """The page's axe-core violations of these impacts: [{"id", "impact", "help", "targets"}]. `enable`: rules
+    axe leaves off by default to run as well (e.g. "color-contrast-enhanced", WCAG AAA's 7:1)."""
     if not await page.evaluate("() => typeof window.axe !== 'undefined'"):
         await page.evaluate(axe_source())
     result = await page.evaluate(
-        "async () => (await axe.run(document, {resultTypes: ['violations']})).violations.map(v => ({"
-        "id: v.id, impact: v.impact, help: v.help, targets: v.nodes.map(n => n.target.join(' '))}))")
+        "async rules => (await axe.run(document, {resultTypes: ['violations'], rules: Object.fromEntries("
+        "rules.map(r => [r, {enabled: true}]))})).violations.map(v => ({"
+        "id: v.id, impact: v.impact, help: v.help, targets: v.nodes.map(n => n.target.join(' '))}))", list(enable))
     return [v for v in result if v["impact"] in impacts]
 
 
 async def sideways_overflow(page: Any) -> int:
-    """How many CSS pixels the page is wider than its viewport (0: no horizontal scroll)."""
-    return int(await page.evaluate(
-        "() => Math.max(0, document.documentElement.scrollWidth - window.innerWidth)"))
+    """How many CSS pixels the page is wider than its viewport (0: no horizontal scroll). The viewport is the one
+    the context was given: in a mobile context (is_mobile) window.innerWidth grows to fit content too wide."""
+    width = page.viewport_size["width"]
+    return int(await page.evaluate("w => Math.max(0, document.documentElement.scrollWidth - w)", width))

@@ -160,5 +160,9 @@ async def keep_failure(contexts: list[BrowserContext], request: pytest.FixtureRe
 
 
 async def overflow_x(page: Page) -> int:
-    """How many CSS pixels the page is wider than its viewport (0: nothing to scroll sideways)."""
-    return await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    """How many CSS pixels the page is wider than its viewport (0: nothing to scroll sideways).
+
+    Measured against the viewport the context was given, not window.innerWidth: a mobile context (is_mobile, as
+    PHONE is) widens its layout viewport to fit content that is too wide, and innerWidth grows with it."""
+    width = page.viewport_size["width"]
+    return await page.evaluate("w => Math.max(0, document.documentElement.scrollWidth - w)", width)

@@ -132,7 +132,7 @@ def queue_card(page: str, wo_id: int) -> str:
 
 def listed_ids(page: str) -> list[int]:
     """The work orders of the list page (/console/orders), in order."""
-    return [int(i) for i in re.findall(r'<tr[^>]*>\s*<td><a href="/console/orders/(\d+)">', page)]
+    return [int(i) for i in re.findall(r'<tr[^>]*>\s*<td[^>]*><a href="/console/orders/(\d+)">', page)]
 
 
 def dashboard_table(page: str, by: str) -> dict[str, list[str]]:

@@ -87,7 +87,7 @@ async def test_the_whole_sms_conversation_in_the_simulator(hcp, clock, desktop_p
     reminder = bubbles(page, "sms", "out").last
     await expect(bubbles(page, "sms", "out")).to_have_count(1)
     await expect(reminder).to_contain_text("回复1非常满意，2满意，3基本满意，4不满意，5非常不满意")  # the digits 1–5
-    await expect(page.locator("#last-tick")).to_contain_text("reminders=1")
+    await expect(page.locator("#last-tick")).to_contain_text("提醒 1 条")  # the counts in the page's words
     await shot(page, request, "reminder")
 
     await say(page, "sms", "4", clock)

@@ -5,6 +5,11 @@ everything) and better with it (static/rating.js shows the reasons only after a 
 before sending). A stored rating answers with a redirect to the thank-you page (POST/redirect/GET),
 so that reloading it cannot post the same rating again as a follow-up.
 
+长辈模式 (elder mode, for the 互联网应用适老化 rules): large type, AAA contrast and big targets, and with
+JavaScript one question a screen (the grade; after a bad grade the reasons, then the words). `?mode=elder`
+turns it on and `?mode=standard` off, from a link on every rating page; the choice is remembered in a
+cookie. Without JavaScript the elder page shows every question at once, as large.
+
 Each page load carries a one-time form token (a hidden field). The first submission with it is acted on;
 any other with the same token (a second tap, a copy that arrives at the same moment, a resent POST) gets
 the same thank-you redirect and stores nothing. The token is remembered in the state for 24 hours once
@@ -41,6 +46,8 @@ from store.models import Case, Evaluation
 TEXT_MAX = 1000
 FORM_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,64}")
 FORM_TOKEN_TTL = 24 * 3600
+MODE_COOKIE = "hcp_mode"
+MODES = ("elder", "standard")
 log = logging.getLogger("haochaping.web")
 
 
@@ -58,9 +65,36 @@ def _summary(rt: Runtime, locale: str, evaluations: list[Evaluation]) -> list[st
 
 
 def _query(request: web.Request, **more: str) -> str:
-    params = {k: v for k, v in request.query.items() if k == "lang"}
+    """The page's own query for a link or a redirect: its language and mode, and `more`."""
+    params = {k: v for k, v in request.query.items() if k in ("lang", "mode")}
     params.update(more)
     return "?" + urlencode(params) if params else ""
+
+
+def _elder(request: web.Request) -> bool:
+    """Elder mode: ?mode= (the page's switch), then the switch remembered in the cookie."""
+    asked = request.query.get("mode")
+    if asked in MODES:
+        return asked == "elder"
+    return request.cookies.get(MODE_COOKIE) == "elder"
+
+
+def _render(request: web.Request, template: str, locale: str, status: int, **context: Any) -> web.Response:
+    """A rating page in the reader's mode, with the switch to the other one (this page again, its query kept);
+    a mode chosen by ?mode= is remembered for the next link."""
+    elder = _elder(request)
+    thanks = {"thanks": request.query["thanks"]} if "thanks" in request.query else {}
+    switch = request.path + _query(request, **thanks, mode="standard" if elder else "elder")
+    response = pages.render(request, template, locale, status, elder=elder, mode_switch=switch, **context)
+    asked = request.query.get("mode")
+    if asked in MODES:
+        rt = runtime(request)
+        if asked == "elder":
+            response.set_cookie(MODE_COOKIE, "elder", max_age=365 * 24 * 3600, httponly=True, samesite="Lax",
+                                secure=rt.settings.public_url.startswith("https://"), path="/")
+        else:
+            response.del_cookie(MODE_COOKIE, path="/")
+    return response
 
 
 async def _open(request: web.Request) -> tuple[Runtime, str, Case | None]:
@@ -82,8 +116,8 @@ def _notice(request: web.Request, rt: Runtime, locale: str, case: Case | None, k
             lines: list[str], status: int = 200, summary: list[str] | None = None,
             followup_link: str | None = None) -> web.Response:
     context = _context(rt, locale, case) if case else {"case": None, "completed": ""}
-    return pages.render(request, "rating_notice.html", locale, status, kind=kind, heading=heading, lines=lines,
-                        summary=summary or [], followup_link=followup_link, **context)
+    return _render(request, "rating_notice.html", locale, status, kind=kind, heading=heading, lines=lines,
+                   summary=summary or [], followup_link=followup_link, **context)
 
 
 def _invalid(request: web.Request, rt: Runtime, locale: str) -> web.Response:
@@ -109,12 +143,14 @@ def _closed(request: web.Request, rt: Runtime, locale: str, case: Case, evaluati
 
 
 def _form(request: web.Request, rt: Runtime, locale: str, case: Case, evaluations: list[Evaluation],
-          stamp: datetime, *, error: str | None = None, chosen: dict[str, Any] | None = None,
+          stamp: datetime, *, error: tuple[str, str] | None = None, chosen: dict[str, Any] | None = None,
           status: int = 200, form_token: str | None = None) -> web.Response:
+    """The form; `error`: (what is wrong, the question it is about: grade, reasons or text)."""
     closes = followup_closes(rt, evaluations) if openness(rt, evaluations, stamp) == "followup" else None
     reasons = [(code, rt.catalogs.reason_label(locale, code, rt.policy.reasons)) for code in rt.policy.reasons]
-    return pages.render(
-        request, "rating.html", locale, status, grades=list(Grade), reasons=reasons, error=error,
+    return _render(
+        request, "rating.html", locale, status, grades=list(Grade), reasons=reasons,
+        error=error[0] if error else None, error_step=error[1] if error else "grade",
         form_token=form_token or secrets.token_urlsafe(16),
         chosen=chosen or {"grade": None, "reasons": [], "text": None},
         followup_until=local_time(closes, rt.policy.tz, locale) if closes else None,
@@ -150,17 +186,18 @@ def _choice(rt: Runtime, form: Any) -> dict[str, Any]:
     return {"grade": str(form.get("grade") or ""), "reasons": reasons, "text": text}
 
 
-def _problem(rt: Runtime, locale: str, chosen: dict[str, Any]) -> str | None:
+def _problem(rt: Runtime, locale: str, chosen: dict[str, Any]) -> tuple[str, str] | None:
+    """What is wrong with the form, and the question it is about (elder mode shows that one first)."""
     t = rt.catalogs.text
     grade = Grade(chosen["grade"]) if chosen["grade"] in Grade._value2member_map_ else None
     if grade is None:
-        return t(locale, "page.need_grade")
+        return t(locale, "page.need_grade"), "grade"
     if grade.is_bad and not chosen["reasons"] and not chosen["text"]:
-        return t(locale, "page.need_reason")
+        return t(locale, "page.need_reason"), "reasons"
     if grade.is_bad and chosen["reasons"] == ["other"] and not chosen["text"]:
-        return t(locale, "page.need_text")
+        return t(locale, "page.need_text"), "text"
     if text_problem(chosen["text"]):
-        return t(locale, "page.control_characters").format(field=t(locale, "page.text"))
+        return t(locale, "page.control_characters").format(field=t(locale, "page.text")), "text"
     return None
 
 

@@ -1,5 +1,8 @@
 // The rating page, better with JavaScript: the reasons appear after a bad grade, the form is checked
 // before it is sent (the server checks the same again), and a second tap cannot send it twice.
+// In elder mode (form[data-steps]) one question a screen: the grade; after a bad grade the reasons, then
+// the words; "next" and "back" move between them, and the focus goes to the question shown. Every error
+// is written into the role="alert" box and given the focus, so that a screen reader says it at once.
 (function () {
   "use strict";
   var form = document.getElementById("rate");
@@ -7,6 +10,11 @@
   var badPart = document.getElementById("bad-part");
   var error = document.getElementById("error");
   var button = form.querySelector("button[type=submit]");
+  var next = document.getElementById("next");
+  var back = document.getElementById("back");
+  var stepped = form.hasAttribute("data-steps") && next && back;
+  var ORDER = ["grade", "reasons", "text"];
+  var step = "grade";
 
   function chosen() { return form.querySelector("input[name=grade]:checked"); }
   function isBad() { var c = chosen(); return !!c && c.getAttribute("data-bad") === "true"; }
@@ -16,25 +24,75 @@
   function show(message) {
     error.textContent = message;
     error.hidden = !message;
-    if (message) { error.setAttribute("tabindex", "-1"); error.focus(); }
+    if (message) error.focus();
   }
-  function update() { badPart.hidden = !isBad(); }
-
-  form.addEventListener("change", function (e) {
-    if (e.target.name === "grade") { update(); if (!error.hidden) show(""); }
-  });
-  form.addEventListener("submit", function (e) {
+  function problem() {
     var text = form.querySelector("#text").value.trim();
     var picked = reasons();
-    var problem = "";
-    if (!chosen()) problem = form.getAttribute("data-need-grade");
-    else if (isBad() && picked.length === 0 && !text) problem = form.getAttribute("data-need-reason");
-    else if (isBad() && picked.length === 1 && picked[0] === "other" && !text) problem = form.getAttribute("data-need-text");
-    if (problem) { e.preventDefault(); show(problem); return; }
+    if (!chosen()) return form.getAttribute("data-need-grade");
+    if (isBad() && picked.length === 0 && !text) return form.getAttribute("data-need-reason");
+    if (isBad() && picked.length === 1 && picked[0] === "other" && !text) return form.getAttribute("data-need-text");
+    return "";
+  }
+
+  // Elder mode: which question is on the screen, and which buttons go with it.
+  function last() { return step === "text" || (step === "grade" && !!chosen() && !isBad()); }
+  function buttons() {
+    next.hidden = last();
+    button.hidden = !last();
+    back.hidden = step === "grade";
+  }
+  function first(name) {  // where the focus goes when a question is shown: its chosen answer, or its first
+    var part = form.querySelector("[data-step=" + name + "]");
+    return part.querySelector("input:checked") || part.querySelector("input, textarea");
+  }
+  function go(name, focus) {
+    step = name;
+    Array.prototype.forEach.call(form.querySelectorAll("[data-step]"), function (part) {
+      part.hidden = part.getAttribute("data-step") !== name;
+    });
+    buttons();
+    if (focus) first(name).focus();
+  }
+
+  form.addEventListener("change", function (e) {
+    if (e.target.name !== "grade") return;
+    if (stepped) buttons(); else badPart.hidden = !isBad();
+    if (!error.hidden) { error.textContent = ""; error.hidden = true; }
+  });
+  form.addEventListener("submit", function (e) {
+    if (stepped && !last()) {  // Enter on a question that is not the last one: the next question
+      e.preventDefault();
+      next.click();
+      return;
+    }
+    var message = problem();
+    if (message) {
+      e.preventDefault();
+      if (stepped && !chosen()) go("grade", false);
+      show(message);
+      return;
+    }
     if (!isBad()) {  // a good grade sends no reasons
       Array.prototype.forEach.call(form.querySelectorAll("input[name=reasons]"), function (i) { i.checked = false; });
     }
     button.disabled = true;
   });
-  update();
+
+  if (stepped) {
+    next.addEventListener("click", function () {
+      if (step === "grade" && !chosen()) { show(form.getAttribute("data-need-grade")); return; }
+      show("");
+      go(ORDER[ORDER.indexOf(step) + 1], true);
+    });
+    back.addEventListener("click", function () {
+      show("");
+      go(ORDER[ORDER.indexOf(step) - 1], true);
+    });
+    var start = form.getAttribute("data-steps");
+    go(ORDER.indexOf(start) > 0 && isBad() ? start : "grade", false);
+  } else {
+    badPart.hidden = !isBad();
+  }
+  if (!error.hidden) error.focus();  // the server's answer to a form it refused: said first
 })();

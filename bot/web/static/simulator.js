@@ -57,8 +57,9 @@
       div.className = "bubble spoken";
       if (entry.counts) {
         var c = entry.counts;
-        div.textContent = label("tick") + " reminders=" + c.reminders + " sent=" + c.sent + " defaults=" + c.defaults +
-          " overdue=" + c.overdue;
+        div.textContent = label("tick") + " " + label("tick-counts").replace(/\{(\w+)\}/g, function (all, name) {
+          return c[name] === undefined ? all : String(c[name]);
+        });
       } else {
         div.textContent = entry.text + (entry.case_no ? " " + entry.case_no : "");
       }
@@ -103,6 +104,7 @@
       box.appendChild(summary);
       var pre = document.createElement("pre");
       pre.className = "json";
+      pre.tabIndex = 0;  // it scrolls: the keyboard must reach it
       pre.textContent = JSON.stringify({
         case_no: c.case_no, completed_at: c.completed_at, remind_at: c.remind_at, default_at: c.default_at,
         applicant: c.applicant, evaluations: c.evaluations, reminders: c.reminders,
