@@ -127,7 +127,7 @@ class Settings:
         """Only where no provider of any kind is configured (SMS, WeChat, the mini-program, voice): the
         simulator moves a clock and ticks, and nothing it does may reach a real person."""
         providers = (self.twilio_enabled, self.twilio_account_sid, self.wechat_token, self.wechat_app_id,
-                     self.wechat_mp_app_id)
+                     self.wechat_mp_app_id, self.sms_provider not in (None, "local"))
         return self.simulator and not any(providers)
 
 

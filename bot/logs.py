@@ -39,6 +39,7 @@ def setup_logging(level: str = "INFO") -> None:
     root.addHandler(handler)
     root.setLevel(level)
     logging.getLogger("twilio").setLevel(logging.WARNING)  # it logs request bodies, numbers included
+    logging.getLogger("tencentcloud_sdk_common").setLevel(logging.WARNING)  # so does Tencent's SDK, at DEBUG
     logging.getLogger("alembic").setLevel(logging.WARNING)
     logging.getLogger("wechatpy").setLevel(logging.WARNING)  # its request URLs carry the access token
     logging.getLogger("urllib3").setLevel(logging.WARNING)

@@ -135,6 +135,7 @@ async def open_runtime(settings: Settings) -> Runtime:
         await check_sealed_with(db, secret)
     except Exception:
         await db.close()
+        await sms_channel.close()
         raise
     calendar = WorkCalendar(holidays=policy.holidays, workdays=policy.workdays)
     state = open_state(settings.redis_url, settings.redis_prefix, max_connections=settings.redis_max_connections,

@@ -63,6 +63,12 @@ class Outgoing:
     values: Mapping[str, str] = field(default_factory=dict)
 
 
+def shorten(value: str, limit: int) -> str:
+    """A template value within a provider's length limit: a whole word of a long name is worth less than the
+    message, which the provider would refuse outright. Counted in characters, as both providers count."""
+    return value if len(value) <= limit else value[:limit - 1] + "\u2026"
+
+
 class TextSender(Protocol):
     name: str
 

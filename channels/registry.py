@@ -3,12 +3,15 @@ one line here."""
 
 from __future__ import annotations
 
-from channels import local, twilio
+from channels import aliyun, cmpp, local, tencent, twilio
 from channels.base import SmsProvider
 
 SMS_PROVIDERS: dict[str, SmsProvider] = {p.name: p for p in (
     local.PROVIDER,
     twilio.PROVIDER,
+    aliyun.PROVIDER,
+    tencent.PROVIDER,
+    cmpp.PROVIDER,
 )}
 
 

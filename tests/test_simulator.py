@@ -578,7 +578,8 @@ async def test_the_bare_simulator_path_is_404_when_switched_off(hcp, settings):
     {"twilio_account_sid": "AC" + "0" * 32, "twilio_auth_token": "x" * 32},
     {"wechat_token": "wxtoken-of-a-real-account"},  # the official account alone (issue 18: it was on then)
     {"wechat_mp_app_id": "wxmp-real", "wechat_mp_app_secret": "s" * 32},
-], ids=["twilio", "wechat", "miniprogram"])
+    {"sms_provider": "aliyun"}, {"sms_provider": "tencent"}, {"sms_provider": "cmpp"},
+], ids=["twilio", "wechat", "miniprogram", "aliyun", "tencent", "cmpp"])
 async def test_the_simulator_is_404_with_a_real_provider(hcp, settings, provider):
     hcp.rt.settings = dataclasses.replace(settings, **provider)
     for method, path in (("GET", "/simulator/"), ("GET", "/simulator/api/state"), ("POST", "/simulator/api/case")):

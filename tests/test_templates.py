@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 from helpers import Hcp
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlmodel import select
 
 from bot import sms_templates
@@ -17,7 +19,7 @@ from bot.config import ConfigError, Settings
 from bot.policy import PolicyError, load_policy
 from bot.rate import TokenBucket
 from bot.runtime import open_sms
-from channels.base import SmsProvider
+from channels.base import SmsProvider, shorten
 from channels.local import LocalChannel
 from channels.registry import SMS_PROVIDERS
 from store.models import OutboxMessage
@@ -74,3 +76,13 @@ async def test_the_token_bucket_spaces_sends_at_the_rate() -> None:
     await asyncio.gather(*(bucket.take() for _ in range(30)))
     assert 0.4 <= time.monotonic() - started < 1.5  # 20 at once, then 10 more at 20 a second
     await TokenBucket(0).take()  # no limit: never waits
+
+
+@given(st.text(), st.integers(min_value=1, max_value=60))
+def test_a_shortened_value_fits_and_keeps_its_beginning(value: str, limit: int) -> None:
+    short = shorten(value, limit)
+    assert len(short) <= limit
+    if len(value) <= limit:
+        assert short == value
+    else:
+        assert short.endswith("\u2026") and value.startswith(short[:-1]) and len(short) == limit
