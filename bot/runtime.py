@@ -98,7 +98,7 @@ def open_sms(settings: Settings, policy: Policy) -> SmsChannel:
     if provider.needs_templates:
         templates = {key: (t.codes[provider.name], t.params) for key, t in policy.sms_templates.items()
                      if provider.name in t.codes}
-        missing = [key for key in sms_templates.CONTRACT_KEYS if key not in templates]
+        missing = sms_templates.missing(templates)
         if missing:
             raise ConfigError(f"HAOCHAPING_SMS_PROVIDER={provider.name}: the policy's [sms.templates] gives no "
                               f"{provider.name} template for {', '.join(missing)}")

@@ -13,6 +13,10 @@ is configured (Settings.simulator_enabled). What the person typed and what was a
 kept in the simulator's session (in the service's state, 24 hours); reminders and other messages come
 from the world's outbox, as the local provider recorded them. Rating links in the world point at
 /simulator/r/…, the rating page served on the world's store.
+
+Every SMS the service sends keeps its message key and values (the outbox payload, bot/sms_templates.py); the
+simulator shows under it what each template provider the policy names (Aliyun, Tencent) would be sent instead
+of the text, and checks the policy's template set as `serve` on such a provider would (issue 20).
 """
 
 from __future__ import annotations
@@ -28,9 +32,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bot import conversation, hotline, intake, scheduler, views
+from bot import conversation, hotline, intake, scheduler, sms_templates, views
 from bot.i18n import SOURCE
+from bot.policy import TEMPLATE_PROVIDERS, Policy
 from bot.runtime import Runtime, open_runtime
+from channels.base import shorten
 from channels.twilio.voice import parse_state, state_query
 from dialogs.addresses import mask_openid, mask_phone
 from dialogs.types import Inbound
@@ -47,6 +53,63 @@ CHANNELS = ("sms", "wechat", "phone")
 
 class SimError(ValueError):
     """A request the simulator cannot do (a 422 with this message)."""
+
+
+def template_providers(policy: Policy) -> list[str]:
+    """The template providers the policy gives at least one template for, in TEMPLATE_PROVIDERS' order."""
+    return [p for p in TEMPLATE_PROVIDERS if any(p in t.codes for t in policy.sms_templates.values())]
+
+
+def template_preview(policy: Policy, payload: Any) -> dict[str, Any] | None:
+    """What an SMS (its outbox payload {"key", "values"}) would be sent as at each template provider the policy
+    gives templates for: the template's code and its values as the provider's API takes them (Aliyun's
+    TemplateParam by name, each value cut to the length Aliyun takes as channels/aliyun cuts it; Tencent's
+    TemplateParamSet in order), the values the provider may refuse as too long (bot/sms_templates.too_long) and
+    those the message has none for. `request` is None where the policy has no template for the key there. None
+    for a message without a key."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("key"), str):
+        return None
+    key = payload["key"]
+    given = payload.get("values")
+    values = {str(k): str(v) for k, v in given.items()} if isinstance(given, dict) else {}
+    template = policy.sms_templates.get(key)
+    providers: list[dict[str, Any]] = []
+    for provider in template_providers(policy):
+        code = template.codes.get(provider) if template is not None else None
+        if template is None or code is None:
+            providers.append({"provider": provider, "request": None})
+            continue
+        filled = {name: values.get(name, "") for name in template.params}
+        request: dict[str, Any]
+        if provider == "aliyun":
+            request = {"TemplateCode": code}
+            if filled:  # a fixed template is sent without TemplateParam
+                request["TemplateParam"] = {name: shorten(value, sms_templates.ALIYUN_VALUE_MAX)
+                                            for name, value in filled.items()}
+        else:
+            request = {"TemplateId": code, "TemplateParamSet": list(filled.values())}
+        providers.append({"provider": provider, "request": request, "names": list(filled),
+                          "too_long": sms_templates.too_long(provider, filled),
+                          "max": sms_templates.VALUE_MAX[provider],
+                          "missing": [name for name, value in filled.items() if not value]})
+    return {"key": key, "providers": providers}
+
+
+def template_check(policy: Policy) -> dict[str, Any]:
+    """The policy's template set at each template provider, as `serve` there would check it: the contract's keys
+    without a template (it refuses to start, bot/runtime.open_sms) and the other keys without one (such a message
+    is not sent). A template naming a value its key does not offer never gets this far: the policy that holds it
+    is refused when read (bot/policy.py), by the simulator's service too."""
+    providers = []
+    for provider in TEMPLATE_PROVIDERS:
+        given = {key for key, t in policy.sms_templates.items() if provider in t.codes}
+        providers.append({
+            "provider": provider,
+            "missing": sms_templates.missing(given),
+            "unsent": [key for key in sms_templates.VALUES if key not in sms_templates.CONTRACT_KEYS
+                       and key not in given],
+        })
+    return {"configured": bool(policy.sms_templates), "providers": providers}
 
 
 @dataclass
@@ -185,8 +248,11 @@ class Simulator:
         else:
             raise SimError("channel: expected sms or wechat")
         self._note(sim, channel, "in", body)
-        for reply in answer.texts:
-            self._note(sim, channel, "out", reply)
+        # An SMS answer keeps what a template provider would take of it, as the outbox keeps it (SmsRoad).
+        replies = answer.replies if len(answer.replies) == len(answer.texts) else [None] * len(answer.texts)
+        for reply, text in zip(replies, answer.texts, strict=True):
+            more = {"payload": self.rt.sms_payload(reply, answer.locale)} if channel == "sms" and reply else {}
+            self._note(sim, channel, "out", text, **more)
         return answer.texts
 
     async def call(self, sim: Sim) -> None:
@@ -244,9 +310,10 @@ class Simulator:
                 case = await case_store.by_no(session, case_no)
                 if case is not None:
                     cases.append(await views.case_json(session, rt, case, now))
-        sms = [entry for entry in log if entry["channel"] in ("sms", "clock")]
+        sms = [_previewed(rt.policy, entry) for entry in log if entry["channel"] in ("sms", "clock")]
         sms += [{"channel": "sms", "dir": "out", "text": m.body, "at": m.created_at.isoformat(), "kind": m.kind,
-                 "status": m.status} for m in sent if m.channel == "sms" and m.body]
+                 "status": m.status, "template": template_preview(rt.policy, m.payload)}
+                for m in sent if m.channel == "sms" and m.body]
         # In the same second, a message from the outbox (a reminder a tick sent) comes before what the
         # person typed then: they answer what they received.
         sms.sort(key=lambda e: (datetime.fromisoformat(e["at"]), "kind" not in e))
@@ -261,3 +328,12 @@ class Simulator:
             "next_due": min((c["remind_at"] for c in cases if c["remind_at"]), default=None,
                             key=lambda v: datetime.fromisoformat(v)),
         }
+
+
+def _previewed(policy: Policy, entry: dict[str, Any]) -> dict[str, Any]:
+    """A transcript line as the page shows it: an answer's stored payload as its template preview."""
+    if "payload" not in entry:
+        return entry
+    shown = {k: v for k, v in entry.items() if k != "payload"}
+    shown["template"] = template_preview(policy, entry["payload"])
+    return shown

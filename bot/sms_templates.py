@@ -9,9 +9,10 @@ template holds the fixed PUBLIC_URL/r/ and the value `token` completes the ratin
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
+from channels.aliyun import sms as aliyun_sms
 from dialogs import messages as m
 
 # Every key the SMS dialog sends, with the values each offers (docs/providers.md lists them). A template
@@ -46,6 +47,21 @@ CONTRACT_KEYS: tuple[str, ...] = (
     m.CALLBACK_ASK, m.CALLBACK_REPROMPT, m.CALLBACK_THANKS,
 )
 
+# How long a value may be, in characters (as both providers count them: a Chinese character is one).
+# Aliyun refuses a longer value (35 for a notification template's 其他, channels/aliyun/sms.py), so its sender
+# shortens one; the simulator shows that.
+ALIYUN_VALUE_MAX = aliyun_sms.VALUE_MAX
+# Tencent, FAQ 短信正文模板中每个变量是否有字数限制, https://cloud.tencent.com/document/product/382/13301: 6 characters
+# for a variable of a template other than a verification code's, unless the template's review approved longer ones.
+# Sent whole: only the review knows what it approved; the simulator warns.
+TENCENT_VALUE_MAX = 6
+VALUE_MAX: dict[str, int] = {"aliyun": ALIYUN_VALUE_MAX, "tencent": TENCENT_VALUE_MAX}
+
+
+def missing(given: Collection[str]) -> list[str]:
+    """The contract's keys without a template among `given`: a template provider refuses to start on them."""
+    return [key for key in CONTRACT_KEYS if key not in given]
+
 
 def payload(key: str, values: Mapping[str, Any]) -> dict[str, Any]:
     """The outbox payload of an SMS: its key and the values it offers, as single-line text."""
@@ -58,3 +74,12 @@ def payload(key: str, values: Mapping[str, Any]) -> dict[str, Any]:
         elif name in values:
             found[name] = " ".join(str(values[name]).split())  # SMS template values hold no line breaks
     return {"key": key, "values": found}
+
+
+def too_long(provider: str, values: Mapping[str, str]) -> list[str]:
+    """The names of the values longer than `provider` takes (VALUE_MAX), in their order: values it may refuse. A
+    provider without a limit here (a text provider) refuses none."""
+    limit = VALUE_MAX.get(provider)
+    if limit is None:
+        return []
+    return [name for name, value in values.items() if len(str(value)) > limit]

@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.simulator import CHANNELS, MAX_JUMP, Sim, SimError, Simulator
+from bot.simulator import CHANNELS, MAX_JUMP, Sim, SimError, Simulator, template_check
 from bot.web import pages, rating_page
 from bot.web.common import NOW_OF_REQUEST, RUNTIME_OF_REQUEST, json_response, read_json, runtime
 
@@ -56,6 +56,12 @@ async def state(request: web.Request) -> web.Response:
     if sim is None:
         return json_response({"error": "no simulator session; open /simulator/ again"}, status=409)
     return json_response(await sim_.view(sim, pages.locale_of(request)))
+
+
+async def templates(request: web.Request) -> web.Response:
+    """The template check (issue 20): for Aliyun and Tencent, the message keys the policy gives no template for."""
+    sim_ = await _enabled(request)
+    return json_response(template_check(sim_.rt.policy))
 
 
 async def act(request: web.Request) -> web.Response:
@@ -137,4 +143,5 @@ def setup(app: web.Application, simulator: Simulator) -> None:
     app.router.add_post("/simulator/r/{token}", rating)
     app.router.add_get("/simulator/", page)
     app.router.add_get("/simulator/api/state", state)
+    app.router.add_get("/simulator/api/templates", templates)
     app.router.add_post("/simulator/api/{action}", act)

@@ -51,6 +51,128 @@
     parent.appendChild(document.createTextNode(text.slice(at)));
   }
 
+  function code(text) {
+    var c = document.createElement("code");
+    c.textContent = text;
+    return c;
+  }
+
+  // Names (message keys, value names) as code, joined the page language's way.
+  function codes(names) {
+    var all = document.createDocumentFragment();
+    names.forEach(function (name, i) {
+      if (i) all.appendChild(document.createTextNode(label("tpl-separator")));
+      all.appendChild(code(name));
+    });
+    return all;
+  }
+
+  // An element holding a label whose {placeholders} are filled with texts or nodes.
+  function filled(tag, text, values) {
+    var el = document.createElement(tag);
+    var at = 0;
+    text.replace(/\{(\w+)\}/g, function (all, name, index) {
+      el.appendChild(document.createTextNode(text.slice(at, index)));
+      var value = values[name];
+      el.appendChild(value === undefined ? document.createTextNode(all)
+        : (typeof value === "object" ? value : document.createTextNode(String(value))));
+      at = index + all.length;
+      return all;
+    });
+    el.appendChild(document.createTextNode(text.slice(at)));
+    return el;
+  }
+
+  function provider(name) { return label("provider-" + name) || name; }
+
+  // Under an SMS the service sent: its message key and what each template provider of the policy would be
+  // sent instead of the text (the template and its values), with what that provider would not send or may refuse.
+  function preview(tpl) {
+    var box = document.createElement("div");
+    box.className = "tpl";
+    var head = function (el) {
+      el.appendChild(document.createTextNode(label("tpl-key") + " "));
+      el.appendChild(code(tpl.key));
+      return el;
+    };
+    var facts = document.createElement("dl");
+    var warnings = [];
+    tpl.providers.forEach(function (p) {
+      var name = provider(p.provider);
+      if (!p.request) { warnings.push(filled("p", label("tpl-absent"), {provider: name})); return; }
+      var dt = document.createElement("dt");
+      dt.appendChild(document.createTextNode(name + " · " + label("tpl-template") + " "));
+      dt.appendChild(code(p.request.TemplateCode || p.request.TemplateId));
+      var dd = document.createElement("dd");
+      if (!p.names.length) {
+        dd.textContent = label("tpl-no-values");
+      } else {
+        var aliyun = p.provider === "aliyun";
+        dd.appendChild(document.createTextNode(label(aliyun ? "tpl-by-name" : "tpl-in-order") + " "));
+        dd.appendChild(code(JSON.stringify(aliyun ? p.request.TemplateParam : p.request.TemplateParamSet)));
+      }
+      dt.setAttribute("data-provider", p.provider);
+      facts.appendChild(dt);
+      facts.appendChild(dd);
+      if (p.missing.length) warnings.push(filled("p", label("tpl-no-value"), {provider: name, names: codes(p.missing)}));
+      if (p.too_long.length) {
+        warnings.push(filled("p", label("tpl-long-" + p.provider),
+          {provider: name, names: codes(p.too_long), max: p.max}));
+      }
+    });
+    if (facts.childNodes.length) {
+      var details = document.createElement("details");
+      details.appendChild(head(document.createElement("summary")));
+      details.appendChild(facts);
+      box.appendChild(details);
+    } else {
+      box.appendChild(head(document.createElement("p")));
+    }
+    warnings.forEach(function (w) { w.className = "tpl-warn"; box.appendChild(w); });
+    return box;
+  }
+
+  function keys(list) {
+    var ul = document.createElement("ul");
+    ul.className = "keys";
+    list.forEach(function (key) {
+      var li = document.createElement("li");
+      li.appendChild(code(key));
+      ul.appendChild(li);
+    });
+    return ul;
+  }
+
+  // The template check: per provider, the required messages without a template (the service would refuse to
+  // start with that provider) and the others without one (not sent).
+  function checked(doc) {
+    var holder = $("template-check");
+    holder.textContent = "";
+    if (!doc.configured) holder.appendChild(filled("p", label("check-none"), {}));
+    doc.providers.forEach(function (p) {
+      var name = provider(p.provider);
+      var part = document.createElement(p.missing.length ? "details" : "div");
+      part.className = "check";
+      part.setAttribute("data-provider", p.provider);
+      if (p.missing.length) {
+        part.open = !!doc.configured;
+        var summary = filled("summary", label("check-missing"), {provider: name, count: p.missing.length});
+        summary.className = "tpl-warn";
+        part.appendChild(summary);
+        var missing = keys(p.missing);
+        missing.setAttribute("data-missing", "");
+        part.appendChild(missing);
+      } else {
+        part.appendChild(filled("p", label("check-complete"), {provider: name}));
+      }
+      if (p.unsent.length) {
+        part.appendChild(filled("p", label("check-unsent"), {provider: name}));
+        part.appendChild(keys(p.unsent));
+      }
+      holder.appendChild(part);
+    });
+  }
+
   function bubble(entry, spoken) {
     var div = document.createElement("div");
     if (entry.dir === "system") {
@@ -73,6 +195,7 @@
     var time = document.createElement("time");
     time.textContent = when(entry.at);
     div.appendChild(time);
+    if (entry.template) div.appendChild(preview(entry.template));
     return div;
   }
 
@@ -213,4 +336,7 @@
 
   fetch("/simulator/api/state", {credentials: "same-origin"}).then(function (r) { return r.json(); })
     .then(function (doc) { if (doc.now) show(doc); else fail(doc.error); });
+  fetch("/simulator/api/templates", {credentials: "same-origin"}).then(function (r) { return r.json(); })
+    .then(function (doc) { if (doc.providers) checked(doc); else fail(doc.error); })
+    .catch(function (e) { fail(String(e)); });
 })();
