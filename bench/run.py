@@ -1,6 +1,6 @@
 """Every benchmark, on both configurations, as one table: the command the README's figures come from.
 
-    .venv/bin/python bench/run.py                      # the full run (about an hour on 2 cores)
+    .venv/bin/python bench/run.py                      # the full run (about two hours on 2 cores)
     .venv/bin/python bench/run.py --quick              # small sizes: does every benchmark still work?
     .venv/bin/python bench/run.py --config pg+redis --only sms,sweep
 
@@ -11,6 +11,12 @@ What each row measures (see each module's docstring for how):
   a hotline rating, driven from a separate load-generator process; requests/s, p50/p99 latency, errors.
   baseline: a minimal aiohttp app that only checks the signature and answers fixed TwiML, under the
   same load; the sms and keypad notes give our ratio to it (bench/webhooks.py).
+- providers: the inbound-reply path through each SMS provider under the same load: N replies from N
+  numbers answering live reminders, as Twilio (signed form posts), Aliyun (SmsUp JSON pushes), Tencent
+  (reply JSON pushes) and a CMPP gateway (DELIVERs on serve's session) deliver them, each provider
+  talking to its test double; replies/s, p50/p99 latency, errors, ratings stored and the answers that
+  reached the double (sent through the outbox by the three that cannot answer inline), beside the
+  baseline app under the Twilio bodies (bench/providers.py).
 - bursts: 1,000 signed SMS webhooks at once (one connection each), every one answering a live reminder;
   requests/s over the burst, p50/p99 latency (the p99 is how long the tail waited), errors, ratings stored;
   beside the baseline app under the same burst (bench/bursts.py).
@@ -37,12 +43,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import bulk_ingest, bursts, exports, parse, stats_query, sweep, webhooks
+from bench import bulk_ingest, bursts, exports, parse, providers, stats_query, sweep, webhooks
 from bench.common import CONFIGS, Row, table
 
 FULL: dict[str, Callable[[str], list[Row]]] = {
     "parse": lambda c: parse.measure() if c == CONFIGS[0] else [],  # no database: once
     "sms": lambda c: webhooks.measure(c, numbers=10_000, duration=900),  # sms, keypad, baseline rows
+    "providers": lambda c: providers.measure(c, numbers=10_000, duration=900),  # reply <provider>, reply baseline
     "bursts": lambda c: bursts.measure(c, 1_000),  # burst, burst baseline rows
     "sweep": lambda c: sweep.measure(c, [100_000, 1_000_000]),
     "bulk": lambda c: bulk_ingest.measure(c, [1_000_000]),
@@ -52,6 +59,7 @@ FULL: dict[str, Callable[[str], list[Row]]] = {
 QUICK: dict[str, Callable[[str], list[Row]]] = {
     "parse": lambda c: parse.measure() if c == CONFIGS[0] else [],
     "sms": lambda c: webhooks.measure(c, numbers=500),
+    "providers": lambda c: providers.measure(c, numbers=200),
     "bursts": lambda c: bursts.measure(c, 200),
     "sweep": lambda c: sweep.measure(c, [10_000]),
     "bulk": lambda c: bulk_ingest.measure(c, [10_000]),
