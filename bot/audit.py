@@ -34,7 +34,8 @@ USER_PASSWORD = "user.password"
 USER_UPDATE = "user.update"
 SNAPSHOT = "snapshot.publish"
 APPEAL = "appeal.decide"
-ACTIONS = (REVEAL, EXPORT, USER_CREATE, USER_DISABLE, USER_PASSWORD, USER_UPDATE, SNAPSHOT, APPEAL)
+CALENDAR = "calendar.import"  # a year of the official calendar imported or replaced (bot/cli_calendar.py)
+ACTIONS = (REVEAL, EXPORT, USER_CREATE, USER_DISABLE, USER_PASSWORD, USER_UPDATE, SNAPSHOT, APPEAL, CALENDAR)
 
 
 async def record(session: AsyncSession, at: datetime, actor: str, action: str, *,

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from aiohttp import web
 from sqlalchemy.engine import make_url
 
-from bot import audit, cli_exports, cli_reports, cli_secret, cli_stats, scheduler, users
+from bot import audit, cli_calendar, cli_exports, cli_reports, cli_secret, cli_stats, scheduler, users
 from bot.config import ConfigError, Settings, listen_url, load_settings, serving_settings
 from bot.limits import RANGE_TEXT, instant_problem
 from bot.logs import setup_logging
@@ -166,7 +166,8 @@ def parse_now(value: str | None, settings: Settings) -> datetime:
     return parsed
 
 
-SUBCOMMANDS = {"stats": cli_stats, "export": cli_exports, "reports": cli_reports, "secret": cli_secret}
+SUBCOMMANDS = {"stats": cli_stats, "export": cli_exports, "reports": cli_reports, "secret": cli_secret,
+               "calendar": cli_calendar}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -206,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_exports.add_parser(sub)
     cli_reports.add_parser(sub)
     cli_secret.add_parser(sub)
+    cli_calendar.add_parser(sub)
     return p
 
 

@@ -6,6 +6,7 @@ active rating becomes the case's follow-up.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from bot.ratings import RatingRefused, record
@@ -15,11 +16,13 @@ from store import cases as case_store
 BATCH = 500
 
 
-async def apply(rt: Runtime, now: datetime) -> int:
+async def apply(rt: Runtime, now: datetime, *, waiting: Sequence[tuple[datetime, datetime]] = ()) -> int:
+    """The defaults due at `now`, but those in `waiting` (counted over a year of the calendar nobody described:
+    they wait, bot/workdays.py waiting_spans)."""
     applied = 0
     while True:
         async with rt.db.write() as session:
-            due = await case_store.due_defaults(session, now, BATCH, skip_locked=rt.db.locks_rows)
+            due = await case_store.due_defaults(session, now, BATCH, skip_locked=rt.db.locks_rows, waiting=waiting)
             if not due:
                 return applied
             for case in due:

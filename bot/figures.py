@@ -1,5 +1,5 @@
 """The published figures (Shantou art. 33–34): per group, the composite score and hall coverage on top
-of the stored sums, the total, and the rankings of agencies, halls and districts.
+of the stored sums, the total, and the rankings of agencies, halls and districts (and of clerks, Shantou art. 40).
 
 Everything here is derived from `store.stats.figures` (the stored records) and the policy (weights, the
 hall list); nothing takes a figure from outside, so there is no way to edit one (Haikou 九). The API,
@@ -18,9 +18,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.stats_policy import METRICS, StatisticsRules
 from store import stats
 
-RANKED = ("agency", "hall", "district")  # the three rankings of Shantou art. 34
+PUBLISHED_RANKINGS = ("agency", "hall", "district")  # the three rankings of Shantou art. 34, frozen in snapshots
+# And the clerks (窗口人员 by staff_id): Shantou art. 40 and Fujian art. 16 act on "连续排名靠后的工作人员", the
+# staff ranked low period after period. An internal list (Shandong art. 19 publishes staff rankings only on the
+# intranet), so it is asked for and never frozen into a published snapshot.
+RANKED = (*PUBLISHED_RANKINGS, "staff")
 RANK_METRICS = ("composite_score", "mean_score", "participation_rate", "rectification_rate", "hall_coverage")
-RankOf = Literal["agency", "hall", "district"]
+RankOf = Literal["agency", "hall", "district", "staff"]
 
 
 def _rate(part: int, whole: int) -> float | None:
@@ -66,10 +70,11 @@ def group_json(g: stats.GroupFigures, rules: StatisticsRules | None = None, by: 
     """A group as the API gives it (CONTRACT's fields first, then ours)."""
     doc: dict[str, Any] = {
         "key": g.key, "name": g.name, "cases": g.cases, "rated": g.rated,
-        "participation_rate": _rate(g.rated, g.cases),
+        # ÷ the cases that should be rated: a case whose rating was not adopted on appeal is out of the base
+        "participation_rate": _rate(g.rated, g.to_rate),
         "mean_score": g.mean_score, "bad_reviews": g.bad_reviews,
         "rectification_rate": _rate(g.rectified, g.work_orders),
-        "work_orders": g.work_orders, "rectified": g.rectified, "overdue": g.overdue,
+        "to_rate": g.to_rate, "work_orders": g.work_orders, "rectified": g.rectified, "overdue": g.overdue,
     }
     if rules is not None:
         doc["hall_coverage"] = hall_coverage(rules, by, g.key)
@@ -85,7 +90,8 @@ def total_of(groups: Sequence[stats.GroupFigures]) -> stats.GroupFigures:
         key=None, name=None, cases=sum(g.cases for g in groups), rated=sum(g.rated for g in groups),
         mean_score=round(score_sum / scored, 4) if scored else None, bad_reviews=sum(g.bad_reviews for g in groups),
         work_orders=sum(g.work_orders for g in groups), rectified=sum(g.rectified for g in groups),
-        overdue=sum(g.overdue for g in groups), score_sum=score_sum, scored=scored)
+        overdue=sum(g.overdue for g in groups), score_sum=score_sum, scored=scored,
+        to_rate=sum(g.to_rate for g in groups))
 
 
 async def report(session: AsyncSession, rules: StatisticsRules, by: stats.GroupBy, start: datetime | None,
@@ -144,6 +150,7 @@ async def rankings(session: AsyncSession, rules: StatisticsRules, of: RankOf, me
                    start: datetime | None, end: datetime | None, agencies: Sequence[str] | None,
                    dialect: str) -> dict[str, Any]:
     groups = await stats.figures(session, of, start, end, agencies, dialect=dialect)
-    docs = [group_json(g, rules, of) for g in groups if g.key is not None]  # a case without a hall is no hall
+    # A case without a hall is no hall; one without a clerk (online, self-service) ranks no clerk.
+    docs = [group_json(g, rules, of) for g in groups if g.key is not None]
     return {"of": of, "metric": metric, "min_cases": rules.rank_min_cases,
             "rankings": [ranked_json(r) for r in rank(docs, metric, rules.rank_min_cases)]}

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from bot import handling
 from bot.i18n import negotiate
 from bot.limits import code_problem, instant_problem, text_problem
 from bot.runtime import Runtime
@@ -22,7 +23,8 @@ from store.models import Case
 
 # Ids and codes take no control character at all; names take tab, CR and LF (bot/limits.py).
 CODES = frozenset({"case_no", "item_code", "agency_code", "staff_id", "hall_code", "district_code", "batch_no",
-                   "bundle_no", "phone", "wechat_openid", "mp_openid", "locale", "kind"})
+                   "bundle_no", "phone", "wechat_openid", "mp_openid", "locale", "kind", "code"})
+MAX_JOINT_AGENCIES = 50  # a joint approval (联办件) involves a handful of agencies, never a directory of them
 
 
 def _no_controls(value: Any, info: ValidationInfo) -> Any:
@@ -59,6 +61,16 @@ def _text(max_length: int) -> Any:
     return Field(min_length=1, max_length=max_length)
 
 
+class AgencyIn(BaseModel):
+    """One of a joint case's agencies involved besides the lead (Shantou art. 29)."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+    code: str = _text(100)
+    name: str = _text(300)
+
+    _controls = field_validator("*", mode="before")(_no_controls)
+
+
 class CaseIn(BaseModel):
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
     case_no: str = _text(100)
@@ -74,11 +86,31 @@ class CaseIn(BaseModel):
     hall_name: str | None = Field(default=None, max_length=300)
     district_code: str | None = Field(default=None, max_length=100)
     district_name: str | None = Field(default=None, max_length=300)
-    kind: Literal["instant", "promised"] | None = None
+    kind: handling.Kind | None = None
+    # The agencies a joint case (联办件) involves besides the lead `agency_code` (Shantou art. 29).
+    joint_agencies: list[AgencyIn] | None = Field(default=None, max_length=MAX_JOINT_AGENCIES)
     batch_no: str | None = Field(default=None, max_length=100)
     bundle_no: str | None = Field(default=None, max_length=100)
 
     _controls = field_validator("*", mode="before")(_no_controls)
+
+    @model_validator(mode="after")
+    def _joint(self) -> CaseIn:
+        """The agencies involved belong to a joint case only, each named once and none of them the lead: a
+        list the work order repeats (art. 29) must say which other agencies, not restate the case's own."""
+        if not self.joint_agencies:
+            self.joint_agencies = None  # `[]` says nothing more than leaving it out
+            return self
+        if self.kind != "joint":
+            raise _field_error("joint_agencies", "only a joint case (\"kind\": \"joint\") names agencies involved")
+        codes = [a.code for a in self.joint_agencies]
+        if self.agency_code in codes:
+            raise _field_error("joint_agencies", f"{self.agency_code!r} is the lead agency (agency_code): "
+                                                 "list only the other agencies involved")
+        twice = sorted({c for c in codes if codes.count(c) > 1})
+        if twice:
+            raise _field_error("joint_agencies", f"each agency once: {', '.join(twice)} appear(s) more than once")
+        return self
 
     @field_validator("completed_at", mode="before")
     @classmethod
@@ -97,6 +129,18 @@ class CaseIn(BaseModel):
         return parsed
 
 
+class _NamedError(ValueError):
+    """A whole-case check's error, carrying the field it concerns (a model validator has no field of its own)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def _field_error(field: str, message: str) -> ValueError:
+    return _NamedError(field, message)
+
+
 @dataclass(frozen=True)
 class FieldError:
     field: str
@@ -110,6 +154,9 @@ def field_errors(exc: ValidationError) -> list[FieldError]:
     out = []
     for err in exc.errors(include_url=False):
         loc = ".".join(str(p) for p in err["loc"])
+        cause = (err.get("ctx") or {}).get("error")
+        if isinstance(cause, _NamedError):  # a whole-case check names its own field
+            loc = ".".join(p for p in (loc, cause.field) if p)
         msg = str(err["msg"])
         if msg.startswith("Value error, "):
             msg = msg[len("Value error, "):]
@@ -165,12 +212,15 @@ def _place(rt: Runtime, c: CaseIn) -> dict[str, str | None]:
 
 
 def case_row(rt: Runtime, c: CaseIn, now: datetime, contact_ids: dict[str, int]) -> dict[str, Any]:
+    """The row of a new case. An online consultation (Shantou art. 32) needs no rating: no reminder, no default."""
     name = c.applicant.name if c.applicant else None
-    remindable = "phone_contact_id" in contact_ids or "mp_contact_id" in contact_ids
+    rated = not handling.online_consultation(c.kind, c.hall_code, c.staff_id)
+    remindable = rated and ("phone_contact_id" in contact_ids or "mp_contact_id" in contact_ids)
     return {
         "case_no": c.case_no, "item_code": c.item_code, "item_name": c.item_name,
         "agency_code": c.agency_code, "agency_name": c.agency_name, "completed_at": c.completed_at,
         "staff_id": c.staff_id, "staff_name": c.staff_name, **_place(rt, c), "kind": c.kind,
+        "joint_agencies": [a.model_dump() for a in c.joint_agencies] if c.joint_agencies else None,
         "batch_no": c.batch_no, "bundle_no": c.bundle_no, "source": "api",
         "applicant_name_sealed": rt.sealer.seal(name) if name else None,
         "applicant_name_masked": mask_name(name) if name else None,
@@ -180,7 +230,7 @@ def case_row(rt: Runtime, c: CaseIn, now: datetime, contact_ids: dict[str, int])
         "mp_contact_id": contact_ids.get("mp_contact_id"),
         "created_at": now,
         "remind_at": rt.timing.reminder_at(c.completed_at) if remindable else None,
-        "default_at": rt.timing.default_at(c.completed_at),
+        "default_at": rt.timing.default_at(c.completed_at) if rated else None,
         "rated_at": None,
     }
 

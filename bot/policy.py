@@ -57,6 +57,9 @@ DEFAULT_REASONS: dict[str, str] = {
     "fees": "收费不合理",
     "other": "其他",
 }
+# The built-in reasons that concern the clerk rather than the agency (服务态度, Shantou art. 27's clerk options).
+DEFAULT_CLERK_REASONS: tuple[str, ...] = ("attitude",)
+WORK_ORDER_KEYS = {"dispatch", "rectify", "review", "contact"}
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,10 @@ class Policy:
     default_after: DaySpan = DaySpan(5, "working")
     followup_window: DaySpan = DaySpan(5, "working")
     appeal_window: DaySpan = DaySpan(5, "working")
+    # Ours (issue 21): an appeal is decided within this, counted from the appeal (Shantou art. 37).
+    appeal_decision: DaySpan = DaySpan(5, "working")
+    # dispatch, rectify, review; and ours, `contact` (Shandong art. 14): when above 0, the agency records its
+    # contact with the rater within that many working days of taking the work order on. Absent or 0: off.
     work_order: dict[str, int] = field(default_factory=lambda: {"dispatch": 2, "rectify": 10, "review": 3})
     callback_reopen_limit: int = 1
     blacklist: dict[str, int] = field(
@@ -80,7 +87,9 @@ class Policy:
     # Ours, beyond the contract's list (documented in docs/configuration.md):
     callback: CallbackRules = CallbackRules()
     # Reasons that concern the window clerk: a bad review giving one names the clerk on its work order.
-    clerk_reasons: tuple[str, ...] = ("attitude", "conduct")
+    # Every one is a code of `reasons` (parse_policy refuses others): a code no rater can give is a rule
+    # that never applies.
+    clerk_reasons: tuple[str, ...] = DEFAULT_CLERK_REASONS
     conversation_hours: float = 24  # an SMS conversation waits this long for a grade or reasons
     more_text_minutes: float = 30  # and this long for the optional sentence after a bad rating
     statistics: StatisticsRules = field(default_factory=StatisticsRules)  # [statistics] and [halls.<code>] (issue 8)
@@ -106,7 +115,7 @@ class Policy:
 
 _KNOWN = {
     "timezone", "reminder_after_hours", "quiet_hours", "default_grade", "default_after",
-    "followup_window", "appeal_window", "work_order", "callback_reopen_limit", "blacklist",
+    "followup_window", "appeal_window", "appeal_decision", "work_order", "callback_reopen_limit", "blacklist",
     "calendar_overrides", "reasons", "miniprogram", "conversation_hours", "more_text_minutes",
     "callback", "clerk_reasons", "statistics", "halls", "reporting", "sms",
 }
@@ -213,7 +222,7 @@ def parse_policy(doc: dict[str, Any]) -> Policy:
             kw["default_grade"] = Grade(doc["default_grade"])
         except ValueError:
             raise PolicyError(f"default_grade: expected one of {[g.value for g in Grade]}") from None
-    for key in ("default_after", "followup_window", "appeal_window"):
+    for key in ("default_after", "followup_window", "appeal_window", "appeal_decision"):
         if key in doc:
             try:
                 kw[key] = DaySpan.parse(key, doc[key])
@@ -221,7 +230,7 @@ def parse_policy(doc: dict[str, Any]) -> Policy:
                 raise PolicyError(str(exc)) from None
     if "work_order" in doc:
         kw["work_order"] = {**base.work_order,
-                            **_int_table("work_order", doc["work_order"], {"dispatch", "rectify", "review"})}
+                            **_int_table("work_order", doc["work_order"], WORK_ORDER_KEYS)}
     if "callback_reopen_limit" in doc:
         v = doc["callback_reopen_limit"]
         if not isinstance(v, int) or isinstance(v, bool) or v < 0:
@@ -258,11 +267,7 @@ def parse_policy(doc: dict[str, Any]) -> Policy:
         kw["more_text_minutes"] = _positive("more_text_minutes", doc["more_text_minutes"])
     if "callback" in doc:
         kw["callback"] = _callback(doc["callback"])
-    if "clerk_reasons" in doc:
-        cr = doc["clerk_reasons"]
-        if not isinstance(cr, list) or not all(isinstance(c, str) for c in cr):
-            raise PolicyError(f"clerk_reasons: expected a list of reason codes, got {cr!r}")
-        kw["clerk_reasons"] = tuple(cr)
+    kw["clerk_reasons"] = _clerk_reasons(doc, kw.get("reasons", base.reasons))
     if "statistics" in doc or "halls" in doc:
         try:
             kw["statistics"] = parse_statistics(doc.get("statistics"), doc.get("halls"))
@@ -274,6 +279,22 @@ def parse_policy(doc: dict[str, Any]) -> Policy:
         except ValueError as exc:
             raise PolicyError(str(exc)) from None
     return Policy(**kw)
+
+
+def _clerk_reasons(doc: dict[str, Any], reasons: dict[str, str]) -> tuple[str, ...]:
+    """The clerk's reasons, each a code of the policy's reasons. Given ones naming another code are refused by
+    name (a misspelt code would silently never name a clerk); the built-in ones follow a policy's own reason
+    list: those of them it keeps."""
+    if "clerk_reasons" not in doc:
+        return tuple(code for code in DEFAULT_CLERK_REASONS if code in reasons)
+    cr = doc["clerk_reasons"]
+    if not isinstance(cr, list) or not all(isinstance(c, str) for c in cr):
+        raise PolicyError(f"clerk_reasons: expected a list of reason codes, got {cr!r}")
+    unknown = [c for c in dict.fromkeys(cr) if c not in reasons]
+    if unknown:
+        raise PolicyError(f"clerk_reasons: {', '.join(unknown)} {'is' if len(unknown) == 1 else 'are'} not among "
+                          f"the reasons ({', '.join(reasons)})")
+    return tuple(dict.fromkeys(cr))
 
 
 def _callback(value: Any) -> CallbackRules:

@@ -3,10 +3,15 @@
 One rating per case, then one follow-up (追加评价) inside the follow-up window counted from the first
 rating (a default counts as one). A bad grade needs a reason or words. Storing a rating ends every
 conversation still asking about the case and cancels its pending reminder and default; a bad one
-opens the case's work order. A rating of a case in a batch applies to every case of the batch; one
-of a case in a bundle (一件事) applies to every item of the bundle not rated on its own. A rater
-barred by the blacklist rates nothing. A work order's callback result is the case's latest rating
-but not one of its "one rating and one follow-up" (bot/work_orders.py stores it).
+opens the case's work order. A rating of a case in a batch applies to every case of the batch (Shantou
+art. 24: the batch is rated once). A rating of an item of a bundle (一件事, Shantou art. 31) rates that item
+only, unless the rater chose the bundle (`scope` "bundle"): then every item not yet rated gets a copy of it,
+each bad copy opening its own agency's work order, and the copies are one review with their origin (the
+blacklist counts reviews). An item rated already keeps its rating: a bundle rating is not its follow-up,
+since the rater chose the whole matter, not a second word on that item. A rater barred by the blacklist
+rates nothing. A work order's satisfied callback answer is the case's latest rating but not one of its
+"one rating and one follow-up" (bot/work_orders.py stores it; a dissatisfied answer is no rating at all,
+Hainan art. 15).
 """
 
 from __future__ import annotations
@@ -22,11 +27,15 @@ from bot.limits import code_problem, text_problem
 from bot.reporting import queue as reporting
 from bot.runtime import Runtime
 from dialogs.grades import Grade, parse_grade_name
+from dialogs.rating import OTHER
 from store import cases as case_store
 from store import contacts as contact_store
 from store import conversations
 from store import evaluations as evaluation_store
 from store.models import Case, Evaluation
+
+Scope = Literal["item", "bundle"]
+SCOPES: tuple[Scope, ...] = ("item", "bundle")
 
 CHANNELS = ("sms", "wechat", "miniprogram", "phone", "web", "qr", "hall", "terminal", "callback", "default")
 
@@ -75,9 +84,15 @@ async def barred(session: AsyncSession, case: Case, now: datetime) -> datetime |
 
 async def record(session: AsyncSession, rt: Runtime, case: Case, grade: Grade, reasons: tuple[str, ...],
                  text: str | None, channel: str, now: datetime, *, is_default: bool = False,
-                 ref: str | None = None, via: str | None = None, origin_id: int | None = None) -> Evaluation:
-    """Store a rating of a case whose row the caller holds locked (or, on SQLite, inside BEGIN IMMEDIATE)."""
+                 ref: str | None = None, via: str | None = None, origin_id: int | None = None,
+                 scope: Scope = "item", terminal_id: str | None = None) -> Evaluation:
+    """Store a rating of a case whose row the caller holds locked (or, on SQLite, inside BEGIN IMMEDIATE).
+
+    `scope` "bundle" also rates the case's bundle (the caller checked `scope_error` first: a case without a
+    `bundle_no` has no bundle to rate, and guessing "item" would store less than the rater asked for)."""
     assert case.id is not None
+    if scope == "bundle" and not case.bundle_no:
+        raise RatingRefused("the case is in no bundle: scope 'bundle' does not apply", status=422)
     if not is_default:
         until = await barred(session, case, now)
         if until is not None:
@@ -94,6 +109,7 @@ async def record(session: AsyncSession, rt: Runtime, case: Case, grade: Grade, r
         case_id=case.id, grade=grade.value, score=grade.score, reasons=list(reasons), text=text,
         channel=channel, is_default=is_default, is_followup=state == "followup", status="valid", via=via,
         ref=ref, origin_id=origin_id, created_at=now,
+        terminal_id=terminal_id,  # the self-service terminal's number (终端机编号, Shantou art. 23), if given
     )
     session.add(evaluation)
     if case.rated_at is None:
@@ -108,24 +124,51 @@ async def record(session: AsyncSession, rt: Runtime, case: Case, grade: Grade, r
     if grade.is_bad and not is_default and via != "batch":  # a batch's one review: the one work order
         await work_orders.open_for(session, rt, case, evaluation, now)
     if via is None and not is_default:
-        await _apply_to_siblings(session, rt, case, evaluation, now)
+        await _apply_to_siblings(session, rt, case, evaluation, now, scope)
     return evaluation
 
 
 async def _apply_to_siblings(session: AsyncSession, rt: Runtime, case: Case, evaluation: Evaluation,
-                             now: datetime) -> None:
-    """A batch is rated once for all its cases; a bundle's rating goes to the items not rated apart."""
-    for via, siblings in (("batch", await case_store.siblings(session, case, "batch_no", lock=rt.db.locks_rows)),
-                          ("bundle", await case_store.siblings(session, case, "bundle_no", lock=rt.db.locks_rows))):
+                             now: datetime, scope: Scope) -> None:
+    """A batch is rated once for all its cases; a bundle's rating, when the rater chose the bundle, goes to
+    the items not rated yet (an item's own rating, or its default, stands)."""
+    groups = [("batch", await case_store.siblings(session, case, "batch_no", lock=rt.db.locks_rows))]
+    if scope == "bundle":
+        groups.append(("bundle", await case_store.siblings(session, case, "bundle_no", lock=rt.db.locks_rows)))
+    for via, siblings in groups:
         for sibling in siblings:
             assert sibling.id is not None
             if via == "bundle" and await evaluation_store.for_case(session, sibling.id):
-                continue  # rated on its own: its own rating stands
+                continue  # rated already (by its rater, a batch or a default): its own rating stands
             try:
                 await record(session, rt, sibling, Grade(evaluation.grade), tuple(evaluation.reasons or ()),
                              evaluation.text, evaluation.channel, now, via=via, origin_id=evaluation.id)
             except RatingRefused:
                 continue  # this sibling takes no more ratings
+
+
+def scope_error(case: Case, scope: Scope) -> FieldError | None:
+    """Why `scope` does not fit `case`: "bundle" names a 一件事 the case must belong to (Shantou art. 31)."""
+    if scope == "bundle" and not case.bundle_no:
+        return FieldError("scope", "'bundle' needs a case with a bundle_no; this case is in no bundle")
+    return None
+
+
+def scope_of(doc: dict[str, Any]) -> Scope:
+    """The scope of a body `rating_errors` accepted: "item" unless the rater chose the bundle."""
+    return "bundle" if doc.get("scope") == "bundle" else "item"
+
+
+def _terminal_errors(terminal_id: Any) -> list[FieldError]:
+    """A terminal's number (终端机编号, Shantou art. 23) is a code: a short string without control characters.
+    It is optional on every channel: a terminal sends it with `terminal`, and a QR code stuck on a terminal
+    (art. 18) may carry it too; the contract's `terminal` rating without one stays a 201."""
+    if terminal_id is None:
+        return []
+    if not isinstance(terminal_id, str) or not terminal_id.strip() or len(terminal_id) > 100:
+        return [FieldError("terminal_id", "expected the terminal's number: a string of 1 to 100 characters")]
+    problem = code_problem(terminal_id)
+    return [FieldError("terminal_id", problem)] if problem else []
 
 
 def rating_errors(doc: Any, reason_codes: set[str], *, channel: bool = True) -> list[FieldError]:
@@ -143,6 +186,8 @@ def rating_errors(doc: Any, reason_codes: set[str], *, channel: bool = True) -> 
                                         "dissatisfied, very_dissatisfied"))
     if channel and (doc.get("channel") not in CHANNELS or doc.get("channel") == "default"):
         errs.append(FieldError("channel", f"expected one of {', '.join(c for c in CHANNELS if c != 'default')}"))
+    if "scope" in doc and doc["scope"] not in SCOPES:  # a typo must not rate less (or more) than meant
+        errs.append(FieldError("scope", f"expected one of {', '.join(SCOPES)}"))
     reasons = doc.get("reasons", [])
     if reasons is None:
         reasons = []
@@ -160,6 +205,11 @@ def rating_errors(doc: Any, reason_codes: set[str], *, channel: bool = True) -> 
         errs.append(FieldError("text", "at most 2000 characters"))
     if text_problem(text):
         errs.append(FieldError("text", text_problem(text)))  # type: ignore[arg-type]
+    errs += _terminal_errors(doc.get("terminal_id"))
     if grade is not None and grade.is_bad and not reasons and not (text and text.strip()):
         errs.append(FieldError("reasons", "a bad grade needs at least one reason or a text"))
+    # "other" says nothing by itself: it opens the text that names the reason (Shantou art. 23; CONTRACT
+    # "Rules of detail"), with other reasons beside it or alone, as the rating page and the dialogs ask.
+    if grade is not None and grade.is_bad and OTHER in reasons and not (isinstance(text, str) and text.strip()):
+        errs.append(FieldError("text", f"required when the reasons include {OTHER!r}: say what went wrong"))
     return errs

@@ -18,7 +18,7 @@ from bot.policy import Policy, load_policy
 from bot.rate import TokenBucket
 from bot.state import SessionState, open_state, tokens_for
 from bot.timing import Timing
-from bot.workdays import WorkCalendar
+from bot.workdays import WorkCalendar, YearDays
 from channels.base import ConfigProblem, ProviderConfig, SmsChannel, TextSender
 from channels.registry import SMS_PROVIDERS
 from channels.twilio.voice import TwilioCaller
@@ -26,7 +26,7 @@ from channels.wechat.api import WeChatApi
 from channels.wechat.official import OfficialAccount
 from dialogs.rating import Rules
 from dialogs.types import Reply
-from store import migrate
+from store import calendar_years, migrate
 from store import settings as stored_settings
 from store.engine import Database
 from store.sealing import Sealer, fingerprint
@@ -119,6 +119,13 @@ async def check_sealed_with(db: Database, secret: str) -> None:
                           "set the key it was sealed with (after `haochaping secret rotate`, the new one)")
 
 
+async def stored_years(db: Database) -> dict[int, YearDays]:
+    """The official calendar years imported into the database (bot/official_calendar.py)."""
+    async with db.read() as session:
+        rows = await calendar_years.all_years(session)
+    return {row.year: YearDays.from_iso(row.holidays, row.workdays) for row in rows}
+
+
 async def open_runtime(settings: Settings) -> Runtime:
     """Open the store (schema brought to the current revision), the state and the providers."""
     policy = load_policy(settings.policy_path)
@@ -133,11 +140,12 @@ async def open_runtime(settings: Settings) -> Runtime:
         except ValueError as exc:
             raise ConfigError(f"HAOCHAPING_SECRET_KEY: {exc}") from None
         await check_sealed_with(db, secret)
+        years = await stored_years(db)
     except Exception:
         await db.close()
         await sms_channel.close()
         raise
-    calendar = WorkCalendar(holidays=policy.holidays, workdays=policy.workdays)
+    calendar = WorkCalendar(holidays=policy.holidays, workdays=policy.workdays, years=years)
     state = open_state(settings.redis_url, settings.redis_prefix, max_connections=settings.redis_max_connections,
                        pool_timeout=settings.redis_pool_timeout)
     tokens = tokens_for(state)

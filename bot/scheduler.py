@@ -11,9 +11,10 @@ import logging
 import time
 from datetime import UTC, datetime
 
-from bot import callback_calls, defaults, reminders, sender, snapshots, work_orders
+from bot import callback_calls, defaults, official_calendar, reminders, sender, snapshots, work_orders
 from bot.reporting import push
 from bot.runtime import Runtime
+from bot.work_order_deadlines import mark_overdue as mark_deadlines_overdue
 from store import stats
 from store.engine import refused
 
@@ -22,22 +23,27 @@ log = logging.getLogger("haochaping.scheduler")
 
 async def tick(rt: Runtime, now: datetime) -> dict[str, int]:
     started = time.perf_counter()
+    # The calendar years another process imported; nothing due past a year nobody described is applied.
+    await official_calendar.refresh(rt)
+    official_calendar.log_warning(rt, now)
+    waiting = rt.timing.calendar.waiting_spans(now, rt.policy.tz)
     # Defaults first: a case whose default is due must not be reminded a moment before it is rated.
-    applied = await defaults.apply(rt, now)
+    applied = await defaults.apply(rt, now, waiting=waiting)
     reminded = await reminders.sweep(rt, now)
     delivery = await sender.deliver_due(rt, now)
     sent = delivery.sent
     if delivery.fallbacks:  # mini-program reminders refused: their SMS go in this same tick
         reminded += await reminders.sweep(rt, now)
         sent += (await sender.deliver_due(rt, now)).sent
-    overdue = await work_orders.mark_overdue(rt, now)
+    overdue = await work_orders.mark_overdue(rt, now, waiting=waiting)
+    late = await mark_deadlines_overdue(rt, now)  # appeals to decide, raters to contact
     calls = await callback_calls.sweep(rt, now)
     days = await stats.refresh(rt.db)  # the daily statistics of the days changed since the last pass
     published = await snapshots.publish_due(rt, now)  # after the defaults and the daily figures of this pass
     # Last: the ratings this very pass made (defaults) go up at once; a slow upstream delays nothing else.
     reported = await push.push(rt, now)
     counts = {"reminders": reminded, "defaults": applied, "overdue": overdue, "sent": sent, "calls": calls,
-              "stats_days": days, "published": published, "reported": reported}
+              "stats_days": days, "published": published, "reported": reported, **late}
     rt.metrics.tick.observe(time.perf_counter() - started)
     return counts
 

@@ -40,7 +40,7 @@ async def content(session: AsyncSession, rt: Runtime, label: str, start: datetim
         "figures": {by: await figures.report(session, rules, by, start, end, None, dialect)
                     for by in stats.GROUPS},
         "rankings": {of: await figures.rankings(session, rules, of, "composite_score", start, end, None, dialect)
-                     for of in figures.RANKED},
+                     for of in figures.PUBLISHED_RANKINGS},
     }
 
 

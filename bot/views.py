@@ -11,7 +11,7 @@ from typing import Any
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot import work_orders
+from bot import handling, work_order_deadlines, work_orders
 from bot.privacy import mask_json, mask_text
 from bot.runtime import Runtime
 from store import evaluations as evaluation_store
@@ -27,8 +27,9 @@ def instant(rt: Runtime, value: datetime | None) -> str | None:
 def evaluation_json(rt: Runtime, e: Evaluation) -> dict[str, Any]:
     return {
         "id": e.id, "grade": e.grade, "score": e.score, "reasons": list(e.reasons or []), "text": mask_text(e.text),
-        "channel": e.channel, "created_at": instant(rt, e.created_at), "is_default": e.is_default,
-        "is_followup": e.is_followup, "status": e.status, "via": e.via, "version": e.version,
+        "channel": e.channel, "terminal_id": e.terminal_id, "created_at": instant(rt, e.created_at),
+        "is_default": e.is_default, "is_followup": e.is_followup, "status": e.status, "via": e.via,
+        "version": e.version,
     }
 
 
@@ -56,6 +57,7 @@ async def case_json(session: AsyncSession, rt: Runtime, case: Case, now: datetim
     reminders = await outbox.for_case(session, case.id, kind="reminder")
     by_id = {e.id: e for e in evaluations}
     orders = await work_order_store.for_cases(session, [case.id])
+    facts = await work_order_deadlines.facts_for(session, orders)
     stamp = now or case.created_at
     return {
         "id": case.id, "case_no": case.case_no, "item_code": case.item_code, "item_name": case.item_name,
@@ -63,23 +65,40 @@ async def case_json(session: AsyncSession, rt: Runtime, case: Case, now: datetim
         "completed_at": instant(rt, case.completed_at), "staff_id": case.staff_id,
         "staff_name": case.staff_name, "hall_code": case.hall_code, "hall_name": case.hall_name,
         "district_code": case.district_code, "district_name": case.district_name,
-        "kind": case.kind, "batch_no": case.batch_no,
+        "kind": case.kind, "joint_agencies": list(case.joint_agencies or []),
+        "targets": handling.targets(case.kind, case.staff_id, case.hall_code, case.agency_code, case.agency_name,
+                                    case.joint_agencies),
+        "batch_no": case.batch_no,
         "bundle_no": case.bundle_no, "applicant": applicant, "created_at": instant(rt, case.created_at),
         "remind_at": instant(rt, case.remind_at), "default_at": instant(rt, case.default_at),
         "rated": case.rated_at is not None,
         "evaluations": [evaluation_json(rt, e) for e in evaluations],
         "reminders": [reminder_json(rt, m) for m in reminders],
-        "work_orders": [work_order_json(rt, wo, case, by_id.get(wo.evaluation_id), stamp) for wo in orders],
+        "work_orders": [work_order_json(rt, wo, case, by_id.get(wo.evaluation_id), stamp,
+                                        facts=facts.get(wo.id or 0)) for wo in orders],
     }
 
 
 def work_order_json(rt: Runtime, wo: WorkOrder, case: Case | None, evaluation: Evaluation | None,
-                    now: datetime, events: list[WorkOrderEvent] | None = None) -> dict[str, Any]:
-    """A work order as agencies and 12345 see it: the review and its reasons, never who gave it."""
+                    now: datetime, events: list[WorkOrderEvent] | None = None, *,
+                    facts: work_order_deadlines.Facts | None = None) -> dict[str, Any]:
+    """A work order as agencies and 12345 see it: the review and its reasons, never who gave it. The deadlines
+    beside the steps (the appeal's decision, an extension, the contact) come from its history: `events`, or
+    `facts` read from it already."""
+    if facts is None:
+        facts = work_order_deadlines.facts_from(events) if events is not None else work_order_deadlines.NO_FACTS
+    more = work_order_deadlines.json_parts(rt, wo, facts)
+    extension = more["extension"]
+    if extension is not None:
+        extension = {**extension, "reason": mask_text(extension["reason"]), "note": mask_text(extension["note"])}
     doc: dict[str, Any] = {
         "id": wo.id, "case_no": case.case_no if case else None,
         "item_code": case.item_code if case else None, "item_name": case.item_name if case else None,
-        "agency_code": wo.agency_code, "agency_name": wo.agency_name, "staff_id": wo.staff_id,
+        "agency_code": wo.agency_code, "agency_name": wo.agency_name,
+        # The agencies the review concerns: the lead (whose work order it is) and, for a joint case, the others
+        # involved (Shantou art. 29: 列出涉及“差评”关联的政务服务机构).
+        "agencies": handling.involved(wo.agency_code, wo.agency_name, case.joint_agencies if case else None),
+        "staff_id": wo.staff_id,
         "staff_name": wo.staff_name, "grade": wo.grade, "reasons": list(wo.reasons or []),
         "text": mask_text(evaluation.text) if evaluation else None,
         "rated_at": instant(rt, evaluation.created_at) if evaluation else None,
@@ -87,12 +106,13 @@ def work_order_json(rt: Runtime, wo: WorkOrder, case: Case | None, evaluation: E
         "due_at": instant(rt, wo.due_at), "overdue": wo.overdue, "overdue_steps": wo.overdue_steps,
         "appeal": None if wo.appeal_status is None else {
             "status": wo.appeal_status, "reason": mask_text(wo.appeal_reason), "by": wo.appeal_by,
-            "at": instant(rt, wo.appeal_at), "decided_at": instant(rt, wo.appeal_decided_at)},
+            "at": instant(rt, wo.appeal_at), "decided_at": instant(rt, wo.appeal_decided_at), **more["appeal"]},
+        "extension": extension, "contact": more["contact"],
         "callback": {"by": list(rt.policy.callback.by), "calls": wo.calls, "next_call_at": instant(rt, wo.call_at),
                      "agent_queue": wo.agent_queue},
         "created_at": instant(rt, wo.created_at), "updated_at": instant(rt, wo.updated_at),
         "closed_at": instant(rt, wo.closed_at),
-        "allowed": work_orders.allowed(rt, wo, evaluation, now) if evaluation else [],
+        "allowed": work_orders.allowed(rt, wo, evaluation, now, facts) if evaluation else [],
     }
     if events is not None:
         doc["history"] = [{"action": e.action, "actor": e.actor, "from": e.from_status, "to": e.to_status,

@@ -3,8 +3,11 @@
 created → dispatch (L1) → dispatched → rectify (L2, with a note) → rectified → review (L1) → reviewed
 → callback → closed (satisfied / basically_satisfied); a dissatisfied callback sends it back to
 `dispatched` at most `callback_reopen_limit` times, then closes it `unresolved`; the
-`unreachable_after`-th unreachable callback closes it `unreachable`. An appeal may run beside the
-steps; upheld, it closes the work order `excluded` and excludes the review.
+`unreachable_after`-th unreachable callback closes it `unreachable`. Only a satisfied answer is a
+rating (the case's latest, Hainan art. 15); a dissatisfied one changes no score and no figure. An appeal
+may run beside the steps; upheld, it closes the work order `excluded`, excludes the review and counts a
+strike against the rater, one per review however many work orders a batch or bundle rating opened
+(Shandong art. 17).
 
 Every change is one event in the work order's history, written in the same transaction as the
 change; each step's deadline is counted in working days from the moment the previous step was
@@ -16,11 +19,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot import audit
+from bot import audit, handling
 from bot.day_span import DaySpan
 from bot.limits import text_problem
 from bot.reporting import queue as reporting
@@ -32,9 +35,14 @@ from store import contacts as contact_store
 from store import conversations
 from store import evaluations as evaluation_store
 from store import work_orders as store
-from store.models import Case, Evaluation, RaterStrike, WorkOrder
+from store.models import Case, Evaluation, WorkOrder
 
-ACTIONS = ("dispatch", "rectify", "review", "callback", "appeal", "decide-appeal")
+if TYPE_CHECKING:
+    from bot.work_order_deadlines import Facts
+
+# The last three are the deadlines beside the steps (issue 21), taken in bot/work_order_deadlines.py.
+ACTIONS = ("dispatch", "rectify", "review", "callback", "appeal", "decide-appeal", "request-extension",
+           "decide-extension", "contact")
 CALLBACK_RESULTS = ("satisfied", "basically_satisfied", "dissatisfied", "unreachable")
 # action → (the status it is taken from, the status it leads to); callback and appeals are special.
 STEPS: dict[str, tuple[str, str]] = {
@@ -50,10 +58,14 @@ ROLES: dict[str, frozenset[str]] = {
     "callback": frozenset({"l1", "agent"}),
     "appeal": frozenset({"l2"}),
     "decide-appeal": frozenset({"l1"}),
+    "request-extension": frozenset({"l2"}),
+    "decide-extension": frozenset({"l1"}),
+    "contact": frozenset({"l2"}),
 }
 ROLE_NAMES = ("l1", "l2", "agent", "admin")
-CALLBACK_GRADE = {"satisfied": Grade.SATISFIED, "basically_satisfied": Grade.BASICALLY_SATISFIED,
-                  "dissatisfied": Grade.DISSATISFIED}
+# The callback answers that are ratings (Hainan art. 15 records the rater's latest rating when satisfied);
+# `dissatisfied` and `unreachable` are not.
+CALLBACK_GRADE = {"satisfied": Grade.SATISFIED, "basically_satisfied": Grade.BASICALLY_SATISFIED}
 
 
 @dataclass(frozen=True)
@@ -91,20 +103,23 @@ class Refused(Exception):
 
 async def open_for(session: AsyncSession, rt: Runtime, case: Case, evaluation: Evaluation,
                    now: datetime) -> WorkOrder:
-    """The one work order of a bad review (the unique evaluation_id keeps it one)."""
+    """The one work order of a bad review (the unique evaluation_id keeps it one), the lead agency's. Whom it
+    names follows the case's handling type (bot/handling.py, Shantou art. 27–30, 32): the clerk when the
+    reasons concern them (always in a hall consultation; never for 全程网办), and for a joint case the
+    other agencies involved, which the work order lists from the case (one work order, one owner)."""
     assert evaluation.id is not None and case.id is not None
-    clerk = bool(case.staff_id) and any(r in rt.policy.clerk_reasons for r in evaluation.reasons or [])
+    clerk = handling.names_clerk(case.kind, case.staff_id, evaluation.reasons or [], rt.policy.clerk_reasons)
     wo = WorkOrder(
         case_id=case.id, evaluation_id=evaluation.id, agency_code=case.agency_code,
         agency_name=case.agency_name, staff_id=case.staff_id if clerk else None,
         staff_name=case.staff_name if clerk else None, grade=evaluation.grade,
-        reasons=list(evaluation.reasons or []), status="created", due_at=_due(rt, "created", now),
+        reasons=list(evaluation.reasons or []), status="created", due_at=step_due(rt, "created", now),
         created_at=now, updated_at=now)
     rt.metrics.work_orders.labels("created").inc()
     return await store.add(session, wo, SYSTEM.name, now)
 
 
-def _due(rt: Runtime, status: str, since: datetime) -> datetime | None:
+def step_due(rt: Runtime, status: str, since: datetime) -> datetime | None:
     days = {"created": rt.policy.work_order["dispatch"], "dispatched": rt.policy.work_order["rectify"],
             "rectified": rt.policy.work_order["review"], "reviewed": rt.policy.callback.days}.get(status)
     return None if days is None else rt.timing.window_end(since, DaySpan(days, "working"))
@@ -117,8 +132,10 @@ def appeal_closes(rt: Runtime, evaluation: Evaluation) -> datetime:
     return rt.timing.window_end(evaluation.created_at, rt.policy.appeal_window)
 
 
-def allowed(rt: Runtime, wo: WorkOrder, evaluation: Evaluation, now: datetime) -> list[str]:
-    """The actions the work order takes at `now`, whoever asks."""
+def allowed(rt: Runtime, wo: WorkOrder, evaluation: Evaluation, now: datetime, facts: Facts | None = None
+            ) -> list[str]:
+    """The actions the work order takes at `now`, whoever asks; with its history's `facts`
+    (bot/work_order_deadlines.py), also the contact and the extension beside the steps."""
     if wo.status == "closed":  # an appeal made in time is decided even when the steps ran ahead of it
         return ["decide-appeal"] if wo.appeal_status == "pending" else []
     out = [action for action, (src, _dst) in STEPS.items() if wo.status == src]
@@ -128,6 +145,10 @@ def allowed(rt: Runtime, wo: WorkOrder, evaluation: Evaluation, now: datetime) -
         out.append("appeal")
     if wo.appeal_status == "pending":
         out.append("decide-appeal")
+    if facts is not None:
+        from bot import work_order_deadlines  # it builds on this module's Refused and Actor
+
+        out = work_order_deadlines.adjust(rt, wo, facts, out)
     return out
 
 
@@ -150,11 +171,17 @@ async def act(rt: Runtime, wo_id: int, action: str, body: dict[str, Any], actor:
             raise Refused(403, f"the role {actor.role!r} may not {action}")
         evaluation = await session.get(Evaluation, wo.evaluation_id)
         assert evaluation is not None
-        can = allowed(rt, wo, evaluation, now)
+        from bot import work_order_deadlines as deadlines  # it builds on this module's Refused and Actor
+
+        facts = await deadlines.facts_of(session, wo)
+        can = allowed(rt, wo, evaluation, now, facts)
         if action not in can:
             raise Refused(409, f"{action} is not possible now (status {wo.status}"
                                f"{', appeal ' + wo.appeal_status if wo.appeal_status else ''})", allowed=can)
-        await _take(session, rt, wo, evaluation, action, body, actor, now, address)
+        if action in deadlines.ACTIONS:
+            await deadlines.take(session, rt, wo, action, body, actor, now, facts)
+        else:
+            await _take(session, rt, wo, evaluation, action, body, actor, now, address)
         wo.updated_at = now
         session.add(wo)
         await session.flush()
@@ -219,7 +246,7 @@ async def _move(session: AsyncSession, rt: Runtime, wo: WorkOrder, to: str, acti
     if to == "closed":
         wo.outcome, wo.closed_at, wo.due_at, wo.call_at, wo.agent_queue = outcome, now, None, None, False
     else:
-        wo.due_at = _due(rt, to, now)
+        wo.due_at = step_due(rt, to, now)
     await store.log(session, wo, action, actor.name, before, to, now, note=note,
                     data={**(data or {}), **({"outcome": outcome} if outcome else {})} or None)
 
@@ -238,10 +265,14 @@ async def callback(session: AsyncSession, rt: Runtime, wo: WorkOrder, result: st
         else:
             await store.log(session, wo, "callback", actor.name, wo.status, wo.status, now, note=note, data=data)
         return
-    # The rater's answer becomes the case's latest rating, beside the original (Hainan art. 14–15).
-    await _record_callback_rating(session, rt, wo, CALLBACK_GRADE[result], note, now)
-    if result != "dissatisfied":
+    if result in CALLBACK_GRADE:
+        # Satisfied: "记录群众最新的评价数据" (Hainan art. 15): the answer becomes the case's latest rating,
+        # beside the original review, and the work order is done.
+        await _record_callback_rating(session, rt, wo, CALLBACK_GRADE[result], note, now)
         await _move(session, rt, wo, "closed", "callback", actor, now, note=note, outcome=result, data=data)
+    # Still unsatisfied: back to the agency (复核最多1次), then closed unresolved. The answer is no rating:
+    # the review stands as it was, and with it the case's score, its bad review and the rectified figures;
+    # the answer and its note live in the work order's history.
     elif wo.reopened < rt.policy.callback_reopen_limit:
         wo.reopened += 1
         wo.unreachable, wo.calls, wo.call_at, wo.call_sid, wo.agent_queue = 0, 0, None, None, False
@@ -262,6 +293,8 @@ async def _report_change(session: AsyncSession, rt: Runtime, wo: WorkOrder, now:
 
 async def _record_callback_rating(session: AsyncSession, rt: Runtime, wo: WorkOrder, grade: Grade,
                                   note: str | None, now: datetime) -> None:
+    """A satisfied answer is the rater's latest rating of the case (Hainan art. 15), so it scores; it is
+    not one of the case's "one rating and one follow-up" (bot/ratings.py leaves `via: callback` out)."""
     # origin_id: the review it answers, so that an appeal upheld later excludes the answer with it.
     session.add(Evaluation(case_id=wo.case_id, grade=grade.value, score=grade.score, reasons=[], text=note,
                            channel="callback", via="callback", origin_id=wo.evaluation_id, status="valid",
@@ -321,14 +354,27 @@ async def _decide_appeal(session: AsyncSession, rt: Runtime, wo: WorkOrder, eval
 
 
 async def _strike(session: AsyncSession, rt: Runtime, wo: WorkOrder, evaluation: Evaluation, now: datetime) -> None:
-    """An upheld appeal counts against the rater; too many within the period bar them (Shandong)."""
+    """A review judged false counts against each address of the rater, and `false_reviews` of them made
+    within `within_days` bar the rater for `barred_days` from now (Shandong art. 17: 同一评价主体一年内作出的
+    评价3次(含)以上被核实为误评或恶意差评的 … 自列入名单之日起一年内不得进行评价).
+
+    The rule counts reviews: a batch or bundle (一件事) rating given at once is one, however many of the
+    work orders it opened, at however many agencies, are upheld one by one. And it counts the reviews a
+    rater *made* within a year, so a strike is dated by the review, not by the decision: an appeal decided
+    late neither ages it nor makes it new, and the window slides over the dates of the reviews."""
     case = await case_store.by_id(session, wo.case_id)
-    assert case is not None and evaluation.id is not None
+    review = await evaluation_store.review_of(session, evaluation)
+    assert case is not None and review.id is not None
     rules = rt.policy.blacklist
-    for contact_id in {i for i in (case.phone_contact_id, case.wechat_contact_id, case.mp_contact_id) if i}:
-        session.add(RaterStrike(contact_id=contact_id, evaluation_id=evaluation.id, at=now))
-        await session.flush()
-        count = await store.strikes_since(session, contact_id, now - timedelta(days=rules["within_days"]))
+    window = timedelta(days=rules["within_days"])
+    # In id order: two decisions about one rater's addresses take their locks in the same order.
+    for contact_id in sorted({i for i in (case.phone_contact_id, case.wechat_contact_id, case.mp_contact_id) if i}):
+        if rt.db.locks_rows:
+            await contact_store.lock(session, contact_id)
+        if not await store.add_strike(session, contact_id, review.id, review.created_at):
+            continue  # this review is counted already: another work order of its batch or bundle
+        made = await store.strikes_made(session, contact_id, review.created_at - window, review.created_at + window)
+        count = most_within(made, review.created_at, window)
         if rules["false_reviews"] and count >= rules["false_reviews"]:
             until = now + timedelta(days=rules["barred_days"])
             await contact_store.bar(session, contact_id, until)
@@ -336,17 +382,26 @@ async def _strike(session: AsyncSession, rt: Runtime, wo: WorkOrder, evaluation:
                             data={"strikes": count, "barred_until": until.isoformat()})
 
 
+def most_within(made: Sequence[datetime], at: datetime, window: timedelta) -> int:
+    """The most reviews, among those made at the instants `made`, that one `window` (edges included) holds
+    together with the review made `at`: the sliding year of Shandong art. 17. A window without `at` was
+    counted when the last of its reviews to be struck was."""
+    starts = [d for d in made if at - window <= d <= at]
+    return max((sum(1 for d in made if start <= d <= start + window) for start in starts), default=0)
+
+
 # --- timed duties ----------------------------------------------------------------------------------
 
 BATCH = 500
 
 
-async def mark_overdue(rt: Runtime, now: datetime) -> int:
-    """Mark every open work order whose step's deadline has come (inclusive); each once per step."""
+async def mark_overdue(rt: Runtime, now: datetime, *, waiting: Sequence[tuple[datetime, datetime]] = ()) -> int:
+    """Mark every open work order whose step's deadline has come (inclusive), each once per step; not those in
+    `waiting` (counted over a year of the calendar nobody described, bot/workdays.py waiting_spans)."""
     marked = 0
     while True:
         async with rt.db.write() as session:
-            due = await store.newly_overdue(session, now, BATCH, skip_locked=rt.db.locks_rows)
+            due = await store.newly_overdue(session, now, BATCH, skip_locked=rt.db.locks_rows, waiting=waiting)
             for wo in due:
                 wo.overdue = True
                 wo.overdue_steps += 1

@@ -3,25 +3,56 @@
 Government-service rules count response and rectification periods in official working days, which follow
 the State Council's yearly holiday notice (holidays plus make-up working days, 调休) rather than plain
 Monday-Friday.  The notice is only published a few weeks before each year starts, so the packaged calendar
-(``chinesecalendar``) always lags behind; policies can patch that gap with explicit overrides, and a year
-nobody has described yet degrades to Monday-Friday with a loud warning instead of stopping case handling.
+(``chinesecalendar``) always lags behind. A jurisdiction imports the year the day the notice appears
+(`haochaping calendar import`, kept in the database so that every worker agrees); policies can patch single
+dates with overrides. A year nobody has described yet is counted Monday-Friday with a loud warning, and what
+was counted so is provisional (`is_final`, `waiting_spans`): the scheduler applies no such deadline (a default,
+an overdue mark) until the year is known and the deadlines are recomputed.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Literal
 
 import chinese_calendar
 
-__all__ = ["DEFAULT_LOGGER_NAME", "DayUnit", "WorkCalendar"]
+__all__ = ["DEFAULT_LOGGER_NAME", "DayUnit", "WorkCalendar", "YearDays"]
 
 DayUnit = Literal["working", "natural"]
 
 DEFAULT_LOGGER_NAME = "haochaping.workdays"
+# How far back a deadline due now may have its last counted day (waiting_spans): deadlines run days or weeks.
+LOOK_BACK_YEARS = 2
+
+
+class YearDays:
+    """One imported year: its days off and its make-up working days; every other day Monday-Friday."""
+
+    __slots__ = ("holidays", "workdays")
+
+    def __init__(self, holidays: Iterable[date], workdays: Iterable[date]) -> None:
+        self.holidays = frozenset(holidays)
+        self.workdays = frozenset(workdays)
+
+    @classmethod
+    def from_iso(cls, holidays: Iterable[str], workdays: Iterable[str]) -> YearDays:
+        """As the database keeps them (store/models.py CalendarYear): ISO dates."""
+        return cls((date.fromisoformat(d) for d in holidays), (date.fromisoformat(d) for d in workdays))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, YearDays) and (self.holidays, self.workdays) == (other.holidays, other.workdays)
+
+    def __hash__(self) -> int:
+        return hash((self.holidays, self.workdays))
+
+    def is_workday(self, day: date) -> bool:
+        if day in self.workdays:
+            return True
+        return day not in self.holidays and day.weekday() < 5
 
 
 def _plain_date(value: date, what: str) -> date:
@@ -42,6 +73,7 @@ class WorkCalendar:
         holidays: Iterable[date] = (),
         workdays: Iterable[date] = (),
         logger: logging.Logger | None = None,
+        years: Mapping[int, YearDays] | None = None,
     ) -> None:
         self._holidays: frozenset[date] = frozenset(_plain_date(d, "holiday override") for d in holidays)
         self._workdays: frozenset[date] = frozenset(_plain_date(d, "workday override") for d in workdays)
@@ -58,6 +90,18 @@ class WorkCalendar:
         # Guards only the warn-once bookkeeping, so concurrent first lookups of a year log a single warning.
         self._warn_lock = threading.Lock()
         self._warned_years: set[int] = set()
+        self._years: dict[int, YearDays] = dict(years or {})
+
+    def set_years(self, years: Mapping[int, YearDays]) -> None:
+        """The imported years as the database now holds them (read again by every scheduler pass)."""
+        if years == self._years:
+            return
+        self._years = dict(years)
+        self._day_cache = {}
+
+    @property
+    def imported_years(self) -> frozenset[int]:
+        return frozenset(self._years)
 
     def is_workday(self, day: date) -> bool:
         cached = self._day_cache.get(day)
@@ -112,9 +156,28 @@ class WorkCalendar:
         return datetime.combine(last_day + timedelta(days=1), time(0), tzinfo=tz)
 
     def knows(self, day: date) -> bool:
-        """Whether the official calendar (or an override) covers this date's year."""
+        """Whether the official calendar (imported, packaged, or an override) covers this date's year."""
         day = _plain_date(day, "day")
-        return day.year in self._override_years or self._official_knows(day.year)
+        return self.knows_year(day.year)
+
+    def knows_year(self, year: int) -> bool:
+        return year in self._years or year in self._override_years or self._official_knows(year)
+
+    def packaged(self, year: int) -> bool:
+        """Whether chinesecalendar itself describes the year."""
+        return self._official_knows(year)
+
+    def is_final(self, deadline: datetime, tz: tzinfo) -> bool:
+        """Whether a deadline (00:00 after its last counted day) was counted over known days: its last day's year
+        is described. One counted over a year guessed Monday-Friday waits until the year is known."""
+        return self.knows_year((deadline.astimezone(tz) - timedelta(days=1)).year)
+
+    def waiting_spans(self, now: datetime, tz: tzinfo) -> list[tuple[datetime, datetime]]:
+        """The deadlines that are not final among those that can be due at `now`: (start, end] per unknown year,
+        a deadline in it having its last counted day in that year. The scheduler applies none of them."""
+        year = now.astimezone(tz).year
+        return [(datetime(y, 1, 1, tzinfo=tz), datetime(y + 1, 1, 1, tzinfo=tz))
+                for y in range(year - LOOK_BACK_YEARS, year + 1) if not self.knows_year(y)]
 
     def _official_knows(self, year: int) -> bool:
         known = self._year_known.get(year)
@@ -129,6 +192,9 @@ class WorkCalendar:
         return known
 
     def _official(self, day: date) -> bool:
+        imported = self._years.get(day.year)
+        if imported is not None:
+            return imported.is_workday(day)
         if self._official_knows(day.year):
             return bool(chinese_calendar.is_workday(day))
         self._warn_unknown_year(day.year)
@@ -140,7 +206,7 @@ class WorkCalendar:
                 return
             self._warned_years.add(year)
         self._log.warning(
-            "calendar for %d unknown to chinesecalendar: Monday-Friday assumed; "
-            "add calendar_overrides to the policy",
-            year,
+            "calendar for %d unknown: Monday-Friday assumed, and nothing due after 1 January %d is applied "
+            "until the State Council's arrangement is imported (haochaping calendar import FILE)",
+            year, year,
         )

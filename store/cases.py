@@ -7,7 +7,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_
+from sqlalchemy import and_, func, insert, not_, or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -74,6 +74,13 @@ async def add_many(session: AsyncSession, rows: list[dict[str, Any]]) -> int:
         return created
 
 
+def online_consultation() -> Any:
+    """SQL for bot.handling.online_consultation: a `consult` case with neither hall nor clerk (Shantou art. 32),
+    which needs no rating; an empty code counts as none, as it does there."""
+    return ((col(Case.kind) == "consult") & (func.coalesce(Case.hall_code, "") == "")
+            & (func.coalesce(Case.staff_id, "") == ""))
+
+
 def _after(column: Any, cursor: Cursor) -> Any:
     if cursor is None:
         return True
@@ -117,8 +124,15 @@ async def due_reminders(session: AsyncSession, now: datetime, cursor: Cursor, li
     return [DueCase(*row) for row in (await session.exec(stmt)).all()]  # type: ignore[call-overload]
 
 
-async def due_defaults(session: AsyncSession, now: datetime, limit: int, *, skip_locked: bool) -> list[Case]:
-    stmt = (select(Case).where(col(Case.default_at) <= now)
+def outside(column: Any, waiting: Sequence[tuple[datetime, datetime]]) -> list[Any]:
+    """Conditions keeping `column` out of each (start, end] of `waiting` (deadlines that wait for a year of the
+    calendar, bot/workdays.py waiting_spans)."""
+    return [not_(and_(column > start, column <= end)) for start, end in waiting]
+
+
+async def due_defaults(session: AsyncSession, now: datetime, limit: int, *, skip_locked: bool,
+                       waiting: Sequence[tuple[datetime, datetime]] = ()) -> list[Case]:
+    stmt = (select(Case).where(col(Case.default_at) <= now, *outside(col(Case.default_at), waiting))
             .order_by(col(Case.default_at), col(Case.id)).limit(limit))
     if skip_locked:
         stmt = stmt.with_for_update(skip_locked=True)
@@ -130,9 +144,10 @@ CONTACT_COLUMNS = {"phone": "phone_contact_id", "wechat": "wechat_contact_id", "
 
 async def unrated_of_contact(session: AsyncSession, contact_channel: str, contact_id: int,
                              limit: int = 5) -> tuple[list[Case], int]:
-    """The oldest cases of a contact still waiting for their first rating (at most `limit`), and how many wait."""
+    """The oldest cases of a contact still waiting for their first rating (at most `limit`), and how many wait.
+    An online consultation waits for none (Shantou art. 32), so a message never opens its menu."""
     column = getattr(Case, CONTACT_COLUMNS[contact_channel])
-    where = (col(column) == contact_id, col(Case.rated_at).is_(None))
+    where = (col(column) == contact_id, col(Case.rated_at).is_(None), ~online_consultation())
     oldest = list((await session.exec(
         select(Case).where(*where).order_by(col(Case.completed_at), col(Case.id)).limit(limit))).all())
     if len(oldest) < limit:

@@ -24,6 +24,20 @@ async def by_ref(session: AsyncSession, ref: str) -> Evaluation | None:
     return (await session.exec(select(Evaluation).where(Evaluation.ref == ref))).first()
 
 
+COPIES = ("batch", "bundle")  # `via` of an evaluation copied from a rating given to another case
+
+
+async def review_of(session: AsyncSession, evaluation: Evaluation) -> Evaluation:
+    """The review `evaluation` belongs to: the rating the rater gave. A batch or bundle (一件事) rating
+    given at once is copied to the other cases with `origin_id` naming it; it is one review however many
+    cases or agencies it rated (Shandong art. 17 counts false reviews, not the work orders they opened)."""
+    if evaluation.via in COPIES and evaluation.origin_id is not None:
+        origin = await session.get(Evaluation, evaluation.origin_id)
+        if origin is not None:
+            return origin
+    return evaluation
+
+
 async def exclude_derived(session: AsyncSession, original: Evaluation, via: str) -> list[Evaluation]:
     """Exclude the evaluations derived from `original` `via` a batch or bundle (its copies) or a callback
     (the answers to it); the ones it excluded (a batch or bundle copy is a change of its own to report)."""

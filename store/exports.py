@@ -68,7 +68,7 @@ def evaluations_query(f: Filters, after: int, limit: int) -> Select[Any]:
                    Case.agency_name, Case.hall_code, Case.district_code, Case.staff_id, Case.staff_name,
                    Case.completed_at, Evaluation.grade, Evaluation.score, Evaluation.reasons, Evaluation.text,
                    Evaluation.channel, Evaluation.is_default, Evaluation.is_followup, Evaluation.via,
-                   Evaluation.status, Evaluation.version, Evaluation.created_at,
+                   Evaluation.status, Evaluation.version, Evaluation.created_at, Evaluation.terminal_id,
                    Case.applicant_name_masked.label("applicant_masked"))  # type: ignore[call-overload]
             .select_from(Evaluation).join(Case, col(Case.id) == col(Evaluation.case_id)))
     if f.full:
@@ -86,7 +86,7 @@ def work_orders_query(f: Filters, after: int, limit: int) -> Select[Any]:
     stmt = (select(WorkOrder.id, Case.case_no, WorkOrder.agency_code, WorkOrder.agency_name, WorkOrder.staff_id,
                    WorkOrder.grade, WorkOrder.reasons, WorkOrder.status, WorkOrder.outcome, WorkOrder.reopened,
                    WorkOrder.overdue, WorkOrder.due_at, WorkOrder.appeal_status, WorkOrder.created_at,
-                   WorkOrder.closed_at, Evaluation.channel)  # type: ignore[call-overload]
+                   WorkOrder.closed_at, Evaluation.channel, Case.joint_agencies)  # type: ignore[call-overload]
             .select_from(WorkOrder).join(Case, col(Case.id) == col(WorkOrder.case_id))
             .join(Evaluation, col(Evaluation.id) == col(WorkOrder.evaluation_id)))
     if f.full:

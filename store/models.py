@@ -25,6 +25,20 @@ class Setting(SQLModel, table=True):
     value: str
 
 
+class CalendarYear(SQLModel, table=True):
+    """One year of the official calendar as the State Council's notice gives it (`haochaping calendar import`):
+    its holidays (days off, weekdays among them) and make-up working days (调休, weekend days worked). Every
+    other day of the year is a working day from Monday to Friday. It overrides the packaged calendar."""
+
+    __tablename__ = "calendar_years"
+    year: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    holidays: list[str] = Field(default_factory=list, sa_type=JSONText)  # ISO dates
+    workdays: list[str] = Field(default_factory=list, sa_type=JSONText)
+    source: str | None = Field(default=None, max_length=300)  # the notice it comes from (国办发明电〔…〕…号)
+    imported_at: datetime = Field(sa_type=UTCDateTime)
+    imported_by: str = Field(max_length=100)
+
+
 class Contact(SQLModel, table=True):
     """A person as one channel reaches them: a phone for SMS and calls, an openid for WeChat."""
 
@@ -60,7 +74,10 @@ class Case(SQLModel, table=True):
     hall_name: str | None = Field(default=None, max_length=300)
     district_code: str | None = Field(default=None, max_length=100, index=True)
     district_name: str | None = Field(default=None, max_length=300)
-    kind: str | None = Field(default=None, max_length=16)
+    kind: str | None = Field(default=None, max_length=16)  # bot/handling.py: who a rating of it rates
+    # A joint case's (联办件) agencies involved besides the lead (`agency_code`): [{"code", "name"}], listed
+    # on a bad review's work order (Shantou art. 29). Migration 0012.
+    joint_agencies: list[dict[str, str]] | None = Field(default=None, sa_type=JSONText)
     batch_no: str | None = Field(default=None, max_length=100, index=True)
     bundle_no: str | None = Field(default=None, max_length=100, index=True)
     source: str = Field(default="api", max_length=16)
@@ -88,6 +105,8 @@ class Evaluation(SQLModel, table=True):
     reasons: list[str] = Field(default_factory=list, sa_type=JSONText)
     text: str | None = None
     channel: str = Field(max_length=16)
+    # The self-service terminal's number (终端机编号, Shantou art. 23) a rating was given at. Migration 0012.
+    terminal_id: str | None = Field(default=None, max_length=100)
     is_default: bool = False
     is_followup: bool = False
     status: str = Field(default="valid", max_length=16)
@@ -216,9 +235,18 @@ class WorkOrderEvent(SQLModel, table=True):
 
 
 class RaterStrike(SQLModel, table=True):
-    """A bad review upheld as false on appeal, counted against the rater (Shandong's blacklist)."""
+    """A review judged false by an upheld appeal, counted against one of the rater's addresses (Shandong
+    art. 17: 3 false reviews made within a year bar the rater).
+
+    One row per review and address, whatever number of its work orders are appealed: a batch or bundle
+    (一件事) rating given at once is one review, however many agencies' items it rated. `evaluation_id` is
+    that review: the evaluation the rater gave, of which a batch or bundle copy is only a copy
+    (`Evaluation.origin_id`). `at` is when the review was made, since the rule counts the reviews a rater
+    made within a year, not when appeals about them happened to be decided (migration 0011).
+    """
 
     __tablename__ = "rater_strikes"
+    __table_args__ = (UniqueConstraint("contact_id", "evaluation_id", name="uq_rater_strikes_review"),)
     id: int | None = Field(default=None, primary_key=True)
     contact_id: int = Field(foreign_key="contacts.id", index=True)
     evaluation_id: int = Field(foreign_key="evaluations.id")
@@ -262,6 +290,9 @@ class StatsDay(SQLModel, table=True):
     key: str | None = Field(default=None, max_length=100)
     name: str | None = Field(default=None, max_length=300)
     cases: int = 0
+    # The cases that should be rated (应评价办件, the participation rate's base): every case but those whose
+    # every rating was judged false on an upheld appeal (不予采纳; docs/figures.md). Migration 0011.
+    to_rate: int = 0
     rated: int = 0
     score_sum: int = 0
     scored: int = 0

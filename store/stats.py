@@ -2,9 +2,15 @@
 
 Each case counts in its group; its score is that of its latest valid evaluation (defaults
 included, excluded ones left out); it is "rated" when it has an active (not default) valid
-rating; bad reviews count every valid bad evaluation given by a rater (a callback's "dissatisfied"
-is the answer to a callback, not a new review). Rectification counts each case's work orders not
-excluded on appeal, and those of them put right at least once (rectified, or later).
+rating; bad reviews count every valid bad evaluation given by a rater (a callback's answer is not
+a new review). A case is among those that should be rated (`to_rate`, the participation rate's
+base) unless every rating it had was excluded on an upheld appeal: the rating is not adopted
+(不予采纳, Fujian 十三, Shandong art. 17), so the case counts neither as rated nor as unrated, and an
+agency does not lose participation by winning an appeal. An online consultation (a `consult` case with
+neither hall nor clerk) needs no rating (Shantou art. 32): it is in `to_rate` only once someone rated it
+anyway. A 全程网办 case (`online`) rates the agency only (art. 9, 30): it is in no clerk's figures.
+Rectification counts each case's work orders not excluded on appeal, and those of them put right at
+least once (rectified, or later).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from store.cases import online_consultation
 from store.engine import Database
 from store.models import Case, Evaluation, StatsDay, StatsDirty, WorkOrder
 
@@ -39,12 +46,13 @@ class GroupFigures:
     overdue: int = 0  # open work orders past their step's deadline now
     score_sum: int = 0  # the sums behind mean_score, so that groups add up exactly
     scored: int = 0
+    to_rate: int = 0  # the cases that should be rated: `cases` less those whose every rating was excluded
 
 
 ROLLED = ("postgresql", "sqlite")  # the databases whose triggers keep the daily figures (migration 0006)
 MAX_LIVE_DAYS = 62  # dirty days computed live beside the daily figures; with more, everything is live
 REFRESH_DAYS = 7  # days rebuilt per refresh: a backlog (a migration, an import) is worked off tick by tick
-_SUMS = ("cases", "rated", "score_sum", "scored", "bad", "orders", "rectified", "overdue")
+_SUMS = ("cases", "to_rate", "rated", "score_sum", "scored", "bad", "orders", "rectified", "overdue")
 
 
 async def figures(session: AsyncSession, by: GroupBy, start: datetime | None,
@@ -103,7 +111,7 @@ async def figures(session: AsyncSession, by: GroupBy, start: datetime | None,
     return [GroupFigures(key=k, name=v["name"], cases=v["cases"], rated=v["rated"],
                          mean_score=round(v["score_sum"] / v["scored"], 4) if v["scored"] else None,
                          bad_reviews=v["bad"], work_orders=v["orders"], rectified=v["rectified"],
-                         overdue=v["overdue"], score_sum=v["score_sum"], scored=v["scored"])
+                         overdue=v["overdue"], score_sum=v["score_sum"], scored=v["scored"], to_rate=v["to_rate"])
             for k, v in sorted(sums.items(), key=lambda kv: (kv[0] is None, kv[0] or ""))]
 
 
@@ -131,15 +139,16 @@ def _live(by: GroupBy, where: list[Any], *, per_day: bool) -> Any:
     of `stats_days`). Every sub-aggregate is restricted to the cases in question, so a day costs a day."""
     chosen = select(col(Case.id)).where(*where)
     valid = col(Evaluation.status) == "valid"
-    per_case = (
+    per_case = (  # every evaluation of the case, the excluded ones too: they take the case out of `to_rate`
         select(
             col(Evaluation.case_id).label("case_id"),
-            func.max(Evaluation.id).label("latest_id"),
-            func.max(case((col(Evaluation.is_default).is_(False), 1), else_=0)).label("active"),
-            func.sum(case(((col(Evaluation.grade).in_(BAD)) & (func.coalesce(Evaluation.via, "") != "callback"), 1),
-                          else_=0)).label("bad"),
+            func.max(case((valid, col(Evaluation.id)), else_=None)).label("latest_id"),
+            func.max(case((valid & col(Evaluation.is_default).is_(False), 1), else_=0)).label("active"),
+            func.sum(case((valid & col(Evaluation.grade).in_(BAD) & (func.coalesce(Evaluation.via, "") != "callback"),
+                           1), else_=0)).label("bad"),
+            func.max(case((valid, 1), else_=0)).label("kept"),  # 0: every rating of the case was excluded
         )
-        .where(valid, col(Evaluation.case_id).in_(chosen))
+        .where(col(Evaluation.case_id).in_(chosen))
         .group_by(col(Evaluation.case_id))
         .subquery()
     )
@@ -162,7 +171,9 @@ def _live(by: GroupBy, where: list[Any], *, per_day: bool) -> Any:
     keys = {
         "agency": (col(Case.agency_code), col(Case.agency_name)),
         "item": (col(Case.item_code), col(Case.item_name)),
-        "staff": (col(Case.staff_id), col(Case.staff_name)),
+        # 全程网办 rates the agency only (Shantou art. 9, 30): a clerk the business system named is not rated.
+        "staff": (case((col(Case.kind) == "online", None), else_=col(Case.staff_id)),
+                  case((col(Case.kind) == "online", None), else_=col(Case.staff_name))),
         "channel": (col(latest.channel), col(latest.channel)),
         "hall": (col(Case.hall_code), col(Case.hall_name)),
         "district": (col(Case.district_code), col(Case.district_name)),
@@ -180,6 +191,11 @@ def _live(by: GroupBy, where: list[Any], *, per_day: bool) -> Any:
             key.label("key"),
             func.max(name).label("name"),
             func.count().label("cases"),
+            # An unrated case (no evaluation: kept is NULL) should be rated; one whose ratings were all
+            # excluded on appeal should not, nor an online consultation nobody rated (Shantou art. 32).
+            func.coalesce(func.sum(case((per_case.c.kept == 0, 0),
+                                        (online_consultation() & (func.coalesce(per_case.c.active, 0) == 0), 0),
+                                        else_=1)), 0).label("to_rate"),
             func.coalesce(func.sum(cast(per_case.c.active, Integer)), 0).label("rated"),
             func.coalesce(func.sum(latest.score), 0).label("score_sum"),
             func.count(latest.score).label("scored"),

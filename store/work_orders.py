@@ -7,10 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import exists, func
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from store.cases import outside
 from store.models import RaterStrike, WorkOrder, WorkOrderEvent
 
 OPEN = ("created", "dispatched", "rectified", "reviewed")
@@ -95,12 +98,55 @@ async def events(session: AsyncSession, wo_id: int) -> list[WorkOrderEvent]:
     return list((await session.exec(stmt)).all())
 
 
-async def newly_overdue(session: AsyncSession, now: datetime, limit: int, *, skip_locked: bool = False
-                        ) -> list[WorkOrder]:
+async def events_for(session: AsyncSession, wo_ids: Sequence[int]) -> dict[int, list[WorkOrderEvent]]:
+    """The histories of several work orders in one query (a page of a list), each in order."""
+    out: dict[int, list[WorkOrderEvent]] = {i: [] for i in wo_ids}
+    ids = list(out)
+    for at in range(0, len(ids), 1000):
+        stmt = (select(WorkOrderEvent).where(col(WorkOrderEvent.work_order_id).in_(ids[at:at + 1000]))
+                .order_by(col(WorkOrderEvent.id)))
+        for e in (await session.exec(stmt)).all():
+            out[e.work_order_id].append(e)
+    return out
+
+
+async def appeals_to_mark(session: AsyncSession, made_by: datetime, mark: str, after_id: int, limit: int
+                          ) -> list[WorkOrder]:
+    """Work orders (open or closed) whose appeal, made at or before `made_by`, is still pending and has no
+    `mark` event yet: the candidates for an overdue decision. By id, from `after_id` on."""
+    marked = exists().where(WorkOrderEvent.work_order_id == WorkOrder.id, WorkOrderEvent.action == mark)
+    stmt = (select(WorkOrder)
+            .where(WorkOrder.appeal_status == "pending", col(WorkOrder.appeal_at) <= made_by,
+                   col(WorkOrder.id) > after_id, ~marked)
+            .order_by(col(WorkOrder.id)).limit(limit))
+    return list((await session.exec(stmt)).all())
+
+
+async def rounds_to_mark(session: AsyncSession, starts: Sequence[str], ends: Sequence[str], entered_by: datetime,
+                         after_id: int, limit: int) -> list[tuple[WorkOrder, datetime]]:
+    """Work orders at `dispatched` whose latest `starts` event (the agency took them on) is at or before
+    `entered_by` and was not followed by an `ends` event (a contact, or its overdue mark); with that event's
+    instant. By id, from `after_id` on."""
+    entry, later = aliased(WorkOrderEvent, name="entry"), aliased(WorkOrderEvent, name="later")
+    latest = (select(func.max(entry.id)).where(entry.work_order_id == WorkOrder.id, col(entry.action).in_(starts))
+              .correlate(WorkOrder).scalar_subquery())
+    started = aliased(WorkOrderEvent, name="started")
+    ended = exists().where(later.work_order_id == WorkOrder.id, col(later.id) > col(started.id),
+                           col(later.action).in_(ends))
+    stmt = (select(WorkOrder, started.at)
+            .join(started, col(started.id) == latest)
+            .where(WorkOrder.status == "dispatched", col(started.at) <= entered_by, col(WorkOrder.id) > after_id,
+                   ~ended)
+            .order_by(col(WorkOrder.id)).limit(limit))
+    return [(wo, at) for wo, at in (await session.exec(stmt)).all()]
+
+
+async def newly_overdue(session: AsyncSession, now: datetime, limit: int, *, skip_locked: bool = False,
+                        waiting: Sequence[tuple[datetime, datetime]] = ()) -> list[WorkOrder]:
     """Open work orders whose step's deadline is reached (inclusive) and not yet marked."""
     stmt = (select(WorkOrder)
             .where(col(WorkOrder.status).in_(OPEN), col(WorkOrder.overdue).is_(False),
-                   col(WorkOrder.due_at) <= now)
+                   col(WorkOrder.due_at) <= now, *outside(col(WorkOrder.due_at), waiting))
             .order_by(col(WorkOrder.due_at), col(WorkOrder.id)).limit(limit))
     if skip_locked:
         stmt = stmt.with_for_update(skip_locked=True)
@@ -117,8 +163,24 @@ async def due_calls(session: AsyncSession, now: datetime, limit: int, *, skip_lo
     return list((await session.exec(stmt)).all())
 
 
-async def strikes_since(session: AsyncSession, contact_id: int, since: datetime) -> int:
-    stmt = (select(func.count()).select_from(RaterStrike)
-            .where(RaterStrike.contact_id == contact_id, col(RaterStrike.at) >= since))
-    return int((await session.exec(stmt)).one())
+async def add_strike(session: AsyncSession, contact_id: int, review_id: int, made_at: datetime) -> bool:
+    """Count a false review against a contact, once: False when it is counted already (another work order
+    of the same batch or bundle rating was upheld before; the unique key settles two decisions at once)."""
+    stmt = select(RaterStrike.id).where(RaterStrike.contact_id == contact_id, RaterStrike.evaluation_id == review_id)
+    if (await session.exec(stmt)).first() is not None:
+        return False
+    try:
+        async with session.begin_nested():
+            session.add(RaterStrike(contact_id=contact_id, evaluation_id=review_id, at=made_at))
+    except IntegrityError:
+        return False
+    return True
+
+
+async def strikes_made(session: AsyncSession, contact_id: int, since: datetime, until: datetime) -> list[datetime]:
+    """When the contact's false reviews were made, from `since` to `until` (both included), in order."""
+    stmt = (select(RaterStrike.at)
+            .where(RaterStrike.contact_id == contact_id, col(RaterStrike.at) >= since, col(RaterStrike.at) <= until)
+            .order_by(col(RaterStrike.at)))
+    return list((await session.exec(stmt)).all())
 

@@ -272,6 +272,13 @@ async def test_the_elder_mode_fits_every_screen_and_passes_axe_with_aaa_contrast
     await expect(page.get_by_role("link", name="Leave senior mode")).to_be_visible()
     await expect(page.get_by_role("button", name="Next")).to_be_visible()
     await found.check(page, "elder-english", elder=True)
+    # A good grade: its optional box for comments and suggestions on the grade's screen (Shantou art. 23),
+    # and the form ends there.
+    await page.get_by_label("Satisfied", exact=True).check()
+    await expect(page.get_by_role("textbox", name=re.compile("suggestions"))).to_be_visible()
+    await expect(page.get_by_role("button", name="Next")).to_be_hidden()
+    await expect(page.get_by_role("button", name="Submit")).to_be_visible()
+    await found.check(page, "elder-suggestion", elder=True)
 
     # Without JavaScript every question is on the one page, and the server's refusal has the focus. (The checks
     # evaluate scripts in the page, which a page without JavaScript cannot: they look at one whose script is
@@ -282,7 +289,9 @@ async def test_the_elder_mode_fits_every_screen_and_passes_axe_with_aaa_contrast
     for p in (plain, scriptless):
         await p.goto(f"/r/{fresh}?mode=elder")
         for shown in (p.get_by_role("radio", name="满意", exact=True), p.get_by_label("服务态度差"),
-                      p.get_by_role("textbox"), p.get_by_role("button", name="提交评价")):
+                      p.get_by_role("textbox", name=re.compile("说明")),
+                      p.get_by_role("textbox", name=re.compile("意见和建议")),
+                      p.get_by_role("button", name="提交评价")):
             await expect(shown).to_be_visible()
         await expect(p.get_by_role("button", name="下一步")).to_have_count(0)
         if p is scriptless:
@@ -365,6 +374,38 @@ async def test_an_elder_rates_by_keyboard_alone(hcp, new_page, request):
     await page.keyboard.press("Enter")
     await expect(page.get_by_role("link", name="长辈模式")).to_be_visible()
     assert await page.evaluate("parseFloat(getComputedStyle(document.body).fontSize)") < ELDER_FONT_PX
+
+
+async def test_the_bundle_choice_fits_every_screen_and_passes_axe_in_both_modes(hcp, new_page, request):
+    """Shantou art. 31 (一件事): the choice between this item and the whole matter, with the items and their (long)
+    agencies listed, fits a phone and passes axe in the standard and the elder mode (AAA contrast, large type, big
+    targets); in elder mode it is on the grade's screen, and a good grade for the whole matter is sent from it."""
+    found = Findings(request)
+    phone = hcp.new_phone()
+    item_case, token = await reminded_token(hcp, phone=phone, bundle_no="YJS-A11Y", item_name=LONG_ITEM + LONG_CODE,
+                                            agency_name=AGENCY_C_NAME)
+    other = (await hcp.post_case(bundle_no="YJS-A11Y", item_name=LONG_ITEM, agency_code=AGENCY_B,
+                                 agency_name=AGENCY_B_NAME))["case_no"]
+    page = await new_page(**LAPTOP)
+
+    await page.goto(f"/r/{token}")
+    scope = page.get_by_role("group", name="评价范围")
+    await expect(scope.get_by_role("radio")).to_have_count(2)
+    await expect(page.get_by_role("radio", name="只评价本事项")).to_be_checked()
+    await expect(page.locator("#bundle-items li")).to_have_count(2)
+    await found.check(page, "bundle-form", shoot=True)
+
+    await page.goto(f"/r/{token}?mode=elder")
+    await expect(scope).to_be_visible()  # with the grades, on the first screen
+    await expect(page.get_by_role("group", name="您对本次服务满意吗？")).to_be_visible()
+    await found.check(page, "bundle-elder", shoot=True, elder=True)
+    await page.get_by_role("radio", name=re.compile("整件事")).check()
+    await page.get_by_label("满意", exact=True).check()
+    await page.get_by_role("button", name="提交评价").click()
+    await expect(page.locator("body")).to_contain_text("感谢")
+    assert [(e["grade"], e["via"]) for e in await hcp.evaluations(item_case)] == [("satisfied", None)]
+    assert [(e["grade"], e["via"]) for e in await hcp.evaluations(other)] == [("satisfied", "bundle")]
+    found.assert_none()
 
 
 # --- the console and the status page ---------------------------------------------------------------------------

@@ -163,6 +163,13 @@ def callback_evaluations(case: dict[str, Any]) -> list[dict[str, Any]]:
     return [e for e in case["evaluations"] if e["channel"] == "callback"]
 
 
+def callback_answers(doc: dict[str, Any]) -> list[str]:
+    """The rater's answers as the work order's history keeps them (a callback, or the reopen it caused):
+    where a `dissatisfied` answer is recorded, since it is no rating (Hainan art. 15)."""
+    return [e["data"]["result"] for e in doc["history"]
+            if e["action"] in ("callback", "reopen") and (e["data"] or {}).get("result") not in (None, "unreachable")]
+
+
 # === automated callback calls ===========================================================================
 
 
@@ -292,7 +299,9 @@ class TestCallbackCalls:
         assert doc["status"] == "dispatched" and doc["reopened"] == 1 and doc["outcome"] is None
         assert doc["callback"]["next_call_at"] is None
         assert doc["allowed"][:1] == ["rectify"]
-        assert [e["grade"] for e in callback_evaluations(await hcp.case(case_no))] == ["dissatisfied"]
+        # Hainan art. 15: still unsatisfied goes back to the agency and is no rating of the case
+        assert callback_answers(doc) == ["dissatisfied"]
+        assert callback_evaluations(await hcp.case(case_no)) == []
 
         before = snapshot(doc)
         await call_status(hcp, call, "completed")
@@ -312,7 +321,8 @@ class TestCallbackCalls:
         again = await press(hcp, call, question, key)
         assert hangs_up(again)
         assert snapshot(await work_order(hcp, wo_id)) == first
-        assert len(callback_evaluations(await hcp.case(case_no))) == 1
+        assert len(callback_answers(await work_order(hcp, wo_id))) == 1
+        assert len(callback_evaluations(await hcp.case(case_no))) == (1 if key == "1" else 0)  # Hainan art. 15
 
     async def test_a_second_round_is_called_afresh_and_a_second_3_closes_unresolved(self, hcp: Hcp) -> None:
         wo_id, case_no, phone = await reviewed(hcp)
@@ -337,7 +347,8 @@ class TestCallbackCalls:
         await press(hcp, second, await answer(hcp, second), "3")
         doc = await work_order(hcp, wo_id)
         assert doc["status"] == "closed" and doc["outcome"] == "unresolved"  # callback_reopen_limit = 1
-        assert [e["grade"] for e in callback_evaluations(await hcp.case(case_no))] == ["dissatisfied"] * 2
+        assert callback_answers(doc) == ["dissatisfied"] * 2
+        assert callback_evaluations(await hcp.case(case_no)) == []  # Hainan art. 15: no rating either time
 
     async def test_a_wrong_key_and_0_ask_again_then_a_good_key_counts(self, hcp: Hcp) -> None:
         wo_id, _, _ = await reviewed(hcp)
@@ -710,7 +721,8 @@ class TestCallbackSms:
         assert "感谢" in reply.text
         doc = await work_order(hcp, wo_id)
         assert doc["status"] == "dispatched" and doc["reopened"] == 1 and doc["outcome"] is None
-        assert [e["grade"] for e in callback_evaluations(await hcp.case(case_no))] == ["dissatisfied"]
+        assert callback_answers(doc) == ["dissatisfied"]
+        assert callback_evaluations(await hcp.case(case_no)) == []  # Hainan art. 15: no rating
 
     @pytest.mark.parametrize(("text", "outcome"), [
         ("2", "basically_satisfied"), ("基本满意", "basically_satisfied"), ("满意，谢谢", "satisfied"),
@@ -768,7 +780,8 @@ class TestCallbackSms:
         assert again.status == 200
         doc = await work_order(hcp, wo_id)
         assert doc["status"] == "dispatched" and doc["reopened"] == 1
-        assert len(callback_evaluations(await hcp.case(case_no))) == 1
+        assert callback_answers(doc) == ["dissatisfied"]
+        assert callback_evaluations(await hcp.case(case_no)) == []
 
     @storing
     async def test_an_agents_result_ends_the_sms_callback(self, hcp: Hcp) -> None:

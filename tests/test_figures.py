@@ -5,7 +5,8 @@ rankings with their ties, and the frozen snapshots.
 The data set (November 2026; A1/A2/A3 agencies, halls H1 (on), H2 (rating off) in district D1, H3 (on)
 in D2):
   c1 A1 H1 very_satisfied 10 · c2 A1 H1 dissatisfied 3 → work order rectified · c3 A1 H2 default 6
-  c4 A2 H3 satisfied 8 · c5 A2 H3 very_dissatisfied 0 → appeal upheld (excluded) · c6 A2 no hall, unrated
+  c4 A2 H3 satisfied 8 · c5 A2 H3 very_dissatisfied 0 → appeal upheld (excluded: neither rated nor to be rated)
+  c6 A2 no hall, unrated
   c8, c9 A3 no hall, satisfied 8 each · c7 A1 H1 satisfied, completed in October (outside the period)
 Weights score 40, rectification 30, coverage 10, participation 20; rank_min_cases 2.
 """
@@ -103,28 +104,30 @@ def by_key(doc: dict[str, Any]) -> dict[str | None, dict[str, Any]]:
     return {g["key"]: g for g in doc["groups"]}
 
 
-FIELDS = ("cases", "rated", "participation_rate", "mean_score", "bad_reviews", "work_orders", "rectification_rate",
-          "hall_coverage", "composite_score")
+FIELDS = ("cases", "to_rate", "rated", "participation_rate", "mean_score", "bad_reviews", "work_orders",
+          "rectification_rate", "hall_coverage", "composite_score")
 # Hand-computed (see the module's docstring): composite = Σ weight × figure on 0–100 / Σ weights of the figures
 # that have something to measure. A1: (40×63.333 + 30×100 + 20×66.67) / 90 = 76.30.
 AGENCIES = {
-    "A1": (3, 2, 0.6667, 6.3333, 1, 1, 1.0, None, 76.30),
-    "A2": (3, 1, 0.3333, 8.0, 0, 0, None, None, 64.44),  # c5 excluded: not rated, not scored, no order
-    "A3": (2, 2, 1.0, 8.0, 0, 0, None, None, 86.67),  # (40×80 + 20×100) / 60
+    "A1": (3, 3, 2, 0.6667, 6.3333, 1, 1, 1.0, None, 76.30),
+    # c5 excluded on appeal: not rated, not scored, no order, and out of the participation base (1 of 2)
+    "A2": (3, 2, 1, 0.5, 8.0, 0, 0, None, None, 70.0),  # (40×80 + 20×50) / 60
+    "A3": (2, 2, 2, 1.0, 8.0, 0, 0, None, None, 86.67),  # (40×80 + 20×100) / 60
 }
 HALLS = {
-    "H1": (2, 2, 1.0, 6.5, 1, 1, 1.0, 1.0, 86.0),  # (40×65 + 30×100 + 10×100 + 20×100) / 100
-    "H2": (1, 0, 0.0, 6.0, 0, 0, None, 0.0, 34.29),  # (40×60 + 0 + 0) / 70
-    "H3": (2, 1, 0.5, 8.0, 0, 0, None, 1.0, 74.29),  # (40×80 + 10×100 + 20×50) / 70
-    None: (3, 2, 0.6667, 8.0, 0, 0, None, None, 75.56),  # c6, c8, c9: no hall; (40×80 + 20×66.67) / 60
+    "H1": (2, 2, 2, 1.0, 6.5, 1, 1, 1.0, 1.0, 86.0),  # (40×65 + 30×100 + 10×100 + 20×100) / 100
+    "H2": (1, 1, 0, 0.0, 6.0, 0, 0, None, 0.0, 34.29),  # (40×60 + 0 + 0) / 70
+    "H3": (2, 1, 1, 1.0, 8.0, 0, 0, None, 1.0, 88.57),  # c5 out of the base; (40×80 + 10×100 + 20×100) / 70
+    None: (3, 3, 2, 0.6667, 8.0, 0, 0, None, None, 75.56),  # c6, c8, c9: no hall; (40×80 + 20×66.67) / 60
 }
 DISTRICTS = {
-    "D1": (3, 2, 0.6667, 6.3333, 1, 1, 1.0, 0.5, 73.67),  # coverage 1 of 2 halls
-    "D2": (2, 1, 0.5, 8.0, 0, 0, None, 1.0, 74.29),
-    None: (3, 2, 0.6667, 8.0, 0, 0, None, None, 75.56),
+    "D1": (3, 3, 2, 0.6667, 6.3333, 1, 1, 1.0, 0.5, 73.67),  # coverage 1 of 2 halls
+    "D2": (2, 1, 1, 1.0, 8.0, 0, 0, None, 1.0, 88.57),
+    None: (3, 3, 2, 0.6667, 8.0, 0, 0, None, None, 75.56),
 }
-# Every case of the period: 8; rated 5; scores 10+3+6+8+8+8 = 43 over 6; halls 2 of 3 with rating.
-TOTAL = (8, 5, 0.625, 7.1667, 1, 1, 1.0, 0.6667, 77.83)
+# Every case of the period: 8, of which 7 to be rated (c5's rating not adopted); rated 5; scores
+# 10+3+6+8+8+8 = 43 over 6; halls 2 of 3 with rating. (40×71.667 + 30×100 + 10×66.67 + 20×71.43) / 100
+TOTAL = (8, 7, 5, 0.7143, 7.1667, 1, 1, 1.0, 0.6667, 79.62)
 
 
 def figures_of(group: dict[str, Any]) -> tuple[Any, ...]:
@@ -161,18 +164,18 @@ async def test_rankings_share_a_rank_on_a_tie_skip_the_next_and_leave_small_grou
         return [(r["key"], r["rank"], r["tied"], r["value"]) for r in doc["rankings"]]
 
     halls = await get(hcp, f"/api/v1/rankings?of=hall&{PERIOD}")
-    assert places(halls) == [("H1", 1, False, 86.0), ("H3", 2, False, 74.29), ("H2", None, False, 34.29)]
+    assert places(halls) == [("H3", 1, False, 88.57), ("H1", 2, False, 86.0), ("H2", None, False, 34.29)]
     assert halls["rankings"][2]["unranked"] == "fewer than 2 cases"
     districts = await get(hcp, f"/api/v1/rankings?of=district&{PERIOD}")
-    assert places(districts) == [("D2", 1, False, 74.29), ("D1", 2, False, 73.67)]  # no hall: no district
+    assert places(districts) == [("D2", 1, False, 88.57), ("D1", 2, False, 73.67)]  # no hall: no district
     agencies = await get(hcp, f"/api/v1/rankings?of=agency&{PERIOD}")
-    assert places(agencies) == [("A3", 1, False, 86.67), ("A1", 2, False, 76.30), ("A2", 3, False, 64.44)]
+    assert places(agencies) == [("A3", 1, False, 86.67), ("A1", 2, False, 76.30), ("A2", 3, False, 70.0)]
     by_mean = await get(hcp, f"/api/v1/rankings?of=agency&metric=mean_score&{PERIOD}")
     assert places(by_mean) == [("A2", 1, True, 8.0), ("A3", 1, True, 8.0), ("A1", 3, False, 6.3333)]
     by_rectification = await get(hcp, f"/api/v1/rankings?of=agency&metric=rectification_rate&{PERIOD}")
     assert places(by_rectification) == [("A1", 1, False, 1.0), ("A2", None, False, None), ("A3", None, False, None)]
     assert by_rectification["rankings"][1]["unranked"] == "no rectification_rate"
-    status, doc = await hcp.api("GET", "/api/v1/rankings?of=staff&metric=fame")
+    status, doc = await hcp.api("GET", "/api/v1/rankings?of=clerk&metric=fame")  # staff is `of=staff`
     assert status == 422 and {e["field"] for e in doc["errors"]} == {"of", "metric"}
 
 
@@ -295,7 +298,11 @@ async def test_an_appeal_upheld_after_the_callback_takes_the_callbacks_answer_wi
         assert (await hcp.api("POST", f"/api/v1/work-orders/{wo['id']}/decide-appeal", {"upheld": True}))[0] == 200
     agencies = by_key(await get(hcp, "/api/v1/stats?by=agency&from=2026-11-01&to=2026-11-30"))
     for key in ("EARLY", "LATE"):
-        assert (agencies[key]["rated"], agencies[key]["mean_score"], agencies[key]["bad_reviews"]) == (0, None, 0), key
+        group = agencies[key]
+        assert (group["rated"], group["mean_score"], group["bad_reviews"]) == (0, None, 0), key
+        # not adopted (Fujian 十三): neither rated nor unrated, so no participation rate and no composite
+        assert (group["cases"], group["to_rate"], group["participation_rate"], group["composite_score"]) == (
+            1, 0, None, None), key
     late = (await hcp.case("late"))["evaluations"]
     assert [(e["channel"], e["status"]) for e in late] == [("web", "excluded"), ("callback", "excluded")]
 

@@ -199,6 +199,16 @@ async def rating_pages(tour: Tour) -> None:
     await tour.post("rating: used, posted", link, {"grade": "satisfied"}, expect=409)
     await tour.get("rating: a tampered link", link[:-2] + ("AA" if not link.endswith("AA") else "BB"), expect=404)
 
+    # An item of a 一件事 (Shantou art. 31): this item only, or the whole matter, with the items listed.
+    items = [await hcp.post_case(bundle_no="YJS-LANG", phone=hcp.new_phone(), **agency)
+             for agency in ({}, {"agency_code": AGENCY_B, "agency_name": AGENCY_B_NAME})]
+    tour.data.update(doc["case_no"] for doc in items)
+    item_link = f"/r/{hcp.rt.links.token(items[0]['id'])}"
+    await tour.get("rating: an item of a bundle", item_link, has='name="scope"')
+    await tour.post("rating: the whole bundle, refused", item_link, {"scope": "bundle"}, expect=422,
+                    has='name="scope"')
+    await tour.post("rating: the whole bundle", item_link, {"scope": "bundle", "grade": "satisfied"})
+
     # A case its rater never rated: the default is applied when the window is over.
     old = await hcp.post_case(completed_at="2026-11-02T10:00:00+08:00", phone=hcp.new_phone())
     tour.data.add(old["case_no"])
@@ -233,6 +243,12 @@ async def console_pages(tour: Tour) -> None:
     decided, _ = await tour.order("dispatched")
     await tour.act(l2, decided, "appeal", reason="当天系统故障")
     await tour.act(l1, decided, "decide-appeal", upheld="true", note="情况属实")
+    # An extension asked and granted, and one refused for its date (Fujian art. 16).
+    extended, _ = await tour.order("dispatched")
+    await tour.act(l2, extended, "request-extension", "work order: extension asked", reason="需协调住建部门现场核查",
+                   due_at="2026-12-31")
+    await tour.act(l1, extended, "decide-extension", "work order: extension granted", approved="true", note="同意延期")
+    await tour.act(l2, extended, "request-extension", "refused: no new deadline", expect=422, reason="还需时间")
     reopened, _ = await tour.order("reviewed")
     await tour.act(agent, reopened, "callback", result="dissatisfied", note="仍不满意")
     answered, phone = await tour.order("reviewed")
@@ -297,6 +313,7 @@ async def console_pages(tour: Tour) -> None:
         status, _page, _location = await browser.login(name, follow=False)
         assert status == 303, (name, status)
     await tour.get("work order: overdue", f"/console/orders/{created}", l1, has="badge overdue")
+    await tour.get("work order: appeal overdue", f"/console/orders/{pending}", l1, has="data-appeal-overdue")
     await tour.get("orders: overdue", "/console/orders?status=&overdue=true", l1)
     await tour.get("dashboard", "/console/dashboard", l1, has="data-chart")
     await tour.get("dashboard: a period", "/console/dashboard?from=2026-11-01&to=2026-12-31", boss)

@@ -320,10 +320,10 @@ async def test_a_step_not_allowed_now_is_409_naming_the_allowed_actions(hcp: Hcp
 
     await act(hcp, wo["id"], "dispatch")
     doc = await act(hcp, wo["id"], "dispatch", expect=409)
-    assert sorted(doc["allowed"]) == ["appeal", "rectify"]
+    assert sorted(doc["allowed"]) == ["appeal", "rectify", "request-extension"]  # extension: Fujian art. 16
     hcp.clock.set(cst("2026-10-20T09:00"))  # the appeal window has closed
     doc = await act(hcp, wo["id"], "review", expect=409)
-    assert doc["allowed"] == ["rectify"]
+    assert doc["allowed"] == ["rectify", "request-extension"]
 
     assert [e["action"] for e in (await get_wo(hcp, wo["id"]))["history"]] == ["create", "dispatch"]
     await act(hcp, wo["id"], "escalate", expect=404)
@@ -353,7 +353,8 @@ async def test_dissatisfied_callback_reopens_once_then_closes_unresolved(hcp: Hc
     doc = await act(hcp, wo["id"], "callback", {"result": "dissatisfied", "note": "问题仍未解决"})
     assert (doc["status"], doc["reopened"], doc["outcome"]) == ("dispatched", 1, None)
     assert at(doc["due_at"]) == working_deadline(first_call, 10)  # the rectify step again, from the callback
-    assert sorted(doc["allowed"]) == ["appeal", "rectify"]  # the appeal window (to 14 October) is still open
+    # the appeal window (to 14 October) is still open; an extension may be asked (Fujian art. 16)
+    assert sorted(doc["allowed"]) == ["appeal", "rectify", "request-extension"]
     assert doc["history"][-1]["action"] == "reopen"
     assert (doc["history"][-1]["from"], doc["history"][-1]["to"]) == ("reviewed", "dispatched")
 
@@ -364,11 +365,13 @@ async def test_dissatisfied_callback_reopens_once_then_closes_unresolved(hcp: Hc
     assert [e["action"] for e in doc["history"]] == [
         "create", "dispatch", "rectify", "review", "reopen", "rectify", "review", "callback"]
 
+    # Hainan art. 15: a dissatisfied answer is no rating; the review stands alone, and the answer and its
+    # note are in the work order's history (tests/test_work_orders_outcomes.py checks the figures)
     evaluations = (await hcp.case(case_no))["evaluations"]
-    assert [(e["channel"], e["grade"], e["status"]) for e in evaluations] == [
-        ("web", "dissatisfied", "valid"), ("callback", "dissatisfied", "valid"), ("callback", "dissatisfied", "valid")]
+    assert [(e["channel"], e["grade"], e["status"]) for e in evaluations] == [("web", "dissatisfied", "valid")]
     assert evaluations[0]["reasons"] == ["efficiency"]  # the original bad review stays as it was
-    assert evaluations[1]["text"] == "问题仍未解决"
+    reopen = [e for e in doc["history"] if e["action"] == "reopen"]
+    assert [(e["data"]["result"], e["note"]) for e in reopen] == [("dissatisfied", "问题仍未解决")]
     # a callback's dissatisfied answer is not a new bad review: still one work order
     assert len((await hcp.case(case_no))["work_orders"]) == 1
 
@@ -461,7 +464,7 @@ async def test_appeal_rejected_changes_nothing_else_and_there_is_no_second(hcp: 
     assert evaluation["status"] == "valid"
 
     doc = await act(hcp, wo["id"], "appeal", {"reason": "再申诉"}, expect=409)
-    assert doc["allowed"] == ["rectify"]
+    assert doc["allowed"] == ["rectify", "request-extension"]
     assert (await get_wo(hcp, wo["id"]))["appeal"]["status"] == "rejected"
 
 
@@ -649,12 +652,14 @@ async def test_a_bad_batch_rating_makes_one_work_order(hcp: Hcp) -> None:
 
 @on_pg
 async def test_a_bundle_rating_goes_to_the_items_not_rated_apart(hcp: Hcp) -> None:
+    """Shantou art. 31 (一件事): an item rated on its own keeps its rating; a rating given with scope "bundle"
+    goes to the items not rated yet."""
     apart = (await hcp.post_case(bundle_no="YJS-01", item_code="ITEM-A"))["case_no"]
     await hcp.rate(apart, "very_satisfied")  # the first item, rated on its own when it was done
     rated, third = [(await hcp.post_case(bundle_no="YJS-01", item_code=code,
                                          agency_code=AGENCY_B, agency_name="另一机构"))["case_no"]
                     for code in ("ITEM-B", "ITEM-C")]
-    await hcp.rate(rated, "satisfied")
+    await hcp.rate(rated, "satisfied", scope="bundle")
 
     [own] = await hcp.evaluations(apart)
     assert (own["grade"], own["via"]) == ("very_satisfied", None)

@@ -31,11 +31,15 @@ Cell = str | int | bool | None
 EVALUATION_COLUMNS = (
     "id", "case_no", "item_code", "item_name", "agency_code", "agency_name", "hall_code", "district_code",
     "staff_id", "staff_name", "completed_at", "grade", "grade_label", "score", "reasons", "text", "channel",
-    "is_default", "is_followup", "via", "status", "version", "rated_at", "rater", "applicant",
+    "is_default", "is_followup", "via", "status", "version", "rated_at",
+    "terminal_id",  # the self-service terminal's number (Shantou art. 23); the personal data stays last
+    "rater", "applicant",
 )
 WORK_ORDER_COLUMNS = (
     "id", "case_no", "agency_code", "agency_name", "staff_id", "grade", "reasons", "status", "outcome",
-    "reopened", "overdue", "due_at", "appeal_status", "created_at", "closed_at", "rater",
+    "reopened", "overdue", "due_at", "appeal_status", "created_at", "closed_at",
+    "joint_agencies",  # a joint case's other agencies involved, codes joined by ";" (Shantou art. 29)
+    "rater",  # the personal data stays last
 )
 KINDS = ("evaluations", "work-orders")
 REASON_SEPARATOR = ";"
@@ -115,7 +119,7 @@ def evaluation_cells(row: Any, f: Formatting) -> list[Cell]:
         row.district_code, row.staff_id, row.staff_name, f.instant(row.completed_at), row.grade,
         f.grade_labels.get(row.grade, row.grade), row.score, reasons(row.reasons), f.text(row), row.channel,
         bool(row.is_default), bool(row.is_followup), row.via, row.status, row.version, f.instant(row.created_at),
-        f.rater(row, row.channel), f.applicant(row),
+        row.terminal_id, f.rater(row, row.channel), f.applicant(row),
     ]
 
 
@@ -123,7 +127,8 @@ def work_order_cells(row: Any, f: Formatting) -> list[Cell]:
     return [
         row.id, row.case_no, row.agency_code, row.agency_name, row.staff_id, row.grade, reasons(row.reasons),
         row.status, row.outcome, row.reopened, bool(row.overdue), f.instant(row.due_at), row.appeal_status,
-        f.instant(row.created_at), f.instant(row.closed_at), f.rater(row, row.channel),
+        f.instant(row.created_at), f.instant(row.closed_at),
+        REASON_SEPARATOR.join(a["code"] for a in row.joint_agencies or []), f.rater(row, row.channel),
     ]
 
 

@@ -24,7 +24,7 @@ from aiohttp import web
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot import audit, figures, work_orders
+from bot import audit, figures, official_calendar, work_order_deadlines, work_orders
 from bot.figures import group_json
 from bot.i18n import local_day, local_time
 from bot.limits import CONTROL_MESSAGE, clamp_day, day_bound, parse_id
@@ -55,7 +55,9 @@ RESULT_KEYS = {"satisfied": "console.result.satisfied", "basically_satisfied": "
                "dissatisfied": "console.result.dissatisfied", "unreachable": "console.result.unreachable"}
 ACTION_KEYS = {"dispatch": "console.action.dispatch", "rectify": "console.action.rectify",
                "review": "console.action.review", "callback": "console.action.callback",
-               "appeal": "console.action.appeal", "decide-appeal": "console.action.decide_appeal"}
+               "appeal": "console.action.appeal", "decide-appeal": "console.action.decide_appeal",
+               "request-extension": "console.action.request_extension",
+               "decide-extension": "console.action.decide_extension", "contact": "console.action.contact"}
 APPEAL_KEYS = {"pending": "console.appeal.pending", "upheld": "console.appeal.upheld",
                "rejected": "console.appeal.rejected"}
 EVENT_KEYS = {"create": "console.event.create", "dispatch": "console.event.dispatch",
@@ -64,12 +66,18 @@ EVENT_KEYS = {"create": "console.event.create", "dispatch": "console.event.dispa
               "appeal": "console.event.appeal", "decide-appeal": "console.event.decide_appeal",
               "overdue": "console.event.overdue", "blacklist": "console.event.blacklist",
               "call": "console.event.call", "call-not-reached": "console.event.call_not_reached",
-              "callback-sms": "console.event.callback_sms", "reveal": "console.event.reveal"}
+              "callback-sms": "console.event.callback_sms", "reveal": "console.event.reveal",
+              "request-extension": "console.event.request_extension",
+              "decide-extension": "console.event.decide_extension", "contact": "console.event.contact",
+              "appeal-overdue": "console.event.appeal_overdue", "contact-overdue": "console.event.contact_overdue"}
 REFUSED_KEYS = {403: "console.refused_role", 404: "console.refused_missing", 409: "console.refused_state",
                 422: "console.refused_input"}
 DONE_KEYS = {"dispatch": "console.done.dispatch", "rectify": "console.done.rectify", "review": "console.done.review",
              "callback": "console.done.callback", "appeal": "console.done.appeal",
-             "decide-appeal": "console.done.decide_appeal"}
+             "decide-appeal": "console.done.decide_appeal", "request-extension": "console.done.request_extension",
+             "decide-extension": "console.done.decide_extension", "contact": "console.done.contact"}
+EXTENSION_KEYS = {"pending": "console.extension.pending", "approved": "console.extension.approved",
+                  "refused": "console.extension.refused", "lapsed": "console.extension.lapsed"}
 CHANNEL_KEYS = {"sms": "console.channel.sms", "wechat": "console.channel.wechat",
                 "miniprogram": "console.channel.miniprogram", "phone": "console.channel.phone",
                 "web": "console.channel.web", "qr": "console.channel.qr", "hall": "console.channel.hall",
@@ -82,18 +90,25 @@ AUDIT_ACTION_KEYS = {audit.REVEAL: "console.audit_action.number_reveal",
                      audit.USER_PASSWORD: "console.audit_action.user_password",
                      audit.USER_UPDATE: "console.audit_action.user_update",
                      audit.SNAPSHOT: "console.audit_action.snapshot_publish",
-                     audit.APPEAL: "console.audit_action.appeal_decide"}
+                     audit.APPEAL: "console.audit_action.appeal_decide",
+                     audit.CALENDAR: "console.audit_action.calendar_import"}
 # Who wrote a history event or an audit row, when it was not a console user: the service, the business systems'
 # token, the command line (cli:<operator>), a rater's own answer to a callback (bot/callback_sms, callback_calls).
 ACTOR_KEYS = {"system": "console.actor.system", "api": "console.actor.api", "cli": "console.actor.cli",
               "citizen:sms": "console.actor.citizen_sms", "citizen:call": "console.actor.citizen_call"}
 AUDIT_TARGET_KEYS = {"work_order": "console.audit_target.work_order", "user": "console.audit_target.user",
-                     "export": "console.audit_target.export", "snapshot": "console.audit_target.snapshot"}
+                     "export": "console.audit_target.export", "snapshot": "console.audit_target.snapshot",
+                     "calendar": "console.audit_target.calendar"}
+CALENDAR_KEYS = {"this": "console.calendar_this_year", "next": "console.calendar_next_year"}
 EXPORT_KEYS = {"evaluations": "console.export_evaluations", "work-orders": "console.export_work_orders"}
 EXPORT_FORMATS = {"csv": "CSV", "xlsx": "XLSX"}  # file types: the same name in every language
 # The fields of the console's forms, as a refusal names them (bot.work_orders.Refused.errors).
 FIELD_KEYS = {"note": "console.field.note", "reason": "console.field.reason", "result": "console.callback_result",
-              "upheld": "console.field.upheld"}
+              "upheld": "console.field.upheld", "due_at": "console.field.due_at",
+              "approved": "console.field.approved"}
+ACTION_FIELD_KEYS = {("note", "rectify"): "console.field.rectify_note",
+                     ("reason", "request-extension"): "console.field.extension_reason",
+                     ("note", "contact"): "console.field.contact_note"}
 STAT_COLUMNS = (("cases", "console.stat.cases"), ("rated", "console.stat.rated"),
                 ("participation_rate", "console.stat.participation_rate"),
                 ("mean_score", "console.stat.mean_score"), ("bad_reviews", "console.stat.bad_reviews"),
@@ -148,15 +163,18 @@ class View:
              ) -> web.Response:
         context.setdefault("flash", None)
         context.setdefault("error", None)
+        unknown = official_calendar.unknown_year(self.rt, now(self.request))  # from 1 November: act before New Year
+        calendar_notice = self.t(CALENDAR_KEYS[unknown[0]], year=unknown[1]) if unknown else None
         return pages.render(self.request, template, self.locale, http_status, who=self.who, title=title,
-                            section=section, nav=self.nav(), role_key=ROLE_KEYS[self.who.user.role], **context)
+                            section=section, nav=self.nav(), role_key=ROLE_KEYS[self.who.user.role],
+                            calendar_notice=calendar_notice, **context)
 
     def reason(self, code: str) -> str:
         return self.rt.catalogs.reason_label(self.locale, code, self.rt.policy.reasons)
 
     def order(self, wo: WorkOrder, case: Case | None, evaluation: Evaluation | None,
-              phone_masked: str | None = None) -> dict[str, Any]:
-        return {
+              phone_masked: str | None = None, facts: work_order_deadlines.Facts | None = None) -> dict[str, Any]:
+        return {**self.deadlines(wo, facts or work_order_deadlines.NO_FACTS),
             "id": wo.id, "case_no": case.case_no if case else "", "item_name": case.item_name if case else "",
             "agency_name": wo.agency_name, "completed": self.day(case.completed_at) if case else "",
             "staff_name": wo.staff_name, "grade_label": self.t(f"grade.{wo.grade}"),
@@ -169,6 +187,23 @@ class View:
             "appeal_reason": self.free(wo.appeal_reason), "reopened": wo.reopened, "unreachable": wo.unreachable,
             "due": self.when(wo.due_at), "due_iso": wo.due_at.isoformat() if wo.due_at else "",
             "overdue": wo.overdue, "phone_masked": phone_masked, "rectification": None,
+        }
+
+    def deadlines(self, wo: WorkOrder, facts: work_order_deadlines.Facts) -> dict[str, Any]:
+        """The deadlines beside the steps (bot/work_order_deadlines.py), as the pages show them: the appeal's
+        decision, the contact with the rater and the extension asked."""
+        rt = self.rt
+        decide_by = work_order_deadlines.appeal_decide_by(rt, wo) if wo.appeal_status == "pending" else None
+        contact = None
+        if work_order_deadlines.contact_days(rt) and facts.round_start is not None:
+            contact = {"due": self.when(work_order_deadlines.contact_due(rt, facts)),
+                       "at": self.when(facts.contacted_at), "overdue": facts.contact_overdue}
+        ext = facts.extension
+        return {
+            "appeal_decide_by": self.when(decide_by), "appeal_overdue": facts.appeal_overdue, "contact": contact,
+            "extension": None if ext is None else {
+                "label": self.t(EXTENSION_KEYS[ext.status]), "status": ext.status, "until": self.when(ext.due_at),
+                "reason": self.free(ext.reason), "note": self.free(ext.note)},
         }
 
 
@@ -229,7 +264,9 @@ async def orders(request: web.Request) -> web.Response:
     async with view.rt.db.read() as session:
         rows = await store.listing(session, filters, LIST_LIMIT, by_deadline=True)
         cases, evaluations, _masks = await _loaded(session, rows)
-    docs = [view.order(wo, cases.get(wo.case_id), evaluations.get(wo.evaluation_id)) for wo in rows]
+        facts = await work_order_deadlines.facts_for(session, rows)
+    docs = [view.order(wo, cases.get(wo.case_id), evaluations.get(wo.evaluation_id), facts=facts.get(wo.id or 0))
+            for wo in rows]
     return view.page("console_orders.html", view.t("console.orders"), "orders", orders=docs, status=status,
                      overdue=overdue, statuses=[(s, view.t(k)) for s, k in STATUS_KEYS.items()], flash=_flash(view))
 
@@ -268,10 +305,11 @@ async def _detail(view: View, wo_id: int, *, status: int = 200, error: str | Non
         cases, evaluations, masks = await _loaded(session, [wo])
         events = await store.events(session, wo_id)
     case, evaluation = cases.get(wo.case_id), evaluations.get(wo.evaluation_id)
-    order = view.order(wo, case, evaluation, _phone_mask(case, masks))
+    facts = work_order_deadlines.facts_from(events)
+    order = view.order(wo, case, evaluation, _phone_mask(case, masks), facts)
     notes = [e.note for e in events if e.action == "rectify" and e.note]
     order["rectification"] = view.free(notes[-1]) if notes else None
-    can = work_orders.allowed(view.rt, wo, evaluation, now(view.request)) if evaluation else []
+    can = work_orders.allowed(view.rt, wo, evaluation, now(view.request), facts) if evaluation else []
     actions = [a for a in can if view.who.actor.may(a)]
     history = [{"at": view.when(e.at), "at_iso": e.at.isoformat(), "label": view.t(EVENT_KEYS[e.action])
                 if e.action in EVENT_KEYS else e.action, "actor": view.actor(e.actor), "note": view.free(e.note),
@@ -286,16 +324,31 @@ async def _detail(view: View, wo_id: int, *, status: int = 200, error: str | Non
         revealed_display=_national(revealed) if revealed else None,
         script=_script(view, order) if "callback" in actions else None,
         back="/console/queue" if wo.status == "reviewed" and wo.agent_queue else f"/console/orders/{wo_id}",
-        form={"action": "", "note": "", "reason": "", "result": "", **(form or {})}, flash=_flash(view))
+        form={"action": "", "note": "", "reason": "", "result": "", "due_at": "", **(form or {})},
+        flash=_flash(view))
 
 
 def _event_detail(view: View, e: WorkOrderEvent) -> str | None:
     data = e.data or {}
     if e.action == "callback" and data.get("result") in RESULT_KEYS:
         return view.t(RESULT_KEYS[data["result"]])
+    if e.action in ("request-extension", "decide-extension"):
+        return _extension_detail(view, e.action, data)
     if data.get("outcome") in OUTCOME_KEYS:
         return view.t(OUTCOME_KEYS[data["outcome"]])
     return None
+
+
+def _extension_detail(view: View, action: str, data: dict[str, Any]) -> str | None:
+    """An extension's event in words: the deadline asked for, and the answer."""
+    try:
+        until = view.when(datetime.fromisoformat(str(data.get("due_at"))))
+    except ValueError:
+        return None
+    if action == "request-extension":
+        return view.t("console.extension_asked", until=until)
+    return view.t("console.extension_granted", until=until) if data.get("approved") \
+        else view.t("console.extension.refused")
 
 
 def _national(e164: str) -> str:
@@ -344,13 +397,16 @@ async def act(request: web.Request) -> web.StreamResponse:
         return await _detail(view, wo_id, status=404, error=view.t("console.refused_action"))
     form = await request.post()
     body: dict[str, Any] = {}
-    for name in ("note", "reason", "result"):
+    for name in ("note", "reason", "result", "due_at"):
         value = str(form.get(name) or "").strip()
         if value:
             body[name] = value
     if action == "decide-appeal":
         upheld = form.get("upheld")
         body["upheld"] = {"true": True, "false": False}.get(str(upheld), upheld)
+    if action == "decide-extension":
+        approved = form.get("approved")
+        body["approved"] = {"true": True, "false": False}.get(str(approved), approved)
     try:
         await work_orders.act(view.rt, wo_id, action, body, who.actor, now(request), address=request.remote)
     except work_orders.Refused as exc:
@@ -372,7 +428,7 @@ async def _refusal(view: View, wo_id: int, action: str, exc: work_orders.Refused
             return view.t("console.refused_status", status=view.t(STATUS_KEYS[wo.status]))
     if exc.status == 422 and exc.errors:
         name, problem = exc.errors[0].get("field", ""), exc.errors[0].get("message", "")
-        key = "console.field.rectify_note" if (name, action) == ("note", "rectify") else FIELD_KEYS.get(name)
+        key = ACTION_FIELD_KEYS.get((name, action)) or FIELD_KEYS.get(name)
         if key is None:
             return None
         field = view.t(key)

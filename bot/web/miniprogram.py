@@ -20,7 +20,7 @@ from sqlmodel import col, select
 from wechatpy.exceptions import WeChatClientException
 
 from bot import views
-from bot.ratings import RatingRefused, openness, rating_errors, record
+from bot.ratings import RatingRefused, openness, rating_errors, record, scope_error, scope_of
 from bot.runtime import Runtime
 from bot.web import idempotency
 from bot.web.common import error, json_response, now, read_json, runtime
@@ -133,8 +133,11 @@ async def _rate(request: web.Request, contact_id: int) -> web.Response:
                 case = await case_store.by_no(session, doc["case_no"], lock=rt.db.locks_rows)
             if case is None or case.mp_contact_id != contact_id:
                 return error(404, "no such case for this person")
+            wrong_scope = scope_error(case, scope_of(doc))
+            if wrong_scope is not None:
+                return json_response({"errors": [wrong_scope.as_json()]}, 422)
             evaluation = await record(session, rt, case, grade, reasons if grade.is_bad else (), text,
-                                      "miniprogram", stamp)
+                                      "miniprogram", stamp, scope=scope_of(doc))
             body = views.evaluation_json(rt, evaluation)
     except RatingRefused as exc:
         return error(exc.status, exc.message)

@@ -5,6 +5,12 @@ everything) and better with it (static/rating.js shows the reasons only after a 
 before sending). A stored rating answers with a redirect to the thank-you page (POST/redirect/GET),
 so that reloading it cannot post the same rating again as a follow-up.
 
+An item of a bundle (一件事, Shantou art. 31) is rated on its own unless the reader chooses the whole matter:
+while another item of the bundle waits for its rating, the form offers both (this item only, checked, or the
+whole 一件事) and lists the bundle's items with their agencies, marking those rated already, which keep their
+rating. The choice is a plain radio group, so it works without JavaScript and in elder mode sits with the
+grade on the first screen.
+
 长辈模式 (elder mode, for the 互联网应用适老化 rules): large type, AAA contrast and big targets, and with
 JavaScript one question a screen (the grade; after a bad grade the reasons, then the words). `?mode=elder`
 turns it on and `?mode=standard` off, from a link on every rating page; the choice is remembered in a
@@ -23,15 +29,17 @@ import logging
 import re
 import secrets
 from contextlib import AbstractAsyncContextManager, nullcontext
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.i18n import local_day, local_time
 from bot.limits import text_problem
-from bot.ratings import RaterBarred, RatingRefused, barred, followup_closes, openness, record
+from bot.ratings import RaterBarred, RatingRefused, Scope, barred, followup_closes, openness, record
 from bot.runtime import Runtime
 from bot.state import StateUnavailable
 from bot.web import pages
@@ -142,9 +150,40 @@ def _closed(request: web.Request, rt: Runtime, locale: str, case: Case, evaluati
                    [t(locale, line)], status, summary=_summary(rt, locale, evaluations))
 
 
+@dataclass(frozen=True)
+class BundleItem:
+    """One item of the reader's 一件事 as the form lists it."""
+
+    item_name: str
+    agency_name: str
+    this: bool  # the item the link is for
+    rated: bool  # rated already: a bundle rating leaves its rating as it is
+
+    @property
+    def key(self) -> str:
+        """The catalog line that lists it: this item, an item the bundle rating goes to, or one it leaves."""
+        return "page.bundle_this" if self.this else "page.bundle_rated" if self.rated else "page.bundle_item"
+
+
+async def _bundle(session: AsyncSession, case: Case) -> list[BundleItem]:
+    """The items of the case's bundle, this one first, when a bundle rating would rate more than this item
+    (another item still waits for its rating); otherwise none, and the form offers no choice."""
+    if not case.bundle_no:
+        return []
+    others = []
+    for sibling in await case_store.siblings(session, case, "bundle_no"):
+        assert sibling.id is not None
+        rated = bool(await evaluation_store.for_case(session, sibling.id))
+        others.append(BundleItem(sibling.item_name, sibling.agency_name, False, rated))
+    if all(item.rated for item in others):
+        return []
+    return [BundleItem(case.item_name, case.agency_name, True, False), *others]
+
+
 def _form(request: web.Request, rt: Runtime, locale: str, case: Case, evaluations: list[Evaluation],
           stamp: datetime, *, error: tuple[str, str] | None = None, chosen: dict[str, Any] | None = None,
-          status: int = 200, form_token: str | None = None) -> web.Response:
+          status: int = 200, form_token: str | None = None, bundle: list[BundleItem] | None = None
+          ) -> web.Response:
     """The form; `error`: (what is wrong, the question it is about: grade, reasons or text)."""
     closes = followup_closes(rt, evaluations) if openness(rt, evaluations, stamp) == "followup" else None
     reasons = [(code, rt.catalogs.reason_label(locale, code, rt.policy.reasons)) for code in rt.policy.reasons]
@@ -152,7 +191,8 @@ def _form(request: web.Request, rt: Runtime, locale: str, case: Case, evaluation
         request, "rating.html", locale, status, grades=list(Grade), reasons=reasons,
         error=error[0] if error else None, error_step=error[1] if error else "grade",
         form_token=form_token or secrets.token_urlsafe(16),
-        chosen=chosen or {"grade": None, "reasons": [], "text": None},
+        chosen=chosen or {"grade": None, "reasons": [], "text": None, "suggestion": None, "scope": "item"},
+        bundle=bundle or [],
         followup_until=local_time(closes, rt.policy.tz, locale) if closes else None,
         summary=_summary(rt, locale, evaluations) if closes else [], **_context(rt, locale, case))
 
@@ -166,6 +206,7 @@ async def show(request: web.Request) -> web.Response:
     async with rt.db.read() as session:
         evaluations = await evaluation_store.for_case(session, case.id)
         until = await barred(session, case, stamp)
+        bundle = await _bundle(session, case)
     if until is not None:  # say so before the form, not after it was filled in
         return _barred(request, rt, locale, case, until)
     state = openness(rt, evaluations, stamp)
@@ -177,13 +218,25 @@ async def show(request: web.Request) -> web.Response:
                        followup_link=link)
     if state == "closed":
         return _closed(request, rt, locale, case, evaluations)
-    return _form(request, rt, locale, case, evaluations, stamp)
+    return _form(request, rt, locale, case, evaluations, stamp, bundle=bundle)
 
 
 def _choice(rt: Runtime, form: Any) -> dict[str, Any]:
     reasons = [r for r in dict.fromkeys(str(v) for v in form.getall("reasons", [])) if r in rt.policy.reasons]
     text = str(form.get("text") or "").strip()[:TEXT_MAX] or None
-    return {"grade": str(form.get("grade") or ""), "reasons": reasons, "text": text}
+    suggestion = str(form.get("suggestion") or "").strip()[:TEXT_MAX] or None
+    scope: Scope = "bundle" if form.get("scope") == "bundle" else "item"  # only the form's two choices
+    return {"grade": str(form.get("grade") or ""), "reasons": reasons, "text": text, "suggestion": suggestion,
+            "scope": scope}
+
+
+def _words(grade: Grade, chosen: dict[str, Any]) -> str | None:
+    """What is stored as the rating's text: a bad grade's explanation, or a good grade's 意见和建议 (Shantou
+    art. 23: the online form may add a box for opinions and suggestions). Without JavaScript both boxes are on
+    the page; a good grade keeps the words of the explanation box when the suggestion box is empty."""
+    if grade.is_bad:
+        return chosen["text"]
+    return chosen["suggestion"] or chosen["text"]
 
 
 def _problem(rt: Runtime, locale: str, chosen: dict[str, Any]) -> tuple[str, str] | None:
@@ -194,10 +247,12 @@ def _problem(rt: Runtime, locale: str, chosen: dict[str, Any]) -> tuple[str, str
         return t(locale, "page.need_grade"), "grade"
     if grade.is_bad and not chosen["reasons"] and not chosen["text"]:
         return t(locale, "page.need_reason"), "reasons"
-    if grade.is_bad and chosen["reasons"] == ["other"] and not chosen["text"]:
+    if grade.is_bad and "other" in chosen["reasons"] and not chosen["text"]:  # 其他 opens text (Shantou art. 23)
         return t(locale, "page.need_text"), "text"
     if text_problem(chosen["text"]):
         return t(locale, "page.control_characters").format(field=t(locale, "page.text")), "text"
+    if text_problem(chosen["suggestion"]):
+        return t(locale, "page.control_characters").format(field=t(locale, "page.suggestion")), "grade"
     return None
 
 
@@ -224,8 +279,10 @@ async def submit(request: web.Request) -> web.StreamResponse:
                 async with rt.db.write() as session:
                     locked = await case_store.by_id(session, case.id, lock=rt.db.locks_rows)
                     assert locked is not None
+                    # The form offers the bundle only for a bundle's item; a forged choice rates the item.
+                    scope: Scope = chosen["scope"] if locked.bundle_no else "item"
                     await record(session, rt, locked, grade, tuple(chosen["reasons"]) if grade.is_bad else (),
-                                 chosen["text"], "web", stamp)
+                                 _words(grade, chosen), "web", stamp, scope=scope)
             except RaterBarred as exc:
                 return _barred(request, rt, locale, case, exc.until)
             except RatingRefused:
@@ -240,10 +297,11 @@ async def submit(request: web.Request) -> web.StreamResponse:
         raise web.HTTPSeeOther(thanks)
     async with rt.db.read() as session:
         evaluations = await evaluation_store.for_case(session, case.id)
+        bundle = await _bundle(session, case)
     if openness(rt, evaluations, stamp) == "closed":
         return _closed(request, rt, locale, case, evaluations, 409)
     return _form(request, rt, locale, case, evaluations, stamp, error=error, chosen=chosen, status=422,
-                 form_token=token)  # nothing stored: the corrected form may still be sent with it
+                 form_token=token, bundle=bundle)  # nothing stored: the corrected form may still be sent with it
 
 
 def setup(app: web.Application) -> None:

@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot import users, views, work_orders
+from bot import users, views, work_order_deadlines, work_orders
 from bot.limits import MAX_ID, code_problem, parse_id
 from bot.runtime import Runtime
 from bot.web.common import authorized, error, json_response, now, read_json, runtime
@@ -103,7 +103,8 @@ async def list_work_orders(request: web.Request) -> web.Response:
     stamp = now(request)
     async with rt.db.read() as session:
         rows = await store.listing(session, filters, PAGE + 1, min(int(after), MAX_ID) if after else None)
-        docs = [await _doc(session, rt, wo, stamp) for wo in rows[:PAGE]]
+        facts = await work_order_deadlines.facts_for(session, rows[:PAGE])  # the page's histories, in one query
+        docs = [await _doc(session, rt, wo, stamp, facts=facts.get(wo.id or 0)) for wo in rows[:PAGE]]
     answer: dict[str, Any] = {"work_orders": docs}
     if len(rows) > PAGE:
         answer["next"] = f"{request.path}?{_next_query(request, rows[PAGE - 1].id)}"
@@ -114,12 +115,14 @@ def _next_query(request: web.Request, last_id: int | None) -> str:
     return urlencode({**{k: v for k, v in request.query.items() if k != "after"}, "after": str(last_id)})
 
 
-async def _doc(session: AsyncSession, rt: Runtime, wo: WorkOrder, stamp: datetime, *, history: bool = False
-               ) -> dict[str, Any]:
+async def _doc(session: AsyncSession, rt: Runtime, wo: WorkOrder, stamp: datetime, *, history: bool = False,
+               facts: work_order_deadlines.Facts | None = None) -> dict[str, Any]:
     case = await case_store.by_id(session, wo.case_id)
     evaluation = await session.get(Evaluation, wo.evaluation_id)
     events = await store.events(session, wo.id) if history and wo.id is not None else None
-    return views.work_order_json(rt, wo, case, evaluation, stamp, events)
+    if events is None and facts is None:
+        facts = await work_order_deadlines.facts_of(session, wo)
+    return views.work_order_json(rt, wo, case, evaluation, stamp, events, facts=facts)
 
 
 def _id(request: web.Request) -> int:

@@ -1,4 +1,5 @@
-// The rating page, better with JavaScript: the reasons appear after a bad grade, the form is checked
+// The rating page, better with JavaScript: the reasons appear after a bad grade (and the box for opinions and
+// suggestions after a good one, Shantou art. 23), the form is checked
 // before it is sent (the server checks the same again), and a second tap cannot send it twice.
 // In elder mode (form[data-steps]) one question a screen: the grade; after a bad grade the reasons, then
 // the words; "next" and "back" move between them, and the focus goes to the question shown. Every error
@@ -8,6 +9,7 @@
   var form = document.getElementById("rate");
   if (!form) return;
   var badPart = document.getElementById("bad-part");
+  var goodPart = document.getElementById("good-part");
   var error = document.getElementById("error");
   var button = form.querySelector("button[type=submit]");
   var next = document.getElementById("next");
@@ -31,7 +33,7 @@
     var picked = reasons();
     if (!chosen()) return form.getAttribute("data-need-grade");
     if (isBad() && picked.length === 0 && !text) return form.getAttribute("data-need-reason");
-    if (isBad() && picked.length === 1 && picked[0] === "other" && !text) return form.getAttribute("data-need-text");
+    if (isBad() && picked.indexOf("other") !== -1 && !text) return form.getAttribute("data-need-text");
     return "";
   }
 
@@ -43,14 +45,18 @@
     back.hidden = step === "grade";
   }
   function first(name) {  // where the focus goes when a question is shown: its chosen answer, or its first
-    var part = form.querySelector("[data-step=" + name + "]");
+    var part = form.querySelector("[data-step=" + name + "]:not(.scope)");  // the grade, not the 一件事 choice
     return part.querySelector("input:checked") || part.querySelector("input, textarea");
+  }
+  function good() {  // the suggestion box: with a good grade, on the grade's screen
+    if (goodPart) goodPart.hidden = !chosen() || isBad() || (stepped && step !== "grade");
   }
   function go(name, focus) {
     step = name;
     Array.prototype.forEach.call(form.querySelectorAll("[data-step]"), function (part) {
       part.hidden = part.getAttribute("data-step") !== name;
     });
+    good();
     buttons();
     if (focus) first(name).focus();
   }
@@ -58,6 +64,7 @@
   form.addEventListener("change", function (e) {
     if (e.target.name !== "grade") return;
     if (stepped) buttons(); else badPart.hidden = !isBad();
+    good();
     if (!error.hidden) { error.textContent = ""; error.hidden = true; }
   });
   form.addEventListener("submit", function (e) {
@@ -73,8 +80,11 @@
       show(message);
       return;
     }
-    if (!isBad()) {  // a good grade sends no reasons
+    if (!isBad()) {  // a good grade sends no reasons, and no words typed for a bad one
       Array.prototype.forEach.call(form.querySelectorAll("input[name=reasons]"), function (i) { i.checked = false; });
+      form.querySelector("#text").value = "";
+    } else if (goodPart) {  // nor a bad grade the words of the suggestion box
+      form.querySelector("#suggestion").value = "";
     }
     button.disabled = true;
   });
@@ -93,6 +103,7 @@
     go(ORDER.indexOf(start) > 0 && isBad() ? start : "grade", false);
   } else {
     badPart.hidden = !isBad();
+    good();
   }
   if (!error.hidden) error.focus();  // the server's answer to a form it refused: said first
 })();
