@@ -40,7 +40,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     s.add_argument("--agency", action="append", help="only this agency's cases (repeat for several)")
     _period_args(s)
     ssub = s.add_subparsers(dest="stats_command")
-    r = ssub.add_parser("rankings", help="agencies, halls or districts ranked, ties sharing a rank")
+    r = ssub.add_parser("rankings", help="agencies, halls, districts or staff ranked, ties sharing a rank")
     r.add_argument("--of", default="agency", choices=figures.RANKED)
     r.add_argument("--metric", default="composite_score", choices=figures.RANK_METRICS)
     _period_args(r, sub=True)
