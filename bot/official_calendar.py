@@ -152,15 +152,12 @@ def warning(rt: Runtime, now: datetime) -> str | None:
             f"(haochaping calendar import FILE) before 1 January, or deadlines after it wait")
 
 
-_logged: dict[int, str] = {}
-
-
 def log_warning(rt: Runtime, now: datetime) -> None:
     """Once a day and process, so that the log says it without saying it every five seconds."""
     text = warning(rt, now)
-    day = now.astimezone(rt.policy.tz).toordinal()
-    if text is not None and _logged.get(id(rt)) != f"{day}:{text}":
-        _logged[id(rt)] = f"{day}:{text}"
+    stamp = f"{now.astimezone(rt.policy.tz).date().isoformat()}: {text}"
+    if text is not None and rt.calendar_logged != stamp:
+        rt.calendar_logged = stamp
         log.warning("calendar: %s", text)
 
 

@@ -54,6 +54,7 @@ class Runtime:
     # The simulator of this service (bot.simulator.Simulator), with its world of its own; every app built on this
     # runtime shares it, and closing the runtime closes it.
     simulator: Any = None
+    calendar_logged: str | None = None  # the calendar warning last logged, and its day (bot/official_calendar.py)
     metrics: Metrics = field(default_factory=Metrics)
     # The one clock of request handling; tests replace it to make a webhook happen at a chosen instant.
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))

@@ -99,10 +99,6 @@ class WorkCalendar:
         self._years = dict(years)
         self._day_cache = {}
 
-    @property
-    def imported_years(self) -> frozenset[int]:
-        return frozenset(self._years)
-
     def is_workday(self, day: date) -> bool:
         cached = self._day_cache.get(day)
         if cached is not None:

@@ -3,10 +3,12 @@ errors), and the seam between a provider's package and the application."""
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -61,6 +63,41 @@ class Outgoing:
     outbox_id: int
     key: str | None = None
     values: Mapping[str, str] = field(default_factory=dict)
+
+
+CALLBACK_TOKEN_MIN = 16  # a push's only proof is the secret path segment (CONTRACT: Aliyun, Tencent)
+
+
+def callback_token(values: Mapping[str, str], key: str, provider: str) -> str:
+    """A provider's callback token, checked: providers that sign nothing they push (Aliyun, Tencent) are known by
+    a secret segment of the path registered in their console, so it must be long and fit a URL as it is."""
+    token = (values.get(key) or "").strip()
+    if len(token) < CALLBACK_TOKEN_MIN:
+        raise ConfigProblem(f"HAOCHAPING_SMS_PROVIDER={provider} needs {key} of at least {CALLBACK_TOKEN_MIN} "
+                            "characters: it is the secret part of the callback addresses registered with the provider")
+    if not all(ch.isascii() and (ch.isalnum() or ch in "-_.~") for ch in token):
+        raise ConfigProblem(f"{key}: use letters, digits and - _ . ~ only (it is part of a URL)")
+    return token
+
+
+def check_callback_token(request: web.Request, token: str) -> None:
+    """A push to a path whose token is not ours is 404, in constant time: it names nothing that exists."""
+    if not hmac.compare_digest(request.match_info.get("token", "").encode(), token.encode()):
+        raise web.HTTPNotFound()
+
+
+def endpoint(raw: str | None, default: str, key: str) -> tuple[str, str]:
+    """(scheme, host[:port]) of an SDK's endpoint setting: a bare host is the provider's own, over HTTPS; a URL
+    (http://127.0.0.1:8089) names a gateway or a test double, with its scheme."""
+    value = (raw or "").strip() or default
+    if "://" not in value:
+        if "/" in value:
+            raise ConfigProblem(f"{key}: expected a host or a URL, got {value!r}")
+        return "https", value
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/") or parts.query:
+        raise ConfigProblem(f"{key}: expected http(s)://host[:port] with no path, got {value!r}")
+    return parts.scheme, parts.netloc
 
 
 def shorten(value: str, limit: int) -> str:

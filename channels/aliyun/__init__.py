@@ -14,23 +14,29 @@ application queues and sends the answers through the API (answers_inline=False).
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from channels.aliyun import sms
-from channels.base import ConfigProblem, ProviderConfig, Receipt, SmsHandlers, SmsProvider
+from channels.base import (
+    ConfigProblem,
+    ProviderConfig,
+    Receipt,
+    SmsHandlers,
+    SmsProvider,
+    callback_token,
+    check_callback_token,
+    endpoint,
+)
 from dialogs.types import Inbound
 
 log = logging.getLogger("haochaping.aliyun")
 KEYS = ("ALIYUN_ACCESS_KEY_ID", "ALIYUN_ACCESS_KEY_SECRET", "ALIYUN_SMS_SIGN_NAME", "ALIYUN_SMS_ENDPOINT",
         "ALIYUN_SMS_CALLBACK_TOKEN")
 DEFAULT_ENDPOINT = "dysmsapi.aliyuncs.com"
-TOKEN_MIN = 16
 UP_PATH = "/webhooks/aliyun/sms/{token}/up"
 REPORT_PATH = "/webhooks/aliyun/sms/{token}/report"
 # The acknowledgement the contract names, {"code": 0, "msg": "成功"} (Aliyun checks only that `code` is a number).
@@ -55,13 +61,8 @@ class AliyunChannel:
         router.add_post(UP_PATH, up)
         router.add_post(REPORT_PATH, report)
 
-    def _check_token(self, request: web.Request) -> None:
-        given = request.match_info.get("token", "")
-        if not hmac.compare_digest(given.encode(), self.callback_token.encode()):
-            raise web.HTTPNotFound()
-
     async def _body(self, request: web.Request) -> bytes:
-        self._check_token(request)
+        check_callback_token(request, self.callback_token)
         return await request.read()
 
     async def up(self, request: web.Request, handlers: SmsHandlers) -> web.Response:
@@ -111,17 +112,9 @@ class AliyunChannel:
 
 
 def endpoint_of(raw: str | None) -> tuple[str, str]:
-    """ALIYUN_SMS_ENDPOINT as the SDK takes it: (host[:port], "https"|"http"). A bare host is Aliyun's own and
-    spoken to over HTTPS; a URL (http://127.0.0.1:8089) names a gateway or a test double and its scheme."""
-    value = (raw or "").strip() or DEFAULT_ENDPOINT
-    if "://" not in value:
-        if "/" in value or not value:
-            raise ConfigProblem(f"ALIYUN_SMS_ENDPOINT: expected a host or a URL, got {value!r}")
-        return value, "https"
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/") or parts.query:
-        raise ConfigProblem(f"ALIYUN_SMS_ENDPOINT: expected http(s)://host[:port] with no path, got {value!r}")
-    return parts.netloc, parts.scheme
+    """ALIYUN_SMS_ENDPOINT as the SDK takes it: (host[:port], "https"|"http")."""
+    scheme, netloc = endpoint(raw, DEFAULT_ENDPOINT, "ALIYUN_SMS_ENDPOINT")
+    return netloc, scheme
 
 
 def open_channel(config: ProviderConfig) -> AliyunChannel:
@@ -130,15 +123,10 @@ def open_channel(config: ProviderConfig) -> AliyunChannel:
               if not (values.get(k) or "").strip()]
     if needed:
         raise ConfigProblem(f"HAOCHAPING_SMS_PROVIDER=aliyun needs {', '.join(needed)}")
-    token = (values.get("ALIYUN_SMS_CALLBACK_TOKEN") or "").strip()
-    if len(token) < TOKEN_MIN:
-        raise ConfigProblem(f"HAOCHAPING_SMS_PROVIDER=aliyun needs ALIYUN_SMS_CALLBACK_TOKEN of at least {TOKEN_MIN} "
-                            "characters: it is the secret part of the push addresses set in Aliyun's console")
-    if not all(ch.isascii() and (ch.isalnum() or ch in "-_.~") for ch in token):
-        raise ConfigProblem("ALIYUN_SMS_CALLBACK_TOKEN: use letters, digits and - _ . ~ only (it is part of a URL)")
-    endpoint, protocol = endpoint_of(values.get("ALIYUN_SMS_ENDPOINT"))
+    token = callback_token(values, "ALIYUN_SMS_CALLBACK_TOKEN", "aliyun")
+    host, protocol = endpoint_of(values.get("ALIYUN_SMS_ENDPOINT"))
     sender = sms.AliyunSender(values["ALIYUN_ACCESS_KEY_ID"].strip(), values["ALIYUN_ACCESS_KEY_SECRET"].strip(),
-                              values["ALIYUN_SMS_SIGN_NAME"].strip(), endpoint=endpoint, protocol=protocol,
+                              values["ALIYUN_SMS_SIGN_NAME"].strip(), endpoint=host, protocol=protocol,
                               templates=config.templates, timeout=config.send_timeout)
     return AliyunChannel(token, sender)
 

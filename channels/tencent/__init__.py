@@ -22,17 +22,23 @@ answers through the API (answers_inline=False).
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import logging
-import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from channels.base import ConfigProblem, ProviderConfig, Receipt, SmsHandlers, SmsProvider
+from channels.base import (
+    ConfigProblem,
+    ProviderConfig,
+    Receipt,
+    SmsHandlers,
+    SmsProvider,
+    callback_token,
+    check_callback_token,
+    endpoint,
+)
 from channels.tencent.sms import TencentSender
 from dialogs.addresses import mask_phone, normalize_phone
 from dialogs.parse import clean
@@ -45,8 +51,6 @@ KEYS = ("TENCENTCLOUD_SECRET_ID", "TENCENTCLOUD_SECRET_KEY", "TENCENT_SMS_SDK_AP
 REQUIRED = KEYS[:4]
 DEFAULT_REGION = "ap-guangzhou"
 DEFAULT_ENDPOINT = "sms.tencentcloudapi.com"
-MIN_TOKEN = 16  # as Aliyun's callback token (CONTRACT): the path segment is the pushes' only proof
-TOKEN_CHARS = re.compile(r"[A-Za-z0-9._~-]+")  # one URL path segment, written as it is
 REPLY_PATH = "/webhooks/tencent/sms/{token}/reply"
 STATUS_PATH = "/webhooks/tencent/sms/{token}/status"
 OK = {"result": 0, "errmsg": "OK"}
@@ -165,12 +169,8 @@ class TencentChannel:
         router.add_post(REPLY_PATH, reply)
         router.add_post(STATUS_PATH, status)
 
-    def _ours(self, request: web.Request) -> None:
-        if not hmac.compare_digest(request.match_info["token"].encode(), self.callback_token.encode()):
-            raise web.HTTPNotFound()
-
     async def reply(self, request: web.Request, handlers: SmsHandlers) -> web.Response:
-        self._ours(request)
+        check_callback_token(request, self.callback_token)
         try:
             found = parse_reply(await request.read())
         except BadPush as exc:
@@ -183,7 +183,7 @@ class TencentChannel:
         return web.json_response(OK)
 
     async def status(self, request: web.Request, handlers: SmsHandlers) -> web.Response:
-        self._ours(request)
+        check_callback_token(request, self.callback_token)
         try:
             reports = parse_reports(await request.read())
         except BadPush as exc:
@@ -206,16 +206,8 @@ class TencentChannel:
 
 
 def endpoint_of(raw: str | None) -> tuple[str, str]:
-    """(scheme, host[:port]) of TENCENT_SMS_ENDPOINT: a host name (HTTPS), or a URL (a gateway, a test double)."""
-    value = (raw or "").strip() or DEFAULT_ENDPOINT
-    if "://" not in value:
-        if "/" in value or not value:
-            raise ConfigProblem(f"TENCENT_SMS_ENDPOINT: expected a host name or a URL, got {raw!r}")
-        return "https", value
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/") or parts.query:
-        raise ConfigProblem(f"TENCENT_SMS_ENDPOINT: expected http(s)://host[:port], got {raw!r}")
-    return parts.scheme, parts.netloc
+    """(scheme, host[:port]) of TENCENT_SMS_ENDPOINT."""
+    return endpoint(raw, DEFAULT_ENDPOINT, "TENCENT_SMS_ENDPOINT")
 
 
 def open_channel(config: ProviderConfig) -> TencentChannel:
@@ -223,20 +215,12 @@ def open_channel(config: ProviderConfig) -> TencentChannel:
     missing = [key for key in REQUIRED if not (values.get(key) or "").strip()]
     if missing:
         raise ConfigProblem(f"HAOCHAPING_SMS_PROVIDER=tencent needs {', '.join(missing)}")
-    token = (values.get("TENCENT_SMS_CALLBACK_TOKEN") or "").strip()
-    if not token:
-        raise ConfigProblem("HAOCHAPING_SMS_PROVIDER=tencent needs TENCENT_SMS_CALLBACK_TOKEN (the secret path "
-                            "segment of the callback URLs registered with Tencent)")
-    if len(token) < MIN_TOKEN or not TOKEN_CHARS.fullmatch(token):
-        raise ConfigProblem(f"TENCENT_SMS_CALLBACK_TOKEN: expected at least {MIN_TOKEN} characters of "
-                            "A-Z a-z 0-9 . _ ~ -")
-    scheme, endpoint = endpoint_of(values.get("TENCENT_SMS_ENDPOINT"))
-    # The SDK logs whole requests, numbers included, at DEBUG.
-    logging.getLogger("tencentcloud_sdk_common").setLevel(logging.INFO)
+    token = callback_token(values, "TENCENT_SMS_CALLBACK_TOKEN", "tencent")
+    scheme, host = endpoint_of(values.get("TENCENT_SMS_ENDPOINT"))  # its DEBUG log: bot/logs.py keeps it quiet
     sender = TencentSender(
         secret_id=values["TENCENTCLOUD_SECRET_ID"].strip(), secret_key=values["TENCENTCLOUD_SECRET_KEY"].strip(),
         sdk_app_id=values["TENCENT_SMS_SDK_APP_ID"].strip(), sign_name=values["TENCENT_SMS_SIGN_NAME"].strip(),
-        region=(values.get("TENCENT_SMS_REGION") or "").strip() or DEFAULT_REGION, endpoint=endpoint, scheme=scheme,
+        region=(values.get("TENCENT_SMS_REGION") or "").strip() or DEFAULT_REGION, endpoint=host, scheme=scheme,
         templates=config.templates, timeout=config.send_timeout)
     return TencentChannel(token, sender)
 
