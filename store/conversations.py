@@ -90,9 +90,23 @@ async def save(session: AsyncSession, contact_id: int, case_id: int | None, stat
 
 
 async def close_for_case(session: AsyncSession, case_id: int, now: datetime) -> None:
-    """A case rated anywhere ends every conversation still asking about it."""
+    """A case rated anywhere ends every conversation still asking about it, but one that a message is being
+    answered in (its row locked) is left to that message.
+
+    The message's transaction holds the conversation and then locks the case; a rating holds the case (its
+    caller locked it) and would wait here for the conversation: each waits for the other and PostgreSQL aborts
+    one (tests/test_lock_order.py). Skipping it is safe: the message gets the case after this rating commits,
+    sees it rated (bot/conversation.py: "rated elsewhere meanwhile") and saves its conversation itself.
+    """
+    about = col(Conversation.case_id) == case_id
+    free = select(col(Conversation.contact_id)).where(about).with_for_update(skip_locked=True)
+    if session.bind is not None and session.bind.dialect.name in ("mysql", "mariadb"):
+        # MySQL refuses an UPDATE that reads its own table in a subquery (error 1093): read the ids first
+        free = list((await session.exec(free)).all())  # type: ignore[assignment]
+        if not free:
+            return
     await session.exec(  # type: ignore[call-overload]
-        update(Conversation).where(col(Conversation.case_id) == case_id)
+        update(Conversation).where(about, col(Conversation.contact_id).in_(free))
         .values(case_id=None, state=None, expires_at=None, updated_at=now)
         .execution_options(synchronize_session=False))
 
