@@ -7,8 +7,8 @@ everywhere but a hall consultation:
 | kind | handling | rated (art.) |
 | --- | --- | --- |
 | `instant` | 即办件, served on the spot | the clerk and the agency (27) |
-| `promised` | 承诺件, served later | the clerk and the agency (28) |
-| `joint` | 联办件, several agencies approve together | the clerk and every agency involved (29) |
+| `promised` | 承诺件, served later | the clerk and the agency (28); the clerk at each window visit (22) |
+| `joint` | 联办件, several agencies approve together | the clerk and every agency involved (29); as `promised` |
 | `online` | 全程网办, online from end to end | the agency only (9, 30) |
 | `consult` | 查询咨询, a query or consultation | online: nobody; in a hall: the clerk (32) |
 
@@ -40,6 +40,16 @@ def online_consultation(kind: str | None, hall_code: str | None, staff_id: str |
 def rates_clerk(kind: str | None, staff_id: str | None) -> bool:
     """Whether a rating of the case is also the clerk's: never for 全程网办 (art. 9, 30), which has none."""
     return bool(staff_id) and kind != "online"
+
+
+VISIT_KINDS = ("promised", "joint")
+
+
+def takes_visits(kind: str | None) -> bool:
+    """Whether the clerk may be rated at each window visit before the result (Shantou art. 22: 承诺件 评价人
+    每次到窗口办理后均可对服务人员进行1次评价; art. 28 承诺件 and art. 29 联办件: 接受申请材料时评价窗口人员).
+    An `instant` case is served in one visit and an `online` one at none: their one rating covers the clerk."""
+    return kind in VISIT_KINDS
 
 
 def rates_agency(kind: str | None) -> bool:

@@ -73,6 +73,9 @@ class Policy:
     appeal_window: DaySpan = DaySpan(5, "working")
     # Ours (issue 21): an appeal is decided within this, counted from the appeal (Shantou art. 37).
     appeal_decision: DaySpan = DaySpan(5, "working")
+    # Ours: a project owner's complaint about an intermediary (Hainan 中介服务 art. 23, 25; bot/intermediaries.py).
+    intermediary_complaint_window: DaySpan = DaySpan(10, "working")  # after the contract was fulfilled
+    intermediary_complaint_answer: DaySpan = DaySpan(5, "working")  # the centre's answer, after receipt
     # dispatch, rectify, review; and ours, `contact` (Shandong art. 14): when above 0, the agency records its
     # contact with the rater within that many working days of taking the work order on. Absent or 0: off.
     work_order: dict[str, int] = field(default_factory=lambda: {"dispatch": 2, "rectify": 10, "review": 3})
@@ -115,7 +118,8 @@ class Policy:
 
 _KNOWN = {
     "timezone", "reminder_after_hours", "quiet_hours", "default_grade", "default_after",
-    "followup_window", "appeal_window", "appeal_decision", "work_order", "callback_reopen_limit", "blacklist",
+    "followup_window", "appeal_window", "appeal_decision", "intermediary_complaint_window",
+    "intermediary_complaint_answer", "work_order", "callback_reopen_limit", "blacklist",
     "calendar_overrides", "reasons", "miniprogram", "conversation_hours", "more_text_minutes",
     "callback", "clerk_reasons", "statistics", "halls", "reporting", "sms",
 }
@@ -222,7 +226,8 @@ def parse_policy(doc: dict[str, Any]) -> Policy:
             kw["default_grade"] = Grade(doc["default_grade"])
         except ValueError:
             raise PolicyError(f"default_grade: expected one of {[g.value for g in Grade]}") from None
-    for key in ("default_after", "followup_window", "appeal_window", "appeal_decision"):
+    for key in ("default_after", "followup_window", "appeal_window", "appeal_decision",
+                "intermediary_complaint_window", "intermediary_complaint_answer"):
         if key in doc:
             try:
                 kw[key] = DaySpan.parse(key, doc[key])

@@ -9,9 +9,10 @@ only, unless the rater chose the bundle (`scope` "bundle"): then every item not 
 each bad copy opening its own agency's work order, and the copies are one review with their origin (the
 blacklist counts reviews). An item rated already keeps its rating: a bundle rating is not its follow-up,
 since the rater chose the whole matter, not a second word on that item. A rater barred by the blacklist
-rates nothing. A work order's satisfied callback answer is the case's latest rating but not one of its
-"one rating and one follow-up" (bot/work_orders.py stores it; a dissatisfied answer is no rating at all,
-Hainan art. 15).
+rates nothing. A 承诺件 or 联办件 also takes one clerk-only rating per window visit (`scope` "visit", Shantou
+art. 22, 28, 29: `record_visit`), which is not the case's rating. A work order's satisfied callback answer
+is the case's latest rating but not one of its "one rating and one follow-up" (bot/work_orders.py stores
+it; a dissatisfied answer is no rating at all, Hainan art. 15).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any, Literal
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot import work_orders
+from bot import handling, work_orders
 from bot.intake import FieldError
 from bot.limits import code_problem, text_problem
 from bot.reporting import queue as reporting
@@ -34,8 +35,8 @@ from store import conversations
 from store import evaluations as evaluation_store
 from store.models import Case, Evaluation
 
-Scope = Literal["item", "bundle"]
-SCOPES: tuple[Scope, ...] = ("item", "bundle")
+Scope = Literal["item", "bundle", "visit"]
+SCOPES: tuple[Scope, ...] = ("item", "bundle", "visit")
 
 CHANNELS = ("sms", "wechat", "miniprogram", "phone", "web", "qr", "hall", "terminal", "callback", "default")
 
@@ -73,7 +74,7 @@ def openness(rt: Runtime, existing: list[Evaluation], now: datetime) -> Openness
     if not any(e.via != "callback" for e in existing):
         return "first"
     closes = followup_closes(rt, existing)
-    return "followup" if closes is not None and now < closes else "closed"
+    return "followup" if closes is not None and rt.timing.open_at(closes, now) else "closed"
 
 
 async def barred(session: AsyncSession, case: Case, now: datetime) -> datetime | None:
@@ -147,16 +148,78 @@ async def _apply_to_siblings(session: AsyncSession, rt: Runtime, case: Case, eva
                 continue  # this sibling takes no more ratings
 
 
-def scope_error(case: Case, scope: Scope) -> FieldError | None:
-    """Why `scope` does not fit `case`: "bundle" names a 一件事 the case must belong to (Shantou art. 31)."""
+async def record_visit(session: AsyncSession, rt: Runtime, case: Case, grade: Grade, reasons: tuple[str, ...],
+                       text: str | None, channel: str, now: datetime, *, visit_id: str, staff_id: str,
+                       staff_name: str | None, terminal_id: str | None = None) -> Evaluation:
+    """Store the clerk-only rating of one window visit of a 承诺件 or 联办件 (Shantou art. 22: 每次到窗口办理后均可
+    对服务人员进行1次评价; art. 28, 29: 接受申请材料时评价窗口人员), the case's row held locked as for `record`.
+
+    One rating per visit, no follow-up: the 追加评价 of art. 22 is the case's. It is not the case's rating: the
+    reminder, the default and the case's one rating and follow-up go on as if it were not there, and only the
+    staff figures count it (store/stats.py). A bad one opens a work order naming the visit's clerk."""
+    assert case.id is not None
+    if not handling.takes_visits(case.kind):
+        raise RatingRefused("only a promised or joint case is rated at its window visits", status=422)
+    until = await barred(session, case, now)
+    if until is not None:
+        raise RaterBarred(until)
+    if any(e.via != "callback" for e in await evaluation_store.visits_for_case(session, case.id, visit_id)):
+        raise RatingRefused(f"the visit {visit_id!r} of this case is rated already: one rating per visit")
+    evaluation = Evaluation(
+        case_id=case.id, grade=grade.value, score=grade.score, reasons=list(reasons), text=text, channel=channel,
+        status="valid", visit_id=visit_id, staff_id=staff_id, staff_name=staff_name, terminal_id=terminal_id,
+        created_at=now)
+    session.add(evaluation)
+    await session.flush()
+    await reporting.rated(session, rt, case, evaluation, now)
+    rt.metrics.ratings.labels(channel, grade.value).inc()
+    if grade.is_bad:
+        await work_orders.open_for(session, rt, case, evaluation, now)
+    return evaluation
+
+
+def scope_error(case: Case, scope: Scope, doc: dict[str, Any] | None = None) -> FieldError | None:
+    """Why `scope` does not fit `case`: "bundle" names a 一件事 the case must belong to (Shantou art. 31); "visit"
+    a window visit of a 承诺件 or 联办件 (art. 22, 28, 29), whose clerk is the body's or else the case's."""
     if scope == "bundle" and not case.bundle_no:
         return FieldError("scope", "'bundle' needs a case with a bundle_no; this case is in no bundle")
+    if scope == "visit" and not handling.takes_visits(case.kind):
+        return FieldError("scope", f"'visit' needs a case of kind {' or '.join(handling.VISIT_KINDS)}; "
+                                   f"this case is {case.kind or 'instant'}")
+    if scope == "visit" and not (doc or {}).get("staff_id") and not case.staff_id:
+        return FieldError("staff_id", "required: the clerk who served the visit (the case names none)")
     return None
 
 
 def scope_of(doc: dict[str, Any]) -> Scope:
-    """The scope of a body `rating_errors` accepted: "item" unless the rater chose the bundle."""
-    return "bundle" if doc.get("scope") == "bundle" else "item"
+    """The scope of a body `rating_errors` accepted: "item" unless the rater chose the bundle or a visit."""
+    return doc["scope"] if doc.get("scope") in ("bundle", "visit") else "item"
+
+
+def _visit_errors(doc: dict[str, Any]) -> list[FieldError]:
+    """A visit rating names its visit (the business system's id of it, one rating each) and may name the clerk
+    who served it, who is not always the case's (the result is handed out by another window)."""
+    errs = []
+    if doc.get("scope") == "visit":
+        visit_id = doc.get("visit_id")
+        if not isinstance(visit_id, str) or not visit_id.strip() or len(visit_id) > 100:
+            errs.append(FieldError("visit_id", "required with scope 'visit': the visit's id, 1 to 100 characters"))
+        elif code_problem(visit_id):
+            errs.append(FieldError("visit_id", code_problem(visit_id)))  # type: ignore[arg-type]
+    elif "visit_id" in doc:
+        errs.append(FieldError("visit_id", "only a rating with scope 'visit' names a visit"))
+    for field in ("staff_id", "staff_name"):
+        value = doc.get(field)
+        if value is None:
+            continue
+        if doc.get("scope") != "visit":
+            errs.append(FieldError(field, "only a rating with scope 'visit' names its clerk; "
+                                          "a case's rating rates the case's clerk"))
+        elif not isinstance(value, str) or not value.strip() or len(value) > 100:
+            errs.append(FieldError(field, "expected a string of 1 to 100 characters"))
+        elif problem := (code_problem(value) if field == "staff_id" else text_problem(value)):
+            errs.append(FieldError(field, problem))
+    return errs
 
 
 def _terminal_errors(terminal_id: Any) -> list[FieldError]:
@@ -206,6 +269,7 @@ def rating_errors(doc: Any, reason_codes: set[str], *, channel: bool = True) -> 
     if text_problem(text):
         errs.append(FieldError("text", text_problem(text)))  # type: ignore[arg-type]
     errs += _terminal_errors(doc.get("terminal_id"))
+    errs += _visit_errors(doc)
     if grade is not None and grade.is_bad and not reasons and not (text and text.strip()):
         errs.append(FieldError("reasons", "a bad grade needs at least one reason or a text"))
     # "other" says nothing by itself: it opens the text that names the reason (Shantou art. 23; CONTRACT

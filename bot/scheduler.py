@@ -11,7 +11,7 @@ import logging
 import time
 from datetime import UTC, datetime
 
-from bot import callback_calls, defaults, official_calendar, reminders, sender, snapshots, work_orders
+from bot import callback_calls, defaults, intermediaries, official_calendar, reminders, sender, snapshots, work_orders
 from bot.reporting import push
 from bot.runtime import Runtime
 from bot.work_order_deadlines import mark_overdue as mark_deadlines_overdue
@@ -37,6 +37,7 @@ async def tick(rt: Runtime, now: datetime) -> dict[str, int]:
         sent += (await sender.deliver_due(rt, now)).sent
     overdue = await work_orders.mark_overdue(rt, now, waiting=waiting)
     late = await mark_deadlines_overdue(rt, now)  # appeals to decide, raters to contact
+    await intermediaries.mark_overdue(rt, now)  # complaints unanswered past due (logged, not in the counts)
     calls = await callback_calls.sweep(rt, now)
     days = await stats.refresh(rt.db)  # the daily statistics of the days changed since the last pass
     published = await snapshots.publish_due(rt, now)  # after the defaults and the daily figures of this pass

@@ -37,5 +37,12 @@ class Timing:
         """00:00 local after the last counted day (the contract's day counting)."""
         return self.calendar.deadline(start, span.days, span.unit, self.tz)
 
+    def open_at(self, end: datetime, now: datetime) -> bool:
+        """Whether a window ending at `end` (a follow-up's, an appeal's, a complaint's) still takes what comes at
+        `now`. One counted over a year the calendar does not know yet ended on a Monday-Friday guess, before the
+        holidays the year will have: nobody is refused on that guess, so it stays open until the year is known
+        and the deadline is recounted (bot/workdays.py is_final; the scheduler likewise applies no such default)."""
+        return now < end or not self.calendar.is_final(end, self.tz)
+
     def default_at(self, completed_at: datetime) -> datetime:
         return self.window_end(completed_at, self.policy.default_after)

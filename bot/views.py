@@ -28,6 +28,9 @@ def evaluation_json(rt: Runtime, e: Evaluation) -> dict[str, Any]:
     return {
         "id": e.id, "grade": e.grade, "score": e.score, "reasons": list(e.reasons or []), "text": mask_text(e.text),
         "channel": e.channel, "terminal_id": e.terminal_id, "created_at": instant(rt, e.created_at),
+        # "visit": a clerk-only rating of one window visit (Shantou art. 22, 28), not the case's rating
+        "scope": "visit" if e.visit_id else "case", "visit_id": e.visit_id,
+        "staff_id": e.staff_id, "staff_name": e.staff_name,
         "is_default": e.is_default, "is_followup": e.is_followup, "status": e.status, "via": e.via,
         "version": e.version,
     }
@@ -54,8 +57,9 @@ async def case_json(session: AsyncSession, rt: Runtime, case: Case, now: datetim
         "locale": case.locale,
     }
     evaluations = await evaluation_store.for_case(session, case.id)
+    visits = await evaluation_store.visits_for_case(session, case.id)
     reminders = await outbox.for_case(session, case.id, kind="reminder")
-    by_id = {e.id: e for e in evaluations}
+    by_id = {e.id: e for e in evaluations + visits}
     orders = await work_order_store.for_cases(session, [case.id])
     facts = await work_order_deadlines.facts_for(session, orders)
     stamp = now or case.created_at
@@ -73,6 +77,8 @@ async def case_json(session: AsyncSession, rt: Runtime, case: Case, now: datetim
         "remind_at": instant(rt, case.remind_at), "default_at": instant(rt, case.default_at),
         "rated": case.rated_at is not None,
         "evaluations": [evaluation_json(rt, e) for e in evaluations],
+        # the clerk-only ratings of its window visits (承诺件, 联办件: Shantou art. 22, 28, 29): not the case's
+        "visits": [evaluation_json(rt, e) for e in visits],
         "reminders": [reminder_json(rt, m) for m in reminders],
         "work_orders": [work_order_json(rt, wo, case, by_id.get(wo.evaluation_id), stamp,
                                         facts=facts.get(wo.id or 0)) for wo in orders],

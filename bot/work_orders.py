@@ -106,13 +106,18 @@ async def open_for(session: AsyncSession, rt: Runtime, case: Case, evaluation: E
     """The one work order of a bad review (the unique evaluation_id keeps it one), the lead agency's. Whom it
     names follows the case's handling type (bot/handling.py, Shantou art. 27–30, 32): the clerk when the
     reasons concern them (always in a hall consultation; never for 全程网办), and for a joint case the
-    other agencies involved, which the work order lists from the case (one work order, one owner)."""
+    other agencies involved, which the work order lists from the case (one work order, one owner). A window
+    visit's rating names the clerk of that visit, always: only they were rated."""
     assert evaluation.id is not None and case.id is not None
-    clerk = handling.names_clerk(case.kind, case.staff_id, evaluation.reasons or [], rt.policy.clerk_reasons)
+    if evaluation.visit_id is not None:  # a window visit's rating rates its clerk only (Shantou art. 22, 28)
+        staff_id, staff_name = evaluation.staff_id, evaluation.staff_name
+    elif handling.names_clerk(case.kind, case.staff_id, evaluation.reasons or [], rt.policy.clerk_reasons):
+        staff_id, staff_name = case.staff_id, case.staff_name
+    else:
+        staff_id = staff_name = None
     wo = WorkOrder(
         case_id=case.id, evaluation_id=evaluation.id, agency_code=case.agency_code,
-        agency_name=case.agency_name, staff_id=case.staff_id if clerk else None,
-        staff_name=case.staff_name if clerk else None, grade=evaluation.grade,
+        agency_name=case.agency_name, staff_id=staff_id, staff_name=staff_name, grade=evaluation.grade,
         reasons=list(evaluation.reasons or []), status="created", due_at=step_due(rt, "created", now),
         created_at=now, updated_at=now)
     rt.metrics.work_orders.labels("created").inc()
@@ -141,7 +146,7 @@ def allowed(rt: Runtime, wo: WorkOrder, evaluation: Evaluation, now: datetime, f
     out = [action for action, (src, _dst) in STEPS.items() if wo.status == src]
     if wo.status == "reviewed":
         out.append("callback")
-    if wo.appeal_status is None and now < appeal_closes(rt, evaluation):
+    if wo.appeal_status is None and rt.timing.open_at(appeal_closes(rt, evaluation), now):
         out.append("appeal")
     if wo.appeal_status == "pending":
         out.append("decide-appeal")
@@ -295,10 +300,14 @@ async def _record_callback_rating(session: AsyncSession, rt: Runtime, wo: WorkOr
                                   note: str | None, now: datetime) -> None:
     """A satisfied answer is the rater's latest rating of the case (Hainan art. 15), so it scores; it is
     not one of the case's "one rating and one follow-up" (bot/ratings.py leaves `via: callback` out)."""
-    # origin_id: the review it answers, so that an appeal upheld later excludes the answer with it.
+    # origin_id: the review it answers, so that an appeal upheld later excludes the answer with it. The answer
+    # to a window visit's rating is that visit's latest rating of its clerk, not a rating of the case.
+    answered = await session.get(Evaluation, wo.evaluation_id)
+    visit = answered if answered is not None and answered.visit_id is not None else None
     session.add(Evaluation(case_id=wo.case_id, grade=grade.value, score=grade.score, reasons=[], text=note,
                            channel="callback", via="callback", origin_id=wo.evaluation_id, status="valid",
-                           created_at=now))
+                           visit_id=visit.visit_id if visit else None, staff_id=visit.staff_id if visit else None,
+                           staff_name=visit.staff_name if visit else None, created_at=now))
     await conversations.close_for_case(session, wo.case_id, now)
     rt.metrics.ratings.labels("callback", grade.value).inc()
 
@@ -361,25 +370,32 @@ async def _strike(session: AsyncSession, rt: Runtime, wo: WorkOrder, evaluation:
     The rule counts reviews: a batch or bundle (一件事) rating given at once is one, however many of the
     work orders it opened, at however many agencies, are upheld one by one. And it counts the reviews a
     rater *made* within a year, so a strike is dated by the review, not by the decision: an appeal decided
-    late neither ages it nor makes it new, and the window slides over the dates of the reviews."""
+    late neither ages it nor makes it new, and the window slides over the dates of the reviews.
+
+    And it counts a rater (同一评价主体), not an address: a person rating by SMS on one case and by WeChat on
+    another, whose phone and openid some case holds together, is one rater (store/contacts.py same_person), and
+    a bar covers every address of theirs."""
     case = await case_store.by_id(session, wo.case_id)
     review = await evaluation_store.review_of(session, evaluation)
     assert case is not None and review.id is not None
     rules = rt.policy.blacklist
     window = timedelta(days=rules["within_days"])
-    # In id order: two decisions about one rater's addresses take their locks in the same order.
-    for contact_id in sorted({i for i in (case.phone_contact_id, case.wechat_contact_id, case.mp_contact_id) if i}):
-        if rt.db.locks_rows:
+    own = {i for i in (case.phone_contact_id, case.wechat_contact_id, case.mp_contact_id) if i}
+    person = sorted(await contact_store.same_person(session, own))
+    if rt.db.locks_rows:  # in id order: two decisions about one rater's addresses take their locks in one order
+        for contact_id in person:
             await contact_store.lock(session, contact_id)
-        if not await store.add_strike(session, contact_id, review.id, review.created_at):
-            continue  # this review is counted already: another work order of its batch or bundle
-        made = await store.strikes_made(session, contact_id, review.created_at - window, review.created_at + window)
-        count = most_within(made, review.created_at, window)
-        if rules["false_reviews"] and count >= rules["false_reviews"]:
-            until = now + timedelta(days=rules["barred_days"])
+    fresh = [await store.add_strike(session, contact_id, review.id, review.created_at) for contact_id in sorted(own)]
+    if not any(fresh):
+        return  # this review is counted already: another work order of its batch or bundle
+    made = await store.strikes_made(session, person, review.created_at - window, review.created_at + window)
+    count = most_within(made, review.created_at, window)
+    if rules["false_reviews"] and count >= rules["false_reviews"]:
+        until = now + timedelta(days=rules["barred_days"])
+        for contact_id in person:
             await contact_store.bar(session, contact_id, until)
-            await store.log(session, wo, "blacklist", SYSTEM.name, wo.status, wo.status, now,
-                            data={"strikes": count, "barred_until": until.isoformat()})
+        await store.log(session, wo, "blacklist", SYSTEM.name, wo.status, wo.status, now,
+                        data={"strikes": count, "barred_until": until.isoformat(), "addresses": len(person)})
 
 
 def most_within(made: Sequence[datetime], at: datetime, window: timedelta) -> int:

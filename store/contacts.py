@@ -6,12 +6,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import insert, update
+from sqlalchemy import insert, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from store.models import Contact
+from store.models import Case, Contact
 
 
 async def find(session: AsyncSession, channel: str, address_hash: str) -> Contact | None:
@@ -106,6 +106,43 @@ async def lock(session: AsyncSession, contact_id: int) -> None:
     """Hold the contact's row to the end of the transaction (PostgreSQL, MariaDB), so that the false
     reviews of one rater are counted one decision at a time and two decided at once both count."""
     await session.exec(select(Contact.id).where(col(Contact.id) == contact_id).with_for_update())
+
+
+SHARED_AFTER = 3  # an address found with more addresses of one other kind than this is shared, not one person's
+_ADDRESS_COLUMNS = ("phone_contact_id", "wechat_contact_id", "mp_contact_id")
+
+
+async def same_person(session: AsyncSession, ids: Iterable[int]) -> set[int]:
+    """The addresses of the person behind `ids` (a case's addresses): these, and those found with one of them on
+    some case (a phone on one case, the same phone with a WeChat openid on another: one rater). One hop only,
+    and an address found with more than SHARED_AFTER addresses of one other kind (a hall's phone typed for
+    everyone who had none, a family's openid) is shared, not a person's: it joins nobody to anybody."""
+    own = {i for i in ids if i}
+    if not own:
+        return set()
+    found = await _partners(session, own)
+    candidates = {p for i in own if not _shared(found[i]) for kinds in found[i] for p in kinds} - own
+    theirs = await _partners(session, candidates)
+    return own | {p for p in candidates if not _shared(theirs[p])}
+
+
+def _shared(kinds: list[set[int]]) -> bool:
+    return any(len(found) > SHARED_AFTER for found in kinds)
+
+
+async def _partners(session: AsyncSession, ids: set[int]) -> dict[int, list[set[int]]]:
+    """For each address, the other addresses found with it on a case, by kind (phone, WeChat, mini-program)."""
+    out: dict[int, list[set[int]]] = {i: [set() for _ in _ADDRESS_COLUMNS] for i in ids}
+    if not ids:
+        return out
+    columns = [col(getattr(Case, c)) for c in _ADDRESS_COLUMNS]
+    stmt = select(*columns).where(or_(*(c.in_(list(ids)) for c in columns))).distinct()
+    for row in (await session.exec(stmt)).all():  # type: ignore[call-overload]
+        for i in ids & set(row):
+            for kind, other in enumerate(row):
+                if other is not None and other != i:
+                    out[i][kind].add(other)
+    return out
 
 
 async def bar(session: AsyncSession, contact_id: int, until: datetime) -> None:

@@ -1,4 +1,9 @@
-"""Ratings of a case."""
+"""Ratings of a case.
+
+A case's own ratings (its first, its follow-up, its default, a callback's answer) are apart from the clerk-only
+ratings given at its window visits (`visit_id` set: a 承诺件's or 联办件's acceptance, Shantou art. 22, 28, 29),
+which are neither its rating nor its follow-up: `for_case` and `latest_for_case` leave them out, so that every
+rule of "one rating and one follow-up" reads the case's own; `visits_for_case` has them."""
 
 from __future__ import annotations
 
@@ -10,12 +15,22 @@ from store.models import Evaluation
 
 
 async def for_case(session: AsyncSession, case_id: int) -> list[Evaluation]:
-    stmt = select(Evaluation).where(Evaluation.case_id == case_id).order_by(col(Evaluation.id))
+    stmt = (select(Evaluation).where(Evaluation.case_id == case_id, col(Evaluation.visit_id).is_(None))
+            .order_by(col(Evaluation.id)))
     return list((await session.exec(stmt)).all())
 
 
+async def visits_for_case(session: AsyncSession, case_id: int, visit_id: str | None = None) -> list[Evaluation]:
+    """The clerk-only ratings of the case's window visits (of one visit, when `visit_id` is given), with the
+    callbacks' answers to them."""
+    stmt = select(Evaluation).where(Evaluation.case_id == case_id, col(Evaluation.visit_id).is_not(None))
+    if visit_id is not None:
+        stmt = stmt.where(Evaluation.visit_id == visit_id)
+    return list((await session.exec(stmt.order_by(col(Evaluation.id)))).all())
+
+
 async def latest_for_case(session: AsyncSession, case_id: int) -> Evaluation | None:
-    stmt = (select(Evaluation).where(Evaluation.case_id == case_id)
+    stmt = (select(Evaluation).where(Evaluation.case_id == case_id, col(Evaluation.visit_id).is_(None))
             .order_by(col(Evaluation.id).desc()).limit(1))
     return (await session.exec(stmt)).first()
 

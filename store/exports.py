@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, case, select
+from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import aliased
 from sqlmodel import col
 
@@ -65,10 +65,14 @@ def _where(stmt: Select[Any], f: Filters, created: Any, agency: Any) -> Select[A
 
 def evaluations_query(f: Filters, after: int, limit: int) -> Select[Any]:
     stmt = (select(Evaluation.id, Case.case_no, Case.item_code, Case.item_name, Case.agency_code,
-                   Case.agency_name, Case.hall_code, Case.district_code, Case.staff_id, Case.staff_name,
+                   Case.agency_name, Case.hall_code, Case.district_code,
+                   # a window visit's rating is its own clerk's (Shantou art. 22, 28)
+                   func.coalesce(Evaluation.staff_id, Case.staff_id).label("staff_id"),
+                   func.coalesce(Evaluation.staff_name, Case.staff_name).label("staff_name"),
                    Case.completed_at, Evaluation.grade, Evaluation.score, Evaluation.reasons, Evaluation.text,
                    Evaluation.channel, Evaluation.is_default, Evaluation.is_followup, Evaluation.via,
                    Evaluation.status, Evaluation.version, Evaluation.created_at, Evaluation.terminal_id,
+                   Evaluation.visit_id,
                    Case.applicant_name_masked.label("applicant_masked"))  # type: ignore[call-overload]
             .select_from(Evaluation).join(Case, col(Case.id) == col(Evaluation.case_id)))
     if f.full:

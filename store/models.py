@@ -97,7 +97,8 @@ class Evaluation(SQLModel, table=True):
     """A rating. Never updated in place except to append the rater's own sentence or to exclude it."""
 
     __tablename__ = "evaluations"
-    __table_args__ = (UniqueConstraint("ref", name="uq_evaluations_ref"),)
+    __table_args__ = (UniqueConstraint("ref", name="uq_evaluations_ref"),
+                      Index("ix_evaluations_visit", "case_id", "visit_id"))
     id: int | None = Field(default=None, primary_key=True)
     case_id: int = Field(foreign_key="cases.id", index=True)
     grade: str = Field(max_length=32)
@@ -107,6 +108,11 @@ class Evaluation(SQLModel, table=True):
     channel: str = Field(max_length=16)
     # The self-service terminal's number (终端机编号, Shantou art. 23) a rating was given at. Migration 0012.
     terminal_id: str | None = Field(default=None, max_length=100)
+    # A clerk-only rating given at one window visit of a 承诺件 or 联办件 (Shantou art. 22, 28, 29): the visit's
+    # id and the clerk who served it. NULL on the case's own ratings. Migration 0013; bot/visits.py.
+    visit_id: str | None = Field(default=None, max_length=100)
+    staff_id: str | None = Field(default=None, max_length=100)
+    staff_name: str | None = Field(default=None, max_length=100)
     is_default: bool = False
     is_followup: bool = False
     status: str = Field(default="valid", max_length=16)
@@ -374,3 +380,61 @@ class UpstreamReport(SQLModel, table=True):
     created_at: datetime = Field(sa_type=UTCDateTime)
     updated_at: datetime = Field(sa_type=UTCDateTime)
     sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class IntermediaryRating(SQLModel, table=True):
+    """A project owner's (项目业主) rating of one completed intermediary-service project (中介服务), once per project
+    (一事一评, Hainan 中介服务 art. 21): a grade on each of five dimensions, not one grade for the whole.
+
+    Not an `Evaluation`: the project is no case of ours, the rater is the owner and not a citizen served at a
+    window, and nothing of it feeds the case figures, work orders or upward reports. The grades are named
+    (dialogs/grades.py), `score_sum` the sum of their five scores, so the figures are sums in SQL. The rater's
+    phone is kept as contacts keep theirs: sealed, a keyed hash to find it, and the mask that may leave.
+    """
+
+    __tablename__ = "intermediary_ratings"
+    id: int | None = Field(default=None, primary_key=True)
+    project_no: str = Field(max_length=100, unique=True)
+    intermediary_code: str = Field(max_length=100, index=True)
+    intermediary_name: str = Field(max_length=300)
+    agency_code: str | None = Field(default=None, max_length=100, index=True)  # the approving agency (审批部门)
+    agency_name: str | None = Field(default=None, max_length=300)
+    service: str | None = Field(default=None, max_length=300)  # the intermediary service's name
+    fulfilled_at: datetime = Field(sa_type=UTCDateTime, index=True)  # the contract fulfilled (合同履行完毕)
+    quality: str = Field(max_length=32)  # 服务质量
+    timeliness: str = Field(max_length=32)  # 服务时效
+    attitude: str = Field(max_length=32)  # 服务态度
+    fees: str = Field(max_length=32)  # 服务收费
+    conduct: str = Field(max_length=32)  # 服务规范
+    score_sum: int
+    text: str | None = None
+    channel: str = Field(max_length=16)
+    rater_phone_hash: str | None = Field(default=None, max_length=64, index=True)
+    rater_phone_sealed: str | None = None
+    rater_phone_masked: str | None = Field(default=None, max_length=32)
+    status: str = Field(default="valid", max_length=16)  # valid, excluded
+    created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class IntermediaryComplaint(SQLModel, table=True):
+    """A project owner's complaint about an intermediary's quality, time limit or contract performance (Hainan
+    中介服务 art. 22, 23), made within 10 working days of the contract's fulfilment and answered by the centre
+    within 5 (art. 25). `fulfilled_at` is the instant the window was counted from (the project's rating's, or
+    the one the complaint gave when the project has none); `due_at` the answer's deadline, which `tick` keeps
+    in step with the calendar when it marks the complaint `overdue`."""
+
+    __tablename__ = "intermediary_complaints"
+    __table_args__ = (Index("ix_intermediary_complaints_open", "answered_at", "overdue", "received_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    rating_id: int | None = Field(default=None, foreign_key="intermediary_ratings.id", index=True)
+    project_no: str = Field(max_length=100, index=True)
+    about: str = Field(max_length=16)  # quality, timeliness, contract
+    text: str
+    fulfilled_at: datetime = Field(sa_type=UTCDateTime)
+    received_at: datetime = Field(sa_type=UTCDateTime)
+    due_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    answered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    answer: str | None = None
+    answered_by: str | None = Field(default=None, max_length=100)
+    overdue: bool = False
+    created_at: datetime = Field(sa_type=UTCDateTime)

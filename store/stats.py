@@ -10,7 +10,8 @@ agency does not lose participation by winning an appeal. An online consultation 
 neither hall nor clerk) needs no rating (Shantou art. 32): it is in `to_rate` only once someone rated it
 anyway. A 全程网办 case (`online`) rates the agency only (art. 9, 30): it is in no clerk's figures.
 Rectification counts each case's work orders not excluded on appeal, and those of them put right at
-least once (rectified, or later).
+least once (rectified, or later). A clerk-only rating of a window visit (a 承诺件's or 联办件's acceptance,
+Shantou art. 22, 28, 29) is in no figure of the case: only the staff figures count it, as the visit's clerk's.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import Integer, case, cast, delete, func, insert, or_, select
+from sqlalchemy import Integer, case, cast, delete, func, insert, literal, or_, select
 from sqlalchemy.orm import aliased
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -90,9 +91,9 @@ async def figures(session: AsyncSession, by: GroupBy, start: datetime | None,
         bounds.append(col(Case.agency_code).in_(list(agencies)))
     sums: dict[str | None, dict[str, Any]] = {}
     if ranges:
-        stmt = _live(by, [*bounds, or_(*ranges)], per_day=False)
-        for row in (await session.exec(stmt)).all():  # type: ignore[call-overload]
-            _add(sums, row)
+        for stmt in _lives(by, [*bounds, or_(*ranges)], per_day=False):
+            for row in (await session.exec(stmt)).all():  # type: ignore[call-overload]
+                _add(sums, row)
     if rolled is not None:
         where = [col(StatsDay.dim) == by]
         if rolled[0] > date.min:
@@ -134,6 +135,93 @@ def _day_of(instant: datetime, *, up: bool) -> date:
     return day + timedelta(days=1) if up and utc != _midnight(day) else day
 
 
+def _lives(by: GroupBy, where: list[Any], *, per_day: bool) -> list[Any]:
+    """The statements whose rows, added up by key, are the figures: the cases' own, and for the staff the
+    ratings of window visits too (their rows may share a key, a day and an agency with a case's: they add)."""
+    return [_live(by, where, per_day=per_day), *([_visits(where, per_day=per_day)] if by == "staff" else [])]
+
+
+def _order_counts() -> list[Any]:
+    """Per group of work orders: those not excluded on appeal, those of them put right at least once
+    (rectified, or later), and the open ones past their step's deadline."""
+    counted = func.coalesce(WorkOrder.outcome, "") != "excluded"
+    reached = col(WorkOrder.status).in_(("rectified", "reviewed", "closed")) | (col(WorkOrder.reopened) > 0)
+    return [func.sum(case((counted, 1), else_=0)).label("orders"),
+            func.sum(case((counted & reached, 1), else_=0)).label("rectified"),
+            func.sum(case(((col(WorkOrder.overdue).is_(True)) & (col(WorkOrder.status) != "closed"), 1),
+                          else_=0)).label("overdue")]
+
+
+def _scored(latest: Any, bad: Any, orders: Any) -> list[Any]:
+    """The sums each figure statement ends with: the latest ratings' scores, the bad reviews, the work orders."""
+    return [func.coalesce(func.sum(latest.score), 0).label("score_sum"),
+            func.count(latest.score).label("scored"),
+            func.coalesce(func.sum(bad), 0).label("bad"),
+            *(func.coalesce(func.sum(orders.c[name]), 0).label(name) for name in ("orders", "rectified", "overdue"))]
+
+
+def _visit_ids(chosen: Any) -> Any:
+    """The visit ratings of the chosen cases (their work orders are counted by `_visits`)."""
+    return select(col(Evaluation.id)).where(col(Evaluation.case_id).in_(chosen), col(Evaluation.visit_id).is_not(None))
+
+
+def _visits(where: list[Any], *, per_day: bool) -> Any:
+    """The clerks' figures from the window visits of 承诺件 and 联办件 (Shantou art. 22, 28, 29), by the clerk who
+    served each visit: a visit is one more scored rating of that clerk (its latest valid version, a callback's
+    satisfied answer included), its bad reviews and its work order are theirs; it is no case, so `cases`,
+    `to_rate` and `rated` stay the cases' own. The day and agency are the case's, as for every other figure."""
+    chosen = select(col(Case.id)).where(*where)
+    valid = col(Evaluation.status) == "valid"
+    per_visit = (
+        select(
+            col(Evaluation.case_id).label("case_id"),
+            col(Evaluation.visit_id).label("visit_id"),
+            func.max(Evaluation.staff_id).label("staff_id"),
+            func.max(Evaluation.staff_name).label("staff_name"),
+            func.max(case((valid, col(Evaluation.id)), else_=None)).label("latest_id"),
+            func.sum(case((valid & col(Evaluation.grade).in_(BAD) & (func.coalesce(Evaluation.via, "") != "callback"),
+                           1), else_=0)).label("bad"),
+        )
+        .where(col(Evaluation.case_id).in_(chosen), col(Evaluation.visit_id).is_not(None))
+        .group_by(col(Evaluation.case_id), col(Evaluation.visit_id))
+        .subquery()
+    )
+    rated = aliased(Evaluation, name="rated")
+    per_visit_orders = (
+        select(col(rated.case_id).label("case_id"), col(rated.visit_id).label("visit_id"), *_order_counts())
+        .select_from(WorkOrder)
+        .join(rated, col(rated.id) == col(WorkOrder.evaluation_id))
+        .where(col(WorkOrder.case_id).in_(chosen), col(rated.visit_id).is_not(None))
+        .group_by(col(rated.case_id), col(rated.visit_id))
+        .subquery()
+    )
+    latest = aliased(Evaluation, name="latest")
+    key = per_visit.c.staff_id
+    groups: list[Any] = [key]
+    extra: list[Any] = []
+    if per_day:
+        day = func.date(col(Case.completed_at))
+        groups = [day, col(Case.agency_code), key]
+        extra = [day.label("day"), col(Case.agency_code).label("agency_code")]
+    zero = literal(0)
+    return (
+        select(
+            *extra,
+            key.label("key"),
+            func.max(per_visit.c.staff_name).label("name"),
+            zero.label("cases"), zero.label("to_rate"), zero.label("rated"),
+            *_scored(latest, per_visit.c.bad, per_visit_orders),
+        )
+        .select_from(per_visit)
+        .join(Case, col(Case.id) == per_visit.c.case_id)
+        .outerjoin(per_visit_orders, (per_visit_orders.c.case_id == per_visit.c.case_id)
+                   & (per_visit_orders.c.visit_id == per_visit.c.visit_id))
+        .outerjoin(latest, col(latest.id) == per_visit.c.latest_id)
+        .where(*where)
+        .group_by(*groups)
+    )
+
+
 def _live(by: GroupBy, where: list[Any], *, per_day: bool) -> Any:
     """The figures computed from the records, per group (and per day and agency when `per_day`: the rows
     of `stats_days`). Every sub-aggregate is restricted to the cases in question, so a day costs a day."""
@@ -148,22 +236,15 @@ def _live(by: GroupBy, where: list[Any], *, per_day: bool) -> Any:
                            1), else_=0)).label("bad"),
             func.max(case((valid, 1), else_=0)).label("kept"),  # 0: every rating of the case was excluded
         )
-        .where(col(Evaluation.case_id).in_(chosen))
+        .where(col(Evaluation.case_id).in_(chosen), col(Evaluation.visit_id).is_(None))
         .group_by(col(Evaluation.case_id))
         .subquery()
     )
-    counted = func.coalesce(WorkOrder.outcome, "") != "excluded"
-    reached = col(WorkOrder.status).in_(("rectified", "reviewed", "closed")) | (col(WorkOrder.reopened) > 0)
-    put_right = counted & reached
     per_case_orders = (
-        select(
-            col(WorkOrder.case_id).label("case_id"),
-            func.sum(case((counted, 1), else_=0)).label("orders"),
-            func.sum(case((put_right, 1), else_=0)).label("rectified"),
-            func.sum(case(((col(WorkOrder.overdue).is_(True)) & (col(WorkOrder.status) != "closed"), 1),
-                          else_=0)).label("overdue"),
-        )
-        .where(col(WorkOrder.case_id).in_(chosen))
+        select(col(WorkOrder.case_id).label("case_id"), *_order_counts())
+        # a visit's work order is its clerk's (`_visits`): it is no bad review of the item (服务事项"差评", whose
+        # rectification Shantou art. 33 counts), nor of the case's clerk
+        .where(col(WorkOrder.case_id).in_(chosen), col(WorkOrder.evaluation_id).not_in(_visit_ids(chosen)))
         .group_by(col(WorkOrder.case_id))
         .subquery()
     )
@@ -197,12 +278,7 @@ def _live(by: GroupBy, where: list[Any], *, per_day: bool) -> Any:
                                         (online_consultation() & (func.coalesce(per_case.c.active, 0) == 0), 0),
                                         else_=1)), 0).label("to_rate"),
             func.coalesce(func.sum(cast(per_case.c.active, Integer)), 0).label("rated"),
-            func.coalesce(func.sum(latest.score), 0).label("score_sum"),
-            func.count(latest.score).label("scored"),
-            func.coalesce(func.sum(per_case.c.bad), 0).label("bad"),
-            func.coalesce(func.sum(per_case_orders.c.orders), 0).label("orders"),
-            func.coalesce(func.sum(per_case_orders.c.rectified), 0).label("rectified"),
-            func.coalesce(func.sum(per_case_orders.c.overdue), 0).label("overdue"),
+            *_scored(latest, per_case.c.bad, per_case_orders),
         )
         .select_from(Case)
         .outerjoin(per_case, per_case.c.case_id == col(Case.id))
@@ -236,7 +312,8 @@ async def refresh(db: Database, limit: int = REFRESH_DAYS) -> int:
         for dim in GROUPS:
             rows += [{"dim": dim, "day": _as_date(r.day), "agency_code": r.agency_code, "key": r.key, "name": r.name,
                       **{f: int(getattr(r, f) or 0) for f in _SUMS}}
-                     for r in (await session.exec(_live(dim, [within], per_day=True))).all()]  # type: ignore[call-overload]
+                     for stmt in _lives(dim, [within], per_day=True)
+                     for r in (await session.exec(stmt)).all()]  # type: ignore[call-overload]
     ids = [i for i, _d in marks]
     async with db.write() as session:
         still = 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -177,10 +177,13 @@ async def add_strike(session: AsyncSession, contact_id: int, review_id: int, mad
     return True
 
 
-async def strikes_made(session: AsyncSession, contact_id: int, since: datetime, until: datetime) -> list[datetime]:
-    """When the contact's false reviews were made, from `since` to `until` (both included), in order."""
-    stmt = (select(RaterStrike.at)
-            .where(RaterStrike.contact_id == contact_id, col(RaterStrike.at) >= since, col(RaterStrike.at) <= until)
-            .order_by(col(RaterStrike.at)))
-    return list((await session.exec(stmt)).all())
+async def strikes_made(session: AsyncSession, contact_ids: Iterable[int], since: datetime, until: datetime
+                       ) -> list[datetime]:
+    """When the false reviews counted against any of these addresses (one person's) were made, from `since` to
+    `until` (both included), in order: each review once, though it is counted against each of its addresses."""
+    stmt = (select(RaterStrike.evaluation_id, func.min(RaterStrike.at))
+            .where(col(RaterStrike.contact_id).in_(list(contact_ids)), col(RaterStrike.at) >= since,
+                   col(RaterStrike.at) <= until)
+            .group_by(col(RaterStrike.evaluation_id)))
+    return sorted(at for _review, at in (await session.exec(stmt)).all())  # type: ignore[call-overload]
 

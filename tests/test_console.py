@@ -746,7 +746,7 @@ def _cells(g: dict[str, Any]) -> list[str]:
     def rate(v: float | None) -> str:
         return "-" if v is None else f"{v * 100:.1f}%"
 
-    return [str(g["cases"]), str(g["rated"]), rate(g["participation_rate"]),
+    return [str(g["cases"]), str(g["to_rate"]), str(g["rated"]), rate(g["participation_rate"]),
             "-" if g["mean_score"] is None else f"{g['mean_score']:.2f}", str(g["bad_reviews"]),
             rate(g["rectification_rate"]), str(g["overdue"]),
             "-" if g["composite_score"] is None else f"{g['composite_score']:.2f}"]
@@ -794,17 +794,18 @@ async def test_the_dashboard_shows_the_stats_apis_figures_and_its_filters_narrow
     status, page = await l1.get("/console/dashboard")
     agencies = dashboard_table(page, "agency")
     # composite: A (40×55 + 30×0 + 20×66.67) / 90 = 39.26; B (40×0 + 30×0 + 20×100) / 90 = 22.22
-    assert agencies == {AGENCY_A_NAME: ["3", "2", "66.7%", "5.50", "1", "0.0%", "1", "39.26"],
-                        AGENCY_B_NAME: ["1", "1", "100.0%", "0.00", "1", "0.0%", "0", "22.22"]}
+    assert agencies == {AGENCY_A_NAME: ["3", "3", "2", "66.7%", "5.50", "1", "0.0%", "1", "39.26"],
+                        AGENCY_B_NAME: ["1", "1", "1", "100.0%", "0.00", "1", "0.0%", "0", "22.22"]}
     ranking = re.search(r'aria-labelledby="ranking">(.*?)</section>', page, re.S)
     assert ranking and re.findall(r'<td class="num">(\d+)</td><th scope="row">(.*?)</th>', ranking.group(1)) == [
         ("1", AGENCY_A_NAME), ("2", AGENCY_B_NAME)]
     channels = dashboard_table(page, "channel")
-    assert channels[msg(hcp, "console.channel.web")][4] == channels[msg(hcp, "console.channel.wechat")][4] == "1"
-    assert channels[msg(hcp, "console.channel.sms")][3] == "8.00"
+    assert channels[msg(hcp, "console.channel.web")][5] == channels[msg(hcp, "console.channel.wechat")][5] == "1"
+    assert channels[msg(hcp, "console.channel.sms")][4] == "8.00"
     status, page = await l1.get("/console/dashboard?from=2026-11-17&to=2026-11-17")
-    assert dashboard_table(page, "agency") == {AGENCY_A_NAME: ["1", "1", "100.0%", "8.00", "0", "-", "0", "86.67"],
-                                               AGENCY_B_NAME: ["1", "1", "100.0%", "0.00", "1", "0.0%", "0", "22.22"]}
+    assert dashboard_table(page, "agency") == {
+        AGENCY_A_NAME: ["1", "1", "1", "100.0%", "8.00", "0", "-", "0", "86.67"],
+        AGENCY_B_NAME: ["1", "1", "1", "100.0%", "0.00", "1", "0.0%", "0", "22.22"]}
     status, page = await l1.get("/console/dashboard?from=2026-12-01")
     assert dashboard_table(page, "agency") == {} and msg(hcp, "console.no_data") in page
 

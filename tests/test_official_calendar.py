@@ -182,6 +182,38 @@ async def test_a_work_order_step_over_new_year_is_not_overdue_early_and_is_recom
     assert (await hcp.tick(cst(2027, 1, 5)))["overdue"] == 1
 
 
+@both_backends
+async def test_a_follow_up_or_an_appeal_window_over_an_unknown_year_is_not_closed_by_a_guess(hcp: Hcp) -> None:
+    """A window that ends in a year nobody described yet ended on a Monday-Friday guess (here 6 January 2027),
+    before New Year's holidays that year will have: the rater's follow-up and the agency's appeal are still
+    taken after it; once the year is imported, the window is counted on it and closes where it says."""
+    doc = await hcp.post_case(completed_at="2026-12-29T10:00:00+08:00")
+    hcp.clock.set(cst(2026, 12, 30, 10))
+    await hcp.rate(doc["case_no"], "dissatisfied", reasons=["efficiency"])
+    [order] = (await hcp.case(doc["case_no"]))["work_orders"]
+    rated = await hcp.post_case(completed_at="2026-12-29T10:00:00+08:00")
+    await hcp.rate(rated["case_no"], "satisfied")
+    hcp.clock.set(cst(2027, 1, 7, 9))  # past the guessed end (00:00 on 7 January), 2027 still unknown
+    status, answer = await hcp.api("POST", f"/api/v1/work-orders/{order['id']}/appeal", {"reason": "误评"})
+    assert status == 200 and answer["appeal"]["status"] == "pending", answer
+    assert (await hcp.rate(rated["case_no"], "very_satisfied"))["is_followup"] is True
+    await import_2027(hcp, cst(2027, 1, 7, 10))  # New Year 1-3 January: the windows end at 00:00 on 8 January
+    third = await hcp.post_case(completed_at="2026-12-29T10:00:00+08:00")
+    hcp.clock.set(cst(2026, 12, 30, 10))
+    await hcp.rate(third["case_no"], "satisfied")
+    hcp.clock.set(cst(2027, 1, 7, 23, 59))
+    status, _answer = await hcp.api("POST", "/api/v1/evaluations",
+                                    {"case_no": third["case_no"], "grade": "satisfied", "channel": "web"})
+    assert status == 201
+    fourth = await hcp.post_case(completed_at="2026-12-29T10:00:00+08:00")
+    hcp.clock.set(cst(2026, 12, 30, 10))
+    await hcp.rate(fourth["case_no"], "satisfied")
+    hcp.clock.set(cst(2027, 1, 8, 0, 1))
+    status, answer = await hcp.api("POST", "/api/v1/evaluations",
+                                   {"case_no": fourth["case_no"], "grade": "satisfied", "channel": "web"})
+    assert status == 409 and "2027-01-08T00:00:00+08:00" in answer["error"], answer
+
+
 async def test_importing_again_changes_nothing_and_other_days_need_replace(hcp: Hcp) -> None:
     first = await import_2027(hcp, cst(2026, 12, 1))
     again = await import_2027(hcp, cst(2026, 12, 2))

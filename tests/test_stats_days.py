@@ -77,8 +77,15 @@ async def test_the_daily_figures_equal_the_live_ones_through_a_history(hcp: Hcp,
                                       item_name=f"事项{rng.randrange(3)}",
                                       staff_id=rng.choice([None, "S1", "S2"]), staff_name=rng.choice([None, "王五"]),
                                       hall_code=rng.choice([None, "H1", "H2"]),
-                                      district_code=rng.choice([None, "D1", "D2"]))
+                                      district_code=rng.choice([None, "D1", "D2"]),
+                                      kind=rng.choice(["instant", "promised"]))
             posted.append(doc["case_no"])
+            if doc["kind"] == "promised" and doc["staff_id"] and rng.random() < 0.7:  # its window visits
+                for visit in range(rng.randrange(1, 3)):  # the clerk's figures only (Shantou art. 22, 28)
+                    grade = rng.choice(GRADES)
+                    await hcp.rate(doc["case_no"], grade, channel="hall", scope="visit", visit_id=f"V{visit}",
+                                   staff_id=rng.choice(["S1", "S2", "S3"]),
+                                   reasons=["attitude"] if grade in ("dissatisfied", "very_dissatisfied") else [])
         for case_no in rng.sample(posted, k=min(len(posted), rng.randrange(2, 6))):  # ratings, some bad
             if await hcp.evaluations(case_no):
                 continue

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 from conftest import BACKENDS
-from console_support import Browser, add_user
+from console_support import Browser, add_user, dashboard_table, logged_in
 from helpers import Hcp, cst
 from sqlalchemy import insert, text
 from sqlmodel import col, select
@@ -239,6 +239,11 @@ async def test_fujian_13_a_review_not_adopted_on_appeal_leaves_the_participation
     assert (ranked["ONLY"]["rank"], ranked["ONLY"]["unranked"]) == (None, "no composite_score")
     total = (await api(hcp, "GET", "/api/v1/stats?by=agency"))["total"]
     assert (total["cases"], total["to_rate"], total["rated"], total["participation_rate"]) == (7, 3, 2, 0.6667)
+    # The console's dashboard shows the base beside the cases, so that its participation rate can be read.
+    l1 = await logged_in(hcp, "l1dash", "l1")
+    _status, page = await l1.get("/console/dashboard?from=2026-11-01&to=2026-11-30")
+    table = dashboard_table(page, "agency")
+    assert table["单件局"][:4] == ["1", "0", "0", "-"] and table["批量局"][:4] == ["5", "2", "1", "50.0%"], table
 
     # The daily figures carry the same base once the tick rebuilt them, and a published period freezes it.
     await hcp.tick(hcp.clock() + timedelta(minutes=1))
@@ -338,6 +343,44 @@ async def test_shandong_art_17_strikes_are_dated_by_the_review_and_the_year_slid
     doc = await uphold(hcp, wo_id, decided_at=decided)
     assert ("blacklist" in [e["action"] for e in doc["history"]]) is barred
     assert await barred_until(hcp) == [decided + timedelta(days=365) if barred else None]
+
+
+@on_both
+async def test_shandong_art_17_counts_a_rater_across_their_phone_and_wechat(hcp: Hcp) -> None:
+    """Shandong art. 17 (seeds/004) counts 同一评价主体: false reviews by SMS on one case and by WeChat on another
+    are one rater's when some case holds that phone and that openid together, and the bar covers both."""
+    phone, openid = hcp.new_phone(), hcp.new_openid()
+    day = timedelta(days=1)
+    for n, applicant in enumerate(({}, {"wechat_openid": openid}, None)):
+        more = {"applicant": {"wechat_openid": openid}} if applicant is None else {"applicant": applicant}
+        _no, _id, wo_id = await bad_review(hcp, at=RATED_AT + n * day, phone=None if applicant is None else phone,
+                                           **more)
+        doc = await uphold(hcp, wo_id, decided_at=RATED_AT + n * day + timedelta(hours=2))
+    assert doc["history"][-1]["action"] == "blacklist", doc["history"]
+    assert (doc["history"][-1]["data"]["strikes"], doc["history"][-1]["data"]["addresses"]) == (3, 2)
+    until = RATED_AT + 2 * day + timedelta(hours=2) + timedelta(days=365)
+    assert await barred_until(hcp) == [until, until]  # the phone and the openid
+    later = await hcp.post_case(phone=phone, completed_at=(RATED_AT + 3 * day).isoformat())
+    await hcp.rate(later["case_no"], "satisfied", expect=403)
+
+
+@on_both
+@pytest.mark.parametrize(("openids", "barred"), [(3, True), (4, False)])
+async def test_shandong_art_17_a_shared_phone_joins_nobody(hcp: Hcp, openids: int, barred: bool) -> None:
+    """A phone typed on the cases of more than three WeChat users (a hall's number for applicants who gave
+    none) is shared: one person's false reviews are not another's through it. With three, it is still taken
+    for one family's or one person's, and the false review made with it counts for everyone found with it."""
+    hub = hcp.new_phone()
+    people = [hcp.new_openid() for _ in range(openids)]
+    for openid in people:
+        await hcp.post_case(phone=hub, applicant={"wechat_openid": openid})
+    day = timedelta(days=1)
+    _no, _id, wo_id = await bad_review(hcp, at=RATED_AT, phone=hub, applicant={"wechat_openid": people[1]})
+    await uphold(hcp, wo_id, decided_at=RATED_AT + timedelta(hours=2))
+    for n in (1, 2):  # the first person's own two, with their openid only
+        _no, _id, wo_id = await bad_review(hcp, at=RATED_AT + n * day, applicant={"wechat_openid": people[0]})
+        doc = await uphold(hcp, wo_id, decided_at=RATED_AT + n * day + timedelta(hours=2))
+    assert ("blacklist" in [e["action"] for e in doc["history"]]) is barred
 
 
 def test_shandong_art_17_the_year_holds_the_new_review_and_its_edges() -> None:

@@ -33,6 +33,7 @@ EVALUATION_COLUMNS = (
     "staff_id", "staff_name", "completed_at", "grade", "grade_label", "score", "reasons", "text", "channel",
     "is_default", "is_followup", "via", "status", "version", "rated_at",
     "terminal_id",  # the self-service terminal's number (Shantou art. 23); the personal data stays last
+    "visit_id",  # a window visit's clerk-only rating (Shantou art. 22, 28): staff_* are that visit's clerk
     "rater", "applicant",
 )
 WORK_ORDER_COLUMNS = (
@@ -119,7 +120,7 @@ def evaluation_cells(row: Any, f: Formatting) -> list[Cell]:
         row.district_code, row.staff_id, row.staff_name, f.instant(row.completed_at), row.grade,
         f.grade_labels.get(row.grade, row.grade), row.score, reasons(row.reasons), f.text(row), row.channel,
         bool(row.is_default), bool(row.is_followup), row.via, row.status, row.version, f.instant(row.created_at),
-        row.terminal_id, f.rater(row, row.channel), f.applicant(row),
+        row.terminal_id, row.visit_id, f.rater(row, row.channel), f.applicant(row),
     ]
 
 

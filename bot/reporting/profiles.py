@@ -32,13 +32,15 @@ STYLES: tuple[Style, ...] = ("gbt39046", "provincial")
 # is a rating that a business system recorded at a callback visit (POST /api/v1/evaluations).
 CHANNELS = ("sms", "wechat", "miniprogram", "phone", "web", "qr", "hall", "terminal", "callback", "default")
 
-# The neutral record's fields (bot/reporting/queue.py writes them), plus the idempotency key.
+# The neutral record's fields (bot/reporting/queue.py writes them), plus the idempotency key. `target` is
+# "case" or "clerk" (a window visit's clerk-only rating, Shantou art. 22, 28, with its `visit_id`);
+# `terminal_id` is the self-service terminal's number (art. 23).
 # `grade` and `channel` are the two that a profile encodes; dates are formatted; the rest go as they are.
 NEUTRAL_FIELDS = (
     "idempotency_key", "case_no", "item_code", "item_name", "agency_code", "agency_name", "staff_id",
     "staff_name", "hall_code", "hall_name", "district_code", "district_name", "completed_at", "grade", "score",
     "reasons", "text", "channel", "is_default", "is_followup", "via", "status", "callback_result", "rated_at",
-    "version", "changed_at",
+    "version", "changed_at", "target", "visit_id", "terminal_id",
 )
 DATE_FIELDS = ("completed_at", "rated_at", "changed_at")
 REQUIRED_FIELDS = ("case_no", "grade")  # a report without them says nothing
@@ -71,7 +73,7 @@ FIELD_PRESETS: dict[Style, dict[str, str]] = {
         "grade": "satisfaction_code", "score": "score", "reasons": "reasons", "text": "text",
         "channel": "channel_code", "is_default": "is_default", "is_followup": "is_followup", "via": "via",
         "status": "status", "callback_result": "callback_result", "rated_at": "rated_at", "version": "version",
-        "changed_at": "changed_at",
+        "changed_at": "changed_at", "target": "target", "visit_id": "visit_id", "terminal_id": "terminal_id",
     },
     "provincial": {
         "idempotency_key": "requestId", "case_no": "projectNo", "item_code": "taskCode", "item_name": "taskName",
@@ -81,7 +83,7 @@ FIELD_PRESETS: dict[Style, dict[str, str]] = {
         "grade": "satisfaction", "score": "score", "reasons": "appraiseReasons", "text": "appraiseText",
         "channel": "pf", "is_default": "isDefault", "is_followup": "isAppend", "via": "via",
         "status": "status", "callback_result": "visitResult", "rated_at": "appraiseTime", "version": "version",
-        "changed_at": "updateTime",
+        "changed_at": "updateTime", "target": "appraiseTarget", "visit_id": "visitNo", "terminal_id": "terminalNo",
     },
 }
 STYLE_GRADES: dict[Style, str] = {"gbt39046": "gbt39046", "provincial": "reversed"}

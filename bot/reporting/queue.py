@@ -42,8 +42,12 @@ def snapshot(case: Case, evaluation: Evaluation, callback_result: str | None, ch
     """The neutral record of one version of an evaluation (named values, instants in UTC)."""
     return {
         "case_no": case.case_no, "item_code": case.item_code, "item_name": case.item_name,
-        "agency_code": case.agency_code, "agency_name": case.agency_name, "staff_id": case.staff_id,
-        "staff_name": case.staff_name, "hall_code": case.hall_code, "hall_name": case.hall_name,
+        "agency_code": case.agency_code, "agency_name": case.agency_name,
+        # a window visit's rating is its clerk's (Shantou art. 22, 28); every other is the case's clerk's
+        "staff_id": evaluation.staff_id if evaluation.visit_id else case.staff_id,
+        "staff_name": evaluation.staff_name if evaluation.visit_id else case.staff_name,
+        "target": "clerk" if evaluation.visit_id else "case", "visit_id": evaluation.visit_id,
+        "terminal_id": evaluation.terminal_id, "hall_code": case.hall_code, "hall_name": case.hall_name,
         "district_code": case.district_code, "district_name": case.district_name,
         "completed_at": _iso(case.completed_at), "grade": evaluation.grade, "score": evaluation.score,
         "reasons": list(evaluation.reasons or []), "text": mask_numbers(evaluation.text) if evaluation.text else None,

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from bot import intake, views
 from bot.intake import FieldError
-from bot.ratings import RatingRefused, rating_errors, record, scope_error, scope_of
+from bot.ratings import RatingRefused, rating_errors, record, record_visit, scope_error, scope_of
 from bot.web import idempotency, ndjson
 from bot.web.common import BODY_LIMIT, BULK_LIMIT, error, json_response, now, read_json, require_token, runtime
 from dialogs.grades import parse_grade_name
@@ -126,12 +126,21 @@ async def _evaluate(request: web.Request) -> web.Response:
             case = await case_store.by_no(session, doc["case_no"], lock=rt.db.locks_rows)
             if case is None:
                 return error(404, "no such case")
-            wrong_scope = scope_error(case, scope_of(doc))
+            scope = scope_of(doc)
+            wrong_scope = scope_error(case, scope, doc)
             if wrong_scope is not None:
                 return _unprocessable([wrong_scope])
-            evaluation = await record(session, rt, case, grade, reasons if grade.is_bad else (), text,
-                                      doc["channel"], stamp, scope=scope_of(doc),
-                                      terminal_id=(doc.get("terminal_id") or "").strip() or None)
+            terminal_id = (doc.get("terminal_id") or "").strip() or None
+            if scope == "visit":
+                staff_id = (doc.get("staff_id") or "").strip()
+                evaluation = await record_visit(
+                    session, rt, case, grade, reasons if grade.is_bad else (), text, doc["channel"], stamp,
+                    visit_id=doc["visit_id"].strip(), staff_id=staff_id or str(case.staff_id),
+                    staff_name=(doc.get("staff_name") or "").strip() or (None if staff_id else case.staff_name),
+                    terminal_id=terminal_id)
+            else:
+                evaluation = await record(session, rt, case, grade, reasons if grade.is_bad else (), text,
+                                          doc["channel"], stamp, scope=scope, terminal_id=terminal_id)
             body = views.evaluation_json(rt, evaluation)
     except RatingRefused as exc:
         return error(exc.status, exc.message)

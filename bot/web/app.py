@@ -16,6 +16,7 @@ from bot.web import (
     exports,
     health,
     home,
+    intermediaries_api,
     middleware,
     miniprogram,
     pages,
@@ -49,6 +50,7 @@ def build_app(rt: Runtime) -> web.Application:
     health.setup(app)
     api.setup(app)
     work_orders_api.setup(app)
+    intermediaries_api.setup(app)  # Hainan 中介服务 art. 21–25
     stats.setup(app)
     exports.setup(app)
     audit_api.setup(app)

@@ -71,3 +71,16 @@ async def read_json(request: web.Request) -> Any:
     except ValueError as exc:
         raise web.HTTPBadRequest(text=_dumps({"error": f"the body is not JSON: {exc}"}),
                                  content_type="application/json") from None
+
+
+def query_bool(request: web.Request, name: str, errors: list[dict[str, str]]) -> bool | None:
+    """A query flag (`true`/`false`, `1`/`0`; absent or empty: None); anything else is one more of `errors`."""
+    value = request.query.get(name)
+    if value in (None, ""):
+        return None
+    if value.lower() in ("true", "1"):
+        return True
+    if value.lower() in ("false", "0"):
+        return False
+    errors.append({"field": name, "message": "expected true or false"})
+    return None

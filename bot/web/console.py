@@ -109,7 +109,9 @@ FIELD_KEYS = {"note": "console.field.note", "reason": "console.field.reason", "r
 ACTION_FIELD_KEYS = {("note", "rectify"): "console.field.rectify_note",
                      ("reason", "request-extension"): "console.field.extension_reason",
                      ("note", "contact"): "console.field.contact_note"}
-STAT_COLUMNS = (("cases", "console.stat.cases"), ("rated", "console.stat.rated"),
+# `to_rate` beside `cases`: the participation rate's base (bot/figures.py), which leaves out the cases whose
+# rating was not adopted on appeal and the online consultations nobody rated (store/stats.py)
+STAT_COLUMNS = (("cases", "console.stat.cases"), ("to_rate", "console.stat.to_rate"), ("rated", "console.stat.rated"),
                 ("participation_rate", "console.stat.participation_rate"),
                 ("mean_score", "console.stat.mean_score"), ("bad_reviews", "console.stat.bad_reviews"),
                 ("rectification_rate", "console.stat.rectification_rate"), ("overdue", "console.stat.overdue"),
@@ -452,7 +454,7 @@ def _day_bound(value: str | None, tz: Any, *, end: bool) -> tuple[str, datetime 
 def _cell(name: str, value: Any) -> str:
     if value is None:
         return "-"
-    if name.endswith("_rate"):
+    if name in ("participation_rate", "rectification_rate"):  # fractions; `to_rate` is a count of cases
         return f"{value * 100:.1f}%"
     if name in ("mean_score", "composite_score"):
         return f"{value:.2f}"

@@ -20,6 +20,7 @@ from sqlmodel import col, select
 from wechatpy.exceptions import WeChatClientException
 
 from bot import views
+from bot.intake import FieldError
 from bot.ratings import RatingRefused, openness, rating_errors, record, scope_error, scope_of
 from bot.runtime import Runtime
 from bot.web import idempotency
@@ -117,6 +118,8 @@ async def _rate(request: web.Request, contact_id: int) -> web.Response:
     if isinstance(doc, dict) and isinstance(doc.get("token"), str) and not doc.get("case_no"):
         doc = {**doc, "case_no": "-"}  # named by the token instead
     errs = rating_errors(doc, set(rt.policy.reasons), channel=False)
+    if isinstance(doc, dict) and doc.get("scope") == "visit":  # rated on the spot, by the window's device or QR
+        errs.append(FieldError("scope", "a window visit is rated at the window; here: 'item' or 'bundle'"))
     if errs:
         return json_response({"errors": [e.as_json() for e in errs]}, 422)
     grade = parse_grade_name(doc["grade"])

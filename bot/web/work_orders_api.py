@@ -7,6 +7,7 @@ them, and lists hold only their own.
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import datetime
 from typing import Any
@@ -18,7 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot import users, views, work_order_deadlines, work_orders
 from bot.limits import MAX_ID, code_problem, parse_id
 from bot.runtime import Runtime
-from bot.web.common import authorized, error, json_response, now, read_json, runtime
+from bot.web.common import authorized, error, json_response, now, query_bool, read_json, runtime
 from store import cases as case_store
 from store import work_orders as store
 from store.models import Evaluation, User, WorkOrder
@@ -76,15 +77,11 @@ async def login(request: web.Request) -> web.Response:
 
 
 def _bool(request: web.Request, name: str) -> bool | None:
-    value = request.query.get(name)
-    if value in (None, ""):
-        return None
-    if value.lower() in ("true", "1"):
-        return True
-    if value.lower() in ("false", "0"):
-        return False
-    raise web.HTTPUnprocessableEntity(text=f'{{"errors":[{{"field":"{name}","message":"expected true or false"}}]}}',
-                                      content_type="application/json")
+    errors: list[dict[str, str]] = []
+    value = query_bool(request, name, errors)
+    if errors:
+        raise web.HTTPUnprocessableEntity(text=json.dumps({"errors": errors}), content_type="application/json")
+    return value
 
 
 async def list_work_orders(request: web.Request) -> web.Response:
