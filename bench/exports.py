@@ -79,9 +79,9 @@ def xlsx_rows(path: Path) -> int:
 
 
 async def add_admin(cfg: Config) -> str:
-    from bot import users
-    from bot.config import load_settings
-    from bot.runtime import open_runtime
+    from bot.infra.config import load_settings
+    from bot.infra.runtime import open_runtime
+    from bot.work_orders import users
 
     password = secrets.token_urlsafe(16)
     rt = await open_runtime(load_settings(cfg.env(), cfg.workdir))

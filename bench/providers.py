@@ -120,8 +120,8 @@ UNTEMPLATED = frozenset({"link", "agency", "reasons", "cases"})
 
 def templates() -> list[tuple[str, str, str, list[str], str]]:
     """(key, Aliyun TemplateCode, Tencent TemplateId, values, Aliyun's approved text) for every key the contract
-    lists, read from the service's own list (bot/sms_templates.py) so that the policy stays complete."""
-    from bot import sms_templates
+    lists, read from the service's own list (bot/policy/sms_templates.py) so that the policy stays complete."""
+    from bot.policy import sms_templates
 
     found = []
     for n, key in enumerate(sms_templates.CONTRACT_KEYS, 1):

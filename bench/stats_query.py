@@ -227,8 +227,8 @@ class Generator:
 
 
 async def seed(cfg: Config, n: int) -> Seeded:
-    from bot.config import load_settings
-    from bot.runtime import open_runtime
+    from bot.infra.config import load_settings
+    from bot.infra.runtime import open_runtime
     from dialogs.addresses import mask_phone
     from store import models
     from store.models import Case, Contact, Evaluation, WorkOrder

@@ -2,7 +2,7 @@
 
 For each size N, a fresh database (`common.config`) is seeded with N cases whose 24-hour reminder is
 due, each with a phone contact of its own. The rows are exactly those intake stores (they are made by
-`bot.intake`'s own functions, `_contact_fields` and `case_row`, with the run's secret key: sealed phone,
+`bot.rating.intake`'s own functions, `_contact_fields` and `case_row`, with the run's secret key: sealed phone,
 keyed look-up hash, mask, remind_at/default_at from the policy), written with COPY (PostgreSQL) or
 executemany in large transactions (SQLite); the seeding is timed but not part of the figure.
 
@@ -45,9 +45,9 @@ CHUNK = 50_000
 
 async def seed(cfg: Config, n: int) -> float:
     """N due cases, each with its own phone contact, as intake would store them; the seconds it took."""
-    from bot.config import load_settings
-    from bot.intake import CaseIn, _contact_fields, case_row
-    from bot.runtime import open_runtime
+    from bot.infra.config import load_settings
+    from bot.infra.runtime import open_runtime
+    from bot.rating.intake import CaseIn, _contact_fields, case_row
     from store.models import Case, Contact
 
     started = time.perf_counter()
@@ -92,9 +92,9 @@ async def run_sweep(now_iso: str, profile_path: str | None) -> dict[str, Any]:
     from sqlalchemy import func
     from sqlmodel import select
 
-    from bot import reminders
-    from bot.config import load_settings
-    from bot.runtime import open_runtime
+    from bot.delivery import reminders
+    from bot.infra.config import load_settings
+    from bot.infra.runtime import open_runtime
     from store.models import OutboxMessage
 
     now = datetime.fromisoformat(now_iso)

@@ -154,7 +154,7 @@ def tick_instant(policy_path: str | None) -> tuple[datetime, timedelta]:
 
     Webhooks are handled at the real time, so the conversations a tick at this instant opens must
     still be open when the load runs: they live `conversation_hours` from the tick."""
-    from bot.policy import load_policy
+    from bot.policy.rules import load_policy
 
     policy = load_policy(policy_path)
     instant = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=1)
@@ -508,7 +508,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         app = baseline_app(*rest) if args.baseline_app else fake_twilio_app(*rest)
         with suppress(KeyboardInterrupt):
             web.run_app(app, host="127.0.0.1", port=int(port), print=None, access_log=None,
-                        handle_signals=True, backlog=1024)  # as `serve`'s (bot/cli.py): bursts are not dropped
+                        handle_signals=True, backlog=1024)  # as `serve`'s (bot/cli/main.py): bursts are not dropped
         return
     rows: list[Row] = []
     names = CONFIGS if args.config == "both" else (args.config,)

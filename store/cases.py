@@ -97,7 +97,7 @@ async def add_many(session: AsyncSession, rows: list[dict[str, Any]]) -> int:
 
 
 def online_consultation() -> Any:
-    """SQL for bot.handling.online_consultation: a `consult` case with neither hall nor clerk (Shantou art. 32),
+    """SQL for bot.policy.handling.online_consultation: a `consult` case with neither hall nor clerk (Shantou art. 32),
     which needs no rating; an empty code counts as none, as it does there."""
     return ((col(Case.kind) == "consult") & (func.coalesce(Case.hall_code, "") == "")
             & (func.coalesce(Case.staff_id, "") == ""))
@@ -148,7 +148,7 @@ async def due_reminders(session: AsyncSession, now: datetime, cursor: Cursor, li
 
 def outside(column: Any, waiting: Sequence[tuple[datetime, datetime]]) -> list[Any]:
     """Conditions keeping `column` out of each (start, end] of `waiting` (deadlines that wait for a year of the
-    calendar, bot/workdays.py waiting_spans)."""
+    calendar, bot/policy/workdays.py waiting_spans)."""
     return [not_(and_(column > start, column <= end)) for start, end in waiting]
 
 

@@ -8,7 +8,7 @@ when it falls in the period, and a row changed after its batch was read shows it
 Personal data is read only when the caller asked for it whole (`Filters.full`): the masked query does
 not select the sealed columns at all. An unmasked query also names, in `callback_wo_id`, the work order
 at the callback step that a row belongs to (the review a work order answers, or the work order itself),
-which is where the console's reveal rule gives an agent the rater's number (bot/exports/columns.py).
+which is where the console's reveal rule gives an agent the rater's number (bot/figures/exports/columns.py).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Intermediary-service ratings and complaints (Hainan 中介服务 art. 21–25): the queries.
 
 The store knows no grade: the figures take the score of each grade name and the names that are bad from
-the caller (bot/intermediaries.py), and sum them in SQL, so a period's figures are one grouped query
+the caller (bot/rating/intermediaries.py), and sum them in SQL, so a period's figures are one grouped query
 whatever the number of projects.
 """
 

@@ -74,7 +74,7 @@ class Case(SQLModel, table=True):
     hall_name: str | None = Field(default=None, max_length=300)
     district_code: str | None = Field(default=None, max_length=100, index=True)
     district_name: str | None = Field(default=None, max_length=300)
-    kind: str | None = Field(default=None, max_length=16)  # bot/handling.py: who a rating of it rates
+    kind: str | None = Field(default=None, max_length=16)  # bot/policy/handling.py: who a rating of it rates
     # A joint case's (联办件) agencies involved besides the lead (`agency_code`): [{"code", "name"}], listed
     # on a bad review's work order (Shantou art. 29). Migration 0012.
     joint_agencies: list[dict[str, str]] | None = Field(default=None, sa_type=JSONText)
@@ -109,7 +109,8 @@ class Evaluation(SQLModel, table=True):
     # The self-service terminal's number (终端机编号, Shantou art. 23) a rating was given at. Migration 0012.
     terminal_id: str | None = Field(default=None, max_length=100)
     # A clerk-only rating given at one window visit of a 承诺件 or 联办件 (Shantou art. 22, 28, 29): the visit's
-    # id and the clerk who served it. NULL on the case's own ratings. Migration 0013; bot/visits.py.
+    # id and the clerk who served it. NULL on the case's own ratings. Migration 0013;
+    # bot/rating/ratings.py record_visit.
     visit_id: str | None = Field(default=None, max_length=100)
     staff_id: str | None = Field(default=None, max_length=100)
     staff_name: str | None = Field(default=None, max_length=100)

@@ -30,8 +30,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlmodel import SQLModel
 
 import store.models  # noqa: F401  (the tables, for truncation)
-from bot.config import Settings
-from bot.runtime import Runtime, open_runtime
+from bot.infra.config import Settings
+from bot.infra.runtime import Runtime, open_runtime
 from bot.web.app import build_app
 
 CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")

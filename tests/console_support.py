@@ -10,8 +10,8 @@ from typing import Any
 from helpers import Hcp
 from markupsafe import escape
 
-from bot import users
-from bot.i18n import SOURCE
+from bot.infra.i18n import SOURCE
+from bot.work_orders import users
 
 PASSWORD = "correct horse battery staple"
 AGENCY_A = "11440500MB2C01234X"  # Hcp.case_body's agency

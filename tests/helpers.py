@@ -16,8 +16,8 @@ from aiohttp.test_utils import TestClient
 from fakes.twilio_api import FakeTwilio
 from twilio.request_validator import RequestValidator
 
-from bot import scheduler
-from bot.runtime import Runtime
+from bot.duties import scheduler
+from bot.infra.runtime import Runtime
 
 PUBLIC_URL = "https://hcp.example.gov.cn"
 TOKEN = "test-token-" + "x" * 20
@@ -134,7 +134,7 @@ class Hcp:
         return doc
 
     async def tick(self, now: datetime | str) -> dict[str, int]:
-        """The code path of `haochaping tick --now` (bot.cli.tick calls the same function)."""
+        """The code path of `haochaping tick --now` (bot.cli.main.tick calls the same function)."""
         at = datetime.fromisoformat(now) if isinstance(now, str) else now
         return await scheduler.tick(self.rt, at)
 

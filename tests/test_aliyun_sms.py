@@ -18,9 +18,10 @@ from fakes.aliyun_sms import FakeAliyunSms
 from helpers import PUBLIC_URL, TOKEN, Hcp
 from sqlmodel import select
 
-from bot import sms_road, sms_templates
-from bot.config import ConfigError, Settings
-from bot.runtime import open_runtime
+from bot.delivery import sms_road
+from bot.infra.config import ConfigError, Settings
+from bot.infra.runtime import open_runtime
+from bot.policy import sms_templates
 from store.models import OutboxMessage
 
 AK, SECRET, SIGN = "LTAI5tEndToEnd000001", "end-to-end-secret-0123456789", "汕头政务服务"

@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, text
 from sqlmodel import select
 
-from bot import intake
+from bot.rating import intake
 from store.models import Case, Contact, Evaluation
 
 MIB = 1024 * 1024

@@ -25,7 +25,7 @@ from browser import expect, shot, token_of
 from console_support import AGENCY_A, AGENCY_B, AGENCY_B_NAME, PASSWORD, add_user, order_at, stored
 from helpers import without_providers
 
-from bot.config import Settings
+from bot.infra.config import Settings
 
 SHOTS = ("390x844", "1366x768")  # the sizes screenshots are taken at; the overflow check runs at all three
 LAPTOP: dict[str, Any] = {"viewport": VIEWPORTS["390x844"], "device_scale_factor": 1, "is_mobile": False,

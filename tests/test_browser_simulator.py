@@ -18,7 +18,7 @@ from conftest import BACKENDS
 from helpers import PUBLIC_URL, without_providers
 from test_simulator import world_case, world_evaluations
 
-from bot.config import Settings
+from bot.infra.config import Settings
 
 THANKS = "感谢您的评价！"
 THANKS_BAD = "已记录您的评价，我们将督促整改并回访"

@@ -53,10 +53,10 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import col, select
 from twilio.request_validator import RequestValidator
 
-from bot import reminders, sender
-from bot.config import KEYS, ConfigError, Settings, load_settings
-from bot.runtime import open_runtime
-from bot.state import RedisState, StateUnavailable, open_state
+from bot.delivery import reminders, sender
+from bot.infra.config import KEYS, ConfigError, Settings, load_settings
+from bot.infra.runtime import open_runtime
+from bot.infra.state import RedisState, StateUnavailable, open_state
 from bot.web.app import build_app
 from store.engine import refused
 from store.models import OutboxMessage
@@ -537,7 +537,7 @@ async def test_a_scheduler_pass_refused_a_connection_logs_one_line_and_the_next_
         monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     """PostgreSQL full: a pass that gets no connection says so in one ERROR line (no traceback every
     HAOCHAPING_TICK_INTERVAL), and the loop goes on; any other failure keeps its traceback."""
-    from bot import scheduler
+    from bot.duties import scheduler
 
     failures: list[Exception] = [DBAPIError(None, None, Exception("sorry, too many clients already")),
                                  IntegrityError("INSERT INTO outbox …", {}, Exception("duplicate key"))]

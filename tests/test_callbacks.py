@@ -7,7 +7,8 @@ Driven from outside as in production: the business API takes the work order to `
 local fake of Twilio's REST API, and Twilio's own webhooks (signed as Twilio signs them) answer, press
 keys and report call statuses.
 
-CONTRACT "Callback results", "Work-order status", "Webhooks"; bot/callback_calls.py, bot/callback_sms.py.
+CONTRACT "Callback results", "Work-order status", "Webhooks"; bot/duties/callback_calls.py,
+bot/work_orders/callback_sms.py.
 """
 
 from __future__ import annotations

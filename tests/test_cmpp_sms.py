@@ -1,6 +1,6 @@
 """The SMS conversation over a carrier's gateway (HAOCHAPING_SMS_PROVIDER=cmpp), end to end through the real app:
 the gateway simulator (tests/fakes/cmpp_gateway.py) on 127.0.0.1, the channel started as `serve` starts it, and
-`haochaping tick`'s own code path (bot.cli.tick) on a short session beside it."""
+`haochaping tick`'s own code path (bot.cli.main.tick) on a short session beside it."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from fakes.cmpp_gateway import FakeGateway
 from helpers import PUBLIC_URL, TOKEN, Hcp
 from sqlmodel import col, select
 
-from bot import cli, sms_road
-from bot.config import Settings
-from bot.policy import DEFAULT_REASONS
+from bot.cli import main as cli
+from bot.delivery import sms_road
+from bot.infra.config import Settings
+from bot.policy.rules import DEFAULT_REASONS
 from channels.cmpp import CmppChannel, Timing
 from store.models import OutboxMessage
 

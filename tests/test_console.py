@@ -45,9 +45,9 @@ from console_support import (
 )
 from helpers import PUBLIC_URL, Hcp
 
-from bot import users
-from bot.runtime import open_runtime
+from bot.infra.runtime import open_runtime
 from bot.web.app import build_app
+from bot.work_orders import users
 
 on_both = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
 EVIL = "https://evil.example"

@@ -7,7 +7,7 @@ import pytest
 from helpers import Hcp, without_providers
 from test_corpus_channels import BAD, ROWS, _check, _said
 
-from bot.config import Settings
+from bot.infra.config import Settings
 from dialogs import messages as m
 
 

@@ -33,11 +33,11 @@ from helpers import TOKEN, Hcp
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from bot.exports.columns import EVALUATION_COLUMNS, WORK_ORDER_COLUMNS
-from bot.exports.csv_stream import CsvStream, guard
-from bot.exports.csv_stream import clean as csv_clean
-from bot.exports.xlsx_stream import MAX_CELL, XlsxStream
-from bot.exports.xlsx_stream import clean as xlsx_clean
+from bot.figures.exports.columns import EVALUATION_COLUMNS, WORK_ORDER_COLUMNS
+from bot.figures.exports.csv_stream import CsvStream, guard
+from bot.figures.exports.csv_stream import clean as csv_clean
+from bot.figures.exports.xlsx_stream import MAX_CELL, XlsxStream
+from bot.figures.exports.xlsx_stream import clean as xlsx_clean
 from store.exports import BATCH
 
 on_backends = pytest.mark.parametrize("backend", BACKENDS, indirect=True)

@@ -41,10 +41,10 @@ from helpers import Clock, Hcp, SmsReply, cst
 from redis.exceptions import RedisError
 from sqlmodel import col, select
 
-from bot.config import Settings
-from bot.i18n import SOURCE
-from bot.runtime import Runtime, open_runtime
-from bot.sender import backoff
+from bot.delivery.sender import backoff
+from bot.infra.config import Settings
+from bot.infra.i18n import SOURCE
+from bot.infra.runtime import Runtime, open_runtime
 from bot.web.app import build_app
 from dialogs import messages as m
 from dialogs.rating import numbered
@@ -495,7 +495,7 @@ async def wait_for_keys(server: PrivateRedis, more_than: int, deadline: float = 
 @ON_PRIVATE_REDIS
 async def test_an_sms_refused_during_a_redis_stall_is_taken_when_twilio_retries(
         phcp: Hcp, private_redis: PrivateRedis) -> None:
-    """Redis hangs for longer than the service's socket timeout (5 s, bot/state.py). The webhook answers
+    """Redis hangs for longer than the service's socket timeout (5 s, bot/infra/state.py). The webhook answers
     503 "retry later"; Twilio's retry of the same MessageSid, once Redis answers again, must be acted on.
     Takes about 5 s of wall time: the stall has to outlast the socket timeout."""
     hcp = phcp

@@ -252,7 +252,7 @@ async def test_only_whole_jurisdiction_supervisors_publish_and_bad_periods_are_r
 async def test_the_cli_prints_the_same_figures_publishes_and_verify_exits_1_after_a_change(
         hcp: Hcp, keep_logging: None, policy_path: str, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    from bot import cli
+    from bot.cli import main as cli
 
     monkeypatch.setenv("HAOCHAPING_DATABASE_URL", hcp.rt.settings.database_url)
     monkeypatch.setenv("HAOCHAPING_POLICY", policy_path)

@@ -22,9 +22,9 @@ import aiohttp
 import pytest
 from helpers import without_providers
 
-from bot import cli
-from bot.config import DEFAULT_PUBLIC_URL, KEYS, Settings, listen_url, load_settings, serving_settings
-from bot.i18n import SUPPORTED
+from bot.cli import main as cli
+from bot.infra.config import DEFAULT_PUBLIC_URL, KEYS, Settings, listen_url, load_settings, serving_settings
+from bot.infra.i18n import SUPPORTED
 from bot.web.pages import autonym
 
 HAOCHAPING = Path(sys.executable).with_name("haochaping")  # the console script, as deployed

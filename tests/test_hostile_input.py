@@ -32,8 +32,8 @@ from console_support import AGENCY_A, Browser, add_user, alert, csrf, dashboard_
 from helpers import TOKEN, Hcp
 from yarl import URL
 
-from bot.i18n import SOURCE
-from bot.logs import setup_logging
+from bot.infra.i18n import SOURCE
+from bot.infra.logs import setup_logging
 from bot.web.app import build_app
 
 on_both = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
@@ -279,7 +279,7 @@ async def test_the_dashboard_over_a_period_beyond_the_range_is_the_whole_range(h
 
 
 async def test_the_cli_clamps_a_period_beyond_the_range(hcp, keep_logging, monkeypatch, capsys):
-    from bot import cli
+    from bot.cli import main as cli
 
     await _rated_cases(hcp)
     monkeypatch.setenv("HAOCHAPING_DATABASE_URL", hcp.rt.settings.database_url)
@@ -325,7 +325,7 @@ class Lines(logging.Handler):
 
 @pytest.fixture
 def log_lines(keep_logging: None) -> Iterator[Lines]:
-    """The service's own logging set-up (bot.logs.setup_logging), its handler writing to a buffer, and the
+    """The service's own logging set-up (bot.infra.logs.setup_logging), its handler writing to a buffer, and the
     aiohttp access log on."""
     setup_logging("INFO")
     root = logging.getLogger()

@@ -23,8 +23,8 @@ from conftest import BACKENDS
 from helpers import TOKEN, Hcp, cst
 from test_api import fields
 
-from bot import intermediaries
-from bot.policy import Policy, PolicyError, parse_policy
+from bot.policy.rules import Policy, PolicyError, parse_policy
+from bot.rating import intermediaries
 from store import intermediaries as store
 from store.models import IntermediaryRating
 

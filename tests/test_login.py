@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from conftest import BACKENDS
 
-from bot import users
-from bot.users import FREE_FAILURES
+from bot.work_orders import users
+from bot.work_orders.users import FREE_FAILURES
 
 PASSWORD = "correct horse battery"
 

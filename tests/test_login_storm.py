@@ -19,7 +19,7 @@ import pytest
 from conftest import BACKENDS
 from console_support import Browser, alert, msg
 
-from bot import users
+from bot.work_orders import users
 
 PASSWORD = "correct horse battery"
 WRONG = "wrong password 12345"

@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 from helpers import Hcp
 
-from bot.config import ConfigError, Settings, load_settings
+from bot.infra.config import ConfigError, Settings, load_settings
 
 
 async def _get(hcp: Hcp, token: str | None = None) -> int:

@@ -33,7 +33,7 @@ async def test_upgrade_matches_the_models_and_is_repeatable(database_url):
 
 
 async def test_db_upgrade_command_on_a_fresh_sqlite_file(tmp_path, monkeypatch):
-    from bot.cli import main
+    from bot.cli.main import main
 
     url = f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"
     monkeypatch.setenv("HAOCHAPING_DATABASE_URL", url)

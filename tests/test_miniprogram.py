@@ -9,7 +9,7 @@ import pytest
 from conftest import BACKENDS
 from helpers import WX
 
-from bot.runtime import open_runtime
+from bot.infra.runtime import open_runtime
 
 LONG_ITEM = "不动产登记（国有建设用地使用权及房屋所有权首次登记）"  # 27 characters
 

@@ -25,9 +25,9 @@ from helpers import Hcp
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot import official_calendar
-from bot.official_calendar import CalendarFileError, parse
-from bot.workdays import WorkCalendar
+from bot.duties import official_calendar
+from bot.duties.official_calendar import CalendarFileError, parse
+from bot.policy.workdays import WorkCalendar
 
 ROOT = Path(__file__).resolve().parent.parent
 SHANGHAI = ZoneInfo("Asia/Shanghai")

@@ -40,7 +40,7 @@ from console_support import (
 )
 from helpers import PUBLIC_URL, Hcp, without_providers
 
-from bot.limits import shown
+from bot.infra.limits import shown
 from store import contacts as contact_store
 from store.models import Case
 

@@ -14,7 +14,7 @@ from dialogs.grades import DIGIT_OF, PROMPT_DIGITS, SCORES, Grade, parse_grade_n
 from dialogs.parse import MAX_TEXT, clean_text, has_words, is_opt_out, normalize, parse_grade, parse_reasons
 
 G = Grade
-# The default policy's reasons (bot/policy.py), copied so that these tests do not depend on the policy module.
+# The default policy's reasons (bot/policy/rules.py), copied so that these tests do not depend on the policy module.
 LABELS: tuple[str, ...] = (
     "服务态度差",
     "办事效率低",

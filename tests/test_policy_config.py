@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import ConfigError, load_settings
-from bot.policy import DaySpan, Policy, PolicyError, load_policy, parse_policy
-from bot.stats_policy import PublishSchedule
+from bot.infra.config import ConfigError, load_settings
+from bot.policy.rules import DaySpan, Policy, PolicyError, load_policy, parse_policy
+from bot.policy.statistics import PublishSchedule
 from dialogs.grades import Grade
 
 ACCEPTANCE_POLICY = Path(__file__).resolve().parents[2] / "shared" / "acceptance" / "tests" / "support.py"

@@ -11,7 +11,7 @@ from conftest import BACKENDS
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.logs import MaskingFormatter, mask_numbers
+from bot.infra.logs import MaskingFormatter, mask_numbers
 from store.sealing import Sealer
 
 

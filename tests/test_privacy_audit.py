@@ -34,7 +34,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from test_exports import both, fetch, read_csv, read_xlsx, xml_of
 
-from bot import cli
+from bot.cli import main as cli
 
 on_both = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
 
@@ -353,7 +353,7 @@ async def test_each_event_is_an_audit_row_written_with_its_change(hcp, database_
 
 @on_both
 async def test_an_audit_row_rolls_back_with_the_change_it_records(hcp, monkeypatch):
-    from bot import work_orders
+    from bot.work_orders import lifecycle as work_orders
 
     _case_no, wo_id, _phone = await order_at(hcp, "dispatched")
     status, _doc = await hcp.api("POST", f"/api/v1/work-orders/{wo_id}/appeal", {"reason": "不实"})
@@ -433,7 +433,7 @@ async def test_the_audit_api_and_page_are_for_admins_newest_first_and_paged(hcp)
 
 
 async def test_details_are_masked_before_they_are_stored(hcp):
-    from bot import audit as audit_log
+    from bot.infra import audit as audit_log
 
     async with hcp.rt.db.write() as session:
         await audit_log.record(session, datetime(2026, 11, 21, 2, tzinfo=UTC), "api", "number.reveal",

@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from test_figures import PERIOD, POLICY, build, get, policy_file
 
-from bot.stats_policy import EVERY, MONTHS, PublishSchedule
+from bot.policy.statistics import EVERY, MONTHS, PublishSchedule
 
 # November 2026 ends on a Monday; five working days after it are 1–7 December: due 8 December 00:00.
 MONTHLY = 'publish = { every = "month", after = { days = 5, unit = "working" } }\n'

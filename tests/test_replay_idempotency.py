@@ -13,7 +13,7 @@ import pytest
 from conftest import BACKENDS
 from helpers import TOKEN, WX
 
-from bot.state import StateUnavailable
+from bot.infra.state import StateUnavailable
 
 BAD = {"grade": "very_dissatisfied", "reasons": ["attitude"], "text": "等了两个小时"}
 

@@ -26,10 +26,10 @@ from fakes.upstream import FakeUpstream
 from helpers import Hcp, cst
 from sqlmodel import col, select
 
-from bot import cli
-from bot.config import Settings
-from bot.reporting import push
-from bot.runtime import Runtime, open_runtime
+from bot.cli import main as cli
+from bot.figures.reporting import push
+from bot.infra.config import Settings
+from bot.infra.runtime import Runtime, open_runtime
 from store.models import Evaluation, UpstreamReport
 
 pytestmark = pytest.mark.usefixtures("keep_logging")  # the CLI runs in-process: its logging set-up is undone
@@ -674,7 +674,7 @@ async def test_two_overlapping_changes_of_one_evaluation_count_two_versions_and_
         hcp: Hcp, upstream: FakeUpstream) -> None:
     """The rater's words and an appeal's decision lock different rows; the evaluation's own version must
     still count both, and the later version carry both changes."""
-    from bot.reporting import queue as reporting
+    from bot.figures.reporting import queue as reporting
     from store.models import Evaluation
 
     case_no, ev_id = await rated_case(hcp, "dissatisfied")

@@ -15,9 +15,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.policy import PolicyError, load_policy, parse_policy
-from bot.ratings import CHANNELS as RATING_CHANNELS
-from bot.reporting.profiles import CHANNELS, NEUTRAL_FIELDS, ReportingProfile, Retry, parse_profiles
+from bot.policy.reporting_profiles import CHANNELS, NEUTRAL_FIELDS, ReportingProfile, Retry, parse_profiles
+from bot.policy.rules import PolicyError, load_policy, parse_policy
+from bot.rating.ratings import CHANNELS as RATING_CHANNELS
 from dialogs.grades import Grade
 
 URL = "https://upstream.example.gov.cn/api/report"

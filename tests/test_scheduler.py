@@ -1,6 +1,6 @@
 """The scheduler's timed duties: reminders (edges, quiet hours, exactly once, opt-out, one conversation
 at a time) and default ratings (working days, National Day, policy files, calendar overrides), through
-`bot.scheduler.tick` (the code path of `haochaping tick --now`) and through the CLI itself.
+`bot.duties.scheduler.tick` (the code path of `haochaping tick --now`) and through the CLI itself.
 
 CONTRACT "Install and run", "Policy file", "Rules of detail", "Counting days"; ARCHITECTURE invariant 2.
 """
@@ -21,10 +21,10 @@ import pytest
 from conftest import BACKENDS
 from helpers import PUBLIC_URL, Hcp, cst
 
-from bot import scheduler
-from bot.config import KEYS, Settings
-from bot.intake import CaseIn, ingest
-from bot.runtime import open_runtime
+from bot.duties import scheduler
+from bot.infra.config import KEYS, Settings
+from bot.infra.runtime import open_runtime
+from bot.rating.intake import CaseIn, ingest
 
 storing = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
 

@@ -12,9 +12,9 @@ import pytest
 from conftest import BACKENDS
 from helpers import Hcp
 
-from bot import cli
-from bot.config import ConfigError, Settings
-from bot.runtime import open_runtime
+from bot.cli import main as cli
+from bot.infra.config import ConfigError, Settings
+from bot.infra.runtime import open_runtime
 from store import settings as stored
 
 NEW = "rotated-key-" + "n" * 40

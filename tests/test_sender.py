@@ -1,7 +1,7 @@
 """The outbox sender against a fake Twilio: retries with backoff, time-outs, final failures, provider
 opt-outs, delivery status callbacks, and the local provider.
 
-bot/sender.py (BACKOFF, MAX_ATTEMPTS), channels/twilio_sms.py (classify, SEND_TIMEOUT),
+bot/delivery/sender.py (BACKOFF, MAX_ATTEMPTS), channels/twilio_sms.py (classify, SEND_TIMEOUT),
 bot/web/twilio_hooks.py (status callbacks); ARCHITECTURE invariant 2.
 """
 
@@ -17,9 +17,9 @@ from conftest import BACKENDS
 from helpers import Hcp, cst
 from sqlmodel import select
 
-from bot import scheduler
-from bot.runtime import open_runtime
-from bot.sender import MAX_ATTEMPTS, backoff
+from bot.delivery.sender import MAX_ATTEMPTS, backoff
+from bot.duties import scheduler
+from bot.infra.runtime import open_runtime
 from store.models import Contact, OutboxMessage
 
 storing = pytest.mark.parametrize("backend", BACKENDS, indirect=True)

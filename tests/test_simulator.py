@@ -16,9 +16,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from conftest import BACKENDS
 from helpers import PUBLIC_URL, TOKEN, Hcp, without_providers
 
-from bot import simulator, views
-from bot.config import Settings, load_settings
-from bot.runtime import open_runtime
+from bot.infra.config import Settings, load_settings
+from bot.infra.runtime import open_runtime
+from bot.web import simulator, views
 from bot.web.app import build_app
 from dialogs.addresses import mask_openid, mask_phone
 from store import cases as case_store

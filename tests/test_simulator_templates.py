@@ -15,11 +15,10 @@ import pytest
 from helpers import without_providers
 from test_simulator import Sim, sms_reminders, world_case
 
-from bot import sms_templates
-from bot.config import Settings
-from bot.i18n import LOCALES_DIR, SUPPORTED, read_catalog
-from bot.policy import parse_policy
-from bot.simulator import template_check, template_preview
+from bot.infra.config import Settings
+from bot.infra.i18n import LOCALES_DIR, SUPPORTED, read_catalog
+from bot.policy.rules import parse_policy, sms_templates
+from bot.web.simulator import template_check, template_preview
 from dialogs import messages as m
 
 POLICY = """

@@ -17,8 +17,8 @@ import pytest
 from conftest import BACKENDS
 from helpers import TOKEN, Hcp
 
-from bot.config import Settings
-from bot.runtime import Runtime
+from bot.infra.config import Settings
+from bot.infra.runtime import Runtime
 from bot.web.app import build_app, runner_options
 
 LIMIT = 1.0

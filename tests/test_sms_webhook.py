@@ -10,7 +10,7 @@ import pytest
 from conftest import BACKENDS
 from helpers import PUBLIC_URL
 
-from bot.policy import DEFAULT_REASONS
+from bot.policy.rules import DEFAULT_REASONS
 
 REASON_LABELS = list(DEFAULT_REASONS.values())
 

@@ -10,8 +10,8 @@ import pytest
 import redis.asyncio as aioredis
 from helpers import Hcp
 
-from bot.runtime import open_runtime
-from bot.state import MemoryState
+from bot.infra.runtime import open_runtime
+from bot.infra.state import MemoryState
 from bot.web.app import build_app
 
 
@@ -68,7 +68,7 @@ async def test_redis_down_means_503_for_webhooks_and_a_named_health_failure(hcp,
 async def test_memory_state_keeps_values_for_their_time_and_serialises_one_key(monkeypatch):
     state = MemoryState()
     clock = [1000.0]
-    monkeypatch.setattr("bot.state.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("bot.infra.state.time.monotonic", lambda: clock[0])
     await state.put("a", "1", 60)
     assert await state.get("a") == "1"
     await state.delete("a")

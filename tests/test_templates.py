@@ -14,11 +14,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlmodel import select
 
-from bot import sms_templates
-from bot.config import ConfigError, Settings
-from bot.policy import PolicyError, load_policy
-from bot.rate import TokenBucket
-from bot.runtime import open_sms
+from bot.infra.config import ConfigError, Settings
+from bot.infra.rate import TokenBucket
+from bot.infra.runtime import open_sms
+from bot.policy.rules import PolicyError, load_policy, sms_templates
 from channels.base import SmsProvider, shorten
 from channels.local import LocalChannel
 from channels.registry import SMS_PROVIDERS

@@ -16,9 +16,10 @@ from fakes.tencent_sms import FakeTencentSms
 from helpers import PUBLIC_URL, TOKEN, Hcp
 from sqlmodel import select
 
-from bot import sms_road, sms_templates
-from bot.config import ConfigError, Settings
-from bot.runtime import open_runtime
+from bot.delivery import sms_road
+from bot.infra.config import ConfigError, Settings
+from bot.infra.runtime import open_runtime
+from bot.policy import sms_templates
 from channels.tencent.sms import TencentSender
 from store.models import OutboxMessage
 

@@ -20,7 +20,7 @@ from conftest import BACKENDS
 from helpers import PUBLIC_URL
 from yarl import URL
 
-from bot.policy import DEFAULT_REASONS
+from bot.policy.rules import DEFAULT_REASONS
 
 VOICE = "/webhooks/twilio/voice"
 KEYS = "/webhooks/twilio/voice/keys"

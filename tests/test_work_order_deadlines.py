@@ -30,9 +30,9 @@ from conftest import BACKENDS
 from console_support import AGENCY_A, AGENCY_B, PASSWORD, add_user, logged_in
 from helpers import TOKEN, Hcp, cst
 
-from bot import cli
-from bot.i18n import local_time
-from bot.policy import DEFAULT_CLERK_REASONS, DEFAULT_REASONS, Policy, PolicyError, parse_policy
+from bot.cli import main as cli
+from bot.infra.i18n import local_time
+from bot.policy.rules import DEFAULT_CLERK_REASONS, DEFAULT_REASONS, Policy, PolicyError, parse_policy
 
 pytestmark = pytest.mark.usefixtures("keep_logging")  # `haochaping tick` runs in-process below
 

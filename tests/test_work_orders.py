@@ -24,7 +24,8 @@ import pytest
 from conftest import BACKENDS
 from helpers import TOKEN, Hcp, cst
 
-from bot import cli, users
+from bot.cli import main as cli
+from bot.work_orders import users
 
 pytestmark = pytest.mark.usefixtures("keep_logging")  # the CLI runs in-process: its logging set-up is undone
 

@@ -31,7 +31,7 @@ from sqlalchemy import insert, text
 from sqlmodel import col, select
 from test_callbacks import RATED_AT, answer, calls_to, press, review, write_policy
 
-from bot.work_orders import most_within
+from bot.work_orders.lifecycle import most_within
 from store import migrate, stats
 from store.models import Case, Contact, Evaluation, RaterStrike, StatsDay
 

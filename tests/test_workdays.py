@@ -1,4 +1,4 @@
-"""Tests for bot.workdays: deadlines must match the official calendar, including 调休 make-up days."""
+"""Tests for bot.policy.workdays: deadlines must match the official calendar, including 调休 make-up days."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.workdays import DEFAULT_LOGGER_NAME, WorkCalendar
+from bot.policy.workdays import DEFAULT_LOGGER_NAME, WorkCalendar
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 

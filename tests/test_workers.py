@@ -60,8 +60,8 @@ from fakes.twilio_api import FakeTwilio
 from helpers import PUBLIC_URL, TOKEN, Hcp
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot.config import KEYS
-from bot.sender import BATCH, CONCURRENCY
+from bot.delivery.sender import BATCH, CONCURRENCY
+from bot.infra.config import KEYS
 
 pytestmark = pytest.mark.slow
 
@@ -75,7 +75,7 @@ WORK_SECONDS = 300.0
 # Connections each worker may hold (HAOCHAPING_DB_POOL_SIZE + _MAX_OVERFLOW): two workers and the test's
 # own stay far below the shared server's 100.
 POOL_SIZE, MAX_OVERFLOW = 5, 5
-# What a worker logs when PostgreSQL refuses it a connection (bot/scheduler.py, bot/sender.py, the web
+# What a worker logs when PostgreSQL refuses it a connection (bot/duties/scheduler.py, bot/delivery/sender.py, the web
 # middleware): a condition of the machine it runs on, which it must get through, not an error of its own.
 REFUSED = re.compile(r"no database connection|database unavailable|database busy|could not be renewed|"
                      r"recording \d+ outbox results failed")

@@ -6,10 +6,10 @@ from typing import Any
 
 from aiohttp import web
 
-from bot import intake, views
-from bot.intake import FieldError
-from bot.ratings import RatingRefused, rating_errors, record, record_visit, scope_error, scope_of
-from bot.web import idempotency, ndjson
+from bot.rating import intake
+from bot.rating.intake import FieldError
+from bot.rating.ratings import RatingRefused, rating_errors, record, record_visit, scope_error, scope_of
+from bot.web import idempotency, ndjson, views
 from bot.web.common import BODY_LIMIT, BULK_LIMIT, error, json_response, now, read_json, require_token, runtime
 from dialogs.grades import parse_grade_name
 from store import cases as case_store

@@ -6,9 +6,8 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.runtime import Runtime
-from bot.simulator import Simulator
-from bot.sms_road import SmsRoad
+from bot.delivery.sms_road import SmsRoad
+from bot.infra.runtime import Runtime
 from bot.web import (
     api,
     audit_api,
@@ -28,10 +27,11 @@ from bot.web import (
     work_orders_api,
 )
 from bot.web.common import BODY_LIMIT, RUNTIME
+from bot.web.simulator import Simulator
 
 
 def runner_options(rt: Runtime) -> dict[str, Any]:
-    """How the server treats connections (bot/cli.py serve): headers must arrive within
+    """How the server treats connections (bot/cli/main.py serve): headers must arrive within
     HAOCHAPING_HEADER_TIMEOUT of the connection or of the previous answer, after which aiohttp closes it
     (its keep-alive timer runs from the connection's start and closes a connection still waiting for a
     request); an idle kept-alive connection is closed after the same time. A body left unread after the

@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from bot import audit
+from bot.infra import audit
 from bot.web.common import error, json_response, runtime
 from bot.web.stats import period, reader
 from store import audit as store

@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 from pydantic_core import from_json
 
-from bot.runtime import Runtime
+from bot.infra.runtime import Runtime
 
 RUNTIME = web.AppKey("runtime", Runtime)
 MIB = 1024 * 1024

@@ -2,14 +2,14 @@
 work order with its forms, and the dashboard.
 
 The console is a client of the same rules as the API: every action goes through
-bot.work_orders.act with the user's role and jurisdiction, so the console can do nothing the API
+bot.work_orders.lifecycle.act with the user's role and jurisdiction, so the console can do nothing the API
 would refuse. Pages work without JavaScript (forms post and redirect back); only the dashboard's
 charts need it, and its tables carry the same figures without.
 
 The rater's number is shown masked; an agent who must call reveals it with a click, which is
 written in the work order's history (who, when) and in the audit table, and only at the callback step.
 The words people typed (the review, notes, an appeal's reason) are masked the same way
-(bot/privacy.py), and whole only in the answer to that click: a rater may have written the number to
+(bot/infra/privacy.py), and whole only in the answer to that click: a rater may have written the number to
 call back at. Admins read the audit table at /console/audit.
 """
 
@@ -24,15 +24,20 @@ from aiohttp import web
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot import audit, figures, official_calendar, work_order_deadlines, work_orders
-from bot.figures import group_json
-from bot.i18n import local_day, local_time
-from bot.limits import CONTROL_MESSAGE, clamp_day, day_bound, parse_id
-from bot.privacy import mask_text
-from bot.runtime import Runtime
+from bot.duties import official_calendar
+from bot.figures import rankings as figures
+from bot.figures.rankings import group_json
+from bot.infra import audit
+from bot.infra.i18n import local_day, local_time
+from bot.infra.limits import CONTROL_MESSAGE, clamp_day, day_bound, parse_id
+from bot.infra.privacy import mask_text
+from bot.infra.runtime import Runtime
 from bot.web import console_auth, pages
 from bot.web.common import now, runtime
 from bot.web.console_auth import Who
+from bot.work_orders import actors
+from bot.work_orders import deadlines as work_order_deadlines
+from bot.work_orders import lifecycle as work_orders
 from dialogs.addresses import mask_phone
 from store import audit as audit_store
 from store import cases as case_store
@@ -102,14 +107,14 @@ AUDIT_TARGET_KEYS = {"work_order": "console.audit_target.work_order", "user": "c
 CALENDAR_KEYS = {"this": "console.calendar_this_year", "next": "console.calendar_next_year"}
 EXPORT_KEYS = {"evaluations": "console.export_evaluations", "work-orders": "console.export_work_orders"}
 EXPORT_FORMATS = {"csv": "CSV", "xlsx": "XLSX"}  # file types: the same name in every language
-# The fields of the console's forms, as a refusal names them (bot.work_orders.Refused.errors).
+# The fields of the console's forms, as a refusal names them (bot.work_orders.lifecycle.Refused.errors).
 FIELD_KEYS = {"note": "console.field.note", "reason": "console.field.reason", "result": "console.callback_result",
               "upheld": "console.field.upheld", "due_at": "console.field.due_at",
               "approved": "console.field.approved"}
 ACTION_FIELD_KEYS = {("note", "rectify"): "console.field.rectify_note",
                      ("reason", "request-extension"): "console.field.extension_reason",
                      ("note", "contact"): "console.field.contact_note"}
-# `to_rate` beside `cases`: the participation rate's base (bot/figures.py), which leaves out the cases whose
+# `to_rate` beside `cases`: the participation rate's base (bot/figures/rankings.py), which leaves out the cases whose
 # rating was not adopted on appeal and the online consultations nobody rated (store/stats.py)
 STAT_COLUMNS = (("cases", "console.stat.cases"), ("to_rate", "console.stat.to_rate"), ("rated", "console.stat.rated"),
                 ("participation_rate", "console.stat.participation_rate"),
@@ -192,7 +197,7 @@ class View:
         }
 
     def deadlines(self, wo: WorkOrder, facts: work_order_deadlines.Facts) -> dict[str, Any]:
-        """The deadlines beside the steps (bot/work_order_deadlines.py), as the pages show them: the appeal's
+        """The deadlines beside the steps (bot/work_orders/deadlines.py), as the pages show them: the appeal's
         decision, the contact with the rater and the extension asked."""
         rt = self.rt
         decide_by = work_order_deadlines.appeal_decide_by(rt, wo) if wo.appeal_status == "pending" else None
@@ -411,7 +416,7 @@ async def act(request: web.Request) -> web.StreamResponse:
         body["approved"] = {"true": True, "false": False}.get(str(approved), approved)
     try:
         await work_orders.act(view.rt, wo_id, action, body, who.actor, now(request), address=request.remote)
-    except work_orders.Refused as exc:
+    except actors.Refused as exc:
         message = view.t(REFUSED_KEYS.get(exc.status, "console.refused_input"))
         detail = await _refusal(view, wo_id, action, exc)
         return await _detail(view, wo_id, status=exc.status,
@@ -421,7 +426,7 @@ async def act(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(f"{back}?{urlencode({'done': action})}")
 
 
-async def _refusal(view: View, wo_id: int, action: str, exc: work_orders.Refused) -> str | None:
+async def _refusal(view: View, wo_id: int, action: str, exc: actors.Refused) -> str | None:
     """What was wrong, in the reader's words: the work order's status now (409), the field and its problem (422)."""
     if exc.status == 409:
         async with view.rt.db.read() as session:
@@ -443,7 +448,7 @@ async def _refusal(view: View, wo_id: int, action: str, exc: work_orders.Refused
 
 
 def _day_bound(value: str | None, tz: Any, *, end: bool) -> tuple[str, datetime | None]:
-    """A local day of the form, clamped to the accepted days (bot/limits.py): (as shown, the bound)."""
+    """A local day of the form, clamped to the accepted days (bot/infra/limits.py): (as shown, the bound)."""
     try:
         day = date.fromisoformat(value or "")
     except ValueError:

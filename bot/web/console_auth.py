@@ -20,13 +20,13 @@ from urllib.parse import urlencode
 from aiohttp import web
 from babel.dates import format_timedelta
 
-from bot import users
-from bot.console_sessions import COOKIE, TTL, ConsoleSession, Sessions
-from bot.limits import code_problem
-from bot.runtime import Runtime
+from bot.infra.limits import code_problem
+from bot.infra.runtime import Runtime
 from bot.web import pages
 from bot.web.common import now, runtime
-from bot.work_orders import Actor
+from bot.web.console_sessions import COOKIE, TTL, ConsoleSession, Sessions
+from bot.work_orders import users
+from bot.work_orders.actors import Actor
 from store.models import User
 
 LOGIN_CSRF_COOKIE = "hcp_login"

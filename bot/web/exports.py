@@ -24,7 +24,7 @@ from datetime import timedelta
 
 from aiohttp import web
 
-from bot.exports import stream
+from bot.figures.exports import stream
 from bot.web.common import error, json_response, runtime
 from bot.web.stats import period, reader
 from store import exports as store

@@ -8,8 +8,8 @@ import ipaddress
 
 from aiohttp import web
 
-from bot import official_calendar
-from bot.state import StateUnavailable
+from bot.duties import official_calendar
+from bot.infra.state import StateUnavailable
 from bot.web.common import json_response, now, runtime
 
 
@@ -35,7 +35,8 @@ async def healthz(request: web.Request) -> web.Response:
     if provider is not None:
         report[rt.sms_channel.name] = provider
     healthy = all(v == "ok" or v.startswith("not configured") for v in report.values())
-    # A warning, not a failure: the service runs; what is due after an unknown year waits (bot/official_calendar.py).
+    # A warning, not a failure: the service runs; what is due after an unknown year waits
+    # (bot/duties/official_calendar.py).
     report["calendar"] = official_calendar.warning(rt, now(request)) or "ok"
     return json_response({"status": "ok" if healthy else "down", **report}, status=200 if healthy else 503)
 

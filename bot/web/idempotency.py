@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from pydantic_core import from_json
 
-from bot.state import StateUnavailable
+from bot.infra.state import StateUnavailable
 from bot.web.common import error, json_response, runtime
 
 log = logging.getLogger("haochaping.web")

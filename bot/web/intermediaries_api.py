@@ -2,7 +2,7 @@
 
 Every endpoint takes the business systems' API token only: the project owners rate and complain through the
 intermediary-service platform (中介超市), which calls us, and the centre answers through it. The rules are in
-bot/intermediaries.py; this module reads the request, maps the answers to statuses and pages the lists.
+bot/rating/intermediaries.py; this module reads the request, maps the answers to statuses and pages the lists.
 """
 
 from __future__ import annotations
@@ -12,16 +12,16 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from bot import intermediaries
-from bot.intake import FieldError
-from bot.limits import MAX_ID, parse_id
+from bot.infra.limits import MAX_ID, parse_id
+from bot.rating import intermediaries
+from bot.rating.intake import FieldError
 from bot.web import idempotency
 from bot.web.common import error, json_response, now, query_bool, read_json, require_token, runtime
 from bot.web.stats import period
 from store import intermediaries as store
 
 PAGE = 200  # as the work orders' list
-ACTOR = "api"  # who answers with the business systems' token (the audit log's actor, as bot/work_orders.py)
+ACTOR = "api"  # who answers with the business systems' token (the audit log's actor, as bot/work_orders/lifecycle.py)
 STATUSES = {"open": False, "answered": True}
 
 

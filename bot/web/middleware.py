@@ -10,8 +10,8 @@ from aiohttp import web
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from bot.limits import code_problem
-from bot.state import StateUnavailable
+from bot.infra.limits import code_problem
+from bot.infra.state import StateUnavailable
 from bot.web.common import BODY_LIMIT, BULK_LIMIT, error, json_response, runtime
 
 log = logging.getLogger("haochaping.web")

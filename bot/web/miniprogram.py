@@ -19,11 +19,10 @@ from aiohttp import web
 from sqlmodel import col, select
 from wechatpy.exceptions import WeChatClientException
 
-from bot import views
-from bot.intake import FieldError
-from bot.ratings import RatingRefused, openness, rating_errors, record, scope_error, scope_of
-from bot.runtime import Runtime
-from bot.web import idempotency
+from bot.infra.runtime import Runtime
+from bot.rating.intake import FieldError
+from bot.rating.ratings import RatingRefused, openness, rating_errors, record, scope_error, scope_of
+from bot.web import idempotency, views
 from bot.web.common import error, json_response, now, read_json, runtime
 from dialogs.addresses import mask_openid
 from dialogs.grades import parse_grade_name

@@ -19,8 +19,8 @@ from aiohttp import web
 from babel import Locale
 from markupsafe import Markup
 
-from bot.i18n import SOURCE, SUPPORTED, negotiate
-from bot.limits import shown
+from bot.infra.i18n import SOURCE, SUPPORTED, negotiate
+from bot.infra.limits import shown
 from bot.web.common import runtime
 
 HERE = Path(__file__).resolve().parent
@@ -35,7 +35,7 @@ SECURITY_HEADERS = {
 }
 
 def _visible(value: Any) -> Any:
-    """Every text a page shows: control and bidi characters as a visible mark ([U+202E], bot/limits.py), so
+    """Every text a page shows: control and bidi characters as a visible mark ([U+202E], bot/infra/limits.py), so
     that a rater's words cannot turn the console's text around or hide part of it."""
     if isinstance(value, Markup):
         return Markup(shown(str(value)))

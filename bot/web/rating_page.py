@@ -37,11 +37,11 @@ from urllib.parse import urlencode
 from aiohttp import web
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.i18n import local_day, local_time
-from bot.limits import text_problem
-from bot.ratings import RaterBarred, RatingRefused, Scope, barred, followup_closes, openness, record
-from bot.runtime import Runtime
-from bot.state import StateUnavailable
+from bot.infra.i18n import local_day, local_time
+from bot.infra.limits import text_problem
+from bot.infra.runtime import Runtime
+from bot.infra.state import StateUnavailable
+from bot.rating.ratings import RaterBarred, RatingRefused, Scope, barred, followup_closes, openness, record
 from bot.web import pages
 from bot.web.common import now, runtime
 from dialogs import messages as m

@@ -13,9 +13,9 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.simulator import CHANNELS, MAX_JUMP, Sim, SimError, Simulator, template_check
 from bot.web import pages, rating_page
 from bot.web.common import NOW_OF_REQUEST, RUNTIME_OF_REQUEST, json_response, read_json, runtime
+from bot.web.simulator import CHANNELS, MAX_JUMP, Sim, SimError, Simulator, template_check
 
 COOKIE = "hcp_sim"
 SIMULATOR = web.AppKey("simulator", Simulator)

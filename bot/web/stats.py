@@ -8,11 +8,12 @@ from datetime import date, datetime, tzinfo
 
 from aiohttp import web
 
-from bot import figures, snapshots
-from bot.limits import clamp_instant, day_bound
+from bot.figures import rankings as figures
+from bot.figures import snapshots
+from bot.infra.limits import clamp_instant, day_bound
 from bot.web import console_auth, work_orders_api
 from bot.web.common import json_response, now, read_json, runtime
-from bot.work_orders import Actor
+from bot.work_orders.actors import Actor
 from store import snapshots as snapshot_store
 from store import stats
 
@@ -23,7 +24,7 @@ LABEL = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 def _bound(value: str, tz: tzinfo, *, end: bool) -> datetime:
     """A date means the local day (`to` includes that whole day); an instant is taken as given. Either is
-    clamped to the accepted range (bot/limits.py): a period reaching beyond it is the part inside."""
+    clamped to the accepted range (bot/infra/limits.py): a period reaching beyond it is the part inside."""
     try:
         day = date.fromisoformat(value)
     except ValueError:

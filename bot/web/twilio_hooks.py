@@ -7,7 +7,8 @@ import logging
 
 from aiohttp import web
 
-from bot import callback_calls, hotline
+from bot.duties import callback_calls
+from bot.inbound import hotline
 from bot.web.common import now, runtime
 from channels.twilio import sms as twilio_sms
 from channels.twilio import voice as twilio_voice

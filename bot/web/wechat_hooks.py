@@ -25,9 +25,10 @@ from aiohttp import web
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from bot import conversation, sender
-from bot.runtime import Runtime
-from bot.state import StateUnavailable
+from bot.delivery import sender
+from bot.inbound import conversation
+from bot.infra.runtime import Runtime
+from bot.infra.state import StateUnavailable
 from bot.web.common import now, runtime
 from channels.wechat.official import MAX_SKEW_SECONDS, Malformed, OfficialAccount, Refused
 from dialogs.types import Inbound

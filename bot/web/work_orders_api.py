@@ -16,10 +16,13 @@ from urllib.parse import urlencode
 from aiohttp import web
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot import users, views, work_order_deadlines, work_orders
-from bot.limits import MAX_ID, code_problem, parse_id
-from bot.runtime import Runtime
+from bot.infra.limits import MAX_ID, code_problem, parse_id
+from bot.infra.runtime import Runtime
+from bot.web import views
 from bot.web.common import authorized, error, json_response, now, query_bool, read_json, runtime
+from bot.work_orders import actors, users
+from bot.work_orders import deadlines as work_order_deadlines
+from bot.work_orders import lifecycle as work_orders
 from store import cases as case_store
 from store import work_orders as store
 from store.models import Evaluation, User, WorkOrder
@@ -33,10 +36,10 @@ def tokens(request: web.Request) -> users.Tokens:
     return users.Tokens(runtime(request).sealer.subkey("user-tokens"))
 
 
-async def actor(request: web.Request) -> work_orders.Actor:
+async def actor(request: web.Request) -> actors.Actor:
     """The business systems' token, or a user's login token; 401 otherwise."""
     if authorized(request):
-        return work_orders.API
+        return actors.API
     scheme, _, value = request.headers.get("Authorization", "").partition(" ")
     token = value.strip()
     uid = users.Tokens.user_id(token) if scheme.lower() == "bearer" else None
@@ -153,7 +156,7 @@ async def act(request: web.Request) -> web.Response:
     stamp = now(request)
     try:
         await work_orders.act(rt, wo_id, request.match_info["action"], body, who, stamp, address=request.remote)
-    except work_orders.Refused as exc:
+    except actors.Refused as exc:
         more: dict[str, Any] = {}
         if exc.allowed is not None:
             more["allowed"] = exc.allowed

@@ -15,7 +15,7 @@ since Tencent signs none of its pushes:
 Both are answered {"result": 0, "errmsg": "OK"} (the documented answer) once acted on. A token that is not ours is
 404 and nothing is read; a body that is not the documented JSON is 400 and nothing is acted on. Tencent's reply has
 no id of its own, so the same mobile, text and time is one message: its id is a digest of the three, and the
-application acts on an id once (bot/conversation.py). Pushes cannot carry an answer: the application sends its
+application acts on an id once (bot/inbound/conversation.py). Pushes cannot carry an answer: the application sends its
 answers through the API (answers_inline=False).
 """
 
@@ -216,7 +216,7 @@ def open_channel(config: ProviderConfig) -> TencentChannel:
     if missing:
         raise ConfigProblem(f"HAOCHAPING_SMS_PROVIDER=tencent needs {', '.join(missing)}")
     token = callback_token(values, "TENCENT_SMS_CALLBACK_TOKEN", "tencent")
-    scheme, host = endpoint_of(values.get("TENCENT_SMS_ENDPOINT"))  # its DEBUG log: bot/logs.py keeps it quiet
+    scheme, host = endpoint_of(values.get("TENCENT_SMS_ENDPOINT"))  # its DEBUG log: bot/infra/logs.py keeps it quiet
     sender = TencentSender(
         secret_id=values["TENCENTCLOUD_SECRET_ID"].strip(), secret_key=values["TENCENTCLOUD_SECRET_KEY"].strip(),
         sdk_app_id=values["TENCENT_SMS_SDK_APP_ID"].strip(), sign_name=values["TENCENT_SMS_SIGN_NAME"].strip(),

@@ -49,7 +49,7 @@ SEND_TIMEOUT = 15.0
 # one (above), and domestic SMS normally reaches the phone within seconds ("国内短信验证秒级触达",
 # https://cloud.tencent.com/document/api/382/38763). A phone that is off keeps its message at the carrier and
 # the report comes when it is delivered, so the window covers a night with the phone off. It must also end
-# before the sender's retries do (bot/sender.py: the ninth and last attempt comes about 15 h 40 min after the
+# before the sender's retries do (bot/delivery/sender.py: the ninth and last attempt comes about 15 h 40 min after the
 # first), or a message whose send never reached Tencent would be marked failed instead of sent again.
 REPORT_WINDOW = timedelta(hours=12)
 PULL_REACH = timedelta(days=7)  # PullSmsSendStatusByPhoneNumber's BeginTime: "最大可拉取当前时期前7天的数据"

@@ -1,0 +1,142 @@
+"""Automated callback calls (回访) through Twilio Voice, for work orders waiting at the callback step.
+
+The tick places each due call once: the work order's `call_at` is cleared in the same transaction
+that counts the call, so two schedulers cannot both dial. The call fetches its TwiML from
+/webhooks/twilio/voice/callback; the keys 1/2/3 are recorded exactly as an agent's callback result
+would be (bot/work_orders.callback). No answer, busy, failed, or an answered call that gave no
+result: another call `call_interval_minutes` later inside the calling hours, `call_retries` times;
+after the last, the work order waits in the agents' queue.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.inbound.hotline import Spoken
+from bot.infra.i18n import SOURCE
+from bot.infra.limits import parse_id
+from bot.infra.runtime import Runtime
+from bot.work_orders import actors
+from bot.work_orders import lifecycle as work_orders
+from channels.base import Sent
+from channels.twilio import voice as twilio_voice
+from dialogs import keypad
+from dialogs import messages as m
+from dialogs.keypad import KeyState
+from store import cases as case_store
+from store import contacts as contact_store
+from store import work_orders as store
+from store.models import WorkOrder
+
+log = logging.getLogger("haochaping.callback_calls")
+CITIZEN = actors.Actor("citizen:call", "citizen")
+BATCH = 50
+
+
+def _wo_id(text: str) -> int | None:
+    return parse_id(text)
+
+
+async def sweep(rt: Runtime, now: datetime) -> int:
+    """Place every callback call due at `now`; the number placed."""
+    if rt.caller is None:
+        return 0
+    placed = 0
+    async with rt.db.write() as session:
+        due = await store.due_calls(session, now, BATCH, skip_locked=rt.db.locks_rows)
+        jobs: list[tuple[int, str]] = []
+        for wo in due:
+            assert wo.id is not None
+            slot = work_orders.next_call_slot(rt, now)
+            if slot > now:  # outside the calling hours: wait for the morning
+                wo.call_at = slot
+                session.add(wo)
+                continue
+            case = await case_store.by_id(session, wo.case_id)
+            people = await contact_store.by_ids(session, [case.phone_contact_id] if case and case.phone_contact_id
+                                                else [])
+            contact = next(iter(people.values()), None)
+            wo.call_at = None
+            wo.calls += 1
+            wo.updated_at = now
+            session.add(wo)
+            if contact is None:
+                wo.agent_queue = True
+                continue
+            await store.log(session, wo, "call", actors.SYSTEM.name, wo.status, wo.status, now,
+                            data={"attempt": wo.calls})
+            jobs.append((wo.id, rt.sealer.open(contact.address_sealed)))
+    base = rt.settings.public_url
+    for wo_id, phone in jobs:
+        result = await rt.caller.call(phone, f"{base}/webhooks/twilio/voice/callback?wo={wo_id}",
+                                      f"{base}/webhooks/twilio/voice/status")
+        async with rt.db.write() as session:
+            wo = await store.by_id(session, wo_id, lock=rt.db.locks_rows)
+            if wo is None:
+                continue
+            if isinstance(result, Sent):
+                wo.call_sid = result.provider_id
+                placed += 1
+            else:
+                log.warning("callback call for work order %s not placed: %s", wo_id, result)
+                await _not_reached(session, rt, wo, "failed", now)
+            session.add(wo)
+    return placed
+
+
+async def _not_reached(session: AsyncSession, rt: Runtime, wo: WorkOrder, status: str, now: datetime) -> None:
+    """One more call later, or the agents' queue after the last."""
+    wo.call_sid = None
+    rules = rt.policy.callback
+    data = {"status": status, "attempt": wo.calls}
+    if wo.calls < 1 + rules.call_retries:
+        wo.call_at = work_orders.next_call_slot(rt, now + timedelta(minutes=rules.call_interval_minutes))
+        data["next_call_at"] = wo.call_at.isoformat()
+    else:
+        wo.agent_queue = True
+        data["agent_queue"] = True
+    wo.updated_at = now
+    await store.log(session, wo, "call-not-reached", actors.SYSTEM.name, wo.status, wo.status, now, data=data)
+
+
+async def status(rt: Runtime, sid: str, call_status: str, now: datetime) -> None:
+    """Twilio's status callback: a call that ended without a callback result was not a callback."""
+    if call_status not in twilio_voice.NOT_REACHED and call_status != "completed":
+        return
+    async with rt.db.write() as session:
+        wo = await store.by_call_sid(session, sid, lock=rt.db.locks_rows)
+        if wo is None or wo.status != "reviewed":
+            return  # the result came in during the call (call_sid cleared), or the work order moved on
+        await _not_reached(session, rt, wo, call_status, now)
+        session.add(wo)
+
+
+async def answered(rt: Runtime, wo_text: str, call: twilio_voice.CallIn, now: datetime) -> Spoken:
+    wo_id = _wo_id(wo_text)
+    async with rt.db.read() as session:
+        wo = await store.by_id(session, wo_id) if wo_id else None
+        case = await case_store.by_id(session, wo.case_id) if wo else None
+    if wo is None or case is None or wo.status != "reviewed" or wo.call_sid not in (None, call.sid):
+        return Spoken(keypad.closed(m.VOICE_GOODBYE), case.locale if case else SOURCE)
+    return Spoken(keypad.start_callback(case.item_name), case.locale)
+
+
+async def keys_pressed(rt: Runtime, wo_text: str, state: KeyState, call: twilio_voice.CallIn,
+                       now: datetime) -> Spoken:
+    outcome = keypad.press(state, call.digits, keypad.KeyRules(reasons=()))
+    wo_id = _wo_id(wo_text)
+    async with rt.db.write() as session:
+        wo = await store.by_id(session, wo_id, lock=rt.db.locks_rows) if wo_id else None
+        case = await case_store.by_id(session, wo.case_id) if wo else None
+        locale = case.locale if case else SOURCE
+        if wo is None:
+            return Spoken(keypad.closed(m.VOICE_GOODBYE), locale)
+        if outcome.result is not None and wo.status == "reviewed" and wo.call_sid in (None, call.sid):
+            await work_orders.callback(session, rt, wo, outcome.result, CITIZEN, now)
+            wo.call_sid = None  # answered: the status callback that follows changes nothing
+            wo.updated_at = now
+            session.add(wo)
+    return Spoken(outcome, locale)

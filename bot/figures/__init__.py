@@ -1,0 +1,1 @@
+"""Figures: rankings and totals, published snapshots, exports, reporting upward."""

@@ -1,0 +1,86 @@
+"""The 12345 after-call rating (Shantou art. 20): a ticket handed over by the hotline, rated by keypad.
+
+A ticket posted as a case is rated as that case; an unknown ticket becomes a hotline case at once,
+with the caller's number as the rater's, so that no rating is lost. The keypad dialog is pure
+(dialogs/keypad.py) and its state rides in the signed Gather URLs; only the finished rating is
+stored, once per call: its CallSid is the evaluation's unique `ref`, so a step Twilio repeats is
+answered again but not stored again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.infra.i18n import SOURCE
+from bot.infra.runtime import Runtime
+from bot.rating import intake
+from bot.rating.ratings import RaterBarred, RatingRefused, barred, openness, record
+from dialogs import keypad
+from dialogs import messages as m
+from dialogs.keypad import KeyOutcome, KeyState
+from store import cases as case_store
+from store import evaluations as evaluation_store
+from store.models import Case
+
+HOTLINE_CODE = "12345"
+
+
+@dataclass(frozen=True)
+class Spoken:
+    outcome: KeyOutcome
+    locale: str
+
+
+def key_rules(rt: Runtime) -> keypad.KeyRules:
+    return keypad.KeyRules(reasons=tuple(rt.policy.reasons))
+
+
+async def _case_for(rt: Runtime, ticket: str, caller: str | None, now: datetime) -> Case:
+    async with rt.db.read() as session:
+        case = await case_store.by_no(session, ticket)
+    if case is not None:
+        return case
+    name = rt.catalogs.text(SOURCE, m.HOTLINE_ITEM)
+    parsed = intake.CaseIn.model_validate({
+        "case_no": ticket, "item_code": HOTLINE_CODE, "item_name": name, "agency_code": HOTLINE_CODE,
+        "agency_name": rt.catalogs.text(SOURCE, m.HOTLINE_AGENCY), "completed_at": now.isoformat(),
+        "applicant": {"phone": caller} if caller else None,
+    })
+    case, _created = await intake.ingest(rt, parsed, now, source="hotline")
+    return case
+
+
+async def call_started(rt: Runtime, ticket: str, caller: str | None, now: datetime) -> Spoken:
+    case = await _case_for(rt, ticket, caller, now)
+    async with rt.db.read() as session:
+        assert case.id is not None
+        if await barred(session, case, now):
+            return Spoken(keypad.closed(m.VOICE_BARRED), case.locale)
+        existing = await evaluation_store.for_case(session, case.id)
+    if openness(rt, existing, now) == "closed":
+        return Spoken(keypad.closed(m.VOICE_RATED), case.locale)
+    return Spoken(keypad.start(), case.locale)
+
+
+async def keys_pressed(rt: Runtime, ticket: str, state: KeyState, digits: str | None, call_sid: str,
+                       now: datetime) -> Spoken:
+    async with rt.db.read() as session:
+        case = await case_store.by_no(session, ticket)
+    if case is None:  # a ticket we never started: nothing to rate
+        return Spoken(keypad.closed(m.VOICE_GOODBYE), SOURCE)
+    outcome = keypad.press(state, digits, key_rules(rt))
+    if outcome.grade is None:
+        return Spoken(outcome, case.locale)
+    ref = f"call:{call_sid}"
+    try:
+        async with rt.db.write() as session:
+            locked = await case_store.by_no(session, ticket, lock=rt.db.locks_rows)
+            assert locked is not None
+            if await evaluation_store.by_ref(session, ref) is None:
+                await record(session, rt, locked, outcome.grade, outcome.reasons, None, "phone", now, ref=ref)
+    except RaterBarred:
+        return Spoken(keypad.closed(m.VOICE_BARRED), case.locale)
+    except RatingRefused:
+        return Spoken(keypad.closed(m.VOICE_RATED), case.locale)
+    return Spoken(outcome, case.locale)

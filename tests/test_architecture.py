@@ -1,0 +1,134 @@
+"""The import contract (ARCHITECTURE "The rooms"; issue 22): what may import what, checked on every run so
+that the house cannot drift back.
+
+- `dialogs/` imports nothing of ours (pure); `store/` nothing of ours; `channels/` only `dialogs` (the
+  neutral types).
+- `bot/` is in rooms, each importing only rooms below it (or itself), in this order, lowest first:
+  policy (the rules and time), infra (configuration, the runtime, state, logs…), figures (statistics,
+  snapshots, exports, reporting), work_orders, rating, inbound (a message's road), delivery (what goes
+  out), duties (the tick's jobs), web, cli. `bot/__init__.py` and `bot/__main__.py` stand above them all.
+- No module imports itself back through others (no cycle), function-level imports included: a lazy import
+  hides a cycle from Python, not from a reader.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+LAYERS = ("policy", "infra", "figures", "work_orders", "rating", "inbound", "delivery", "duties", "web", "cli")
+TOP = len(LAYERS)  # bot/__init__.py, bot/__main__.py
+
+
+def modules() -> dict[str, Path]:
+    out = {}
+    for top in ("bot", "dialogs", "store", "channels"):
+        for path in (ROOT / top).rglob("*.py"):
+            if "migrations" in path.parts:
+                continue
+            name = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+            out[name.removesuffix(".__init__")] = path
+    return out
+
+
+MODULES = modules()
+
+
+def imports(path: Path) -> set[str]:
+    """The modules of ours a file imports, anywhere in it (a name imported from a package that is a module of
+    it counts as that module)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for alias in node.names:
+                whole = f"{node.module}.{alias.name}"
+                found.add(whole if whole in MODULES else node.module)
+        elif isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+    return {m for m in found if m.split(".")[0] in ("bot", "dialogs", "store", "channels")}
+
+
+GRAPH = {name: imports(path) for name, path in MODULES.items()}
+
+
+def layer(module: str) -> int:
+    parts = module.split(".")
+    if parts[0] != "bot":
+        return -1
+    if len(parts) == 1 or parts[1] in ("__main__",):
+        return TOP
+    return LAYERS.index(parts[1])
+
+
+def test_every_bot_module_is_in_a_room() -> None:
+    loose = [name for name, path in MODULES.items()
+             if name.startswith("bot.") and name.count(".") == 1 and path.name != "__init__.py"
+             and name != "bot.__main__"]
+    assert not loose, f"modules of bot/ outside its rooms ({', '.join(LAYERS)}): {loose}"
+
+
+def test_the_layers_below_bot_import_what_they_may() -> None:
+    allowed = {"dialogs": {"dialogs"}, "store": {"store"}, "channels": {"channels", "dialogs"}}
+    wrong = {}
+    for name, found in GRAPH.items():
+        top = name.split(".")[0]
+        outside = sorted(m for m in found if top in allowed and m.split(".")[0] not in allowed[top])
+        if outside:
+            wrong[name] = outside
+    assert not wrong, f"dialogs and store import nothing of ours, channels only dialogs: {wrong}"
+
+
+def upward(graph: dict[str, set[str]]) -> dict[str, list[str]]:
+    """The bot modules importing a room above their own."""
+    wrong = {}
+    for name, found in graph.items():
+        if name.split(".")[0] != "bot":
+            continue
+        up = sorted(m for m in found if m.startswith("bot.") and layer(m) > layer(name))
+        if up:
+            wrong[name] = up
+    return wrong
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every cycle a depth-first walk meets (each through the module where it closes)."""
+    found: list[list[str]] = []
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if nxt not in graph:
+                continue
+            if state.get(nxt) == 1:
+                found.append([*stack[stack.index(nxt):], nxt])
+            elif nxt not in state:
+                visit(nxt)
+        stack.pop()
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node)
+    return found
+
+
+def test_bot_rooms_import_downward_only() -> None:
+    wrong = upward(GRAPH)
+    assert not wrong, f"imports upward, against the order {' < '.join(LAYERS)}: {wrong}"
+
+
+def test_no_import_cycles() -> None:
+    assert not cycles(GRAPH), f"import cycles: {cycles(GRAPH)}"
+
+
+def test_the_checks_catch_what_they_are_for() -> None:
+    """The two checks on a made-up house: a policy module importing the web, and two modules importing each
+    other through a third."""
+    bad = {"bot.policy.rules": {"bot.web.views"}, "bot.web.views": set(),
+           "bot.rating.a": {"bot.rating.b"}, "bot.rating.b": {"bot.rating.c"}, "bot.rating.c": {"bot.rating.a"}}
+    assert upward(bad) == {"bot.policy.rules": ["bot.web.views"]}
+    assert cycles(bad) == [["bot.rating.a", "bot.rating.b", "bot.rating.c", "bot.rating.a"]]
