@@ -7,7 +7,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, not_, or_
+from sqlalchemy import and_, func, insert, not_, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -191,3 +191,33 @@ async def siblings(session: AsyncSession, case: Case, field: str, *, lock: bool 
     if lock:
         stmt = stmt.with_for_update()
     return list((await session.exec(stmt)).all())
+
+
+async def by_ids(session: AsyncSession, ids: Sequence[int]) -> dict[int, Case]:
+    if not ids:
+        return {}
+    return {c.id: c for c in (await session.exec(select(Case).where(col(Case.id).in_(list(ids))))).all()}  # type: ignore[misc]
+
+
+async def of_miniprogram_contact(session: AsyncSession, contact_id: int, limit: int) -> list[Case]:
+    """A mini-program user's latest cases, newest first."""
+    stmt = (select(Case).where(col(Case.mp_contact_id) == contact_id)
+            .order_by(col(Case.completed_at).desc()).limit(limit))
+    return list((await session.exec(stmt)).all())
+
+
+async def reminded(session: AsyncSession, ids: Sequence[int]) -> None:
+    """These cases' reminders are settled (sent, queued, or not to be sent): no sweep takes them again."""
+    await session.exec(  # type: ignore[call-overload]
+        update(Case).where(col(Case.id).in_(list(ids))).values(remind_at=None)
+        .execution_options(synchronize_session=False))
+
+
+async def remind_by_sms_instead(session: AsyncSession, case_id: int, now: datetime) -> int:
+    """A case whose mini-program reminder was refused (43101) is reminded by SMS at the next sweep, when it has
+    a phone and is still unrated: 1 when it will be, else 0."""
+    result = await session.exec(  # type: ignore[call-overload]
+        update(Case).where(col(Case.id) == case_id, col(Case.phone_contact_id).is_not(None),
+                           col(Case.rated_at).is_(None))
+        .values(remind_at=now).execution_options(synchronize_session=False))
+    return int(result.rowcount or 0)

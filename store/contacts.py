@@ -160,3 +160,12 @@ async def barred_until(session: AsyncSession, ids: Iterable[int], now: datetime)
         col(Contact.id).in_(wanted), col(Contact.barred_until) > now))
     ends = [r for r in rows.all() if r is not None]
     return max(ends) if ends else None
+
+
+async def masks(session: AsyncSession, ids: Iterable[int | None]) -> dict[int, str]:
+    """The masks that may leave (138****1234, oAbC****xYz1) of these contacts."""
+    wanted = list({i for i in ids if i})
+    if not wanted:
+        return {}
+    rows = await session.exec(select(Contact.id, Contact.masked).where(col(Contact.id).in_(wanted)))
+    return {i: m for i, m in rows.all()}  # type: ignore[misc]

@@ -7,6 +7,8 @@ rule of "one rating and one follow-up" reads the case's own; `visits_for_case` h
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -78,3 +80,10 @@ async def next_version(session: AsyncSession, evaluation: Evaluation) -> None:
     await session.exec(update(Evaluation).where(col(Evaluation.id) == evaluation.id)  # type: ignore[call-overload]
                        .values(version=col(Evaluation.version) + 1))
     await session.refresh(evaluation)
+
+
+async def by_ids(session: AsyncSession, ids: Sequence[int]) -> dict[int, Evaluation]:
+    if not ids:
+        return {}
+    stmt = select(Evaluation).where(col(Evaluation.id).in_(list(ids)))
+    return {e.id: e for e in (await session.exec(stmt)).all()}  # type: ignore[misc]

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_
+from sqlalchemy import or_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -136,3 +136,29 @@ async def cases_with(session: AsyncSession, case_ids: list[int], kind: str, chan
     stmt = select(OutboxMessage.case_id).where(col(OutboxMessage.case_id).in_(case_ids),
                                                OutboxMessage.kind == kind, OutboxMessage.channel == channel)
     return {i for i in (await session.exec(stmt)).all() if i is not None}
+
+
+async def renew_lease(session: AsyncSession, message_id: int, held: datetime | None, until: datetime) -> bool:
+    """Hold a message being sent until `until`, if this worker still holds it (its lease is still `held`)."""
+    kept = await session.exec(  # type: ignore[call-overload]
+        update(OutboxMessage).where(col(OutboxMessage.id) == message_id, col(OutboxMessage.lease_until) == held,
+                                    col(OutboxMessage.status) == "sending")
+        .values(lease_until=until).execution_options(synchronize_session=False))
+    return bool(kept.rowcount)
+
+
+async def release(session: AsyncSession, message_id: int, leases: Sequence[datetime | None], attempts: int,
+                  now: datetime) -> None:
+    """A message not tried back to `pending`, unless another worker holds it by now (a lease not in `leases`)."""
+    await session.exec(update(OutboxMessage).where(  # type: ignore[call-overload]
+        col(OutboxMessage.id) == message_id, col(OutboxMessage.status) == "sending",
+        col(OutboxMessage.lease_until).in_(list(leases)))
+        .values(status="pending", lease_until=None, attempts=attempts, updated_at=now)
+        .execution_options(synchronize_session=False))
+
+
+async def record_attempt(session: AsyncSession, message_id: int, lease: datetime, values: dict[str, Any]) -> bool:
+    """Write an attempt's outcome, if the lease it was made under still holds (False: another worker has it)."""
+    recorded = await session.exec(update(OutboxMessage).where(  # type: ignore[call-overload]
+        col(OutboxMessage.id) == message_id, col(OutboxMessage.lease_until) == lease).values(**values))
+    return bool(recorded.rowcount)

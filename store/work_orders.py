@@ -44,10 +44,12 @@ async def log(session: AsyncSession, wo: WorkOrder, action: str, actor: str, fro
                                to_status=to_status, note=note, data=data, at=now))
 
 
-async def by_id(session: AsyncSession, wo_id: int, *, lock: bool = False) -> WorkOrder | None:
+async def by_id(session: AsyncSession, wo_id: int, *, lock: bool = False, skip_locked: bool = False
+                ) -> WorkOrder | None:
+    """The work order; with `lock`, locked (with `skip_locked` too: None when another transaction holds it)."""
     stmt = select(WorkOrder).where(WorkOrder.id == wo_id)
     if lock:
-        stmt = stmt.with_for_update()
+        stmt = stmt.with_for_update(skip_locked=skip_locked)
     return (await session.exec(stmt)).first()
 
 

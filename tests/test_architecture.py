@@ -9,6 +9,8 @@ that the house cannot drift back.
   out), duties (the tick's jobs), web, cli. `bot/__init__.py` and `bot/__main__.py` stand above them all.
 - No module imports itself back through others (no cycle), function-level imports included: a lazy import
   hides a cycle from Python, not from a reader.
+- Every database query lives in `store/`: no other module builds a statement (select, update, insert,
+  delete, raw text, SQL functions); the others call store's functions with a session.
 """
 
 from __future__ import annotations
@@ -79,6 +81,25 @@ def test_the_layers_below_bot_import_what_they_may() -> None:
     assert not wrong, f"dialogs and store import nothing of ours, channels only dialogs: {wrong}"
 
 
+QUERY_BUILDERS = {"select", "update", "delete", "insert", "text", "col", "func", "and_", "or_", "not_", "case",
+                  "exists", "literal", "cast", "bindparam", "column", "table"}
+
+
+def query_builders(path: Path) -> list[str]:
+    """The statement builders a file imports from SQLAlchemy or SQLModel."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in ("sqlalchemy", "sqlmodel"):
+            found += [a.name for a in node.names if a.name in QUERY_BUILDERS]
+    return found
+
+
+def test_every_query_lives_in_store() -> None:
+    outside = {name: found for name, path in MODULES.items()
+               if not name.startswith("store") and (found := query_builders(path))}
+    assert not outside, f"statements built outside store/: {outside}"
+
+
 def upward(graph: dict[str, set[str]]) -> dict[str, list[str]]:
     """The bot modules importing a room above their own."""
     wrong = {}
@@ -123,6 +144,13 @@ def test_bot_rooms_import_downward_only() -> None:
 
 def test_no_import_cycles() -> None:
     assert not cycles(GRAPH), f"import cycles: {cycles(GRAPH)}"
+
+
+def test_the_query_check_sees_a_statement_built_outside_store(tmp_path: Path) -> None:
+    module = tmp_path / "somewhere.py"
+    module.write_text("from sqlalchemy import update\nfrom sqlmodel import col, select\n"
+                      "from sqlmodel.ext.asyncio.session import AsyncSession\n", encoding="utf-8")
+    assert query_builders(module) == ["update", "col", "select"]
 
 
 def test_the_checks_catch_what_they_are_for() -> None:

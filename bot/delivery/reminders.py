@@ -17,9 +17,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
-from sqlmodel import col
-
 from bot.inbound.conversation import case_view
 from bot.infra.runtime import Runtime
 from dialogs import rating
@@ -27,7 +24,6 @@ from store import cases as case_store
 from store import contacts, conversations, outbox
 from store.cases import DueCase
 from store.contacts import Reach
-from store.models import Case
 
 BATCH = 1000
 
@@ -67,9 +63,7 @@ async def sweep(rt: Runtime, now: datetime) -> int:
             queued += sum(1 for row in plan.messages + sms if row["status"] == "pending" and row["case_id"] in added)
             settled = plan.done + [row["case_id"] for row in sms]
             if settled:
-                await session.exec(  # type: ignore[call-overload]
-                    update(Case).where(col(Case.id).in_(settled)).values(remind_at=None)
-                    .execution_options(synchronize_session=False))
+                await case_store.reminded(session, settled)
 
 
 def _plan(rt: Runtime, due: list[DueCase], people: dict[int, Reach], refused_mp: set[int], now: datetime) -> _Plan:

@@ -24,14 +24,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import update
-from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.infra.runtime import Runtime
 from channels.base import Failed, Outgoing, Retry, SendResult, Sent, Stopped, Unsure
+from store import cases as case_store
 from store import contacts, outbox
-from store.models import Case, OutboxMessage
 
 log = logging.getLogger("haochaping.sender")
 
@@ -142,16 +140,12 @@ async def _attempt(rt: Runtime, gate: asyncio.Semaphore, job: Job) -> tuple[Send
         lease = wall + timedelta(seconds=rt.settings.send_lease)
         try:
             async with rt.db.write() as session:
-                kept = await session.exec(  # type: ignore[call-overload]
-                    update(OutboxMessage).where(col(OutboxMessage.id) == job.id,
-                                                col(OutboxMessage.lease_until) == job.lease_until,
-                                                col(OutboxMessage.status) == "sending")
-                    .values(lease_until=lease).execution_options(synchronize_session=False))
+                kept = await outbox.renew_lease(session, job.id, job.lease_until, lease)
         except Exception as exc:  # refused, or the pool stayed busy: not sent, so released at once
             log.warning("outbox message %s: its lease could not be renewed (%s); released for the next pass",
                         job.id, type(exc).__name__)
             return Untried(f"{type(exc).__name__}: {exc}"), lease
-        if not kept.rowcount:
+        if not kept:
             log.warning("outbox message %s was taken over by another worker before its turn", job.id)
             return None, job.lease_until
         try:
@@ -165,11 +159,7 @@ async def _release(session: AsyncSession, job: Job, lease: datetime, now: dateti
     """An untried row back to `pending`, due as it was, the attempt not counted. Its lease is the one
     it was claimed with, or the renewed one if the renewal did commit before failing; a row another
     worker holds by now is not touched."""
-    await session.exec(update(OutboxMessage).where(  # type: ignore[call-overload]
-        col(OutboxMessage.id) == job.id, col(OutboxMessage.status) == "sending",
-        col(OutboxMessage.lease_until).in_([job.lease_until, lease]))
-        .values(status="pending", lease_until=None, attempts=max(job.attempts - 1, 0), updated_at=now)
-        .execution_options(synchronize_session=False))
+    await outbox.release(session, job.id, [job.lease_until, lease], max(job.attempts - 1, 0), now)
 
 
 async def _send(rt: Runtime, job: Job) -> SendResult:
@@ -217,20 +207,14 @@ async def _record(session: AsyncSession, rt: Runtime, job: Job, result: SendResu
         # 43101: no subscription to use. The reminder goes by SMS when the case has a phone.
         values.update(status="refused", next_attempt_at=None, error=result.error)
         if job.kind == "reminder" and job.case_id is not None:
-            fell_back = await session.exec(  # type: ignore[call-overload]
-                update(Case).where(col(Case.id) == job.case_id, col(Case.phone_contact_id).is_not(None),
-                                   col(Case.rated_at).is_(None))
-                .values(remind_at=now).execution_options(synchronize_session=False))
-            done.fallbacks += int(fell_back.rowcount or 0)
+            done.fallbacks += await case_store.remind_by_sms_instead(session, job.case_id, now)
     elif isinstance(result, Stopped):
         values.update(status="failed", next_attempt_at=None, error=result.error)
         await contacts.opt_out(session, job.contact_id, "provider", now)
     else:
         assert isinstance(result, Failed | Retry | Unsure)
         values.update(status="failed", next_attempt_at=None, error=result.error)
-    recorded = await session.exec(update(OutboxMessage).where(  # type: ignore[call-overload]
-        col(OutboxMessage.id) == job.id, col(OutboxMessage.lease_until) == lease).values(**values))
-    if not recorded.rowcount:
+    if not await outbox.record_attempt(session, job.id, lease, values):
         log.error("outbox message %s: its lease ran out during the attempt (%s); HAOCHAPING_SEND_LEASE is too "
                   "short", job.id, type(result).__name__)
 

@@ -21,7 +21,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.duties import official_calendar
@@ -41,6 +40,8 @@ from bot.work_orders import lifecycle as work_orders
 from dialogs.addresses import mask_phone
 from store import audit as audit_store
 from store import cases as case_store
+from store import contacts as contact_store
+from store import evaluations as evaluation_store
 from store import stats
 from store import work_orders as store
 from store.models import Case, Contact, Evaluation, WorkOrder, WorkOrderEvent
@@ -217,16 +218,10 @@ class View:
 async def _loaded(session: AsyncSession, rows: list[WorkOrder]
                   ) -> tuple[dict[int, Case], dict[int, Evaluation], dict[int, str]]:
     """The cases, reviews and masked phones of some work orders, in three queries."""
-    case_ids = list({wo.case_id for wo in rows})
-    eval_ids = list({wo.evaluation_id for wo in rows})
-    cases = {c.id: c for c in (await session.exec(select(Case).where(col(Case.id).in_(case_ids)))).all()} \
-        if case_ids else {}
-    evaluations = {e.id: e for e in (await session.exec(
-        select(Evaluation).where(col(Evaluation.id).in_(eval_ids)))).all()} if eval_ids else {}
-    phone_ids = [c.phone_contact_id for c in cases.values() if c.phone_contact_id]
-    masks = {i: m for i, m in (await session.exec(
-        select(Contact.id, Contact.masked).where(col(Contact.id).in_(phone_ids)))).all()} if phone_ids else {}
-    return cases, evaluations, masks  # type: ignore[return-value]
+    cases = await case_store.by_ids(session, list({wo.case_id for wo in rows}))
+    evaluations = await evaluation_store.by_ids(session, list({wo.evaluation_id for wo in rows}))
+    masks = await contact_store.masks(session, [c.phone_contact_id for c in cases.values()])
+    return cases, evaluations, masks
 
 
 def _phone_mask(case: Case | None, masks: dict[int, str]) -> str | None:

@@ -16,7 +16,6 @@ import hmac
 from datetime import datetime, timedelta
 
 from aiohttp import web
-from sqlmodel import col, select
 from wechatpy.exceptions import WeChatClientException
 
 from bot.infra.runtime import Runtime
@@ -29,7 +28,6 @@ from dialogs.grades import parse_grade_name
 from store import cases as case_store
 from store import contacts
 from store import evaluations as evaluation_store
-from store.models import Case
 
 SESSION = timedelta(hours=2)
 
@@ -93,8 +91,7 @@ async def list_cases(request: web.Request) -> web.Response:
     stamp = now(request)
     out = []
     async with rt.db.read() as session:
-        mine = (await session.exec(select(Case).where(col(Case.mp_contact_id) == contact_id)
-                                   .order_by(col(Case.completed_at).desc()).limit(50))).all()
+        mine = await case_store.of_miniprogram_contact(session, contact_id, limit=50)
         for case in mine:
             state = openness(rt, await evaluation_store.for_case(session, case.id), stamp)  # type: ignore[arg-type]
             if state != "closed":

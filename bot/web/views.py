@@ -8,7 +8,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.infra.privacy import mask_json, mask_text
@@ -16,10 +15,10 @@ from bot.infra.runtime import Runtime, instant
 from bot.policy import handling
 from bot.work_orders import deadlines as work_order_deadlines
 from bot.work_orders import lifecycle as work_orders
+from store import contacts, outbox
 from store import evaluations as evaluation_store
-from store import outbox
 from store import work_orders as work_order_store
-from store.models import Case, Contact, Evaluation, OutboxMessage, WorkOrder, WorkOrderEvent
+from store.models import Case, Evaluation, OutboxMessage, WorkOrder, WorkOrderEvent
 
 
 def evaluation_json(rt: Runtime, e: Evaluation) -> dict[str, Any]:
@@ -42,11 +41,7 @@ def reminder_json(rt: Runtime, m: OutboxMessage) -> dict[str, Any]:
 async def case_json(session: AsyncSession, rt: Runtime, case: Case, now: datetime | None = None
                     ) -> dict[str, Any]:
     assert case.id is not None
-    ids = [i for i in (case.phone_contact_id, case.wechat_contact_id, case.mp_contact_id) if i]
-    masks: dict[int, str] = {}
-    if ids:
-        rows = await session.exec(select(Contact.id, Contact.masked).where(col(Contact.id).in_(ids)))
-        masks = {i: mk for i, mk in rows.all()}  # type: ignore[misc]
+    masks = await contacts.masks(session, (case.phone_contact_id, case.wechat_contact_id, case.mp_contact_id))
     applicant = {
         "name": case.applicant_name_masked,
         "phone": masks.get(case.phone_contact_id) if case.phone_contact_id else None,

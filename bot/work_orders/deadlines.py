@@ -26,7 +26,6 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any, Literal
 
-from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.infra.limits import instant_problem
@@ -252,10 +251,7 @@ def _earliest_start(by: datetime, span_days: int) -> datetime:
 
 async def _locked(session: AsyncSession, rt: Runtime, wo_id: int) -> WorkOrder | None:
     """The row, locked; None when another transaction holds it (it is acting on it: the next tick looks again)."""
-    stmt = select(WorkOrder).where(WorkOrder.id == wo_id)
-    if rt.db.locks_rows:
-        stmt = stmt.with_for_update(skip_locked=True)
-    return (await session.exec(stmt)).first()
+    return await store.by_id(session, wo_id, lock=rt.db.locks_rows, skip_locked=True)
 
 
 async def _mark_appeals(rt: Runtime, now: datetime, by: datetime) -> int:

@@ -22,12 +22,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.infra import audit
 from bot.infra.runtime import Runtime
 from bot.work_orders.actors import ROLE_NAMES, Actor
+from store import users as user_store
 from store.models import User
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1
@@ -194,11 +194,11 @@ async def update(session: AsyncSession, user: User, now: datetime, *, actor: str
 
 
 async def by_name(session: AsyncSession, username: str) -> User | None:
-    return (await session.exec(select(User).where(User.username == username))).first()
+    return await user_store.by_name(session, username)
 
 
 async def all_users(session: AsyncSession) -> list[User]:
-    return list((await session.exec(select(User).order_by(User.username))).all())
+    return await user_store.every(session)
 
 
 async def authenticate(rt: Runtime, username: str, password: str, address: str | None) -> User:
