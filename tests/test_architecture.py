@@ -9,6 +9,8 @@ that the house cannot drift back.
   out), duties (the tick's jobs), web, cli. `bot/__init__.py` and `bot/__main__.py` stand above them all.
 - No module imports itself back through others (no cycle), function-level imports included: a lazy import
   hides a cycle from Python, not from a reader.
+- Domain errors carry no HTTP status: outside `bot/web/`, nothing raises with a 4xx or 5xx number; the
+  kinds of bot/infra/refusals.py are said in HTTP by bot/web/refusals.py alone.
 - Every database query lives in `store/`: no other module builds a statement (select, update, insert,
   delete, raw text, SQL functions); the others call store's functions with a session.
 """
@@ -98,6 +100,37 @@ def test_every_query_lives_in_store() -> None:
     outside = {name: found for name, path in MODULES.items()
                if not name.startswith("store") and (found := query_builders(path))}
     assert not outside, f"statements built outside store/: {outside}"
+
+
+def http_statuses_raised(path: Path) -> list[int]:
+    """The HTTP-looking numbers (400-599) given to what a file raises."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Raise) and node.exc is not None:
+            for inner in ast.walk(node.exc):
+                if isinstance(inner, ast.Constant) and type(inner.value) is int and 400 <= inner.value <= 599:
+                    found.append(inner.value)
+    return found
+
+
+def test_domain_errors_carry_no_http_status() -> None:
+    raising = {name: found for name, path in MODULES.items()
+               if name.startswith("bot.") and not name.startswith(("bot.web", "bot.cli"))
+               and (found := http_statuses_raised(path))}
+    assert not raising, f"HTTP statuses raised outside the web layer: {raising}"
+
+
+def test_the_web_says_each_refusal_in_http() -> None:
+    from datetime import UTC, datetime
+
+    from bot.infra.refusals import Invalid, NotFound, NotNow, NotYours
+    from bot.rating.ratings import RaterBarred, RatingRefused
+    from bot.web.refusals import status_of
+
+    barred = RaterBarred(datetime(2027, 1, 1, tzinfo=UTC))
+    assert [status_of(e) for e in (NotFound("x"), NotYours("x"), NotNow("x"), Invalid("x"), RatingRefused("x"),
+                                   barred)] == [404, 403, 409, 422, 409, 403]
+    assert isinstance(barred, RatingRefused)  # a caller refusing ratings refuses a barred rater's too
 
 
 def upward(graph: dict[str, set[str]]) -> dict[str, list[str]]:

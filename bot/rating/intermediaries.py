@@ -29,6 +29,7 @@ from typing import Any
 from bot.infra import audit
 from bot.infra.limits import code_problem, instant_problem, text_problem
 from bot.infra.privacy import mask_text
+from bot.infra.refusals import Invalid, NotFound, NotNow
 from bot.infra.runtime import Runtime, instant
 from bot.rating.intake import FieldError
 from bot.rating.ratings import CHANNELS as RATING_CHANNELS
@@ -55,16 +56,6 @@ MAX_TEXT = 2000
 CLOCK_SLACK = timedelta(minutes=5)
 ANSWER_ACTION = "intermediary_complaint.answer"  # the audit log's action of an answer (bot/infra/audit.py)
 BATCH = 500
-
-
-class Refused(Exception):
-    """The store's state refuses the request (409 unless `status` says otherwise); `more` joins the answer."""
-
-    def __init__(self, message: str, status: int = 409, **more: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.more = more
 
 
 @dataclass(frozen=True)
@@ -258,7 +249,7 @@ def answer_due(rt: Runtime, received_at: datetime) -> datetime:
 
 
 async def rate(rt: Runtime, r: RatingIn, now: datetime) -> IntermediaryRating:
-    """Store a project's one rating; Refused (409) when the project is rated already (一事一评, art. 21)."""
+    """Store a project's one rating; NotNow when the project is rated already (一事一评, art. 21)."""
     seal, lookup = rt.sealer.seal, rt.sealer.lookup_hash
     row = IntermediaryRating(
         project_no=r.project_no, intermediary_code=r.intermediary_code, intermediary_name=r.intermediary_name,
@@ -273,7 +264,7 @@ async def rate(rt: Runtime, r: RatingIn, now: datetime) -> IntermediaryRating:
         stored = await store.add_rating(session, row)
         if stored is None:
             existing = await store.rating_by_project(session, r.project_no)
-            raise Refused(f"project {r.project_no} is rated already: one rating a project "
+            raise NotNow(f"project {r.project_no} is rated already: one rating a project "
                           "(Hainan intermediary services art. 21)", rating_id=existing.id if existing else None)
     return stored
 
@@ -284,20 +275,20 @@ async def complain(rt: Runtime, c: ComplaintIn, now: datetime) -> IntermediaryCo
         rating = await store.rating_by_project(session, c.project_no)
         if rating is not None:
             if c.fulfilled_at is not None and c.fulfilled_at != rating.fulfilled_at:
-                raise Refused(f"the project's rating says its contract was fulfilled at "
+                raise Invalid(f"the project's rating says its contract was fulfilled at "
                               f"{instant(rt, rating.fulfilled_at)}: leave fulfilled_at out, or give that",
-                              status=422, errors=[{"field": "fulfilled_at", "message": "differs from the rating's"}])
+                              errors=[{"field": "fulfilled_at", "message": "differs from the rating's"}])
             fulfilled_at = rating.fulfilled_at
         elif c.fulfilled_at is None:
-            raise Refused(f"project {c.project_no} has no rating here: give fulfilled_at, when its contract was "
-                          "fulfilled", status=422,
+            raise Invalid(f"project {c.project_no} has no rating here: give fulfilled_at, when its contract was "
+                          "fulfilled",
                           errors=[{"field": "fulfilled_at", "message": "required for a project without a rating"}])
         else:
             fulfilled_at = c.fulfilled_at
         if not window_open(rt, fulfilled_at, now):
             closed = instant(rt, complaint_window_end(rt, fulfilled_at))
             span = rt.policy.intermediary_complaint_window
-            raise Refused(f"the complaint window closed at {closed}: {span.days} {span.unit} days after the contract "
+            raise NotNow(f"the complaint window closed at {closed}: {span.days} {span.unit} days after the contract "
                           "was fulfilled (Hainan intermediary services art. 23)", window_closed_at=closed)
         return await store.add_complaint(session, IntermediaryComplaint(
             rating_id=rating.id if rating else None, project_no=c.project_no, about=c.about, text=c.text,
@@ -306,13 +297,13 @@ async def complain(rt: Runtime, c: ComplaintIn, now: datetime) -> IntermediaryCo
 
 async def answer(rt: Runtime, complaint_id: int, text: str, actor: str, now: datetime, *,
                  address: str | None = None) -> IntermediaryComplaint:
-    """The centre's one answer (art. 25), written to the audit log with it; a second is Refused (409)."""
+    """The centre's one answer (art. 25), written to the audit log with it; a second is NotNow."""
     async with rt.db.write() as session:
         complaint = await store.complaint_by_id(session, complaint_id, lock=rt.db.locks_rows)
         if complaint is None:
-            raise Refused("no such complaint", status=404)
+            raise NotFound("no such complaint")
         if complaint.answered_at is not None:
-            raise Refused(f"the complaint was answered already, at {instant(rt, complaint.answered_at)}",
+            raise NotNow(f"the complaint was answered already, at {instant(rt, complaint.answered_at)}",
                           answered_at=instant(rt, complaint.answered_at))
         complaint.answer, complaint.answered_at, complaint.answered_by = text, now, actor
         session.add(complaint)

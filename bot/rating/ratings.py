@@ -24,6 +24,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.figures.reporting import queue as reporting
 from bot.infra.limits import code_problem, text_problem
+from bot.infra.refusals import Invalid, NotNow, NotYours
 from bot.infra.runtime import Runtime
 from bot.policy import handling
 from bot.rating.intake import FieldError
@@ -42,20 +43,16 @@ SCOPES: tuple[Scope, ...] = ("item", "bundle", "visit")
 CHANNELS = ("sms", "wechat", "miniprogram", "phone", "web", "qr", "hall", "terminal", "callback", "default")
 
 
-class RatingRefused(Exception):
-    """The case cannot take this rating now; `status` is the HTTP answer (409)."""
-
-    def __init__(self, message: str, status: int = 409) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
+class RatingRefused(NotNow):
+    """The case cannot take this rating now (rated already, the follow-up window closed)."""
 
 
-class RaterBarred(RatingRefused):
-    """The rater is on the blacklist until `until`: nothing they rate is stored."""
+class RaterBarred(NotYours, RatingRefused):
+    """The rater is on the blacklist until `until`: nothing they rate is stored. Not theirs to rate (said so),
+    and a rating refused all the same (a caller catching RatingRefused stores nothing either)."""
 
     def __init__(self, until: datetime) -> None:
-        super().__init__(f"the rater is barred from rating until {until.isoformat()}", status=403)
+        super().__init__(f"the rater is barred from rating until {until.isoformat()}")
         self.until = until
 
 
@@ -94,7 +91,7 @@ async def record(session: AsyncSession, rt: Runtime, case: Case, grade: Grade, r
     `bundle_no` has no bundle to rate, and guessing "item" would store less than the rater asked for)."""
     assert case.id is not None
     if scope == "bundle" and not case.bundle_no:
-        raise RatingRefused("the case is in no bundle: scope 'bundle' does not apply", status=422)
+        raise Invalid("the case is in no bundle: scope 'bundle' does not apply")
     if not is_default:
         until = await barred(session, case, now)
         if until is not None:
@@ -160,7 +157,7 @@ async def record_visit(session: AsyncSession, rt: Runtime, case: Case, grade: Gr
     staff figures count it (store/stats.py). A bad one opens a work order naming the visit's clerk."""
     assert case.id is not None
     if not handling.takes_visits(case.kind):
-        raise RatingRefused("only a promised or joint case is rated at its window visits", status=422)
+        raise Invalid("only a promised or joint case is rated at its window visits")
     until = await barred(session, case, now)
     if until is not None:
         raise RaterBarred(until)

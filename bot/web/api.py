@@ -6,10 +6,11 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.infra.refusals import Refusal
 from bot.rating import intake
 from bot.rating.intake import FieldError
-from bot.rating.ratings import RatingRefused, rating_errors, record, record_visit, scope_error, scope_of
-from bot.web import idempotency, ndjson, views
+from bot.rating.ratings import rating_errors, record, record_visit, scope_error, scope_of
+from bot.web import idempotency, ndjson, refusals, views
 from bot.web.common import BODY_LIMIT, BULK_LIMIT, error, json_response, now, read_json, require_token, runtime
 from dialogs.grades import parse_grade_name
 from store import cases as case_store
@@ -142,8 +143,8 @@ async def _evaluate(request: web.Request) -> web.Response:
                 evaluation = await record(session, rt, case, grade, reasons if grade.is_bad else (), text,
                                           doc["channel"], stamp, scope=scope, terminal_id=terminal_id)
             body = views.evaluation_json(rt, evaluation)
-    except RatingRefused as exc:
-        return error(exc.status, exc.message)
+    except Refusal as exc:
+        return refusals.response(exc)
     return json_response(body, status=201)
 
 

@@ -30,11 +30,11 @@ from bot.infra import audit
 from bot.infra.i18n import local_day, local_time
 from bot.infra.limits import CONTROL_MESSAGE, clamp_day, day_bound, parse_id
 from bot.infra.privacy import mask_text
+from bot.infra.refusals import Invalid, NotNow, Refusal
 from bot.infra.runtime import Runtime
-from bot.web import console_auth, pages
+from bot.web import console_auth, pages, refusals
 from bot.web.common import now, runtime
 from bot.web.console_auth import Who
-from bot.work_orders import actors
 from bot.work_orders import deadlines as work_order_deadlines
 from bot.work_orders import lifecycle as work_orders
 from dialogs.addresses import mask_phone
@@ -108,7 +108,7 @@ AUDIT_TARGET_KEYS = {"work_order": "console.audit_target.work_order", "user": "c
 CALENDAR_KEYS = {"this": "console.calendar_this_year", "next": "console.calendar_next_year"}
 EXPORT_KEYS = {"evaluations": "console.export_evaluations", "work-orders": "console.export_work_orders"}
 EXPORT_FORMATS = {"csv": "CSV", "xlsx": "XLSX"}  # file types: the same name in every language
-# The fields of the console's forms, as a refusal names them (bot.work_orders.lifecycle.Refused.errors).
+# The fields of the console's forms, as a refusal names them (bot/infra/refusals.py: `errors`).
 FIELD_KEYS = {"note": "console.field.note", "reason": "console.field.reason", "result": "console.callback_result",
               "upheld": "console.field.upheld", "due_at": "console.field.due_at",
               "approved": "console.field.approved"}
@@ -411,24 +411,24 @@ async def act(request: web.Request) -> web.StreamResponse:
         body["approved"] = {"true": True, "false": False}.get(str(approved), approved)
     try:
         await work_orders.act(view.rt, wo_id, action, body, who.actor, now(request), address=request.remote)
-    except actors.Refused as exc:
-        message = view.t(REFUSED_KEYS.get(exc.status, "console.refused_input"))
+    except Refusal as exc:
+        message = view.t(REFUSED_KEYS.get(refusals.status_of(exc), "console.refused_input"))
         detail = await _refusal(view, wo_id, action, exc)
-        return await _detail(view, wo_id, status=exc.status,
+        return await _detail(view, wo_id, status=refusals.status_of(exc),
                              error=view.t("console.refused_detail", message=message, detail=detail) if detail
                              else message, form={"action": action, **{k: str(v) for k, v in body.items()}})
     back = _back(str(form.get("back") or ""), wo_id)
     raise web.HTTPSeeOther(f"{back}?{urlencode({'done': action})}")
 
 
-async def _refusal(view: View, wo_id: int, action: str, exc: actors.Refused) -> str | None:
-    """What was wrong, in the reader's words: the work order's status now (409), the field and its problem (422)."""
-    if exc.status == 409:
+async def _refusal(view: View, wo_id: int, action: str, exc: Refusal) -> str | None:
+    """What was wrong, in the reader's words: the work order's status now (not now), the field and its problem."""
+    if isinstance(exc, NotNow):
         async with view.rt.db.read() as session:
             wo = await store.by_id(session, wo_id)
         if wo is not None and wo.status in STATUS_KEYS:
             return view.t("console.refused_status", status=view.t(STATUS_KEYS[wo.status]))
-    if exc.status == 422 and exc.errors:
+    if isinstance(exc, Invalid) and exc.errors:
         name, problem = exc.errors[0].get("field", ""), exc.errors[0].get("message", "")
         key = ACTION_FIELD_KEYS.get((name, action)) or FIELD_KEYS.get(name)
         if key is None:

@@ -13,9 +13,10 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from bot.infra.limits import MAX_ID, parse_id
+from bot.infra.refusals import Refusal
 from bot.rating import intermediaries
 from bot.rating.intake import FieldError
-from bot.web import idempotency
+from bot.web import idempotency, refusals
 from bot.web.common import error, json_response, now, query_bool, read_json, require_token, runtime
 from bot.web.stats import period
 from store import intermediaries as store
@@ -29,8 +30,7 @@ def _unprocessable(errors: list[FieldError] | list[dict[str, str]]) -> web.Respo
     return json_response({"errors": [e.as_json() if isinstance(e, FieldError) else e for e in errors]}, status=422)
 
 
-def _refused(exc: intermediaries.Refused) -> web.Response:
-    return error(exc.status, exc.message, **exc.more)
+
 
 
 def _idempotent_scope(request: web.Request) -> str:
@@ -72,8 +72,8 @@ async def _rate(request: web.Request) -> web.Response:
         return _unprocessable(parsed)
     try:
         rating = await intermediaries.rate(rt, parsed, stamp)
-    except intermediaries.Refused as exc:
-        return _refused(exc)
+    except Refusal as exc:
+        return refusals.response(exc)
     return json_response(intermediaries.rating_json(rt, rating), status=201)
 
 
@@ -117,8 +117,8 @@ async def _complain(request: web.Request) -> web.Response:
         return _unprocessable(parsed)
     try:
         complaint = await intermediaries.complain(rt, parsed, stamp)
-    except intermediaries.Refused as exc:
-        return _refused(exc)
+    except Refusal as exc:
+        return refusals.response(exc)
     return json_response(intermediaries.complaint_json(rt, complaint), status=201)
 
 
@@ -134,8 +134,8 @@ async def post_answer(request: web.Request) -> web.Response:
     try:
         complaint = await intermediaries.answer(rt, complaint_id, parsed, ACTOR, now(request),
                                                 address=request.remote)
-    except intermediaries.Refused as exc:
-        return _refused(exc)
+    except Refusal as exc:
+        return refusals.response(exc)
     return json_response(intermediaries.complaint_json(rt, complaint))
 
 

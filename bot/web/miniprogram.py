@@ -18,10 +18,11 @@ from datetime import datetime, timedelta
 from aiohttp import web
 from wechatpy.exceptions import WeChatClientException
 
+from bot.infra.refusals import Refusal
 from bot.infra.runtime import Runtime
 from bot.rating.intake import FieldError
-from bot.rating.ratings import RatingRefused, openness, rating_errors, record, scope_error, scope_of
-from bot.web import idempotency, views
+from bot.rating.ratings import openness, rating_errors, record, scope_error, scope_of
+from bot.web import idempotency, refusals, views
 from bot.web.common import error, json_response, now, read_json, runtime
 from dialogs.addresses import mask_openid
 from dialogs.grades import parse_grade_name
@@ -138,8 +139,8 @@ async def _rate(request: web.Request, contact_id: int) -> web.Response:
             evaluation = await record(session, rt, case, grade, reasons if grade.is_bad else (), text,
                                       "miniprogram", stamp, scope=scope_of(doc))
             body = views.evaluation_json(rt, evaluation)
-    except RatingRefused as exc:
-        return error(exc.status, exc.message)
+    except Refusal as exc:
+        return refusals.response(exc)
     return json_response(body, status=201)
 
 

@@ -17,8 +17,9 @@ from aiohttp import web
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.infra.limits import MAX_ID, code_problem, parse_id
+from bot.infra.refusals import Refusal
 from bot.infra.runtime import Runtime
-from bot.web import views
+from bot.web import refusals, views
 from bot.web.common import authorized, error, json_response, now, query_bool, read_json, runtime
 from bot.work_orders import actors, users
 from bot.work_orders import deadlines as work_order_deadlines
@@ -156,13 +157,8 @@ async def act(request: web.Request) -> web.Response:
     stamp = now(request)
     try:
         await work_orders.act(rt, wo_id, request.match_info["action"], body, who, stamp, address=request.remote)
-    except actors.Refused as exc:
-        more: dict[str, Any] = {}
-        if exc.allowed is not None:
-            more["allowed"] = exc.allowed
-        if exc.errors is not None:
-            more["errors"] = exc.errors
-        return error(exc.status, exc.message, **more)
+    except Refusal as exc:
+        return refusals.response(exc)
     async with rt.db.read() as session:
         wo = await store.by_id(session, wo_id)
         assert wo is not None

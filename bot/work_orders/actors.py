@@ -3,11 +3,11 @@ the rater), the roles each action needs, and the refusal every step raises."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from bot.infra.limits import text_problem
+from bot.infra.refusals import Invalid
 
 # Who may take each action (besides the business systems' token and an admin).
 ROLES: dict[str, frozenset[str]] = {
@@ -44,29 +44,18 @@ API = Actor("api", "api")
 CITIZEN_SMS = Actor("citizen:sms", "citizen")  # the rater, answering the callback by SMS
 
 
-class Refused(Exception):
-    """An action that cannot be taken: 403 (not yours), 404, 409 (not now: `allowed` says what is), 422."""
-
-    def __init__(self, status: int, message: str, allowed: Sequence[str] | None = None,
-                 errors: list[dict[str, str]] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message = status, message
-        self.allowed = list(allowed) if allowed is not None else None
-        self.errors = errors
-
-
 def text_field(body: dict[str, Any], name: str, *, required: bool) -> str | None:
     """A text field of an action's body (a note, a reason): stripped, at most 2000 characters, no control
     character; 422 naming the field otherwise."""
     value = body.get(name)
     if value is None or (isinstance(value, str) and not value.strip()):
         if required:
-            raise Refused(422, f"{name} is required", errors=[{"field": name, "message": "required"}])
+            raise Invalid(f"{name} is required", errors=[{"field": name, "message": "required"}])
         return None
     if not isinstance(value, str) or len(value) > 2000:
-        raise Refused(422, f"{name}: expected a string of at most 2000 characters",
+        raise Invalid(f"{name}: expected a string of at most 2000 characters",
                       errors=[{"field": name, "message": "expected a string of at most 2000 characters"}])
     problem = text_problem(value)
     if problem:
-        raise Refused(422, f"{name}: {problem}", errors=[{"field": name, "message": problem}])
+        raise Invalid(f"{name}: {problem}", errors=[{"field": name, "message": problem}])
     return value.strip()

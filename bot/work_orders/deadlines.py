@@ -29,9 +29,10 @@ from typing import Any, Literal
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.infra.limits import instant_problem
+from bot.infra.refusals import Invalid, NotFound
 from bot.infra.runtime import Runtime
 from bot.policy.spans import DaySpan
-from bot.work_orders.actors import SYSTEM, Actor, Refused, text_field
+from bot.work_orders.actors import SYSTEM, Actor, text_field
 from store import work_orders as store
 from store.models import WorkOrder, WorkOrderEvent
 
@@ -160,8 +161,8 @@ def _iso(rt: Runtime, value: datetime | None) -> str | None:
     return None if value is None else value.astimezone(rt.policy.tz).isoformat()
 
 
-def _refused(field: str, message: str) -> Refused:
-    return Refused(422, f"{field}: {message}", errors=[{"field": field, "message": message}])
+def _refused(field: str, message: str) -> Invalid:
+    return Invalid(f"{field}: {message}", errors=[{"field": field, "message": message}])
 
 
 def proposed_deadline(rt: Runtime, value: Any) -> datetime:
@@ -226,7 +227,7 @@ async def take(session: AsyncSession, rt: Runtime, wo: WorkOrder, action: str, b
         await store.log(session, wo, action, actor.name, wo.status, wo.status, now, note=note,
                         data={"due_at": _iso(rt, due), "late": due is not None and now >= due})
     else:  # pragma: no cover - bot.work_orders.lifecycle.act routes only ACTIONS here
-        raise Refused(404, f"no such action {action!r}")
+        raise NotFound(f"no such action {action!r}")
 
 
 # --- timed duties ------------------------------------------------------------------------------------------

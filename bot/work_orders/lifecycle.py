@@ -24,11 +24,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.figures.reporting import queue as reporting
 from bot.infra import audit
+from bot.infra.refusals import Invalid, NotFound, NotNow, NotYours
 from bot.infra.runtime import Runtime
 from bot.policy import handling
 from bot.policy.spans import DaySpan
 from bot.work_orders import callback_sms, deadlines
-from bot.work_orders.actors import SYSTEM, Actor, Refused, text_field
+from bot.work_orders.actors import SYSTEM, Actor, text_field
 from bot.work_orders.deadlines import Facts
 from dialogs.callback import is_callback
 from dialogs.grades import Grade
@@ -119,21 +120,20 @@ async def act(rt: Runtime, wo_id: int, action: str, body: dict[str, Any], actor:
     """Take one action on a work order, in one transaction with its history event (and, for an appeal's
     decision, its audit row; `address`: the client's)."""
     if action not in ACTIONS:
-        raise Refused(404, f"no such action {action!r}; actions: {', '.join(ACTIONS)}")
+        raise NotFound(f"no such action {action!r}; actions: {', '.join(ACTIONS)}")
     async with rt.db.write() as session:
         wo = await store.by_id(session, wo_id, lock=rt.db.locks_rows)
         if wo is None or not actor.sees(wo.agency_code):
             # Another jurisdiction's work order is refused without saying whether it exists.
-            raise Refused(403 if wo is not None else 404,
-                          "not in your jurisdiction" if wo is not None else "no such work order")
+            raise NotYours("not in your jurisdiction") if wo is not None else NotFound("no such work order")
         if not actor.may(action):
-            raise Refused(403, f"the role {actor.role!r} may not {action}")
+            raise NotYours(f"the role {actor.role!r} may not {action}")
         evaluation = await session.get(Evaluation, wo.evaluation_id)
         assert evaluation is not None
         facts = await deadlines.facts_of(session, wo)
         can = allowed(rt, wo, evaluation, now, facts)
         if action not in can:
-            raise Refused(409, f"{action} is not possible now (status {wo.status}"
+            raise NotNow(f"{action} is not possible now (status {wo.status}"
                                f"{', appeal ' + wo.appeal_status if wo.appeal_status else ''})", allowed=can)
         if action in deadlines.ACTIONS:
             await deadlines.take(session, rt, wo, action, body, actor, now, facts)
@@ -156,7 +156,7 @@ async def _take(session: AsyncSession, rt: Runtime, wo: WorkOrder, evaluation: E
     elif action == "callback":
         result = body.get("result")
         if result not in CALLBACK_RESULTS:
-            raise Refused(422, f"result: expected one of {', '.join(CALLBACK_RESULTS)}",
+            raise Invalid(f"result: expected one of {', '.join(CALLBACK_RESULTS)}",
                           errors=[{"field": "result", "message": f"expected one of {', '.join(CALLBACK_RESULTS)}"}])
         await callback(session, rt, wo, result, actor, now, note=text_field(body, "note", required=False))
     elif action == "appeal":
@@ -166,7 +166,7 @@ async def _take(session: AsyncSession, rt: Runtime, wo: WorkOrder, evaluation: E
     elif action == "decide-appeal":
         upheld = body.get("upheld")
         if not isinstance(upheld, bool):
-            raise Refused(422, "upheld: expected true or false",
+            raise Invalid("upheld: expected true or false",
                           errors=[{"field": "upheld", "message": "expected true or false"}])
         note = text_field(body, "note", required=False)
         await audit.record(session, now, actor.name, audit.APPEAL, target=("work_order", wo.id), address=address,
