@@ -485,7 +485,9 @@ class Running:
 async def start_double(provider: str, twilio_sid: str, twilio_token: str) -> Running:
     """The provider's double on a free port of 127.0.0.1. The fakes are the tests' own (tests/fakes), so the bench
     meets the same protocol checks (signatures, templates, PDU layouts) the tests do."""
-    sys.path.insert(0, str(ROOT / "tests"))
+    # The project first: tests/bot, tests/store … are folders of tests and must not stand for its packages.
+    sys.path[:0] = [str(ROOT)] if str(ROOT) not in sys.path else []
+    sys.path.append(str(ROOT / "tests"))
     key_of = {code: key for key, aliyun, tencent, _p, _x in templates() for code in (aliyun, tencent)}
 
     if provider == "aliyun":

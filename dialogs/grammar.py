@@ -216,7 +216,7 @@ class Reading:
 def fold(text: str) -> str:
     """The form the grammar reads: NFKC (full-width → ASCII), ASCII lower case, simplified characters,
     links removed, blanks dropped except between two ASCII letters or digits (不 满意 is 不满意; 1 2 stays two)."""
-    t = unicodedata.normalize("NFKC", text or "")
+    t = _drop_spacing_accents(unicodedata.normalize("NFKC", text or ""))
     t = _FOLDABLE.sub(_fold_char, t)
     t = _URL.sub(" ", t)
     if len(_LIST_ITEM.findall(t)) >= 2:  # "1.排队太久\n2.态度差" numbers complaints, not grades
@@ -224,6 +224,17 @@ def fold(text: str) -> str:
     t = _PERCENT.sub("百分百", t)
     t = _PINYIN_PHRASE.sub(_hanzi, t)
     return _SPACES.sub(_keep_space, t).strip()
+
+
+def _drop_spacing_accents(t: str) -> str:
+    """NFKC turns a spacing accent typed as decoration (¯ ´ ¨ ˜) into a blank and a combining mark; once the
+    blanks go, the mark would sit on the word before it ("一¯" read as no numeral). A mark on a blank goes."""
+    out: list[str] = []
+    for ch in t:
+        if unicodedata.category(ch) in ("Mn", "Me") and (not out or out[-1].isspace()):
+            continue
+        out.append(ch)
+    return "".join(out)
 
 
 def simplified(text: str) -> str:

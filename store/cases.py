@@ -39,9 +39,10 @@ async def _locked(session: AsyncSession, which: Any) -> Sequence[Case]:
 
     A rating of a batch's case goes on to its siblings (Shantou art. 24), and a bundle rating to the bundle's
     items (art. 31). Locking the case first and its siblings after lets two ratings of two cases of one group
-    each hold one and wait for the other: PostgreSQL aborts one with "deadlock detected" (tests/test_lock_order.py
-    made it happen at the first try). Taken in id order, the whole group is waited for, never half-held. A case
-    in no group locks itself alone, still in one round trip. The batch and bundle of a case never change.
+    each hold one and wait for the other: PostgreSQL aborts one with "deadlock detected"
+    (tests/system/test_lock_order.py made it happen at the first try). Taken in id order, the whole group is
+    waited for, never half-held. A case in no group locks itself alone, still in one round trip. The batch and
+    bundle of a case never change.
     """
     me = select(col(Case.id).label("id"), col(Case.batch_no).label("batch_no"),
                 col(Case.bundle_no).label("bundle_no"), col(Case.agency_code).label("agency_code")

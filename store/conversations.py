@@ -95,7 +95,7 @@ async def close_for_case(session: AsyncSession, case_id: int, now: datetime) -> 
 
     The message's transaction holds the conversation and then locks the case; a rating holds the case (its
     caller locked it) and would wait here for the conversation: each waits for the other and PostgreSQL aborts
-    one (tests/test_lock_order.py). Skipping it is safe: the message gets the case after this rating commits,
+    one (tests/system/test_lock_order.py). Skipping it is safe: the message gets the case after this rating commits,
     sees it rated (bot/inbound/conversation.py: "rated elsewhere meanwhile") and saves its conversation itself.
     """
     about = col(Conversation.case_id) == case_id

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import os
 import secrets
 import shutil
 from collections.abc import AsyncIterator, Iterator
@@ -27,28 +26,11 @@ from fakes.twilio_api import FakeTwilio
 from fakes.wechat_api import FakeWeChat
 from helpers import PUBLIC_URL, TOKEN, WX, Clock, Hcp
 from redis.exceptions import ConnectionError as RedisConnectionError
-from sqlmodel import SQLModel
+from servers import ALL_BACKENDS, BACKENDS, CI, PG_ADMIN, REDIS_URL, truncate, unavailable  # noqa: F401
 
-import store.models  # noqa: F401  (the tables, for truncation)
 from bot.infra.config import Settings
 from bot.infra.runtime import Runtime, open_runtime
 from bot.web.app import build_app
-
-CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
-PG_ADMIN = os.environ.get("HCP_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("HCP_TEST_REDIS", "redis://127.0.0.1:6379/0")
-
-# (database, state) pairs. Most tests run on the first two; the end-to-end loop on all four.
-BACKENDS = [pytest.param(("sqlite", "memory"), id="sqlite-memory"),
-            pytest.param(("postgres", "redis"), id="postgres-redis")]
-ALL_BACKENDS = [*BACKENDS, pytest.param(("sqlite", "redis"), id="sqlite-redis"),
-                pytest.param(("postgres", "memory"), id="postgres-memory")]
-
-
-def unavailable(what: str, why: object) -> None:
-    if CI:
-        pytest.fail(f"{what} is required under CI=true but is not reachable: {why}", pytrace=False)
-    pytest.skip(f"{what} not reachable ({why}); under CI=true this fails")
 
 
 def run_isolated(coro: Any) -> Any:
@@ -92,25 +74,6 @@ def pg_database() -> Iterator[str]:
     run_isolated(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-async def truncate(url: str) -> None:
-    """Empty every table and restart every id, as a fresh database would be.
-
-    DELETE with the triggers switched off for this session (we are a superuser here) rather than
-    TRUNCATE: TRUNCATE makes new files for each table, ~90 ms a test against ~15 ms for a handful of rows.
-    """
-    import asyncpg
-
-    tables = [t.name for t in reversed(SQLModel.metadata.sorted_tables)]
-    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://", 1), timeout=10)
-    try:
-        sequences = [r[0] for r in await conn.fetch("SELECT oid::regclass::text FROM pg_class WHERE relkind = 'S'")]
-        await conn.execute("SET session_replication_role = replica;"
-                           + "".join(f'DELETE FROM "{name}";' for name in tables)
-                           + "".join(f"SELECT setval('{seq}', 1, false);" for seq in sequences))
-    finally:
-        await conn.close()
-
-
 @pytest.fixture
 def keep_logging() -> Iterator[None]:
     """bot.cli.main sets the process's logging up (root handlers, levels): put it back after each test, so
@@ -139,7 +102,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A SQLite file migrated once by the migrations themselves; each test gets a copy of it.
 
     Running the migrations again for every test cost ~150 ms each (about two minutes of the suite);
-    tests/test_migrations.py still migrates fresh files from nothing.
+    tests/store/test_migrations.py still migrates fresh files from nothing.
     """
     from store import migrate
     from store.engine import Database
@@ -270,6 +233,18 @@ async def rt(settings: Settings, clock: Clock) -> AsyncIterator[Runtime]:
 async def hcp(rt: Runtime, aiohttp_client, fake_twilio: FakeTwilio, fake_wechat: FakeWeChat, clock: Clock) -> Hcp:
     client = await aiohttp_client(build_app(rt))
     return Hcp(rt=rt, client=client, twilio=fake_twilio, clock=clock, wechat=fake_wechat)
+
+
+# The folders of tests/ mirror the code; each is a marker too (`pytest -m dialogs`, or `pytest tests/dialogs`).
+LAYERS = ("dialogs", "channels", "store", "bot", "web", "browser", "system")
+TESTS = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        parts = Path(item.path).resolve().relative_to(TESTS).parts
+        if len(parts) > 1 and parts[0] in LAYERS:
+            item.add_marker(parts[0])
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

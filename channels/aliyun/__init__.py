@@ -40,7 +40,8 @@ DEFAULT_ENDPOINT = "dysmsapi.aliyuncs.com"
 UP_PATH = "/webhooks/aliyun/sms/{token}/up"
 REPORT_PATH = "/webhooks/aliyun/sms/{token}/report"
 # The acknowledgement the contract names, {"code": 0, "msg": "成功"} (Aliyun checks only that `code` is a number).
-# Written as JSON escapes: it is protocol, not words for people, which come from the catalogs (tests/test_locales.py).
+# Written as JSON escapes: it is protocol, not words for people, which come from the catalogs
+# (tests/bot/infra/test_locales.py).
 RECEIVED = json.loads('{"code": 0, "msg": "\\u6210\\u529f"}')
 
 

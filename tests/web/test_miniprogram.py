@@ -1,0 +1,174 @@
+"""Mini-program: subscribe-message reminders (43101 falls back to SMS), shared access tokens, and the
+small backend the mini-program's page talks to."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from helpers import WX
+from servers import BACKENDS
+
+from bot.infra.runtime import open_runtime
+
+LONG_ITEM = "不动产登记（国有建设用地使用权及房屋所有权首次登记）"  # 27 characters
+
+
+async def mp_case(hcp, openid=None, phone=None, **kw):
+    openid = openid or hcp.new_openid()
+    applicant = {"name": "赵六", "locale": "zh-CN", "mp_openid": openid}
+    if phone:
+        applicant["phone"] = phone
+    doc = await hcp.post_case(applicant=applicant, **kw)
+    return doc["case_no"], openid
+
+
+def mp_tokens(hcp) -> list[dict]:
+    return [t for t in hcp.wechat.tokens_issued if t["appid"] == WX["mp_app_id"]]
+
+
+@pytest.mark.parametrize("backend", BACKENDS, indirect=True)
+async def test_the_reminder_is_a_subscribe_message_with_fields_cut_to_fit(hcp):
+    phone = hcp.new_phone()
+    case_no, openid = await mp_case(hcp, phone=phone, item_name=LONG_ITEM)
+
+    counts = await hcp.tick("2026-11-21T10:00:00+08:00")
+
+    assert (counts["reminders"], counts["sent"]) == (1, 1)
+    [sent] = hcp.wechat.sent_of("subscribe", openid)
+    body = sent["body"]
+    assert body["template_id"] == WX["template_id"] and body["page"].startswith("pages/rate/index?token=")
+    assert body["data"]["thing1"]["value"] == LONG_ITEM[:20]
+    assert body["data"]["time2"]["value"] == "2026-11-20 10:00"
+    assert body["data"]["thing3"]["value"] == "汕头市公安局金平分局"
+    token = body["page"].split("token=", 1)[1]
+    assert hcp.rt.links.case_id(token) == (await hcp.case(case_no))["id"]
+    assert hcp.twilio.sms_to(phone) == []  # the subscribe message was enough
+    assert [(r["channel"], r["status"]) for r in (await hcp.case(case_no))["reminders"]] == [("miniprogram", "sent")]
+
+
+@pytest.mark.parametrize("backend", BACKENDS, indirect=True)
+async def test_a_refused_subscribe_message_falls_back_to_sms_in_the_same_tick(hcp):
+    phone = hcp.new_phone()
+    case_no, openid = await mp_case(hcp, phone=phone)
+    hcp.wechat.refuse_subscribe(openid)
+
+    counts = await hcp.tick("2026-11-21T10:00:00+08:00")
+    again = await hcp.tick("2026-11-21T11:00:00+08:00")
+
+    assert counts["sent"] == 1 and again["sent"] == 0
+    assert len(hcp.twilio.sms_to(phone)) == 1
+    reminders = sorted((r["channel"], r["status"]) for r in (await hcp.case(case_no))["reminders"])
+    assert reminders == [("miniprogram", "refused"), ("sms", "sent")]
+
+
+async def test_a_refused_subscribe_message_without_a_phone_is_recorded(hcp):
+    case_no, openid = await mp_case(hcp)
+    hcp.wechat.refuse_subscribe(openid)
+
+    await hcp.tick("2026-11-21T10:00:00+08:00")
+    await hcp.tick("2026-11-22T10:00:00+08:00")
+
+    assert [(r["channel"], r["status"]) for r in (await hcp.case(case_no))["reminders"]] == \
+        [("miniprogram", "refused")]
+
+
+async def test_the_access_token_is_fetched_once_for_many_sends_and_again_after_40001(hcp):
+    for _ in range(3):
+        await mp_case(hcp)
+    await hcp.tick("2026-11-21T10:00:00+08:00")
+    assert len(mp_tokens(hcp)) == 1 and len(hcp.wechat.sent_of("subscribe")) == 3
+
+    hcp.wechat.expire_tokens()
+    await mp_case(hcp, completed_at="2026-11-20T11:00:00+08:00")
+    counts = await hcp.tick("2026-11-21T11:00:00+08:00")
+
+    assert counts["sent"] == 1 and len(mp_tokens(hcp)) == 2
+
+
+@pytest.mark.parametrize("backend", [("postgres", "redis"), ("sqlite", "redis")], indirect=True,
+                         ids=["postgres-redis", "sqlite-redis"])
+async def test_processes_share_one_token_through_redis_and_only_one_refreshes(hcp):
+    other = await open_runtime(hcp.rt.settings)
+    try:
+        tokens = await asyncio.gather(*(rt.mp_api.token() for rt in (hcp.rt, other, hcp.rt, other)))
+        assert len(set(tokens)) == 1 and len(mp_tokens(hcp)) == 1
+        hcp.wechat.expire_tokens()
+        await mp_case(hcp)
+        await hcp.tick("2026-11-21T10:00:00+08:00")  # 40001 once: this process refreshes
+        assert len(mp_tokens(hcp)) == 2
+        assert await other.mp_api.token() == mp_tokens(hcp)[-1]["token"]  # and the other one sees it
+    finally:
+        await other.close()
+
+
+# --- the backend of the mini-program's page -----------------------------------------------------------
+
+async def login(hcp, openid):
+    code = "code-" + openid[-6:]
+    hcp.wechat.add_login(code, openid)
+    resp = await hcp.client.post("/api/mp/v1/login", json={"code": code})
+    assert resp.status == 200, await resp.text()
+    doc = await resp.json()
+    assert openid not in str(doc)
+    return {"Authorization": f"Bearer {doc['session']}"}
+
+
+@pytest.mark.parametrize("backend", BACKENDS, indirect=True)
+async def test_login_list_and_rate_then_follow_up(hcp):
+    case_no, openid = await mp_case(hcp)
+    await mp_case(hcp)  # someone else's
+    auth = await login(hcp, openid)
+
+    listed = await (await hcp.client.get("/api/mp/v1/cases", headers=auth)).json()
+    [item] = listed["cases"]
+    first = await hcp.client.post("/api/mp/v1/ratings", headers=auth,
+                                  json={"token": item["token"], "grade": "dissatisfied", "reasons": ["trips"]})
+    again = await (await hcp.client.get("/api/mp/v1/cases", headers=auth)).json()
+    followup = await hcp.client.post("/api/mp/v1/ratings", headers=auth,
+                                     json={"case_no": case_no, "grade": "satisfied"})
+    third = await hcp.client.post("/api/mp/v1/ratings", headers=auth, json={"case_no": case_no, "grade": "satisfied"})
+
+    assert (item["case_no"], item["rating"]) == (case_no, "first")
+    assert first.status == 201 and [c["rating"] for c in again["cases"]] == ["followup"]
+    assert (followup.status, third.status) == (201, 409)
+    evs = await hcp.evaluations(case_no)
+    assert [(e["grade"], e["channel"], e["is_followup"]) for e in evs] == \
+        [("dissatisfied", "miniprogram", False), ("satisfied", "miniprogram", True)]
+
+
+async def test_one_person_cannot_rate_anothers_case(hcp):
+    theirs, _ = await mp_case(hcp)
+    _, mine = await mp_case(hcp)
+    auth = await login(hcp, mine)
+
+    resp = await hcp.client.post("/api/mp/v1/ratings", headers=auth, json={"case_no": theirs, "grade": "satisfied"})
+
+    assert resp.status == 404 and await hcp.evaluations(theirs) == []
+
+
+async def test_sessions_are_refused_when_missing_forged_or_expired(hcp):
+    _, openid = await mp_case(hcp)
+    auth = await login(hcp, openid)
+    forged = {"Authorization": auth["Authorization"][:-3] + "AAA"}
+
+    assert (await hcp.client.get("/api/mp/v1/cases")).status == 401
+    assert (await hcp.client.get("/api/mp/v1/cases", headers=forged)).status == 401
+    hcp.clock.advance(hours=2, seconds=1)
+    assert (await hcp.client.get("/api/mp/v1/cases", headers=auth)).status == 401
+
+
+async def test_a_bad_login_code_is_401_and_a_missing_one_422(hcp):
+    unknown = await hcp.client.post("/api/mp/v1/login", json={"code": "never-issued"})
+    missing = await hcp.client.post("/api/mp/v1/login", json={})
+    assert (unknown.status, missing.status) == (401, 422)
+
+
+async def test_a_bad_rating_body_is_422(hcp):
+    case_no, openid = await mp_case(hcp)
+    auth = await login(hcp, openid)
+
+    resp = await hcp.client.post("/api/mp/v1/ratings", headers=auth, json={"case_no": case_no, "grade": "dissatisfied"})
+
+    assert resp.status == 422 and "reasons" in await resp.text()
+    assert await hcp.evaluations(case_no) == []
