@@ -11,6 +11,8 @@ that the house cannot drift back.
   hides a cycle from Python, not from a reader.
 - Domain errors carry no HTTP status: outside `bot/web/`, nothing raises with a 4xx or 5xx number; the
   kinds of bot/infra/refusals.py are said in HTTP by bot/web/refusals.py alone.
+- Every key of the shared state is built in bot/infra/keys.py: no other module writes one of its namespaces
+  (`contact:`, `in:`, `console:` …) by hand.
 - Every database query lives in `store/`: no other module builds a statement (select, update, insert,
   delete, raw text, SQL functions); the others call store's functions with a session.
 """
@@ -133,6 +135,29 @@ def test_the_web_says_each_refusal_in_http() -> None:
     assert isinstance(barred, RatingRefused)  # a caller refusing ratings refuses a barred rater's too
 
 
+def state_keys_written(path: Path) -> list[str]:
+    """String literals (f-strings included) that begin like a key of one of bot/infra/keys.py's namespaces."""
+    from bot.infra.keys import NAMESPACES
+
+    found = []
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    inner = {id(v) for n in ast.walk(tree) if isinstance(n, ast.JoinedStr) for v in n.values}
+    for node in ast.walk(tree):
+        if id(node) in inner:
+            continue  # a piece of an f-string: read with it
+        first = node.values[0] if isinstance(node, ast.JoinedStr) and node.values else node
+        if isinstance(first, ast.Constant) and isinstance(first.value, str) \
+                and any(first.value.startswith(ns + ":") for ns in NAMESPACES):
+            found.append(first.value)
+    return found
+
+
+def test_every_state_key_is_built_in_one_place() -> None:
+    written = {name: found for name, path in MODULES.items()
+               if name.startswith("bot.") and name != "bot.infra.keys" and (found := state_keys_written(path))}
+    assert not written, f"state keys written outside bot/infra/keys.py: {written}"
+
+
 def upward(graph: dict[str, set[str]]) -> dict[str, list[str]]:
     """The bot modules importing a room above their own."""
     wrong = {}
@@ -184,6 +209,12 @@ def test_the_query_check_sees_a_statement_built_outside_store(tmp_path: Path) ->
     module.write_text("from sqlalchemy import update\nfrom sqlmodel import col, select\n"
                       "from sqlmodel.ext.asyncio.session import AsyncSession\n", encoding="utf-8")
     assert query_builders(module) == ["update", "col", "select"]
+
+
+def test_the_key_check_sees_a_key_written_by_hand(tmp_path: Path) -> None:
+    module = tmp_path / "somewhere.py"
+    module.write_text('KEY = f"sim:{1}"\nOTHER = "login:pair:x"\nFINE = "simple"\n', encoding="utf-8")
+    assert state_keys_written(module) == ["sim:", "login:pair:x"]
 
 
 def test_the_checks_catch_what_they_are_for() -> None:

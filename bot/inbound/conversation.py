@@ -18,6 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.figures.reporting import queue as reporting
 from bot.inbound import callback_answer
+from bot.infra import keys
 from bot.infra.i18n import SOURCE
 from bot.infra.runtime import Runtime
 from bot.infra.state import StateUnavailable
@@ -71,9 +72,9 @@ async def handle(rt: Runtime, inbound: Inbound, contact_channel: str) -> Answer:
     """
     inbound = replace(inbound, text=clean(inbound.text), address=clean(inbound.address),
                       message_id=clean(inbound.message_id) if inbound.message_id else inbound.message_id)
-    dedupe_key = f"in:{inbound.channel}:{inbound.message_id}" if inbound.message_id else None
+    dedupe_key = keys.inbound_seen(inbound.channel, inbound.message_id) if inbound.message_id else None
     address_hash = rt.sealer.lookup_hash(contact_channel, inbound.address)
-    async with rt.state.lock(f"contact:{contact_channel}:{address_hash}"):
+    async with rt.state.lock(keys.contact(contact_channel, address_hash)):
         if dedupe_key and await rt.state.get(dedupe_key) is not None:
             answer = Answer([], duplicate=True)
         else:

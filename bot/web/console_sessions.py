@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.infra import keys
 from bot.infra.state import RedisState, SessionState
 from bot.work_orders.users import b64, fingerprint, unb64
 from store.models import User
@@ -75,7 +76,7 @@ class Sessions:
                                  expires_at=now + TTL, fingerprint=fingerprint(user),
                                  epoch=user.session_epoch)
         if self.in_redis:
-            await self.state.put(f"console:session:{session.sid}", session.to_json(), int(TTL.total_seconds()))
+            await self.state.put(keys.console_session(session.sid), session.to_json(), int(TTL.total_seconds()))
             return session.sid, session
         payload = b64(session.to_json().encode())
         return f"{payload}.{self._mac(payload)}", session
@@ -86,7 +87,7 @@ class Sessions:
         if not cookie or len(cookie) > 1024:
             return None
         if self.in_redis:
-            found = await self.state.get(f"console:session:{cookie}")
+            found = await self.state.get(keys.console_session(cookie))
             session = ConsoleSession.from_json(found) if found else None
         else:
             payload, _, mac = cookie.partition(".")
@@ -103,7 +104,7 @@ class Sessions:
     async def end(self, db: AsyncSession, session: ConsoleSession) -> None:
         """Log out: this session (Redis), or every session of the user begun until now (signed cookies)."""
         if self.in_redis:
-            await self.state.delete(f"console:session:{session.sid}")
+            await self.state.delete(keys.console_session(session.sid))
             return
         user = await db.get(User, session.user_id)
         if user is not None and user.session_epoch == session.epoch:

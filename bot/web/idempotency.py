@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from pydantic_core import from_json
 
+from bot.infra import keys
 from bot.infra.state import StateUnavailable
 from bot.web.common import error, json_response, runtime
 
@@ -57,7 +58,7 @@ async def idempotent(request: web.Request, scope: str, produce: Callable[[], Awa
         return error(400, KEY_RULE)
     rt = runtime(request)
     fingerprint = _fingerprint(request, await request.read())
-    name = f"idem:{scope}:{given}"
+    name = keys.idempotency(scope, given)
     async with rt.state.lock(name):
         stored = await rt.state.get(name)
         if stored is not None:

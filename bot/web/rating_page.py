@@ -37,6 +37,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.infra import keys
 from bot.infra.i18n import local_day, local_time
 from bot.infra.limits import text_problem
 from bot.infra.runtime import Runtime
@@ -269,7 +270,7 @@ async def submit(request: web.Request) -> web.StreamResponse:
     error = _problem(rt, locale, chosen)
     if error is None:
         thanks = request.path + _query(request, thanks="1")
-        once = f"form:{case.id}:{token}" if token else None
+        once = keys.rating_form(case.id, token) if token else None
         guard: AbstractAsyncContextManager[None] = rt.state.lock(once) if once else nullcontext()
         async with guard:  # a copy sent at the same moment waits here, then finds the token used
             if once and await rt.state.get(once) is not None:

@@ -34,6 +34,7 @@ from typing import Any
 
 from bot.duties import scheduler
 from bot.inbound import conversation, hotline
+from bot.infra import keys
 from bot.infra.i18n import SOURCE
 from bot.infra.runtime import Runtime, open_runtime
 from bot.policy.rules import TEMPLATE_PROVIDERS, Policy, sms_templates
@@ -182,12 +183,12 @@ class Simulator:
     async def load(self, sim_id: str | None) -> Sim | None:
         if not sim_id or len(sim_id) > 64:
             return None
-        found = await self.service.state.get(f"sim:{sim_id}")
+        found = await self.service.state.get(keys.simulation(sim_id))
         return Sim.from_json(found) if found else None
 
     async def save(self, sim: Sim) -> None:
         sim.log = sim.log[-LOG_MAX:]
-        await self.service.state.put(f"sim:{sim.id}", sim.to_json(), TTL)
+        await self.service.state.put(keys.simulation(sim.id), sim.to_json(), TTL)
 
     def now(self, sim: Sim) -> datetime:
         """The simulated instant, to the second (as people read clocks)."""

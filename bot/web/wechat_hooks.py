@@ -27,6 +27,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from bot.delivery import sender
 from bot.inbound import conversation
+from bot.infra import keys
 from bot.infra.runtime import Runtime
 from bot.infra.state import StateUnavailable
 from bot.web.common import now, runtime
@@ -100,7 +101,7 @@ async def _first_body_of_its_signature(rt: Runtime, signature: str, body: bytes)
     WeChat signs them sorted and joined, so the same signature also holds for the two swapped.
     """
     digest = hashlib.sha256(body).hexdigest()
-    first = await rt.state.claim(f"wechat:signed:{signature}", digest, SIGNED_QUERY_TTL)
+    first = await rt.state.claim(keys.wechat_signed(signature), digest, SIGNED_QUERY_TTL)
     return first is None or hmac.compare_digest(first, digest)
 
 

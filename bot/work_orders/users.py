@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.infra import audit
+from bot.infra import audit, keys
 from bot.infra.runtime import Runtime
 from bot.work_orders.actors import ROLE_NAMES, Actor
 from store import users as user_store
@@ -211,9 +211,9 @@ async def authenticate(rt: Runtime, username: str, password: str, address: str |
     """
     state, now, where = rt.state, rt.clock().timestamp(), address or "-"
     pair = hashlib.sha256(f"{username[:64]}\0{where}".encode()).hexdigest()[:32]
-    gate, known = f"login:pair:{pair}", f"login:known:{pair}"
+    gate, known = keys.login_pair(pair), keys.login_known(pair)
     window = int(now // ADDRESS_WINDOW)
-    budget = None if await state.get(known) is not None else f"login:addr:{where}:{window}"
+    budget = None if await state.get(known) is not None else keys.login_budget(where, window)
     if budget is not None and await state.hit(budget, 2 * ADDRESS_WINDOW) > ADDRESS_FAILURES:
         await state.hit(budget, 2 * ADDRESS_WINDOW, -1)
         raise LoginRefused(max(1, math.ceil((window + 1) * ADDRESS_WINDOW - now)))
