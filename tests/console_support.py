@@ -12,6 +12,7 @@ from markupsafe import escape
 
 from bot.infra.i18n import SOURCE
 from bot.work_orders import users
+from store import users as user_store
 
 PASSWORD = "correct horse battery staple"
 AGENCY_A = "11440500MB2C01234X"  # Hcp.case_body's agency
@@ -174,7 +175,7 @@ async def logged_in(hcp: Hcp, name: str, role: str, *agencies: str) -> Browser:
 
 async def update_user(hcp: Hcp, name: str, **values: Any) -> None:
     async with hcp.rt.db.write() as session:
-        user = await users.by_name(session, name)
+        user = await user_store.by_name(session, name)
         assert user is not None
         for key, value in values.items():
             setattr(user, key, value)

@@ -32,6 +32,7 @@ from bot.policy.rules import PolicyError, load_policy
 from bot.web.app import build_app, runner_options
 from bot.work_orders import users
 from store import migrate
+from store import users as user_store
 from store.engine import Database
 
 log = logging.getLogger("haochaping")
@@ -125,10 +126,10 @@ async def users_command(settings: Settings, args: argparse.Namespace, password: 
                                           display_name=args.name, actor=actor)
                 return {"created": user.username, "role": user.role, "agencies": user.agencies}
             if args.users_command == "list":
-                rows = await users.all_users(session)
+                rows = await user_store.every(session)
                 return {"users": [{"username": u.username, "role": u.role, "agencies": u.agencies,
                                    "disabled": u.disabled_at is not None} for u in rows]}
-            user = await users.by_name(session, args.username)
+            user = await user_store.by_name(session, args.username)
             if user is None:
                 raise users.UserError(f"no user {args.username!r}")
             if args.users_command == "disable":

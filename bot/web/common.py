@@ -7,10 +7,12 @@ import json
 from datetime import datetime
 from functools import partial
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 from pydantic_core import from_json
 
+from bot.infra.limits import MAX_ID
 from bot.infra.runtime import Runtime
 
 RUNTIME = web.AppKey("runtime", Runtime)
@@ -84,3 +86,20 @@ def query_bool(request: web.Request, name: str, errors: list[dict[str, str]]) ->
         return False
     errors.append({"field": name, "message": "expected true or false"})
     return None
+
+
+def query_after(request: web.Request, errors: list[dict[str, str]], what: str = "an id") -> int | None:
+    """A list's keyset cursor (`after=<id>`): None when absent; beyond the store's ids it is an empty page."""
+    raw = request.query.get("after")
+    if raw is None or raw == "":
+        return None
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 12):
+        errors.append({"field": "after", "message": f"expected {what}"})
+        return None
+    return min(int(raw), MAX_ID)
+
+
+def next_page(request: web.Request, last_id: int | None) -> str:
+    """The same list's next page: the request's query, `after` the last id shown."""
+    query = {k: v for k, v in request.query.items() if k != "after"}
+    return f"{request.path}?{urlencode({**query, 'after': str(last_id)})}"

@@ -8,16 +8,25 @@ bot/rating/intermediaries.py; this module reads the request, maps the answers to
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode
 
 from aiohttp import web
 
-from bot.infra.limits import MAX_ID, parse_id
+from bot.infra.limits import parse_id
 from bot.infra.refusals import Refusal
 from bot.rating import intermediaries
 from bot.rating.intake import FieldError
 from bot.web import idempotency, refusals
-from bot.web.common import error, json_response, now, query_bool, read_json, require_token, runtime
+from bot.web.common import (
+    error,
+    json_response,
+    next_page,
+    now,
+    query_after,
+    query_bool,
+    read_json,
+    require_token,
+    runtime,
+)
 from bot.web.stats import period
 from store import intermediaries as store
 
@@ -37,22 +46,11 @@ def _idempotent_scope(request: web.Request) -> str:
     return idempotency.scope_of("api", request.headers.get("Authorization", "").partition(" ")[2].strip())
 
 
-def _after(request: web.Request, errors: list[dict[str, str]]) -> int | None:
-    raw = request.query.get("after")
-    if raw is None or raw == "":
-        return None
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= 12):
-        errors.append({"field": "after", "message": "expected an id"})
-        return None
-    return min(int(raw), MAX_ID)
-
-
 def _page(request: web.Request, key: str, docs: list[dict[str, Any]], more: bool) -> web.Response:
     """A page of at most PAGE rows, and `next` (the same query, after the last id) when there are more."""
     answer: dict[str, Any] = {key: docs}
     if more:
-        query = {k: v for k, v in request.query.items() if k != "after"}
-        answer["next"] = f"{request.path}?{urlencode({**query, 'after': str(docs[-1]['id'])})}"
+        answer["next"] = next_page(request, docs[-1]["id"])
     return json_response(answer)
 
 
@@ -81,7 +79,7 @@ async def list_ratings(request: web.Request) -> web.Response:
     require_token(request)
     rt = runtime(request)
     bounds, errors = period(request)
-    after = _after(request, errors)
+    after = query_after(request, errors)
     code = request.query.get("intermediary_code") or None
     if code is not None and len(code) > 100:
         errors.append({"field": "intermediary_code", "message": "at most 100 characters"})
@@ -150,7 +148,7 @@ async def list_complaints(request: web.Request) -> web.Response:
     project_no = request.query.get("project_no") or None
     if project_no is not None and len(project_no) > 100:
         errors.append({"field": "project_no", "message": "at most 100 characters"})
-    after = _after(request, errors)
+    after = query_after(request, errors)
     if errors:
         return _unprocessable(errors)
     filters = store.ComplaintFilters(overdue=overdue, answered=STATUSES[status] if status else None,

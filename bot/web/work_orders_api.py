@@ -11,7 +11,6 @@ import json
 import logging
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlencode
 
 from aiohttp import web
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -20,7 +19,7 @@ from bot.infra.limits import MAX_ID, code_problem, parse_id
 from bot.infra.refusals import Refusal
 from bot.infra.runtime import Runtime
 from bot.web import refusals, views
-from bot.web.common import authorized, error, json_response, now, query_bool, read_json, runtime
+from bot.web.common import authorized, error, json_response, next_page, now, query_after, query_bool, read_json, runtime
 from bot.work_orders import actors, users
 from bot.work_orders import deadlines as work_order_deadlines
 from bot.work_orders import lifecycle as work_orders
@@ -95,25 +94,22 @@ async def list_work_orders(request: web.Request) -> web.Response:
     if status is not None and status not in STATUSES:
         return json_response({"errors": [{"field": "status", "message": f"expected one of {', '.join(STATUSES)}"}]},
                              status=422)
-    after = request.query.get("after")
-    if after is not None and not (after.isascii() and after.isdigit() and len(after) <= 12):
-        return json_response({"errors": [{"field": "after", "message": "expected a work order id"}]}, status=422)
+    errors: list[dict[str, str]] = []
+    after = query_after(request, errors, "a work order id")
+    if errors:
+        return json_response({"errors": errors}, status=422)
     filters = store.Filters(status=status, agency_code=request.query.get("agency_code") or None,
                             overdue=_bool(request, "overdue"), agencies=who.agencies,
                             agent_queue=_bool(request, "agent_queue"))
     stamp = now(request)
     async with rt.db.read() as session:
-        rows = await store.listing(session, filters, PAGE + 1, min(int(after), MAX_ID) if after else None)
+        rows = await store.listing(session, filters, PAGE + 1, after)
         facts = await work_order_deadlines.facts_for(session, rows[:PAGE])  # the page's histories, in one query
         docs = [await _doc(session, rt, wo, stamp, facts=facts.get(wo.id or 0)) for wo in rows[:PAGE]]
     answer: dict[str, Any] = {"work_orders": docs}
     if len(rows) > PAGE:
-        answer["next"] = f"{request.path}?{_next_query(request, rows[PAGE - 1].id)}"
+        answer["next"] = next_page(request, rows[PAGE - 1].id)
     return json_response(answer)
-
-
-def _next_query(request: web.Request, last_id: int | None) -> str:
-    return urlencode({**{k: v for k, v in request.query.items() if k != "after"}, "after": str(last_id)})
 
 
 async def _doc(session: AsyncSession, rt: Runtime, wo: WorkOrder, stamp: datetime, *, history: bool = False,

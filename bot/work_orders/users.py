@@ -137,7 +137,7 @@ async def create(session: AsyncSession, username: str, role: str, agencies: list
                  now: datetime, display_name: str | None = None, *, actor: str = "system",
                  address: str | None = None) -> User:
     validate(username, role, agencies, password)
-    if (await by_name(session, username)) is not None:
+    if (await user_store.by_name(session, username)) is not None:
         raise UserError(f"the user {username!r} exists already")
     user = User(username=username, display_name=display_name, role=role, agencies=agencies,
                 password_hash=await new_hash(password), created_at=now, updated_at=now)
@@ -193,14 +193,6 @@ async def update(session: AsyncSession, user: User, now: datetime, *, actor: str
     return changes
 
 
-async def by_name(session: AsyncSession, username: str) -> User | None:
-    return await user_store.by_name(session, username)
-
-
-async def all_users(session: AsyncSession) -> list[User]:
-    return await user_store.every(session)
-
-
 async def authenticate(rt: Runtime, username: str, password: str, address: str | None) -> User:
     """The user, if the name and password match and the throttle lets the attempt be checked.
 
@@ -228,7 +220,7 @@ async def authenticate(rt: Runtime, username: str, password: str, address: str |
     success: bool | None = None  # None: not checked (an error on the way)
     try:
         async with rt.db.read() as session:
-            user = await by_name(session, username)
+            user = await user_store.by_name(session, username)
         matches = await check_password(password, user.password_hash if user else DUMMY_HASH)
         success = matches and user is not None and user.disabled_at is None
     finally:

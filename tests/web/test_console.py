@@ -48,6 +48,7 @@ from servers import BACKENDS
 from bot.infra.runtime import open_runtime
 from bot.web.app import build_app
 from bot.work_orders import users
+from store import users as user_store
 
 on_both = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
 EVIL = "https://evil.example"
@@ -368,7 +369,7 @@ async def test_a_signed_cookie_cannot_be_rewritten_to_another_user_or_a_later_ex
     assert mac, "the cookie (no Redis) holds the session and its signature"
     doc = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     async with hcp.rt.db.read() as session:
-        boss = await users.by_name(session, "boss")
+        boss = await user_store.by_name(session, "boss")
     for change in ({"uid": boss.id}, {"exp": doc["exp"] + 86400}):
         forged = base64.urlsafe_b64encode(json.dumps({**doc, **change}).encode()).decode().rstrip("=")
         assert await Browser(hcp, {SESSION_COOKIE: f"{forged}.{mac}"}).redirected_to_login("/console/queue"), change
