@@ -1,19 +1,20 @@
 """The SMS callback (回访) dialog: after the rectification is reviewed, the rater is asked by text
 whether it satisfied them (1 满意, 2 基本满意, 3 不满意). See callback.md for its states.
 
-Pure like the rating dialog: `step(state, text, now)` gives the next state (None when over), the
-replies and the result to record (bot/ stores it as the work order's callback result).
+Pure like the rating dialog and answering in the same `Outcome`: `step(state, inbound, ctx, rules, now)` gives
+the next state (None when over), the replies and a `RecordCallback` effect (bot/ stores it as the work order's
+callback result, exactly as an agent's).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from dialogs import messages as m
 from dialogs.parse import is_opt_out, parse_callback_result
-from dialogs.types import OptOut, Reply
+from dialogs.types import Context, Inbound, OptOut, Outcome, RecordCallback, Reply
 
 DIALOG = "callback"
 MAX_REPROMPTS = 2
@@ -21,6 +22,8 @@ MAX_REPROMPTS = 2
 
 @dataclass(frozen=True, slots=True)
 class CallbackState:
+    DIALOG: ClassVar[str] = DIALOG
+
     work_order_id: int
     case_id: int
     expires_at: datetime
@@ -35,31 +38,27 @@ class CallbackState:
         return cls(work_order_id=int(data["work_order_id"]), case_id=int(data["case_id"]),
                    expires_at=datetime.fromisoformat(data["expires_at"]), misses=int(data.get("misses") or 0))
 
-
-def is_callback(data: dict[str, Any] | None) -> bool:
-    return bool(data) and data.get("dialog") == DIALOG  # type: ignore[union-attr]
-
-
-@dataclass(frozen=True, slots=True)
-class CallbackOutcome:
-    state: CallbackState | None
-    replies: tuple[Reply, ...]
-    result: str | None = None
-    opt_out: OptOut | None = None
+    # The case was rated long ago: the answer goes to its work order, whose own lock orders the writes
+    # (the case is locked after the work order there, never before: bot/work_orders/lifecycle.py).
+    locks_case: ClassVar[bool] = False
+    blocks_rating: ClassVar[bool] = False
+    hands_over: ClassVar[bool] = False  # the question wants its answer; other cases wait
 
 
 def ask(work_order_id: int, case_id: int, item: str, completed_at: datetime, ttl: timedelta,
-        now: datetime) -> CallbackOutcome:
+        now: datetime) -> Outcome[CallbackState]:
     state = CallbackState(work_order_id, case_id, now + ttl)
-    return CallbackOutcome(state, (Reply(m.CALLBACK_ASK, {"item": item, "completed_at": completed_at}),))
+    return Outcome(state, (Reply(m.CALLBACK_ASK, {"item": item, "completed_at": completed_at}),))
 
 
-def step(state: CallbackState, text: str, now: datetime) -> CallbackOutcome:
+def step(state: CallbackState, inbound: Inbound, ctx: Context, rules: object, now: datetime) -> Outcome[CallbackState]:
+    """The rater's answer; `ctx` and `rules` are the rating dialog's and say nothing to this one."""
+    text = inbound.text
     if is_opt_out(text):
-        return CallbackOutcome(None, (Reply(m.OPTED_OUT),), opt_out=OptOut())
+        return Outcome(None, (Reply(m.OPTED_OUT),), (OptOut(),))
     result = parse_callback_result(text)
     if result is not None:
-        return CallbackOutcome(None, (Reply(m.CALLBACK_THANKS),), result)
+        return Outcome(None, (Reply(m.CALLBACK_THANKS),), (RecordCallback(state.work_order_id, result),))
     if state.misses >= MAX_REPROMPTS:
-        return CallbackOutcome(None, (Reply(m.CALLBACK_REPROMPT),))  # a 12345 agent will call instead
-    return CallbackOutcome(replace(state, misses=state.misses + 1), (Reply(m.CALLBACK_REPROMPT),))
+        return Outcome(None, (Reply(m.CALLBACK_REPROMPT),))  # a 12345 agent will call instead
+    return Outcome(replace(state, misses=state.misses + 1), (Reply(m.CALLBACK_REPROMPT),))

@@ -5,18 +5,24 @@ and wrong keys so far) rides in the query of the next `<Gather action=…>` URL,
 signs on every request. A flushed Redis or a restarted worker therefore loses nothing of a call, and
 a hang-up leaves nothing to clean up: an unfinished rating was never stored (CONTRACT).
 
-`press(state, digits, rules)` is pure: it returns what to say, which question to ask next (if any)
-and the rating to store when the caller has finished.
+`press(state, digits, about, rules)` is pure and answers in the `Outcome` every dialog answers in: what to
+say, the next question's state (None: hang up) and, once the caller has finished, the effect to store (the
+rating of the call's case, or the callback result of its work order: `about` is what the application knows
+the call is for, as the rating dialog's `Context` is). As JSON the state is an envelope like every dialog's
+(dialogs/registry.py).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from typing import Any, ClassVar
 
 from dialogs import messages as m
 from dialogs.grades import PROMPT_DIGITS, Grade
-from dialogs.types import Reply
+from dialogs.types import Outcome, RecordCallback, RecordRating, Reply
+
+DIALOG = "keypad"
 
 REPEAT = "0"
 MAX_SILENCES = 1  # "asked once more, then goodbye"
@@ -36,10 +42,29 @@ CALLBACK_KEYS: dict[str, str] = {"1": "satisfied", "2": "basically_satisfied", "
 
 @dataclass(frozen=True, slots=True)
 class KeyState:
+    DIALOG: ClassVar[str] = DIALOG
+
     ask: Ask = Ask.GRADE
     grade: Grade | None = None
     silences: int = 0
     invalid: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"dialog": DIALOG, "ask": self.ask.value, "grade": self.grade.value if self.grade else None,
+                "silences": self.silences, "invalid": self.invalid}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> KeyState:
+        return cls(ask=Ask(data["ask"]), grade=Grade(data["grade"]) if data.get("grade") else None,
+                   silences=int(data.get("silences") or 0), invalid=int(data.get("invalid") or 0))
+
+
+@dataclass(frozen=True, slots=True)
+class About:
+    """What a call is for, as the application knows it: the case rated, and a callback call's work order."""
+
+    case_id: int
+    work_order_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,19 +76,6 @@ class KeyRules:
         return tuple((i + 1, code) for i, code in enumerate(self.reasons[:MAX_REASON_KEYS]))
 
 
-@dataclass(frozen=True, slots=True)
-class KeyOutcome:
-    says: tuple[Reply, ...]
-    ask: KeyState | None  # the next question (gathered with this state), or None: hang up
-    grade: Grade | None = None  # a finished rating to store before answering
-    reasons: tuple[str, ...] = ()
-    result: str | None = None  # a callback result to store before answering
-
-    @property
-    def rating(self) -> bool:
-        return self.grade is not None
-
-
 def menu(state: KeyState, rules: KeyRules) -> Reply:
     if state.ask is Ask.GRADE:
         return Reply(m.VOICE_GRADE_MENU)
@@ -72,51 +84,50 @@ def menu(state: KeyState, rules: KeyRules) -> Reply:
     return Reply(m.VOICE_REASONS_MENU, {"key_reasons": rules.keyed})
 
 
-def start() -> KeyOutcome:
+def start() -> Outcome[KeyState]:
     """The call is handed over: greet and ask for the grade."""
-    state = KeyState()
-    return KeyOutcome((Reply(m.VOICE_WELCOME), Reply(m.VOICE_GRADE_MENU)), state)
+    return Outcome(KeyState(), (Reply(m.VOICE_WELCOME), Reply(m.VOICE_GRADE_MENU)))
 
 
-def start_callback(item: str) -> KeyOutcome:
+def start_callback(item: str) -> Outcome[KeyState]:
     """The automated callback call is answered: say what it is about and ask 1/2/3."""
-    return KeyOutcome((Reply(m.VOICE_CALLBACK_INTRO, {"item": item}), Reply(m.VOICE_CALLBACK_MENU)),
-                      KeyState(ask=Ask.CALLBACK))
+    return Outcome(KeyState(ask=Ask.CALLBACK), (Reply(m.VOICE_CALLBACK_INTRO, {"item": item}),
+                                                Reply(m.VOICE_CALLBACK_MENU)))
 
 
-def closed(key: str) -> KeyOutcome:
+def closed(key: str) -> Outcome[KeyState]:
     """Nothing to rate on this call (rated already, or the rater barred): say why and hang up."""
-    return KeyOutcome((Reply(key),), None)
+    return Outcome(None, (Reply(key),))
 
 
-def press(state: KeyState, digits: str | None, rules: KeyRules) -> KeyOutcome:
+def press(state: KeyState, digits: str | None, about: About, rules: KeyRules) -> Outcome[KeyState]:
     """The keys pressed at the current question; None or "" is silence (Gather timed out)."""
     keys = (digits or "").strip().rstrip("#")
     if not keys:
         if state.silences >= MAX_SILENCES:
-            return KeyOutcome((Reply(m.VOICE_GOODBYE),), None)
+            return Outcome(None, (Reply(m.VOICE_GOODBYE),))
         nxt = replace(state, silences=state.silences + 1)
-        return KeyOutcome((Reply(m.VOICE_NO_INPUT), menu(nxt, rules)), nxt)
+        return Outcome(nxt, (Reply(m.VOICE_NO_INPUT), menu(nxt, rules)))
     if keys == REPEAT:
-        return KeyOutcome((menu(state, rules),), state)
+        return Outcome(state, (menu(state, rules),))
     if state.ask is Ask.CALLBACK:
         result = CALLBACK_KEYS.get(keys)
-        if result is None:
+        if result is None or about.work_order_id is None:
             return _invalid(state, rules)
-        return KeyOutcome((Reply(m.VOICE_CALLBACK_THANKS),), None, result=result)
+        return Outcome(None, (Reply(m.VOICE_CALLBACK_THANKS),), (RecordCallback(about.work_order_id, result),))
     if state.ask is Ask.GRADE:
         grade = PROMPT_DIGITS.get(keys)
         if grade is None:
             return _invalid(state, rules)
         if not grade.is_bad:
-            return KeyOutcome((Reply(m.VOICE_THANKS),), None, grade)
+            return Outcome(None, (Reply(m.VOICE_THANKS),), (RecordRating(about.case_id, grade),))
         nxt = KeyState(ask=Ask.REASONS, grade=grade)
-        return KeyOutcome((menu(nxt, rules),), nxt)
+        return Outcome(nxt, (menu(nxt, rules),))
     codes = reason_keys(keys, rules)
     if codes is None:
         return _invalid(state, rules)
     assert state.grade is not None
-    return KeyOutcome((Reply(m.VOICE_THANKS_BAD),), None, state.grade, codes)
+    return Outcome(None, (Reply(m.VOICE_THANKS_BAD),), (RecordRating(about.case_id, state.grade, codes),))
 
 
 def reason_keys(keys: str, rules: KeyRules) -> tuple[str, ...] | None:
@@ -127,8 +138,8 @@ def reason_keys(keys: str, rules: KeyRules) -> tuple[str, ...] | None:
     return tuple(dict.fromkeys(by_key[k] for k in keys))
 
 
-def _invalid(state: KeyState, rules: KeyRules) -> KeyOutcome:
+def _invalid(state: KeyState, rules: KeyRules) -> Outcome[KeyState]:
     if state.invalid + 1 >= MAX_INVALID:
-        return KeyOutcome((Reply(m.VOICE_INVALID), Reply(m.VOICE_GOODBYE)), None)
+        return Outcome(None, (Reply(m.VOICE_INVALID), Reply(m.VOICE_GOODBYE)))
     nxt = replace(state, invalid=state.invalid + 1)
-    return KeyOutcome((Reply(m.VOICE_INVALID), menu(nxt, rules)), nxt)
+    return Outcome(nxt, (Reply(m.VOICE_INVALID), menu(nxt, rules)))

@@ -1,23 +1,29 @@
 """The rating dialog: from a reminder (or a person writing in) to a stored grade and reasons.
 
 See rating.md beside this file for the diagram of its states. The dialog is a pure function:
-`step(state, inbound, context, now)` returns an `Outcome` with the next state (None once the
-conversation is over), the replies to send and the effects to store. The application stores the
-effects before it sends the replies, so an acknowledgement never runs ahead of the store.
+`step(state, inbound, context, rules, now)` returns an `Outcome` (dialogs/types.py, the one shape every
+dialog answers in) with the next state (None once the conversation is over), the replies to send and the
+effects to store. The application stores the effects before it sends the replies, so an acknowledgement
+never runs ahead of the store.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
 from dialogs import messages as m
 from dialogs.grades import Grade
+from dialogs.keywords import KINDS as KEYWORD_KINDS
+from dialogs.keywords import keyword
 from dialogs.parse import clean_text, has_words, is_help, is_list_request, is_opt_out, parse_grade, read_reasons
-from dialogs.types import AddText, CaseView, Effect, Inbound, OptIn, OptOut, RecordRating, Reply
+from dialogs.types import AddText, CaseView, Context, Inbound, OptOut, Outcome, RecordRating, Reply
 
+__all__ = ["KEYWORD_KINDS", "Context", "Outcome", "keyword"]  # part of this dialog's surface, defined beside it
+
+DIALOG = "rating"
 OTHER = "other"
 
 
@@ -43,6 +49,8 @@ class Rules:
 
 @dataclass(frozen=True, slots=True)
 class State:
+    DIALOG: ClassVar[str] = DIALOG
+
     case_id: int
     step: Step
     expires_at: datetime
@@ -52,6 +60,7 @@ class State:
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "dialog": DIALOG,
             "case_id": self.case_id,
             "step": self.step.value,
             "expires_at": self.expires_at.isoformat(),
@@ -76,30 +85,21 @@ class State:
         """Whether the case is still waiting for its rating (not just for an optional sentence)."""
         return self.step is not Step.MORE_TEXT
 
+    @property
+    def locks_case(self) -> bool:
+        return True  # a rating, or a sentence added to it, is written to the case
 
-@dataclass(frozen=True, slots=True)
-class Context:
-    """What the application knows about the person when a message arrives."""
-
-    case: CaseView | None  # the case of the open conversation, when there is one
-    oldest_unrated: CaseView | None  # without an open conversation: the case to offer
-    unrated: int = 0  # how many cases the person has left to rate
-    known: bool = False  # whether we have any case for this person at all
-    unrated_cases: tuple[CaseView, ...] = ()  # the oldest few, oldest first (for the list)
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    state: State | None
-    replies: tuple[Reply, ...] = ()
-    effects: tuple[Effect, ...] = field(default_factory=tuple)
+    @property
+    def hands_over(self) -> bool:
+        """An optional sentence may not come: the next message may be meant for another case."""
+        return self.step is Step.MORE_TEXT
 
 
 def numbered(rules: Rules) -> tuple[tuple[int, str], ...]:
     return tuple((i + 1, code) for i, code in enumerate(rules.reasons))
 
 
-def remind(case: CaseView, rules: Rules, now: datetime) -> Outcome:
+def remind(case: CaseView, rules: Rules, now: datetime) -> Outcome[State]:
     """The reminder opens the conversation for its case."""
     state = State(case_id=case.id, step=Step.GRADE, expires_at=now + rules.ttl)
     return Outcome(state, (_reminder(case),))
@@ -113,10 +113,15 @@ def _reminder(case: CaseView) -> Reply:
     )
 
 
-def step(state: State | None, inbound: Inbound, ctx: Context, rules: Rules, now: datetime) -> Outcome:
+def step(state: State | None, inbound: Inbound, ctx: Context, rules: Rules, now: datetime) -> Outcome[State]:
     """One message from the person; `state` is None when no conversation is open."""
     if inbound.kind in KEYWORD_KINDS:
         return keyword(inbound.kind, state)
+    if ctx.barred_until is not None and ctx.barred_until > now and not is_opt_out(inbound.text):
+        # Barred (Hainan art. 19): told until when; any open question is closed. Opting out stays possible.
+        return Outcome(None, (Reply(m.BARRED, {"until": ctx.barred_until}),))
+    if inbound.kind == "subscribe":
+        return greet(ctx, rules, now)
     if inbound.kind == "media":
         return _media(state, ctx, rules, now)
     if is_help(inbound.text):
@@ -140,21 +145,7 @@ def step(state: State | None, inbound: Inbound, ctx: Context, rules: Rules, now:
     return _on_more_text(state, inbound, ctx, rules, now)
 
 
-# Keywords the provider has already acted on (Twilio's Advanced Opt-Out): it answered STOP and START
-# itself, and a message of ours to a stopped number would be refused, so STOP and START get no words.
-KEYWORD_KINDS = ("stop", "start", "help")
-
-
-def keyword(kind: str, state: State | None) -> Outcome:
-    """STOP opts out and ends any conversation; START opts back in; HELP says what we understand."""
-    if kind == "stop":
-        return Outcome(None, (), (OptOut(),))
-    if kind == "start":
-        return Outcome(state, (), (OptIn(),))
-    return Outcome(state, (Reply(m.HELP),))
-
-
-def _media(state: State | None, ctx: Context, rules: Rules, now: datetime) -> Outcome:
+def _media(state: State | None, ctx: Context, rules: Rules, now: datetime) -> Outcome[State]:
     """Nothing to read: say that only words are understood, then ask the open question again. It is not
     counted as a reply we failed to read (the person did not write anything wrong)."""
     sorry = Reply(m.TEXT_ONLY)
@@ -171,13 +162,13 @@ def _media(state: State | None, ctx: Context, rules: Rules, now: datetime) -> Ou
     return Outcome(state, (sorry, again))
 
 
-def greet(ctx: Context, rules: Rules, now: datetime) -> Outcome:
+def greet(ctx: Context, rules: Rules, now: datetime) -> Outcome[State]:
     """A new follower: welcome, then the cases waiting for them (and the first one's menu is open)."""
     listing = _listing(ctx, rules, now)
     return Outcome(listing.state, (Reply(m.GREETING), *listing.replies))
 
 
-def _listing(ctx: Context, rules: Rules, now: datetime) -> Outcome:
+def _listing(ctx: Context, rules: Rules, now: datetime) -> Outcome[State]:
     case = ctx.oldest_unrated
     if case is None:
         return Outcome(None, (Reply(m.NOTHING_TO_RATE if ctx.known else m.UNKNOWN_SENDER),))
@@ -186,7 +177,7 @@ def _listing(ctx: Context, rules: Rules, now: datetime) -> Outcome:
     return Outcome(state, (Reply(m.LIST, {"count": max(ctx.unrated, len(cases)), "cases": cases}),))
 
 
-def _without_conversation(ctx: Context, rules: Rules, now: datetime, text: str = "") -> Outcome:
+def _without_conversation(ctx: Context, rules: Rules, now: datetime, text: str = "") -> Outcome[State]:
     """Contract: the message is not a grade; the person gets the menu of their oldest unrated case.
     On WeChat, a person with exactly one unrated case is understood at once."""
     case = ctx.oldest_unrated
@@ -203,7 +194,7 @@ def _without_conversation(ctx: Context, rules: Rules, now: datetime, text: str =
     return Outcome(state, (menu,))
 
 
-def _missed(state: State, case: CaseView, again: Reply, rules: Rules, now: datetime) -> Outcome:
+def _missed(state: State, case: CaseView, again: Reply, rules: Rules, now: datetime) -> Outcome[State]:
     """Ask again twice at most; after that, point to the rating page, which cannot be misread."""
     misses = state.misses + 1
     nxt = replace(state, misses=misses, expires_at=now + rules.ttl)
@@ -212,7 +203,7 @@ def _missed(state: State, case: CaseView, again: Reply, rules: Rules, now: datet
     return Outcome(nxt, (again,))
 
 
-def _on_grade(state: State, case: CaseView, text: str, rules: Rules, now: datetime) -> Outcome:
+def _on_grade(state: State, case: CaseView, text: str, rules: Rules, now: datetime) -> Outcome[State]:
     grade = parse_grade(text)
     if grade is None:
         return _missed(state, case, Reply(m.REPROMPT, {"item": case.item_name}), rules, now)
@@ -222,7 +213,7 @@ def _on_grade(state: State, case: CaseView, text: str, rules: Rules, now: dateti
     return Outcome(nxt, (Reply(m.ASK_REASONS, {"reasons": numbered(rules)}),))
 
 
-def _on_reasons(state: State, case: CaseView, text: str, rules: Rules, now: datetime) -> Outcome:
+def _on_reasons(state: State, case: CaseView, text: str, rules: Rules, now: datetime) -> Outcome[State]:
     """Reason numbers, perhaps with the person's explanation after them ("1，等了两个小时")."""
     read = read_reasons(text, rules.labels)
     if read is None:
@@ -242,7 +233,7 @@ def _on_reasons(state: State, case: CaseView, text: str, rules: Rules, now: date
     return Outcome(nxt, (Reply(m.THANKS_BAD),), (RecordRating(case.id, state.grade, codes),))
 
 
-def _on_required_text(state: State, case: CaseView, text: str, rules: Rules, now: datetime) -> Outcome:
+def _on_required_text(state: State, case: CaseView, text: str, rules: Rules, now: datetime) -> Outcome[State]:
     words = clean_text(text)
     if not has_words(words):
         return _missed(state, case, Reply(m.ASK_TEXT), rules, now)
@@ -251,7 +242,7 @@ def _on_required_text(state: State, case: CaseView, text: str, rules: Rules, now
     return Outcome(None, (Reply(m.THANKS_TEXT),), (rating,))
 
 
-def _on_more_text(state: State, inbound: Inbound, ctx: Context, rules: Rules, now: datetime) -> Outcome:
+def _on_more_text(state: State, inbound: Inbound, ctx: Context, rules: Rules, now: datetime) -> Outcome[State]:
     """A sentence is added to the stored rating; a bare digit is more likely meant for the next case."""
     words = clean_text(inbound.text)
     if not has_words(words):

@@ -27,9 +27,10 @@ from typing import Any
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.infra.runtime import Runtime
+from bot.rating import consent
 from channels.base import Failed, Outgoing, Retry, SendResult, Sent, Stopped, Unsure
 from store import cases as case_store
-from store import contacts, outbox
+from store import outbox
 
 log = logging.getLogger("haochaping.sender")
 
@@ -210,7 +211,7 @@ async def _record(session: AsyncSession, rt: Runtime, job: Job, result: SendResu
             done.fallbacks += await case_store.remind_by_sms_instead(session, job.case_id, now)
     elif isinstance(result, Stopped):
         values.update(status="failed", next_attempt_at=None, error=result.error)
-        await contacts.opt_out(session, job.contact_id, "provider", now)
+        await consent.opt_out(session, job.contact_id, consent.By.PROVIDER, now)
     else:
         assert isinstance(result, Failed | Retry | Unsure)
         values.update(status="failed", next_attempt_at=None, error=result.error)
@@ -236,4 +237,4 @@ async def _apply_early_receipts(session: AsyncSession, provider_ids: list[str], 
         outbox.apply_status(message, receipt.status, receipt.error_code, now)
         session.add(message)
         if receipt.stopped:
-            await contacts.opt_out(session, message.contact_id, "provider", now)
+            await consent.opt_out(session, message.contact_id, consent.By.PROVIDER, now)

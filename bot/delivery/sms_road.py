@@ -16,9 +16,10 @@ from datetime import datetime, timedelta
 from bot.delivery import sender
 from bot.inbound import conversation
 from bot.infra.runtime import Runtime
+from bot.rating import consent
 from channels.base import Receipt
 from dialogs.types import Inbound
-from store import contacts, outbox
+from store import outbox
 from store.models import OutboxMessage
 
 log = logging.getLogger("haochaping.sms")
@@ -59,7 +60,7 @@ class SmsRoad:
             message = await outbox.record_receipt(session, receipt.provider_id, receipt.status, receipt.error_code,
                                                   receipt.stopped, receipt.at)
             if message is not None and receipt.stopped:
-                await contacts.opt_out(session, message.contact_id, "provider", receipt.at)
+                await consent.opt_out(session, message.contact_id, consent.By.PROVIDER, receipt.at)
 
 
 async def _deliver_in_order(rt: Runtime, stamp: datetime, count: int) -> None:

@@ -26,6 +26,7 @@ from channels.twilio import voice as twilio_voice
 from dialogs import keypad
 from dialogs import messages as m
 from dialogs.keypad import KeyState
+from dialogs.types import RecordCallback
 from store import cases as case_store
 from store import contacts as contact_store
 from store import work_orders as store
@@ -126,7 +127,6 @@ async def answered(rt: Runtime, wo_text: str, call: twilio_voice.CallIn, now: da
 
 async def keys_pressed(rt: Runtime, wo_text: str, state: KeyState, call: twilio_voice.CallIn,
                        now: datetime) -> Spoken:
-    outcome = keypad.press(state, call.digits, keypad.KeyRules(reasons=()))
     wo_id = _wo_id(wo_text)
     async with rt.db.write() as session:
         wo = await store.by_id(session, wo_id, lock=rt.db.locks_rows) if wo_id else None
@@ -134,9 +134,11 @@ async def keys_pressed(rt: Runtime, wo_text: str, state: KeyState, call: twilio_
         locale = case.locale if case else SOURCE
         if wo is None:
             return Spoken(keypad.closed(m.VOICE_GOODBYE), locale)
-        if outcome.result is not None and wo.status == "reviewed" and wo.call_sid in (None, call.sid):
-            await work_orders.callback(session, rt, wo, outcome.result, CITIZEN, now)
-            wo.call_sid = None  # answered: the status callback that follows changes nothing
-            wo.updated_at = now
-            session.add(wo)
+        outcome = keypad.press(state, call.digits, keypad.About(wo.case_id, wo.id), keypad.KeyRules(reasons=()))
+        for effect in outcome.effects:
+            if isinstance(effect, RecordCallback) and wo.status == "reviewed" and wo.call_sid in (None, call.sid):
+                await work_orders.callback(session, rt, wo, effect.result, CITIZEN, now)
+                wo.call_sid = None  # answered: the status callback that follows changes nothing
+                wo.updated_at = now
+                session.add(wo)
     return Spoken(outcome, locale)

@@ -18,7 +18,8 @@ from bot.rating import intake
 from bot.rating.ratings import RaterBarred, RatingRefused, barred, openness, record
 from dialogs import keypad
 from dialogs import messages as m
-from dialogs.keypad import KeyOutcome, KeyState
+from dialogs.keypad import KeyState
+from dialogs.types import Outcome, RecordRating
 from store import cases as case_store
 from store import evaluations as evaluation_store
 from store.models import Case
@@ -28,7 +29,7 @@ HOTLINE_CODE = "12345"
 
 @dataclass(frozen=True)
 class Spoken:
-    outcome: KeyOutcome
+    outcome: Outcome[KeyState]
     locale: str
 
 
@@ -69,16 +70,19 @@ async def keys_pressed(rt: Runtime, ticket: str, state: KeyState, digits: str | 
         case = await case_store.by_no(session, ticket)
     if case is None:  # a ticket we never started: nothing to rate
         return Spoken(keypad.closed(m.VOICE_GOODBYE), SOURCE)
-    outcome = keypad.press(state, digits, key_rules(rt))
-    if outcome.grade is None:
+    assert case.id is not None
+    outcome = keypad.press(state, digits, keypad.About(case.id), key_rules(rt))
+    ratings = [e for e in outcome.effects if isinstance(e, RecordRating)]
+    if not ratings:
         return Spoken(outcome, case.locale)
     ref = f"call:{call_sid}"
     try:
         async with rt.db.write() as session:
-            locked = await case_store.by_no(session, ticket, lock=rt.db.locks_rows)
+            locked = await case_store.by_id(session, case.id, lock=rt.db.locks_rows)
             assert locked is not None
-            if await evaluation_store.by_ref(session, ref) is None:
-                await record(session, rt, locked, outcome.grade, outcome.reasons, None, "phone", now, ref=ref)
+            for rating in ratings:
+                if await evaluation_store.by_ref(session, ref) is None:
+                    await record(session, rt, locked, rating.grade, rating.reasons, None, "phone", now, ref=ref)
     except RaterBarred:
         return Spoken(keypad.closed(m.VOICE_BARRED), case.locale)
     except RatingRefused:

@@ -291,9 +291,9 @@ class Simulator:
             self._note(sim, "phone", "system", "", key="sim.log.hung_up")
 
     def _speak(self, sim: Sim, spoken: hotline.Spoken, ticket: str, sid: str) -> None:
-        for reply in spoken.outcome.says:
+        for reply in spoken.outcome.replies:
             self._note(sim, "phone", "out", self.rt.render(reply, spoken.locale))
-        ask = spoken.outcome.ask
+        ask = spoken.outcome.state
         sim.call = None if ask is None else {"ticket": ticket, "sid": sid, "state": state_query(ask),
                                              "multi": ask.ask.value == "reasons"}
         if ask is None:

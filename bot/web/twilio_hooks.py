@@ -48,8 +48,8 @@ def _ticket(request: web.Request, call: twilio_voice.CallIn) -> str:
 def _spoken(request: web.Request, spoken: hotline.Spoken, query: dict[str, str],
             path: str = twilio_voice.KEYS_PATH) -> web.Response:
     rt = runtime(request)
-    texts = [rt.render(reply, spoken.locale) for reply in spoken.outcome.says]
-    return _voice(twilio_voice.twiml(texts, spoken.locale, ask=spoken.outcome.ask, path=path, query=query))
+    texts = [rt.render(reply, spoken.locale) for reply in spoken.outcome.replies]
+    return _voice(twilio_voice.twiml(texts, spoken.locale, ask=spoken.outcome.state, path=path, query=query))
 
 
 async def voice_call(request: web.Request) -> web.Response:

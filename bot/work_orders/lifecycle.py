@@ -31,7 +31,8 @@ from bot.policy.spans import DaySpan
 from bot.work_orders import callback_sms, deadlines
 from bot.work_orders.actors import SYSTEM, Actor, text_field
 from bot.work_orders.deadlines import Facts
-from dialogs.callback import is_callback
+from dialogs import registry
+from dialogs.callback import CallbackState
 from dialogs.grades import Grade
 from store import cases as case_store
 from store import contacts as contact_store
@@ -175,6 +176,10 @@ async def _take(session: AsyncSession, rt: Runtime, wo: WorkOrder, evaluation: E
         await _decide_appeal(session, rt, wo, evaluation, upheld, actor, now, note)
 
 
+def _asks_callback_of(state: object, wo: WorkOrder) -> bool:
+    return isinstance(state, CallbackState) and state.work_order_id == wo.id
+
+
 async def _move(session: AsyncSession, rt: Runtime, wo: WorkOrder, to: str, action: str, actor: Actor,
                 now: datetime, *, note: str | None = None, outcome: str | None = None,
                 data: dict[str, Any] | None = None) -> None:
@@ -184,7 +189,7 @@ async def _move(session: AsyncSession, rt: Runtime, wo: WorkOrder, to: str, acti
     wo.overdue = False
     if to in ("closed", "dispatched"):  # the callback step is over (or never came): stop asking by SMS
         await conversations.close_where(
-            session, wo.case_id, lambda state: is_callback(state) and state.get("work_order_id") == wo.id, now)
+            session, wo.case_id, lambda data: _asks_callback_of(registry.read(data), wo), now)
     if to == "closed":
         wo.outcome, wo.closed_at, wo.due_at, wo.call_at, wo.agent_queue = outcome, now, None, None, False
     else:

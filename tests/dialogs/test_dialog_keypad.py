@@ -14,18 +14,18 @@ from dialogs.keypad import (
     CALLBACK_KEYS,
     MAX_INVALID,
     MAX_REASON_KEYS,
+    About,
     Ask,
-    KeyOutcome,
     KeyRules,
     KeyState,
     closed,
     menu,
-    press,
     reason_keys,
     start,
     start_callback,
 )
-from dialogs.types import Reply
+from dialogs.keypad import press as press_on
+from dialogs.types import Outcome, RecordCallback, RecordRating, Reply
 
 G = Grade
 CODES = ("attitude", "efficiency", "process", "guide", "trips", "platform", "fees", "other")
@@ -39,8 +39,31 @@ def reasons_q(grade: Grade = G.DISSATISFIED, **kw: int) -> KeyState:
     return KeyState(ask=Ask.REASONS, grade=grade, **kw)
 
 
-def keys_of(outcome: KeyOutcome) -> list[str]:
-    return [r.key for r in outcome.says]
+CASE, WO = 41, 7
+CALL = About(CASE)  # the after-call rating of case 41
+CALLBACK_CALL = About(CASE, WO)  # the callback call about work order 7 (of case 41)
+
+
+def press(state: KeyState, digits: str | None, rules: KeyRules) -> Outcome[KeyState]:
+    """The keys pressed, on the call the question belongs to."""
+    return press_on(state, digits, CALLBACK_CALL if state.ask is Ask.CALLBACK else CALL, rules)
+
+
+def keys_of(outcome: Outcome[KeyState]) -> list[str]:
+    return [r.key for r in outcome.replies]
+
+
+def rating_of(outcome: Outcome[KeyState]) -> RecordRating | None:
+    """The finished rating the outcome asks to store (at most one)."""
+    found = [e for e in outcome.effects if isinstance(e, RecordRating)]
+    assert len(found) <= 1 and all(e.case_id == CASE for e in found)
+    return found[0] if found else None
+
+
+def result_of(outcome: Outcome[KeyState]) -> str | None:
+    found = [e for e in outcome.effects if isinstance(e, RecordCallback)]
+    assert len(found) <= 1 and all(e.work_order_id == WO for e in found)
+    return found[0].result if found else None
 
 
 # --- start ---------------------------------------------------------------------------------------------
@@ -50,22 +73,22 @@ def test_start_greets_and_asks_for_the_grade():
     outcome = start()
 
     assert keys_of(outcome) == [m.VOICE_WELCOME, m.VOICE_GRADE_MENU]
-    assert outcome.ask == KeyState(ask=Ask.GRADE, grade=None, silences=0, invalid=0)
-    assert not outcome.rating and outcome.grade is None and outcome.reasons == () and outcome.result is None
+    assert outcome.state == KeyState(ask=Ask.GRADE, grade=None, silences=0, invalid=0)
+    assert outcome.effects == ()
 
 
 def test_start_callback_names_the_item_and_asks_one_two_three():
     outcome = start_callback("居民身份证换领")
 
-    assert outcome.says == (Reply(m.VOICE_CALLBACK_INTRO, {"item": "居民身份证换领"}), Reply(m.VOICE_CALLBACK_MENU))
-    assert outcome.ask == KeyState(ask=Ask.CALLBACK)
-    assert not outcome.rating and outcome.result is None
+    assert outcome.replies == (Reply(m.VOICE_CALLBACK_INTRO, {"item": "居民身份证换领"}), Reply(m.VOICE_CALLBACK_MENU))
+    assert outcome.state == KeyState(ask=Ask.CALLBACK)
+    assert outcome.effects == ()
 
 
 def test_closed_says_why_and_hangs_up():
     outcome = closed(m.VOICE_RATED)
 
-    assert keys_of(outcome) == [m.VOICE_RATED] and outcome.ask is None and not outcome.rating
+    assert keys_of(outcome) == [m.VOICE_RATED] and outcome.state is None and rating_of(outcome) is None
 
 
 # --- the grade question --------------------------------------------------------------------------------
@@ -76,23 +99,23 @@ def test_closed_says_why_and_hangs_up():
 def test_a_good_grade_is_a_finished_rating(digit, grade):
     outcome = press(GRADE_Q, digit, RULES)
 
-    assert outcome.rating and outcome.grade is grade and outcome.reasons == ()
-    assert outcome.ask is None and keys_of(outcome) == [m.VOICE_THANKS]
+    assert rating_of(outcome) == RecordRating(CASE, grade)
+    assert outcome.state is None and keys_of(outcome) == [m.VOICE_THANKS]
 
 
 @pytest.mark.parametrize(("digit", "grade"), [("4", G.DISSATISFIED), ("5", G.VERY_DISSATISFIED)])
 def test_a_bad_grade_asks_for_reasons_and_is_not_yet_a_rating(digit, grade):
     outcome = press(GRADE_Q, digit, RULES)
 
-    assert not outcome.rating and outcome.grade is None
-    assert outcome.ask == KeyState(ask=Ask.REASONS, grade=grade)
-    assert outcome.says == (Reply(m.VOICE_REASONS_MENU, {"key_reasons": KEYED}),)
+    assert rating_of(outcome) is None
+    assert outcome.state == KeyState(ask=Ask.REASONS, grade=grade)
+    assert outcome.replies == (Reply(m.VOICE_REASONS_MENU, {"key_reasons": KEYED}),)
 
 
 def test_a_bad_grade_starts_the_reasons_question_with_fresh_counts():
     outcome = press(KeyState(silences=1, invalid=2), "4", RULES)
 
-    assert outcome.ask == KeyState(ask=Ask.REASONS, grade=G.DISSATISFIED, silences=0, invalid=0)
+    assert outcome.state == KeyState(ask=Ask.REASONS, grade=G.DISSATISFIED, silences=0, invalid=0)
 
 
 @pytest.mark.parametrize("state", [GRADE_Q, KeyState(invalid=2, silences=1), reasons_q(), reasons_q(invalid=1),
@@ -100,8 +123,8 @@ def test_a_bad_grade_starts_the_reasons_question_with_fresh_counts():
 def test_zero_repeats_the_question_without_counting_anything(state):
     outcome = press(state, "0", RULES)
 
-    assert outcome.ask == state and not outcome.rating and outcome.result is None
-    assert outcome.says == (menu(state, RULES),)
+    assert outcome.state == state and rating_of(outcome) is None and result_of(outcome) is None
+    assert outcome.replies == (menu(state, RULES),)
 
 
 @pytest.mark.parametrize("digits", ["6", "7", "8", "9", "*", "12", "x"])
@@ -109,7 +132,7 @@ def test_a_wrong_key_at_the_grade_question_re_prompts(digits):
     outcome = press(GRADE_Q, digits, RULES)
 
     assert keys_of(outcome) == [m.VOICE_INVALID, m.VOICE_GRADE_MENU]
-    assert outcome.ask == KeyState(invalid=1) and not outcome.rating
+    assert outcome.state == KeyState(invalid=1) and rating_of(outcome) is None
 
 
 @pytest.mark.parametrize("state", [GRADE_Q, reasons_q(), CALLBACK_Q])
@@ -118,33 +141,33 @@ def test_the_third_wrong_key_says_goodbye(state):
     for _ in range(MAX_INVALID):
         outcome = press(state, "9", RULES)
         outcomes.append(outcome)
-        state = outcome.ask
+        state = outcome.state
         if state is None:
             break
 
     assert MAX_INVALID == 3 and len(outcomes) == 3
-    assert [o.ask is None for o in outcomes] == [False, False, True]
+    assert [o.state is None for o in outcomes] == [False, False, True]
     assert keys_of(outcomes[-1]) == [m.VOICE_INVALID, m.VOICE_GOODBYE]
-    assert not any(o.rating or o.result for o in outcomes)
+    assert not any(o.effects for o in outcomes)
 
 
 @pytest.mark.parametrize("state", [GRADE_Q, reasons_q(), CALLBACK_Q])
 @pytest.mark.parametrize("silence", [None, "", "#", "  "])
 def test_silence_is_asked_once_more_then_goodbye(state, silence):
     once_more = press(state, silence, RULES)
-    goodbye = press(once_more.ask, silence, RULES)
+    goodbye = press(once_more.state, silence, RULES)
 
     assert keys_of(once_more) == [m.VOICE_NO_INPUT, menu(state, RULES).key]
-    assert once_more.ask == replace(state, silences=1)
-    assert goodbye.ask is None and keys_of(goodbye) == [m.VOICE_GOODBYE]
-    assert not (once_more.rating or goodbye.rating or once_more.result or goodbye.result)
+    assert once_more.state == replace(state, silences=1)
+    assert goodbye.state is None and keys_of(goodbye) == [m.VOICE_GOODBYE]
+    assert once_more.effects == () and goodbye.effects == ()
 
 
 def test_a_wrong_key_keeps_the_silence_already_counted():
     outcome = press(KeyState(silences=1), "7", RULES)
 
-    assert outcome.ask == KeyState(silences=1, invalid=1)
-    assert keys_of(press(outcome.ask, None, RULES)) == [m.VOICE_GOODBYE]
+    assert outcome.state == KeyState(silences=1, invalid=1)
+    assert keys_of(press(outcome.state, None, RULES)) == [m.VOICE_GOODBYE]
 
 
 # --- the reasons question ------------------------------------------------------------------------------
@@ -159,8 +182,8 @@ def test_a_wrong_key_keeps_the_silence_already_counted():
 def test_reason_keys_finish_the_bad_rating(grade, digits, codes):
     outcome = press(reasons_q(grade), digits, RULES)
 
-    assert outcome.rating and outcome.grade is grade and outcome.reasons == codes
-    assert outcome.ask is None and keys_of(outcome) == [m.VOICE_THANKS_BAD]
+    assert rating_of(outcome) == RecordRating(CASE, grade, codes)
+    assert outcome.state is None and keys_of(outcome) == [m.VOICE_THANKS_BAD]
 
 
 @pytest.mark.parametrize("digits", ["9", "19", "10", "0#1", "1#3", "*", "##"])
@@ -171,8 +194,8 @@ def test_a_key_naming_no_reason_re_prompts_with_the_reasons(digits):
         assert keys_of(outcome)[0] == m.VOICE_NO_INPUT
     else:
         assert keys_of(outcome) == [m.VOICE_INVALID, m.VOICE_REASONS_MENU]
-        assert outcome.ask == reasons_q(invalid=1)
-    assert not outcome.rating
+        assert outcome.state == reasons_q(invalid=1)
+    assert rating_of(outcome) is None
 
 
 def test_reason_keys_reads_each_digit_as_one_reason():
@@ -197,8 +220,8 @@ def test_the_reasons_menu_numbers_the_policys_reasons():
     rules = KeyRules(reasons=("queue", "rude"))
 
     assert menu(reasons_q(), rules) == Reply(m.VOICE_REASONS_MENU, {"key_reasons": ((1, "queue"), (2, "rude"))})
-    assert press(reasons_q(), "3", rules).ask == reasons_q(invalid=1)
-    assert press(reasons_q(), "21", rules).reasons == ("rude", "queue")
+    assert press(reasons_q(), "3", rules).state == reasons_q(invalid=1)
+    assert rating_of(press(reasons_q(), "21", rules)) == RecordRating(CASE, G.DISSATISFIED, ("rude", "queue"))
 
 
 # --- the callback call ---------------------------------------------------------------------------------
@@ -209,27 +232,33 @@ def test_the_reasons_menu_numbers_the_policys_reasons():
 def test_the_callback_answer_is_a_result_not_a_rating(digit, result):
     outcome = press(CALLBACK_Q, digit, RULES)
 
-    assert outcome.result == result and CALLBACK_KEYS[digit.rstrip("#")] == result
-    assert not outcome.rating and outcome.grade is None
-    assert outcome.ask is None and keys_of(outcome) == [m.VOICE_CALLBACK_THANKS]
+    assert result_of(outcome) == result and CALLBACK_KEYS[digit.rstrip("#")] == result
+    assert rating_of(outcome) is None
+    assert outcome.state is None and keys_of(outcome) == [m.VOICE_CALLBACK_THANKS]
+
+
+def test_a_callback_answer_is_recorded_for_the_calls_own_work_order_only():
+    assert press_on(CALLBACK_Q, "1", About(CASE, 99), RULES).effects == (RecordCallback(99, "satisfied"),)
+    lost = press_on(CALLBACK_Q, "1", About(CASE), RULES)  # no work order named: nothing to record it on
+    assert lost.effects == () and keys_of(lost)[0] == m.VOICE_INVALID
 
 
 @pytest.mark.parametrize("digit", ["4", "5", "9", "12"])
 def test_a_grade_key_is_no_callback_answer(digit):
     outcome = press(CALLBACK_Q, digit, RULES)
 
-    assert outcome.result is None and not outcome.rating
+    assert result_of(outcome) is None and rating_of(outcome) is None
     assert keys_of(outcome) == [m.VOICE_INVALID, m.VOICE_CALLBACK_MENU]
-    assert outcome.ask == KeyState(ask=Ask.CALLBACK, invalid=1)
+    assert outcome.state == KeyState(ask=Ask.CALLBACK, invalid=1)
 
 
 def test_the_callback_flow_start_then_a_key():
     first = start_callback("营业执照变更")
-    again = press(first.ask, "0", RULES)
-    done = press(again.ask, "2", RULES)
+    again = press(first.state, "0", RULES)
+    done = press(again.state, "2", RULES)
 
     assert keys_of(again) == [m.VOICE_CALLBACK_MENU]
-    assert done.result == "basically_satisfied" and done.ask is None
+    assert result_of(done) == "basically_satisfied" and done.state is None
 
 
 # --- properties ----------------------------------------------------------------------------------------
@@ -277,33 +306,36 @@ states = st.builds(
 def test_press_never_raises_and_rates_only_when_the_call_ends(state, digits, reasons):
     outcome = press(state, digits, KeyRules(reasons=reasons))
 
-    assert isinstance(outcome, KeyOutcome) and outcome.says
-    assert all(isinstance(r, Reply) for r in outcome.says)
-    if outcome.rating or outcome.result is not None:
-        assert outcome.ask is None
-    if outcome.rating:
+    assert isinstance(outcome, Outcome) and outcome.replies
+    assert all(isinstance(r, Reply) for r in outcome.replies)
+    rating, result = rating_of(outcome), result_of(outcome)
+    assert len(outcome.effects) <= 1
+    if outcome.effects:
+        assert outcome.state is None
+    if rating is not None:
         assert state.ask is not Ask.CALLBACK
-        assert outcome.grade.is_bad == bool(outcome.reasons)
-        assert set(outcome.reasons) <= set(reasons)
-    if outcome.result is not None:
-        assert state.ask is Ask.CALLBACK and outcome.result in CALLBACK_KEYS.values()
-    if outcome.ask is not None:
-        assert outcome.ask.ask is state.ask or (state.ask is Ask.GRADE and outcome.ask.ask is Ask.REASONS)
-        assert (outcome.ask.ask is Ask.REASONS) == (outcome.ask.grade is not None)
+        assert rating.grade.is_bad == bool(rating.reasons)
+        assert set(rating.reasons) <= set(reasons)
+    if result is not None:
+        assert state.ask is Ask.CALLBACK and result in CALLBACK_KEYS.values()
+    if outcome.state is not None:
+        nxt = outcome.state
+        assert nxt.ask is state.ask or (state.ask is Ask.GRADE and nxt.ask is Ask.REASONS)
+        assert (nxt.ask is Ask.REASONS) == (nxt.grade is not None)
 
 
 @given(st.lists(st.one_of(st.none(), st.sampled_from(["0", "1", "4", "5", "7", "9", "13#", "#", "2"])),
                 max_size=30))
 def test_a_call_keyed_at_random_stays_in_the_states_of_the_diagram(presses):
     """Whatever the caller keys, each answer is a question within the limits, or the end with thanks or goodbye."""
-    state: KeyState | None = start().ask
+    state: KeyState | None = start().state
     for digits in presses:
         if state is None:
             break
         outcome = press(state, digits, RULES)
-        if outcome.ask is None:
+        if outcome.state is None:
             assert keys_of(outcome)[-1] in (m.VOICE_THANKS, m.VOICE_THANKS_BAD, m.VOICE_GOODBYE)
-        state = outcome.ask
+        state = outcome.state
         if state is not None:
             assert state.silences <= 1 and state.invalid < MAX_INVALID
             assert (state.ask is Ask.REASONS) == (state.grade is not None and state.grade.is_bad)

@@ -462,8 +462,8 @@ def test_state_round_trips_through_json(state: State) -> None:
 
 def test_state_json_is_plain() -> None:
     data = at(Step.REASONS, grade=G.DISSATISFIED).to_json()
-    assert data == {"case_id": CASE.id, "step": "reasons", "expires_at": "2026-11-22T10:00:00+00:00",
-                    "grade": "dissatisfied", "reasons": [], "misses": 0}
+    assert data == {"dialog": "rating", "case_id": CASE.id, "step": "reasons",
+                    "expires_at": "2026-11-22T10:00:00+00:00", "grade": "dissatisfied", "reasons": [], "misses": 0}
 
 
 _STATES_ST = st.builds(
@@ -543,3 +543,25 @@ def test_any_message_sequence_is_safe(messages: list[tuple[str, timedelta]], rul
             assert out.state.grade is not None or out.state.step is Step.GRADE
         # The application stores the state as JSON between messages.
         state = State.from_json(json.loads(json.dumps(out.state.to_json()))) if out.state else None
+
+
+# --- a barred rater (Hainan art. 19) ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("state", [None, at(Step.GRADE), at(Step.REASONS, grade=G.DISSATISFIED)])
+@pytest.mark.parametrize("text", ["1", "5", "你好", "列表"])
+def test_a_barred_rater_is_told_until_when_and_nothing_is_stored(state: State | None, text: str) -> None:
+    until = NOW + timedelta(days=30)
+    ctx = replace(open_ctx(), oldest_unrated=CASE, barred_until=until)
+
+    out = step(state, msg(text), ctx, RULES, NOW)
+
+    assert out == Outcome(None, (Reply(m.BARRED, {"until": until}),))
+
+
+def test_a_barred_rater_may_still_opt_out_and_a_bar_ends() -> None:
+    barred = replace(open_ctx(), barred_until=NOW + timedelta(days=1))
+    over = replace(open_ctx(), barred_until=NOW)
+
+    assert step(at(Step.GRADE), msg("退订"), barred, RULES, NOW).effects == (OptOut(),)
+    assert step(at(Step.GRADE), msg("2"), over, RULES, NOW).effects == (RecordRating(CASE.id, G.SATISFIED),)
