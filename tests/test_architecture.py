@@ -15,6 +15,12 @@ that the house cannot drift back.
   (`contact:`, `in:`, `console:` …) by hand.
 - Every database query lives in `store/`: no other module builds a statement (select, update, insert,
   delete, raw text, SQL functions); the others call store's functions with a session.
+- One dialog protocol: the inbound road knows no dialog by name (it imports dialogs' registry, types and
+  keywords, never a dialog's own module), and nothing outside dialogs/registry.py reads a state's `dialog`
+  field itself.
+- Opting out has one home: only bot/rating/consent.py records an opt-out or an opt-in in the store.
+- Tests mirror the code and stand alone: no test module imports another test module or a conftest (what
+  several share lives in a support module of tests/, such as helpers.py or api_support.py).
 """
 
 from __future__ import annotations
@@ -158,6 +164,64 @@ def test_every_state_key_is_built_in_one_place() -> None:
     assert not written, f"state keys written outside bot/infra/keys.py: {written}"
 
 
+DIALOG_MODULES = ("dialogs.rating", "dialogs.callback", "dialogs.keypad")
+
+
+def test_the_conversation_road_knows_no_dialog_by_name() -> None:
+    road = {name: sorted(GRAPH[name] & set(DIALOG_MODULES)) for name in ("bot.inbound.conversation",
+                                                                          "bot.inbound.effects")}
+    assert not any(road.values()), f"the inbound road imports a dialog's own module: {road}"
+
+
+def reads_the_dialog_field(path: Path) -> bool:
+    """`something["dialog"]` or `something.get("dialog")`: a state's envelope opened by hand."""
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant) and node.slice.value == "dialog":
+            return True
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get"
+                and node.args and isinstance(node.args[0], ast.Constant) and node.args[0].value == "dialog"):
+            return True
+    return False
+
+
+def test_only_the_registry_opens_a_states_envelope() -> None:
+    opened = sorted(name for name, path in MODULES.items()
+                    if name != "dialogs.registry" and reads_the_dialog_field(path))
+    assert not opened, f"a state's dialog field read outside dialogs/registry.py: {opened}"
+
+
+def calls_to(path: Path, names: set[str]) -> list[str]:
+    """Calls of `x.name(...)` for the names given (the store's functions, whatever the module is imported as)."""
+    return [node.func.attr for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in names
+            and isinstance(node.func.value, ast.Name) and "contact" in node.func.value.id]
+
+
+def test_opting_out_has_one_home() -> None:
+    elsewhere = {name: found for name, path in MODULES.items()
+                 if name.startswith("bot.") and name != "bot.rating.consent"
+                 and (found := calls_to(path, {"opt_out", "opt_in"}))}
+    assert not elsewhere, f"opt-outs recorded outside bot/rating/consent.py: {elsewhere}"
+
+
+def imported_test_modules(path: Path) -> list[str]:
+    """The test modules and conftests a file of tests/ imports, anywhere in it (tests/ is on the path, so they
+    are imported by their bare names)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        names = [node.module or ""] if isinstance(node, ast.ImportFrom) else (
+            [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+        found += [n for n in names if n.startswith(("test_", "tests.")) or n == "conftest"]
+    return found
+
+
+def test_no_test_module_imports_another() -> None:
+    tests = ROOT / "tests"
+    coupled = {str(p.relative_to(tests)): found for p in tests.rglob("*.py")
+               if (found := imported_test_modules(p))}
+    assert not coupled, f"test modules importing other test modules (move the helpers to a support module): {coupled}"
+
+
 def upward(graph: dict[str, set[str]]) -> dict[str, list[str]]:
     """The bot modules importing a room above their own."""
     wrong = {}
@@ -215,6 +279,22 @@ def test_the_key_check_sees_a_key_written_by_hand(tmp_path: Path) -> None:
     module = tmp_path / "somewhere.py"
     module.write_text('KEY = f"sim:{1}"\nOTHER = "login:pair:x"\nFINE = "simple"\n', encoding="utf-8")
     assert state_keys_written(module) == ["sim:", "login:pair:x"]
+
+
+def test_the_protocol_checks_see_what_they_are_for(tmp_path: Path) -> None:
+    module = tmp_path / "somewhere.py"
+    module.write_text('if state.get("dialog") == "callback":\n    contacts.opt_out(s, 1, "reply", now)\n',
+                      encoding="utf-8")
+    assert reads_the_dialog_field(module) and calls_to(module, {"opt_out"}) == ["opt_out"]
+    module.write_text('x = data["dialog"]\nconsent.opt_out(s, 1, By.REPLY, now)\n', encoding="utf-8")
+    assert reads_the_dialog_field(module) and calls_to(module, {"opt_out"}) == []
+
+
+def test_the_test_coupling_check_sees_an_import_of_a_test_module(tmp_path: Path) -> None:
+    module = tmp_path / "test_somewhere.py"
+    module.write_text("from aiohttp.test_utils import TestClient\nfrom api_support import fields\n"
+                      "def f():\n    from test_api import fields\n    import conftest\n", encoding="utf-8")
+    assert imported_test_modules(module) == ["test_api", "conftest"]
 
 
 def test_the_checks_catch_what_they_are_for() -> None:

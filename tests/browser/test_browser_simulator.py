@@ -16,7 +16,7 @@ import pytest
 from browser import DESKTOP, expect, overflow_x, shot
 from helpers import PUBLIC_URL, without_providers
 from servers import BACKENDS
-from test_simulator import world_case, world_evaluations
+from simulator_support import world_case, world_evaluations
 
 from bot.infra.config import Settings
 

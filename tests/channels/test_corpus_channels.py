@@ -12,19 +12,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from corpus_support import BAD, ROWS, check, said
 from helpers import TOKEN, Hcp
-from replies import ASK, Row, load
 
 from dialogs import messages as m
-from dialogs.types import Reply
-
-ROWS = load("grades")
-BAD = ("dissatisfied", "very_dissatisfied")
-SOURCE = "zh_Hans"
-
-
-def _said(hcp: Hcp, key: str, **params: Any) -> str:
-    return hcp.rt.render(Reply(key, params), SOURCE)
 
 
 async def _bulk(hcp: Hcp, bodies: list[dict[str, Any]]) -> None:
@@ -39,20 +30,6 @@ async def _stored(hcp: Hcp, case_no: str) -> list[tuple[str, list[str]]]:
     return [(e["grade"], e["reasons"]) for e in await hcp.evaluations(case_no)]
 
 
-def _check(row: Row, first: str, thanks: str, reasons_asked: bool, asked_again: bool,
-           stored: list[tuple[str, list[str]]]) -> str | None:
-    """Why the row went wrong on this path, or None."""
-    if row.expected == ASK:
-        if stored or not asked_again:
-            return f"{row.reply!r} (line {row.line}) should be asked again: told {first!r}, stored {stored}"
-    elif row.expected in BAD:
-        if not reasons_asked or stored != [(row.expected, ["attitude"])]:
-            return f"{row.reply!r} (line {row.line}) should be {row.expected}: told {first!r}, stored {stored}"
-    elif first != thanks or stored != [(row.expected, [])]:
-        return f"{row.reply!r} (line {row.line}) should be {row.expected}: told {first!r}, stored {stored}"
-    return None
-
-
 async def test_the_corpus_over_sms_after_a_reminder(hcp: Hcp) -> None:
     phones = [hcp.new_phone() for _ in ROWS]
     bodies = [hcp.case_body(case_no=f"SMS-{r.line}", phone=p) for r, p in zip(ROWS, phones, strict=True)]
@@ -60,7 +37,7 @@ async def test_the_corpus_over_sms_after_a_reminder(hcp: Hcp) -> None:
     counts = await hcp.tick("2026-11-21T10:01:00+08:00")  # 24 h after completion: every reminder goes
     assert counts["reminders"] == len(ROWS), counts
     hcp.clock.set("2026-11-21T10:05:00+08:00")
-    thanks = _said(hcp, m.THANKS)
+    thanks = said(hcp, m.THANKS)
     wrong = []
     for row, phone in zip(ROWS, phones, strict=True):
         reply = await hcp.sms(phone, row.reply)
@@ -69,7 +46,7 @@ async def test_the_corpus_over_sms_after_a_reminder(hcp: Hcp) -> None:
         if reasons_asked and row.expected in BAD:
             await hcp.sms(phone, "1")
         asked_again = "1非常满意" in first and "5非常不满意" in first and not reasons_asked
-        problem = _check(row, first, thanks, reasons_asked, asked_again, await _stored(hcp, f"SMS-{row.line}"))
+        problem = check(row, first, thanks, reasons_asked, asked_again, await _stored(hcp, f"SMS-{row.line}"))
         if problem:
             wrong.append(problem)
     assert not wrong, "\n".join(wrong)
@@ -80,7 +57,7 @@ async def test_the_corpus_in_the_official_accounts_chat(hcp: Hcp) -> None:
     bodies = [hcp.case_body(case_no=f"WX-{r.line}", applicant={"locale": "zh-CN", "wechat_openid": o})
               for r, o in zip(ROWS, openids, strict=True)]
     await _bulk(hcp, bodies)
-    thanks = _said(hcp, m.THANKS)
+    thanks = said(hcp, m.THANKS)
     wrong = []
     for row, openid in zip(ROWS, openids, strict=True):
         status, reply, _ = await hcp.wechat_post(hcp.wx_text(openid, row.reply))
@@ -90,7 +67,7 @@ async def test_the_corpus_in_the_official_accounts_chat(hcp: Hcp) -> None:
         if reasons_asked and row.expected in BAD:
             await hcp.wechat_post(hcp.wx_text(openid, "1"))
         asked_again = "待评价" in first and "1非常满意" in first  # the menu of the one unrated case
-        problem = _check(row, first, thanks, reasons_asked, asked_again, await _stored(hcp, f"WX-{row.line}"))
+        problem = check(row, first, thanks, reasons_asked, asked_again, await _stored(hcp, f"WX-{row.line}"))
         if problem:
             wrong.append(problem)
     assert not wrong, "\n".join(wrong)

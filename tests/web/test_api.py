@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+from api_support import auth, bulk, fields, ndjson, raw
 from helpers import TOKEN, Hcp
 from prometheus_client.parser import text_string_to_metric_families
 from servers import BACKENDS
@@ -37,27 +38,6 @@ both_backends = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
 # --- helpers ------------------------------------------------------------------------------------
 def at(text: str) -> datetime:
     return datetime.fromisoformat(text)
-
-
-def auth(token: str | None = TOKEN, **more: str) -> dict[str, str]:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    headers.update(more)
-    return headers
-
-
-async def raw(hcp: Hcp, method: str, path: str, data: Any, content_type: str = "application/json",
-              token: str | None = TOKEN) -> tuple[int, Any]:
-    resp = await hcp.client.request(method, path, data=data, headers=auth(token, **{"Content-Type": content_type}))
-    body = await resp.json() if resp.content_type == "application/json" else await resp.text()
-    return resp.status, body
-
-
-async def bulk(hcp: Hcp, data: Any, token: str | None = TOKEN) -> tuple[int, Any]:
-    return await raw(hcp, "POST", "/api/v1/cases:bulk", data, "application/x-ndjson", token)
-
-
-def ndjson(*docs: Any) -> str:
-    return "".join((d if isinstance(d, str) else json.dumps(d, ensure_ascii=False)) + "\n" for d in docs)
 
 
 async def stored(hcp: Hcp) -> dict[str, int]:
@@ -90,13 +70,6 @@ def assert_instants_have_offsets(doc: Any, where: str = "$") -> int:
         assert parsed.tzinfo is not None and parsed.utcoffset() is not None, (where, doc)
         seen += 1
     return seen
-
-
-def fields(doc: dict[str, Any]) -> list[str]:
-    assert isinstance(doc, dict) and isinstance(doc.get("errors"), list) and doc["errors"], doc
-    for e in doc["errors"]:
-        assert isinstance(e.get("message"), str) and e["message"].strip(), e
-    return [e["field"] for e in doc["errors"]]
 
 
 # --- cases in -----------------------------------------------------------------------------------

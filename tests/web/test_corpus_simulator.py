@@ -4,8 +4,8 @@ path of test_corpus_channels.py (a module of its own: the simulator runs only wi
 from __future__ import annotations
 
 import pytest
+from corpus_support import BAD, ROWS, check, said
 from helpers import Hcp, without_providers
-from test_corpus_channels import BAD, ROWS, _check, _said
 
 from bot.infra.config import Settings
 from dialogs import messages as m
@@ -18,7 +18,7 @@ def settings(settings: Settings) -> Settings:
 
 
 async def test_the_corpus_in_the_simulators_wechat_chat(hcp: Hcp) -> None:
-    thanks = _said(hcp, m.THANKS)
+    thanks = said(hcp, m.THANKS)
     wrong = []
     headers = {"Origin": "https://hcp.example.gov.cn"}
     for row in ROWS:
@@ -41,7 +41,7 @@ async def test_the_corpus_in_the_simulators_wechat_chat(hcp: Hcp) -> None:
         stored = [(e["grade"], e["reasons"]) for c in doc["cases"] if c["case_no"] == case["case_no"]
                   for e in c["evaluations"]]
         asked_again = "待评价" in first and "1非常满意" in first
-        problem = _check(row, first, thanks, reasons_asked, asked_again, stored)
+        problem = check(row, first, thanks, reasons_asked, asked_again, stored)
         if problem:
             wrong.append(problem)
     assert not wrong, "\n".join(wrong)

@@ -7,6 +7,7 @@ import asyncio
 
 import pytest
 from helpers import WX
+from miniprogram_support import login
 from servers import BACKENDS
 
 from bot.infra.runtime import open_runtime
@@ -103,16 +104,6 @@ async def test_processes_share_one_token_through_redis_and_only_one_refreshes(hc
 
 
 # --- the backend of the mini-program's page -----------------------------------------------------------
-
-async def login(hcp, openid):
-    code = "code-" + openid[-6:]
-    hcp.wechat.add_login(code, openid)
-    resp = await hcp.client.post("/api/mp/v1/login", json={"code": code})
-    assert resp.status == 200, await resp.text()
-    doc = await resp.json()
-    assert openid not in str(doc)
-    return {"Authorization": f"Bearer {doc['session']}"}
-
 
 @pytest.mark.parametrize("backend", BACKENDS, indirect=True)
 async def test_login_list_and_rate_then_follow_up(hcp):

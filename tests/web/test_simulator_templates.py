@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from helpers import without_providers
-from test_simulator import Sim, sms_reminders, world_case
+from simulator_support import Sim, sms_reminders, world_case
 
 from bot.infra.config import Settings
 from bot.infra.i18n import LOCALES_DIR, SUPPORTED, read_catalog

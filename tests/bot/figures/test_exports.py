@@ -28,6 +28,7 @@ from console_support import (
     api_login,
     logged_in,
 )
+from export_support import both, excel_text, fetch, read_csv, read_xlsx, xml_of
 from helpers import TOKEN, Hcp
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -47,59 +48,6 @@ WORK_ORDERS = "/api/v1/exports/work-orders"
 NOVEMBER = "from=2026-11-21&to=2026-11-30"
 OPENID = "oAbCdEfGhIjKlMnOpQrStUvWxYz1"
 ANY_NUMBER = re.compile(rb"1[3-9][0-9]{9}")
-
-
-# --- reading the files back ----------------------------------------------------------------------------
-
-async def fetch(hcp: Hcp, path: str, token: str | None = TOKEN) -> tuple[int, Any, bytes]:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    resp = await hcp.client.get(path, headers=headers)
-    return resp.status, resp.headers, await resp.read()
-
-
-def read_csv(body: bytes) -> list[list[str]]:
-    assert body.startswith(b"\xef\xbb\xbf"), body[:20]
-    csv.field_size_limit(max(csv.field_size_limit(), len(body)))  # the reader's own 128 KiB cap, not the export's
-    return list(csv.reader(io.StringIO(body.decode("utf-8-sig"), newline="")))
-
-
-def excel_text(value: Any) -> str:
-    """A cell as the CSV writes it: nothing for an empty cell, true/false, digits; Excel's own escape of
-    an underscore (_x005F_) undone, as Excel itself reads it (openpyxl does not)."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    return re.sub(r"_x([0-9A-Fa-f]{4})_", lambda m: chr(int(m.group(1), 16)), value)
-
-
-def read_xlsx(body: bytes) -> list[list[Any]]:
-    book = openpyxl.load_workbook(io.BytesIO(body))
-    rows: list[list[Any]] = []
-    for sheet in book.worksheets:
-        rows.extend(list(r) for r in sheet.iter_rows(values_only=True))
-    return rows
-
-
-def xml_of(body: bytes) -> bytes:
-    with zipfile.ZipFile(io.BytesIO(body)) as z:
-        return b"".join(z.read(name) for name in z.namelist())
-
-
-async def both(hcp: Hcp, path: str, query: str, token: str | None = TOKEN) -> list[list[str]]:
-    """The CSV and the XLSX of the same request, checked to hold the same cells; the CSV's rows."""
-    status, headers, body = await fetch(hcp, f"{path}.csv?{query}", token)
-    assert status == 200, (status, body[:300])
-    assert headers["Content-Type"] == "text/csv; charset=utf-8"
-    rows = read_csv(body)
-    status, headers, xlsx = await fetch(hcp, f"{path}.xlsx?{query}", token)
-    assert status == 200, (status, xlsx[:300])
-    assert headers["Content-Type"] == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-    unguarded = [[c[1:] if c.startswith("'=") else c for c in r] for r in rows]
-    assert [[excel_text(v) for v in r] for r in read_xlsx(xlsx)] == unguarded
-    return rows
 
 
 # --- the data set ----------------------------------------------------------------------------------------

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from figures_support import PERIOD, POLICY, build, get, policy_file
 from helpers import TOKEN, Hcp
 from hypothesis import given
 from hypothesis import strategies as st
 from servers import BACKENDS
-from test_figures import PERIOD, POLICY, build, get, policy_file
 
 from bot.policy.statistics import EVERY, MONTHS, PublishSchedule
 

@@ -28,11 +28,11 @@ from console_support import (
     queue_card,
     stored,
 )
+from export_support import both, fetch, read_csv, read_xlsx, xml_of
 from helpers import TOKEN, Hcp
 from servers import BACKENDS
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
-from test_exports import both, fetch, read_csv, read_xlsx, xml_of
 
 from bot.cli import main as cli
 

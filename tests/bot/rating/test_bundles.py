@@ -304,7 +304,7 @@ async def test_shantou_art_31_a_case_in_no_bundle_has_no_choice_and_a_forged_one
 async def test_shantou_art_31_the_mini_program_rates_an_item_or_the_bundle_as_the_api_does(hcp: Hcp) -> None:
     """Shantou art. 31 in the mini-program: `scope` as in the business API (item by default; "bundle" copies to
     the items not yet rated; an unknown scope, or "bundle" for a case in no bundle, is 422 naming it)."""
-    from test_miniprogram import login
+    from miniprogram_support import login
 
     openid = hcp.new_openid()
     applicant = {"name": "赵六", "locale": "zh-CN", "mp_openid": openid}

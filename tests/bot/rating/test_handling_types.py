@@ -12,10 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from api_support import bulk, fields, ndjson
+from export_support import read_csv
 from helpers import TOKEN, Hcp
 from servers import BACKENDS
-from test_api import bulk, fields, ndjson
-from test_exports import read_csv
 
 from store import cases as case_store
 from store.models import Case

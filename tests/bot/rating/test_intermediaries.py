@@ -19,9 +19,9 @@ from typing import Any
 
 import chinese_calendar
 import pytest
+from api_support import fields
 from helpers import TOKEN, Hcp, cst
 from servers import BACKENDS
-from test_api import fields
 
 from bot.policy.rules import Policy, PolicyError, parse_policy
 from bot.rating import intermediaries

@@ -12,9 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from api_support import fields
 from helpers import Hcp
 from servers import BACKENDS
-from test_api import fields
 
 from store import stats
 

@@ -21,6 +21,18 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from callback_support import (
+    RATED_AT,
+    act,
+    answer,
+    call_params,
+    calls_to,
+    local_path,
+    press,
+    review,
+    twiml,
+    write_policy,
+)
 from helpers import PUBLIC_URL, Hcp, cst
 from servers import BACKENDS
 
@@ -32,44 +44,18 @@ KEYS_PATH = "/webhooks/twilio/voice/keys"
 CALL_FROM = "+8610690012345"
 VOICE_MENU = "对整改结果满意请按1，基本满意请按2，不满意请按3"
 SMS_ASK = "满意请回复1"
-# The clock's default instant (a Saturday inside the calling hours): cases are rated then.
-RATED_AT = cst("2026-11-21T10:00")
 
 
 def at(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
-def write_policy(tmp_path: Path, text: str) -> str:
-    path = tmp_path / "policy.toml"
-    path.write_text(text, encoding="utf-8")
-    return str(path)
-
-
 # --- driving a work order to the callback step ---------------------------------------------------------
-
-
-async def act(hcp: Hcp, wo_id: int, action: str, body: dict[str, Any] | None = None,
-              expect: int = 200) -> dict[str, Any]:
-    status, doc = await hcp.api("POST", f"/api/v1/work-orders/{wo_id}/{action}", body)
-    assert status == expect, (action, status, doc)
-    return doc
 
 
 async def work_order(hcp: Hcp, wo_id: int) -> dict[str, Any]:
     status, doc = await hcp.api("GET", f"/api/v1/work-orders/{wo_id}")
     assert status == 200, (status, doc)
-    return doc
-
-
-async def review(hcp: Hcp, wo_id: int, review_at: datetime | None = None) -> dict[str, Any]:
-    """dispatch → rectify → review, all at `review_at` (default: the clock as it is)."""
-    if review_at is not None:
-        hcp.clock.set(review_at)
-    await act(hcp, wo_id, "dispatch")
-    await act(hcp, wo_id, "rectify", {"note": "已约谈窗口人员，整改服务态度"})
-    doc = await act(hcp, wo_id, "review")
-    assert doc["status"] == "reviewed", doc
     return doc
 
 
@@ -88,58 +74,8 @@ async def reviewed(hcp: Hcp, review_at: datetime | None = None, phone: str | Non
     return wo_id, case_no, phone
 
 
-def calls_to(hcp: Hcp, phone: str) -> list[dict[str, Any]]:
-    return [c for c in hcp.twilio.calls if c["to"].endswith(phone[-11:])]
-
-
-def local_path(url: str) -> str:
-    """A webhook URL as the service published it → the path (and query) to post it at."""
-    assert url.startswith(PUBLIC_URL + "/"), url
-    return url[len(PUBLIC_URL):]
-
-
-def call_params(hcp: Hcp, call: dict[str, Any], **more: str) -> dict[str, str]:
-    """What Twilio posts about an outbound call of ours."""
-    return {"CallSid": call["sid"], "AccountSid": hcp.twilio.account_sid, "From": call["from"],
-            "To": call["to"], "Called": call["to"], "Caller": call["from"], "Direction": "outbound-api",
-            "ApiVersion": "2010-04-01", **more}
-
-
-def twiml(raw: str) -> ET.Element:
-    root = ET.fromstring(raw)
-    assert root.tag == "Response", raw
-    return root
-
-
 def said(root: ET.Element) -> str:
     return "".join("".join(s.itertext()) for s in root.iter("Say"))
-
-
-async def answer(hcp: Hcp, call: dict[str, Any]) -> ET.Element:
-    """The rater picks up: Twilio fetches the call's TwiML from its `url`."""
-    status, raw = await hcp.twilio_post(local_path(call["url"]), call_params(hcp, call, CallStatus="in-progress"))
-    assert status == 200, (status, raw)
-    return twiml(raw)
-
-
-def gather_action(root: ET.Element) -> str:
-    gathers = list(root.iter("Gather"))
-    assert len(gathers) == 1, ET.tostring(root, encoding="unicode")
-    action = gathers[0].get("action")
-    assert action, ET.tostring(root, encoding="unicode")
-    return action
-
-
-async def press(hcp: Hcp, call: dict[str, Any], root: ET.Element, digits: str | None) -> ET.Element:
-    """Key presses (or, with None, the Redirect after a silent Gather) at the question `root` asked."""
-    action = gather_action(root)
-    if digits is None:
-        redirects = list(root.iter("Redirect"))
-        assert redirects and (redirects[0].text or "").strip() == action, ET.tostring(root, encoding="unicode")
-    params = call_params(hcp, call, CallStatus="in-progress", **({"Digits": digits} if digits is not None else {}))
-    status, raw = await hcp.twilio_post(action, params)
-    assert status == 200, (status, raw)
-    return twiml(raw)
 
 
 async def call_status(hcp: Hcp, call: dict[str, Any], status: str, expect: int = 204) -> None:

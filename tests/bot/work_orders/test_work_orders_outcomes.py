@@ -24,12 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from callback_support import RATED_AT, answer, calls_to, press, review, write_policy
 from console_support import Browser, add_user, dashboard_table, logged_in
 from helpers import Hcp, cst
 from servers import BACKENDS
 from sqlalchemy import insert, text
 from sqlmodel import col, select
-from test_callbacks import RATED_AT, answer, calls_to, press, review, write_policy
 
 from bot.work_orders.lifecycle import most_within
 from store import migrate, stats
