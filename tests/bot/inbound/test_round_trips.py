@@ -1,0 +1,137 @@
+"""What one inbound rating costs in round trips to PostgreSQL and Redis, counted where they leave the process.
+
+Issue 23 sets the goal: at most two database round trips and one Redis command per rating message. These
+tests count today's path (SQLAlchemy's `before_cursor_execute` and `commit` events on the service's own
+engine; every command the service's Redis client sends, a pipeline counted once) and hold it to a ceiling,
+so that no change makes the hot path chattier unnoticed; a change that makes it leaner lowers the ceiling.
+The counts are also recorded (`record_property`) for the figures of the notes.
+"""
+
+from __future__ import annotations
+
+import secrets
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from helpers import Hcp
+from sqlalchemy import event
+from yarl import URL
+
+pytestmark = pytest.mark.parametrize("backend", [pytest.param(("postgres", "redis"), id="postgres-redis")],
+                                     indirect=True)
+
+# Today's costs, measured 2026-12-07 (issue 23 brings them to 2 statements in 1 transaction and 1 Redis command).
+# SMS: the contact, the conversation (locked), the case (locked with its batch), the bar, the case's ratings, the
+# case's update, the evaluation, the other conversations about the case closed, this conversation saved; Redis:
+# the person's lock, the dedupe key read and written, the unlock. WeChat (a follower with one case) also reads
+# the person's unrated cases and inserts the conversation it never had.
+SMS_REPLY = {"statements": 9, "transactions": 1, "redis": 4}
+WECHAT_TEXT = {"statements": 11, "transactions": 1, "redis": 4}
+# The keypad's good grade: the case by its ticket (a read of its own), then in one transaction the case locked,
+# the call's evaluation looked for by its ref, the bar, the case's ratings, the writes; no Redis (the state rides
+# in Twilio's signed URL).
+KEYPAD_GRADE = {"statements": 8, "transactions": 1, "redis": 0}
+
+
+@dataclass
+class Seen:
+    statements: list[str] = field(default_factory=list)
+    transactions: int = 0
+    redis: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        return {"statements": len(self.statements), "transactions": self.transactions, "redis": len(self.redis)}
+
+
+@contextmanager
+def counting(hcp: Hcp) -> Iterator[Seen]:
+    """Count what the service sends while the block runs (the test's own reads come after it)."""
+    seen = Seen()
+    engine = hcp.rt.db.engine.sync_engine
+
+    def on_statement(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.statements.append(" ".join(statement.split())[:100])
+
+    def on_commit(conn: Any) -> None:
+        seen.transactions += 1
+
+    redis = hcp.rt.state.redis  # type: ignore[attr-defined]
+    send: Callable[..., Any] = redis.execute_command
+    pipeline_class = type(redis.pipeline())
+    execute: Callable[..., Any] = pipeline_class.execute
+
+    async def counted_command(*args: Any, **kw: Any) -> Any:
+        seen.redis.append(str(args[0]))
+        return await send(*args, **kw)
+
+    async def counted_pipeline(self: Any, *args: Any, **kw: Any) -> Any:
+        seen.redis.append("PIPELINE(" + ",".join(str(c[0][0]) for c in self.command_stack) + ")")
+        return await execute(self, *args, **kw)
+
+    event.listen(engine, "before_cursor_execute", on_statement)
+    event.listen(engine, "commit", on_commit)
+    redis.execute_command = counted_command
+    pipeline_class.execute = counted_pipeline
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", on_statement)
+        event.remove(engine, "commit", on_commit)
+        del redis.execute_command
+        pipeline_class.execute = execute
+
+
+def within(seen: Seen, ceiling: dict[str, int], record_property: Callable[[str, object], None]) -> None:
+    counts = seen.counts()
+    record_property("round_trips", counts)
+    over = {k: (counts[k], ceiling[k]) for k in ceiling if counts[k] > ceiling[k]}
+    assert not over, f"more round trips than before (seen, ceiling): {over}\n" + "\n".join(
+        seen.statements) + "\nredis: " + " ".join(seen.redis)
+
+
+async def test_an_sms_reply_to_a_reminder(hcp: Hcp, record_property: Callable[[str, object], None]) -> None:
+    case_no, phone, _ = await hcp.reminded()
+
+    with counting(hcp) as seen:
+        reply = await hcp.sms(phone, "1")
+
+    assert reply.status == 200 and [e["grade"] for e in await hcp.evaluations(case_no)] == ["very_satisfied"]
+    assert seen.statements and seen.redis  # the counters saw the path at all
+    within(seen, SMS_REPLY, record_property)
+
+
+async def test_a_wechat_grade_from_a_follower_with_one_case(hcp: Hcp,
+                                                            record_property: Callable[[str, object], None]) -> None:
+    openid = hcp.new_openid()
+    doc = await hcp.post_case(applicant={"name": "王五", "locale": "zh-CN", "wechat_openid": openid})
+
+    with counting(hcp) as seen:
+        status, _, _ = await hcp.wechat_post(hcp.wx_text(openid, "2"))
+
+    assert status == 200 and [e["grade"] for e in await hcp.evaluations(doc["case_no"])] == ["satisfied"]
+    assert seen.statements and seen.redis
+    within(seen, WECHAT_TEXT, record_property)
+
+
+async def test_a_good_grade_on_the_keypad(hcp: Hcp, record_property: Callable[[str, object], None]) -> None:
+    doc = await hcp.post_case(phone=hcp.new_phone())
+    call = {"CallSid": "CA" + secrets.token_hex(16), "AccountSid": hcp.twilio.account_sid, "From": "+8613800138000",
+            "To": "+862012345", "CallStatus": "in-progress", "Direction": "inbound", "ApiVersion": "2010-04-01"}
+    first = f"/webhooks/twilio/voice?ticket={doc['case_no']}"
+    resp = await hcp.client.post(URL(first, encoded=True), data=call,
+                                 headers={"X-Twilio-Signature": hcp.sign(first, call)})
+    gather = ET.fromstring(await resp.text()).find("Gather")
+    assert resp.status == 200 and gather is not None
+    action, keys = gather.get("action") or "", {**call, "Digits": "1"}
+
+    with counting(hcp) as seen:
+        resp = await hcp.client.post(URL(action, encoded=True), data=keys,
+                                     headers={"X-Twilio-Signature": hcp.sign(action, keys)})
+
+    assert resp.status == 200 and [e["grade"] for e in await hcp.evaluations(doc["case_no"])] == ["very_satisfied"]
+    assert seen.statements
+    within(seen, KEYPAD_GRADE, record_property)
