@@ -35,8 +35,12 @@ def read_catalog(path: Path) -> dict[str, str]:
     return {str(msg.id): str(msg.string) for msg in catalog if msg.id and msg.string}
 
 
+@lru_cache(maxsize=1024)
 def negotiate(tag: str | None) -> str:
-    """An applicant's locale ("zh-CN", "zh_TW", "en-US", …) to one of ours; Chinese first."""
+    """An applicant's locale ("zh-CN", "zh_TW", "en-US", …) to one of ours; Chinese first.
+
+    Cached: Babel's parse takes about 50 µs, a fifth of a bulk ingest's Python time per case, and the
+    applicants of a province give a handful of distinct tags (the LRU bounds whatever they give)."""
     if not tag:
         return SOURCE
     try:
