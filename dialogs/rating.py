@@ -21,8 +21,6 @@ from dialogs.keywords import keyword
 from dialogs.parse import clean_text, has_words, is_help, is_list_request, is_opt_out, parse_grade, read_reasons
 from dialogs.types import AddText, CaseView, Context, Inbound, OptOut, Outcome, RecordRating, Reply
 
-__all__ = ["KEYWORD_KINDS", "Context", "Outcome", "keyword"]  # part of this dialog's surface, defined beside it
-
 DIALOG = "rating"
 OTHER = "other"
 

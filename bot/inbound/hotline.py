@@ -72,17 +72,16 @@ async def keys_pressed(rt: Runtime, ticket: str, state: KeyState, digits: str | 
         return Spoken(keypad.closed(m.VOICE_GOODBYE), SOURCE)
     assert case.id is not None
     outcome = keypad.press(state, digits, keypad.About(case.id), key_rules(rt))
-    ratings = [e for e in outcome.effects if isinstance(e, RecordRating)]
-    if not ratings:
+    rating = next((e for e in outcome.effects if isinstance(e, RecordRating)), None)  # one per call, at its end
+    if rating is None:
         return Spoken(outcome, case.locale)
     ref = f"call:{call_sid}"
     try:
         async with rt.db.write() as session:
             locked = await case_store.by_id(session, case.id, lock=rt.db.locks_rows)
             assert locked is not None
-            for rating in ratings:
-                if await evaluation_store.by_ref(session, ref) is None:
-                    await record(session, rt, locked, rating.grade, rating.reasons, None, "phone", now, ref=ref)
+            if await evaluation_store.by_ref(session, ref) is None:
+                await record(session, rt, locked, rating.grade, rating.reasons, None, "phone", now, ref=ref)
     except RaterBarred:
         return Spoken(keypad.closed(m.VOICE_BARRED), case.locale)
     except RatingRefused:

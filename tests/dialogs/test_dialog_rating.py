@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from dialogs import messages as m
 from dialogs.grades import Grade
 from dialogs.parse import has_words
-from dialogs.rating import OTHER, Context, Outcome, Rules, State, Step, remind, step
-from dialogs.types import AddText, CaseView, Inbound, OptOut, RecordRating, Reply
+from dialogs.rating import OTHER, Rules, State, Step, remind, step
+from dialogs.types import AddText, CaseView, Context, Inbound, OptOut, Outcome, RecordRating, Reply
 
 NOW = datetime(2026, 11, 21, 10, tzinfo=UTC)
 PHONE = "+8613800138000"
