@@ -46,6 +46,7 @@ class Row:
     errors: int | None = None
     seconds: float | None = None
     peak_rss_mb: float | None = None
+    cpu_ms: float | None = None  # the serving processes' CPU (user + system) per answered request
     note: str = ""
 
 
@@ -83,6 +84,30 @@ def rss_kib(pid: int, field_name: str = "VmRSS") -> int:
         if line.startswith(field_name + ":"):
             return int(line.split()[1])
     return 0
+
+
+def _descendants(pid: int) -> list[int]:
+    """The process and every process under it (the workers of `serve --workers N`)."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*/children"):
+            with contextlib.suppress(OSError):
+                todo += [int(child) for child in task.read_text().split()]
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds used so far by a live process and its children (from /proc/<pid>/stat,
+    fields 14 and 15, in clock ticks): read before and after a load, the difference is the load's CPU."""
+    ticks = 0
+    for each in _descendants(pid):
+        with contextlib.suppress(OSError):
+            # the command name (field 2) may hold spaces: count fields after its closing parenthesis
+            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def executable(name: str = "haochaping") -> str:
@@ -314,7 +339,7 @@ class BulkWriter:
 def table(rows: Sequence[Row]) -> str:
     """The rows as an aligned text table ("-" for a figure not measured)."""
     heads = ["benchmark", "config", "n", "per_second", "p50_ms", "p99_ms", "errors", "seconds", "peak_rss_mb",
-             "note"]
+             "cpu_ms", "note"]
 
     def cell(value: object) -> str:
         if value is None:

@@ -30,9 +30,11 @@ clock starts, each body sent once, in order, until all are sent or `duration` se
 Figures per row: `n` requests sent; `per_second` = answered requests / elapsed seconds of the load;
 `p50_ms`/`p99_ms` per-request latency seen by the client; `errors` = non-2xx answers plus failed
 requests (0 in a healthy run); `seconds` the load's elapsed time; `peak_rss_mb` the server's peak
-RSS (VmHWM) at the end of the row's load, setting up included. After the loads the stored ratings
-are counted through `GET /api/v1/stats?by=agency` and a sample of cases is read back through
-`GET /api/v1/cases/{case_no}`; the note says how many ratings were stored for how many requests.
+RSS (VmHWM) at the end of the row's load, setting up included; `cpu_ms` the CPU (user + system, from
+/proc/<pid>/stat, the serving process and its workers) spent during the load per answered request.
+After the loads the stored ratings are counted through `GET /api/v1/stats?by=agency` and a sample of
+cases is read back through `GET /api/v1/cases/{case_no}`; the note says how many ratings were stored
+for how many requests.
 
 The machine's cores are shared by the server, the load generator and anything else running: every
 figure, the ratio included (the baseline's run is short), moves with the host's load; quote figures
@@ -73,9 +75,20 @@ from aiohttp import web
 from twilio.request_validator import RequestValidator
 
 try:
-    from bench.common import CONFIGS, Config, Row, config, executable, free_port, percentile, rss_kib, serve
+    from bench.common import (
+        CONFIGS,
+        Config,
+        Row,
+        config,
+        cpu_seconds,
+        executable,
+        free_port,
+        percentile,
+        rss_kib,
+        serve,
+    )
 except ModuleNotFoundError:  # run as a script: bench/ itself is on sys.path
-    from common import CONFIGS, Config, Row, config, executable, free_port, percentile, rss_kib, serve
+    from common import CONFIGS, Config, Row, config, cpu_seconds, executable, free_port, percentile, rss_kib, serve
 
 # Where the server and the baseline believe Twilio reaches them: signatures are computed on it.
 PUBLIC_URL = "https://haochaping.bench.invalid"
@@ -244,10 +257,20 @@ def rated_by_agency(url: str, token: str) -> dict[str, int]:
 
 
 def load_row(name: str, config_name: str, summary: dict[str, Any], peak_kib: int, note: str) -> Row:
+    answered = int(summary["requests"]) - int(summary["errors"])
+    cpu = summary.get("server_cpu_seconds")
     return Row(name, config_name, int(summary["requests"]), per_second=float(summary["per_second"]),
                p50_ms=summary["p50_ms"], p99_ms=summary["p99_ms"], errors=int(summary["errors"]),
                seconds=float(summary["seconds"]), peak_rss_mb=round(peak_kib / 1024, 1) if peak_kib else None,
-               note=note)
+               cpu_ms=round(1000 * cpu / answered, 3) if cpu is not None and answered else None, note=note)
+
+
+def load_measured(url: str, bodies: Path, duration: float, pid: int) -> dict[str, Any]:
+    """`load`, with the CPU the serving process (and its workers) spent meanwhile."""
+    before = cpu_seconds(pid)
+    summary = load(url, bodies, duration)
+    summary["server_cpu_seconds"] = cpu_seconds(pid) - before
+    return summary
 
 
 def failures(summary: dict[str, Any]) -> str:
@@ -277,7 +300,7 @@ def measure(config_name: str, numbers: int = 10_000, duration: float = 20.0) -> 
         baseline_port = free_port()
         with helper_process(["--baseline-app", str(baseline_port), auth_token, PUBLIC_URL], baseline_port,
                             "the baseline app") as baseline:
-            summary = load(f"http://127.0.0.1:{baseline_port}", files / "sms.jsonl", duration)
+            summary = load_measured(f"http://127.0.0.1:{baseline_port}", files / "sms.jsonl", duration, baseline.pid)
             peak = rss_kib(baseline.pid, "VmHWM")
         rows.append(load_row("baseline", config_name, summary, peak,
                              "signature check + fixed TwiML, same SMS bodies" + failures(summary)))
@@ -314,7 +337,7 @@ def _measure_served(cfg: Config, url: str, pid: int, twilio: dict[str, str], val
     # SMS: one signed answer per number.
     sms = [sms_request(validator, account_sid, i) for i in range(numbers)]
     write_lines(files / "sms.jsonl", sms)
-    sms_summary = load(url, files / "sms.jsonl", duration)
+    sms_summary = load_measured(url, files / "sms.jsonl", duration, pid)
     sms_peak = rss_kib(pid, "VmHWM")
 
     # Hotline: hand every call over (not timed), then the timed key presses at each call's Gather action.
@@ -334,7 +357,7 @@ def _measure_served(cfg: Config, url: str, pid: int, twilio: dict[str, str], val
         params = {**call_params(account_sid, calls[i], i), "Digits": digit(i)}
         keys.append(sign(validator, html.unescape(found.group(1)), params))
     write_lines(files / "keys.jsonl", keys)
-    keys_summary = load(url, files / "keys.jsonl", duration)
+    keys_summary = load_measured(url, files / "keys.jsonl", duration, pid)
     keys_peak = rss_kib(pid, "VmHWM")
 
     # What was stored.

@@ -23,6 +23,24 @@ async def get(session: AsyncSession, contact_id: int, *, lock: bool = False) -> 
     return (await session.exec(stmt)).first()
 
 
+async def ensure_row(session: AsyncSession, dialect: str, contact_id: int, now: datetime,
+                     recent_ids: Sequence[str] = ()) -> None:
+    """Give a contact an (empty) conversation row if they have none, so that their messages can queue on it.
+
+    The row is what serialises one person's messages (a copy waits for the first, then finds its id in
+    `recent_ids`); a person who never had one would have nothing to lock, and two copies could both act. A
+    concurrent insert waits for the other transaction and then does nothing (ON CONFLICT DO NOTHING; the
+    MySQL family's INSERT IGNORE)."""
+    table = Conversation.__table__  # type: ignore[attr-defined]
+    row = {"contact_id": contact_id, "recent_ids": list(recent_ids), "version": 0, "updated_at": now}
+    if dialect in ("mysql", "mariadb"):
+        stmt: Any = table.insert().values(**row).prefix_with("IGNORE")
+    else:
+        stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(table).values(**row).on_conflict_do_nothing(
+            index_elements=[table.c.contact_id])
+    await session.exec(stmt)
+
+
 async def open_if_free(session: AsyncSession, contact_id: int, case_id: int, state: dict[str, Any],
                        expires_at: datetime, now: datetime) -> bool:
     """Open a conversation unless one is open: a conditional write, so two sweeps cannot both win."""

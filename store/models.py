@@ -176,8 +176,9 @@ class Conversation(SQLModel, table=True):
     """The one open conversation of a contact (at most one): the dialog state between messages.
 
     It lives in the database, not only in Redis, so that a flush, a restart or the `tick` process
-    opening a conversation from outside `serve` loses nothing. `recent_ids` keeps the last provider
-    message ids acted on: a durable second line behind the fast dedupe in Redis.
+    opening a conversation from outside `serve` loses nothing. The row, locked for a message's
+    transaction, is what handles one person's messages one at a time, and `recent_ids` keeps the last
+    provider message ids acted on, committed with what they did: the inbound road's dedupe.
     """
 
     __tablename__ = "conversations"

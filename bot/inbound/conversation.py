@@ -58,30 +58,31 @@ def case_view(rt: Runtime, case: Case | DueCase) -> CaseView:
 async def handle(rt: Runtime, inbound: Inbound, contact_channel: str) -> Answer:
     """Act on one inbound message once, however often the provider delivers it.
 
-    The dedupe key says "acted on", and is written only after acting: a key written first, as a claim,
-    would outlive a request that failed after it (a Redis write that timed out still lands), and the
-    provider's retry would then be taken for a duplicate and lost. Copies arriving together are
-    serialized by the person's lock, and the database's `recent_ids` stays the durable second line.
+    The database does it, in the message's own transaction: the person's conversation row, locked (on SQLite
+    the one writer), handles their messages one at a time, and a copy finds its id in the row's `recent_ids`,
+    committed together with what the message did. So a copy is never acted on twice, a retry of a request
+    that failed is never taken for a copy, and a flushed or stopped Redis changes nothing. Only a stranger's
+    message (no contact, so no row) asks Redis, after its transaction, whether a copy was answered already:
+    the claim keeps the answer from going out twice, and a stranger's opt-out, the one thing such a message
+    stores, is idempotent and leaves a row with its id for later copies.
     """
     inbound = replace(inbound, text=clean(inbound.text), address=clean(inbound.address),
                       message_id=clean(inbound.message_id) if inbound.message_id else inbound.message_id)
-    dedupe_key = keys.inbound_seen(inbound.channel, inbound.message_id) if inbound.message_id else None
     address_hash = rt.sealer.lookup_hash(contact_channel, inbound.address)
-    async with rt.state.lock(keys.contact(contact_channel, address_hash)):
-        if dedupe_key and await rt.state.get(dedupe_key) is not None:
-            answer = Answer([], duplicate=True)
-        else:
-            answer = await _handle_locked(rt, inbound, contact_channel, address_hash)
-            if dedupe_key and not answer.duplicate:
-                try:
-                    await rt.state.put(dedupe_key, "1", DEDUPE_TTL)
-                except StateUnavailable as exc:  # acted on and stored: recent_ids still catches a copy
-                    log.warning("inbound %s acted on but not marked: %s", inbound.message_id, exc)
+    answer, stranger = await _handle(rt, inbound, contact_channel, address_hash)
+    if stranger and inbound.message_id and not answer.duplicate:
+        try:
+            if await rt.state.claim(keys.inbound_seen(inbound.channel, inbound.message_id), "1",
+                                    DEDUPE_TTL) is not None:
+                answer = Answer([], duplicate=True)
+        except StateUnavailable as exc:  # answered once more at worst; nothing stored twice
+            log.warning("inbound %s from a stranger not marked: %s", inbound.message_id, exc)
     rt.metrics.inbound.labels(inbound.channel, "duplicate" if answer.duplicate else "handled").inc()
     return answer
 
 
-async def _handle_locked(rt: Runtime, inbound: Inbound, contact_channel: str, address_hash: str) -> Answer:
+async def _handle(rt: Runtime, inbound: Inbound, contact_channel: str, address_hash: str) -> tuple[Answer, bool]:
+    """The answer, and whether it came from a stranger (see `handle`)."""
     now = inbound.received_at
     rules = rt.rules_for(inbound.channel)
     async with rt.db.write() as session:
@@ -89,13 +90,19 @@ async def _handle_locked(rt: Runtime, inbound: Inbound, contact_channel: str, ad
         if contact is None:
             outcome = registry.answer(None, inbound, Context(None, None), rules, now)
             if any(isinstance(e, OptOut) for e in outcome.effects):
-                await consent.opt_out_stranger(session, rt, contact_channel, inbound.address, address_hash, now)
-            return _answer(rt, outcome.replies, SOURCE, None)
+                contact_id = await consent.opt_out_stranger(session, rt, contact_channel, inbound.address,
+                                                            address_hash, now)
+                await conversations.ensure_row(session, rt.db.dialect, contact_id, now,
+                                               [inbound.message_id] if inbound.message_id else [])
+            return _answer(rt, outcome.replies, SOURCE, None), True
         assert contact.id is not None
         conv = await conversations.get(session, contact.id, lock=rt.db.locks_rows)
+        if conv is None and rt.db.locks_rows:  # something to queue on (conversations.ensure_row)
+            await conversations.ensure_row(session, rt.db.dialect, contact.id, now)
+            conv = await conversations.get(session, contact.id, lock=True)
         recent = list(conv.recent_ids) if conv else []
         if inbound.message_id and inbound.message_id in recent:
-            return Answer([], duplicate=True)
+            return Answer([], duplicate=True), False
         if inbound.message_id:
             recent = [*recent, inbound.message_id][-RECENT_IDS:]
         state = registry.read_conversation(conv.state) if conv else None
@@ -123,4 +130,4 @@ async def _handle_locked(rt: Runtime, inbound: Inbound, contact_channel: str, ad
                                  nxt.to_json() if nxt else None, nxt.expires_at if nxt else None, recent, now)
         talked_about = current if (current and (nxt is None or nxt.case_id == current.id)) else oldest
         locale = talked_about.locale if talked_about else SOURCE
-    return _answer(rt, outcome.replies, locale, contact.id)
+    return _answer(rt, outcome.replies, locale, contact.id), False

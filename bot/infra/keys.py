@@ -8,16 +8,12 @@ they guard."""
 
 from __future__ import annotations
 
-NAMESPACES = ("contact", "in", "console", "idem", "form", "sim", "wechat", "login")
-
-
-def contact(channel: str, address_hash: str) -> str:
-    """One person's messages, handled one at a time (the lock of the inbound road)."""
-    return f"contact:{channel}:{address_hash}"
+NAMESPACES = ("in", "console", "idem", "form", "sim", "wechat", "login")
 
 
 def inbound_seen(channel: str, message_id: str) -> str:
-    """A provider's message id seen already: a retried webhook is not acted on twice."""
+    """A provider's message id answered already, for a message that found no conversation (a stranger's): the
+    others' ids are kept in their conversation row (bot/inbound/conversation.py)."""
     return f"in:{channel}:{message_id}"
 
 

@@ -34,11 +34,12 @@ async def opt_out(session: AsyncSession, contact_id: int, by: By, now: datetime)
 
 
 async def opt_out_stranger(session: AsyncSession, rt: Runtime, channel: str, address: str, address_hash: str,
-                           now: datetime) -> None:
-    """Someone we hold no case for opts out: the contact is made now so that it stays opted out."""
+                           now: datetime) -> int:
+    """Someone we hold no case for opts out: the contact is made now so that it stays opted out (its id)."""
     masked = mask_phone(address) if address.startswith("+") else mask_openid(address)
     contact_id = await contacts.ensure(session, channel, address_hash, rt.sealer.seal(address), masked, now)
     await opt_out(session, contact_id, By.REPLY, now)
+    return contact_id
 
 
 async def opt_in(session: AsyncSession, contact_id: int) -> None:

@@ -25,12 +25,13 @@ pytestmark = pytest.mark.parametrize("backend", [pytest.param(("postgres", "redi
                                      indirect=True)
 
 # Today's costs, measured 2026-12-07 (issue 23 brings them to 2 statements in 1 transaction and 1 Redis command).
-# SMS: the contact, the conversation (locked), the case (locked with its batch), the bar, the case's ratings, the
-# case's update, the evaluation, the other conversations about the case closed, this conversation saved; Redis:
-# the person's lock, the dedupe key read and written, the unlock. WeChat (a follower with one case) also reads
-# the person's unrated cases and inserts the conversation it never had.
-SMS_REPLY = {"statements": 9, "transactions": 1, "redis": 4}
-WECHAT_TEXT = {"statements": 11, "transactions": 1, "redis": 4}
+# SMS: the contact, the conversation (locked: it serialises the person's messages, its recent ids dedupe them),
+# the case (locked with its batch), the bar, the case's ratings, the case's update, the evaluation, the other
+# conversations about the case closed, this conversation saved; no Redis. WeChat (a follower with one case, who
+# has no conversation row yet) also inserts the row and locks it, reads the person's unrated cases; no Redis in
+# safe mode (in plain mode one command: the replay guard of the signed query, bot/web/wechat_hooks.py).
+SMS_REPLY = {"statements": 9, "transactions": 1, "redis": 0}
+WECHAT_TEXT = {"statements": 13, "transactions": 1, "redis": 0}
 # The keypad's good grade: the case by its ticket (a read of its own), then in one transaction the case locked,
 # the call's evaluation looked for by its ref, the bar, the case's ratings, the writes; no Redis (the state rides
 # in Twilio's signed URL).
@@ -100,7 +101,7 @@ async def test_an_sms_reply_to_a_reminder(hcp: Hcp, record_property: Callable[[s
         reply = await hcp.sms(phone, "1")
 
     assert reply.status == 200 and [e["grade"] for e in await hcp.evaluations(case_no)] == ["very_satisfied"]
-    assert seen.statements and seen.redis  # the counters saw the path at all
+    assert seen.statements  # the counters saw the path at all
     within(seen, SMS_REPLY, record_property)
 
 
@@ -113,7 +114,7 @@ async def test_a_wechat_grade_from_a_follower_with_one_case(hcp: Hcp,
         status, _, _ = await hcp.wechat_post(hcp.wx_text(openid, "2"))
 
     assert status == 200 and [e["grade"] for e in await hcp.evaluations(doc["case_no"])] == ["satisfied"]
-    assert seen.statements and seen.redis
+    assert seen.statements
     within(seen, WECHAT_TEXT, record_property)
 
 
