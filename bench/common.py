@@ -173,10 +173,11 @@ class Server:
 
 
 @contextlib.contextmanager
-def serve(cfg: Config, *, scheduler: bool = False, **extra_env: str) -> Iterator[Server]:
+def serve(cfg: Config, *, scheduler: bool = False, workers: int = 1, **extra_env: str) -> Iterator[Server]:
     """`haochaping serve` on a free port of 127.0.0.1, until the block ends (then SIGTERM)."""
     port = free_port()
-    args = [executable(), "serve", "--port", str(port)] + ([] if scheduler else ["--no-scheduler"])
+    args = [executable(), "serve", "--port", str(port)] + ([] if scheduler else ["--no-scheduler"]) + (
+        ["--workers", str(workers)] if workers != 1 else [])
     process = subprocess.Popen(args, cwd=cfg.workdir, env=cfg.env(**extra_env))
     try:
         deadline = time.monotonic() + 30

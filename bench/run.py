@@ -10,7 +10,8 @@ What each row measures (see each module's docstring for how):
 - sms, keypad: signed Twilio webhooks from 10,000 numbers answering a live reminder / pressing a key in
   a hotline rating, driven from a separate load-generator process; requests/s, p50/p99 latency, errors.
   baseline: a minimal aiohttp app that only checks the signature and answers fixed TwiML, under the
-  same load; the sms and keypad notes give our ratio to it (bench/webhooks.py).
+  same load; the sms and keypad notes give our ratio to it (bench/webhooks.py). `cpu_ms`: the serving
+  processes' CPU per answered request. workers: the same on `serve --workers 2` (pg+redis).
 - providers: the inbound-reply path through each SMS provider under the same load: N replies from N
   numbers answering live reminders, as Twilio (signed form posts), Aliyun (SmsUp JSON pushes), Tencent
   (reply JSON pushes) and a CMPP gateway (DELIVERs on serve's session) deliver them, each provider
@@ -49,6 +50,7 @@ from bench.common import CONFIGS, Row, table
 FULL: dict[str, Callable[[str], list[Row]]] = {
     "parse": lambda c: parse.measure() if c == CONFIGS[0] else [],  # no database: once
     "sms": lambda c: webhooks.measure(c, numbers=10_000, duration=900),  # sms, keypad, baseline rows
+    "workers": lambda c: webhooks.measure(c, numbers=10_000, duration=900, workers=2) if c == "pg+redis" else [],
     "providers": lambda c: providers.measure(c, numbers=10_000, duration=900),  # reply <provider>, reply baseline
     "bursts": lambda c: bursts.measure(c, 1_000),  # burst, burst baseline rows
     "sweep": lambda c: sweep.measure(c, [100_000, 1_000_000]),
@@ -59,6 +61,7 @@ FULL: dict[str, Callable[[str], list[Row]]] = {
 QUICK: dict[str, Callable[[str], list[Row]]] = {
     "parse": lambda c: parse.measure() if c == CONFIGS[0] else [],
     "sms": lambda c: webhooks.measure(c, numbers=500),
+    "workers": lambda c: webhooks.measure(c, numbers=500, workers=2) if c == "pg+redis" else [],
     "providers": lambda c: providers.measure(c, numbers=200),
     "bursts": lambda c: bursts.measure(c, 200),
     "sweep": lambda c: sweep.measure(c, [10_000]),

@@ -282,8 +282,9 @@ def failures(summary: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------------------------- measure
 
 
-def measure(config_name: str, numbers: int = 10_000, duration: float = 20.0) -> list[Row]:
-    """The sms, keypad and baseline rows of one configuration, on a database of its own."""
+def measure(config_name: str, numbers: int = 10_000, duration: float = 20.0, workers: int = 1) -> list[Row]:
+    """The sms, keypad and baseline rows of one configuration, on a database of its own; `serve --workers`
+    (more than one needs Redis: pg+redis only)."""
     account_sid, auth_token = "AC" + secrets.token_hex(16), secrets.token_hex(16)
     validator = RequestValidator(auth_token)
     with config(config_name) as cfg, tempfile.TemporaryDirectory(prefix="hcp-webhooks-") as tmp:
@@ -294,9 +295,12 @@ def measure(config_name: str, numbers: int = 10_000, duration: float = 20.0) -> 
             twilio = {"TWILIO_ACCOUNT_SID": account_sid, "TWILIO_AUTH_TOKEN": auth_token,
                       "TWILIO_SMS_FROM": SMS_FROM, "TWILIO_API_BASE_URL": f"http://127.0.0.1:{twilio_port}",
                       "HAOCHAPING_PUBLIC_URL": PUBLIC_URL}
-            with serve(cfg, **twilio) as server:
+            with serve(cfg, workers=workers, **twilio) as server:
                 rows = _measure_served(cfg, server.url, server.pid, twilio, validator, account_sid, files,
                                        numbers, duration)
+        if workers > 1:
+            for row in rows:
+                row.benchmark += f" ×{workers}"
         baseline_port = free_port()
         with helper_process(["--baseline-app", str(baseline_port), auth_token, PUBLIC_URL], baseline_port,
                             "the baseline app") as baseline:
@@ -513,6 +517,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--config", choices=[*CONFIGS, "both"], default="both")
     parser.add_argument("--numbers", type=int, default=10_000, help="distinct phone numbers (and hotline calls)")
     parser.add_argument("--duration", type=float, default=20.0, help="at most this many seconds of load per row")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1],
+                        help="`serve --workers` of each run (pg+redis only above 1), e.g. 1 2 for the scaling")
     parser.add_argument("--load", nargs="+", metavar="ARG", help=argparse.SUPPRESS)  # URL BODIES CONC DURATION [OUT]
     parser.add_argument("--baseline-app", nargs=3, metavar=("PORT", "TOKEN", "PUBLIC_URL"), help=argparse.SUPPRESS)
     parser.add_argument("--fake-twilio", nargs=3, metavar=("PORT", "ACCOUNT_SID", "TOKEN"), help=argparse.SUPPRESS)
@@ -536,9 +542,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     rows: list[Row] = []
     names = CONFIGS if args.config == "both" else (args.config,)
     for name in names:
-        rows += measure(name, args.numbers, args.duration)
-        if name != names[-1]:  # each configuration as it ends, the whole table at the end
-            print(table(rows[-3:]) + "\n", file=sys.stderr, flush=True)
+        for workers in args.workers if name == "pg+redis" else [1]:
+            rows += measure(name, args.numbers, args.duration, workers)
+            print(table(rows[-3:]) + "\n", file=sys.stderr, flush=True)  # each run as it ends, all at the end
     print(table(rows))
 
 

@@ -22,6 +22,7 @@ from bot.cli import exports as cli_exports
 from bot.cli import reports as cli_reports
 from bot.cli import secret as cli_secret
 from bot.cli import stats as cli_stats
+from bot.cli import workers
 from bot.duties import scheduler
 from bot.infra import audit
 from bot.infra.config import ConfigError, Settings, listen_url, load_settings, serving_settings
@@ -57,7 +58,8 @@ def _listen_problem(exc: OSError, host: str, port: int) -> ListenError:
     return ListenError(f"cannot listen on {where}: {why}{hint}")
 
 
-async def serve(settings: Settings, host: str, port: int, run_scheduler: bool) -> None:
+async def serve(settings: Settings, host: str, port: int, run_scheduler: bool, worker: int | None = None) -> None:
+    """One process of the service; `worker` is its index when it is one of several (bot/cli/workers.py)."""
     configured = settings
     settings = serving_settings(settings, host, port)
     rt = await open_runtime(settings)
@@ -66,15 +68,16 @@ async def serve(settings: Settings, host: str, port: int, run_scheduler: bool) -
     # A burst's connections wait in the kernel's accept queue while the loop is busy: aiohttp's 128 would
     # drop the rest of a burst's SYNs, each then retried by its client a second or more later.
     try:
-        await web.TCPSite(runner, host, port, backlog=LISTEN_BACKLOG).start()
+        await web.TCPSite(runner, host, port, backlog=LISTEN_BACKLOG, reuse_port=worker is not None).start()
     except OSError as exc:
         await runner.cleanup()
         await rt.close()
         raise _listen_problem(exc, host, port) from None
     public = settings.public_url + (" (HAOCHAPING_PUBLIC_URL is unset: taken from --host/--port)"
                                     if settings is not configured else "")
-    log.info("haochaping on http://%s:%d — public URL %s, database %s, state %s, SMS provider %s, scheduler %s",
-             host, port, public, _safe_url(settings.database_url), "redis" if settings.redis_url else "in-process",
+    log.info("haochaping%s on http://%s:%d — public URL %s, database %s, state %s, SMS provider %s, scheduler %s",
+             f" worker {worker}" if worker is not None else "", host, port, public,
+             _safe_url(settings.database_url), "redis" if settings.redis_url else "in-process",
              rt.sms.name, "on" if run_scheduler else "off")
     if settings.simulator_enabled:
         log.info("try it: the simulator is at %s/simulator/ (the console at /console/)", listen_url(host, port))
@@ -82,7 +85,8 @@ async def serve(settings: Settings, host: str, port: int, run_scheduler: bool) -
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await rt.sms_channel.start()  # a gateway's connection (CMPP) opens now and is kept while serve runs
+    if not worker:  # a gateway's connection (CMPP) opens now and is kept while serve runs, by one worker
+        await rt.sms_channel.start()
     task = asyncio.create_task(scheduler.loop(rt)) if run_scheduler else None
     try:
         await stop.wait()
@@ -92,6 +96,20 @@ async def serve(settings: Settings, host: str, port: int, run_scheduler: bool) -
             await asyncio.gather(task, return_exceptions=True)
         await runner.cleanup()
         await rt.close()
+
+
+async def prepare(settings: Settings) -> None:
+    """What several workers must not race on, done once before they start: the schema, the secret key."""
+    rt = await open_runtime(settings)
+    await rt.close()
+
+
+def serve_workers(settings: Settings, host: str, port: int, run_scheduler: bool, count: int) -> int:
+    """`serve --workers N` (N > 1): the exit code."""
+    workers.check(settings, count)
+    asyncio.run(prepare(settings))
+    workers.probe(host, port, _listen_problem)
+    return workers.supervise(count, lambda i: serve(settings, host, port, run_scheduler and i == 0, worker=i))
 
 
 async def tick(settings: Settings, now: datetime) -> dict[str, int]:
@@ -186,6 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8080)
     s.add_argument("--no-scheduler", action="store_true", help="leave timed work to `haochaping tick`")
+    s.add_argument("--workers", default="1", metavar="N",
+                   help="processes answering on the port (SO_REUSEPORT; 'auto': one per core; more than one "
+                        "needs HAOCHAPING_REDIS_URL); the scheduler runs in the first")
     t = sub.add_parser("tick", help="do every timed duty due at --now once, print the counts as JSON")
     t.add_argument("--now", help="ISO-8601 instant (default: the real time)")
     d = sub.add_parser("db", help="database schema")
@@ -229,6 +250,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             run_scheduler = settings.scheduler and not args.no_scheduler
             try:
+                count = workers.count(args.workers)
+            except ValueError as exc:
+                print(f"haochaping serve: {exc}", file=sys.stderr)
+                return 2
+            try:
+                if count > 1:
+                    return serve_workers(settings, args.host, args.port, run_scheduler, count)
                 asyncio.run(serve(settings, args.host, args.port, run_scheduler))
             except ListenError as exc:
                 print(f"haochaping serve: {exc}", file=sys.stderr)

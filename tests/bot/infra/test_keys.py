@@ -8,7 +8,7 @@ import inspect
 from bot.infra import keys
 
 SAMPLES = {
-    keys.contact: ("phone", "ab12"), keys.inbound_seen: ("sms", "SM1"), keys.console_session: ("s1",),
+    keys.inbound_seen: ("sms", "SM1"), keys.console_session: ("s1",),
     keys.idempotency: ("api", "k1"), keys.rating_form: (7, "tok"), keys.simulation: ("x1",),
     keys.wechat_signed: ("sig",), keys.login_pair: ("p",), keys.login_known: ("p",), keys.login_budget: ("1.2.3.4", 9),
 }

@@ -33,10 +33,10 @@ async def test_flushing_redis_mid_conversation_loses_nothing(hcp):
     await hcp.sms(phone, "5", sid=sid)
 
     flushed = await _flush_prefix(settings.redis_url, settings.redis_prefix)
-    retry = await hcp.sms(phone, "5", sid=sid)  # Twilio's retry, after the dedupe key is gone
+    retry = await hcp.sms(phone, "5", sid=sid)  # Twilio's retry, after the flush
     done = await hcp.sms(phone, "2 4")
 
-    assert flushed >= 1
+    assert flushed == 0  # the inbound road keeps nothing in Redis (bot/inbound/conversation.py)
     assert retry.messages == []  # the conversation's durable record of message ids caught it
     assert done.status == 200 and done.messages
     [ev] = await hcp.evaluations(case_no)
@@ -44,7 +44,9 @@ async def test_flushing_redis_mid_conversation_loses_nothing(hcp):
 
 
 @pytest.mark.parametrize("backend", [("sqlite", "redis")], indirect=True, ids=["sqlite-redis"])
-async def test_redis_down_means_503_for_webhooks_and_a_named_health_failure(hcp, aiohttp_client, clock):
+async def test_with_redis_down_an_sms_rating_is_still_taken_once_and_health_names_redis(hcp, aiohttp_client,
+                                                                                         clock):
+    """The inbound road needs no Redis: the person's conversation row serialises and dedupes their messages."""
     case_no, phone, _ = await hcp.reminded()
     broken = dataclasses.replace(hcp.rt.settings, redis_url="redis://127.0.0.1:1/0")
     rt = await open_runtime(broken)
@@ -53,15 +55,17 @@ async def test_redis_down_means_503_for_webhooks_and_a_named_health_failure(hcp,
         client = await aiohttp_client(build_app(rt))
         down = Hcp(rt=rt, client=client, twilio=hcp.twilio, clock=clock)
 
-        reply = await down.sms(phone, "1")
+        sid = "SM" + secrets.token_hex(16)
+        reply = await down.sms(phone, "1", sid=sid)
+        copy = await down.sms(phone, "1", sid=sid)
         status, health = await down.api("GET", "/healthz")
 
-        assert reply.status == 503
+        assert reply.status == 200 and reply.messages, reply
+        assert copy.status == 200 and copy.messages == [], copy
         assert status == 503 and health["redis"].startswith("down") and health["database"] == "ok"
-        assert await hcp.evaluations(case_no) == []  # nothing half-done
     finally:
         await rt.close()
-    assert (await hcp.sms(phone, "1")).status == 200  # with Redis back, the retry is taken
+    assert (await hcp.sms(phone, "1", sid=sid)).messages == []  # with Redis back, still a copy
     assert [e["grade"] for e in await hcp.evaluations(case_no)] == ["very_satisfied"]
 
 
