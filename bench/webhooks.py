@@ -86,9 +86,22 @@ try:
         percentile,
         rss_kib,
         serve,
+        table,
     )
 except ModuleNotFoundError:  # run as a script: bench/ itself is on sys.path
-    from common import CONFIGS, Config, Row, config, cpu_seconds, executable, free_port, percentile, rss_kib, serve
+    from common import (
+        CONFIGS,
+        Config,
+        Row,
+        config,
+        cpu_seconds,
+        executable,
+        free_port,
+        percentile,
+        rss_kib,
+        serve,
+        table,
+    )
 
 # Where the server and the baseline believe Twilio reaches them: signatures are computed on it.
 PUBLIC_URL = "https://haochaping.bench.invalid"
@@ -492,24 +505,6 @@ def fake_twilio_app(account_sid: str, auth_token: str) -> web.Application:
 
 
 # ------------------------------------------------------------------------------------------------- CLI
-
-
-def table(rows: Sequence[Row]) -> str:
-    def fmt(value: object) -> str:
-        if value is None:
-            return "-"
-        if isinstance(value, float):
-            return f"{value:.1f}"
-        return str(value)
-
-    head = ("benchmark", "config", "n", "per_second", "p50_ms", "p99_ms", "errors", "seconds", "peak_rss_mb")
-    cells = [[fmt(getattr(r, h)) for h in head] for r in rows]
-    widths = [max(len(h), *(len(c[k]) for c in cells)) for k, h in enumerate(head)]
-    def line(values: Sequence[str], note: str) -> str:
-        aligned = (v.ljust(w) if k < 2 else v.rjust(w) for k, (v, w) in enumerate(zip(values, widths, strict=True)))
-        return "  ".join([*aligned, note])
-
-    return "\n".join([line(head, "note"), *(line(c, row.note) for row, c in zip(rows, cells, strict=True))])
 
 
 def main(argv: Sequence[str] | None = None) -> None:

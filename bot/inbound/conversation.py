@@ -23,7 +23,7 @@ from dialogs.keywords import KINDS as KEYWORDS
 from dialogs.parse import clean, is_list_request
 from dialogs.types import CaseView, Context, ConversationState, Inbound, OptOut, Reply
 from store import cases as case_store
-from store import contacts, conversations
+from store import conversations
 from store.cases import DueCase
 from store.models import Case
 
@@ -86,7 +86,8 @@ async def _handle(rt: Runtime, inbound: Inbound, contact_channel: str, address_h
     now = inbound.received_at
     rules = rt.rules_for(inbound.channel)
     async with rt.db.write() as session:
-        contact = await contacts.find(session, contact_channel, address_hash)
+        contact, conv = await conversations.of_address(session, contact_channel, address_hash,
+                                                        lock=rt.db.locks_rows)
         if contact is None:
             outcome = registry.answer(None, inbound, Context(None, None), rules, now)
             if any(isinstance(e, OptOut) for e in outcome.effects):
@@ -96,7 +97,6 @@ async def _handle(rt: Runtime, inbound: Inbound, contact_channel: str, address_h
                                                [inbound.message_id] if inbound.message_id else [])
             return _answer(rt, outcome.replies, SOURCE, None), True
         assert contact.id is not None
-        conv = await conversations.get(session, contact.id, lock=rt.db.locks_rows)
         if conv is None and rt.db.locks_rows:  # something to queue on (conversations.ensure_row)
             await conversations.ensure_row(session, rt.db.dialect, contact.id, now)
             conv = await conversations.get(session, contact.id, lock=True)
@@ -124,7 +124,8 @@ async def _handle(rt: Runtime, inbound: Inbound, contact_channel: str, address_h
             unrated=unrated, known=True, unrated_cases=tuple(case_view(rt, c) for c in waiting),
             barred_until=contact.barred_until)
         outcome = registry.answer(state, inbound, ctx, rules, now)
-        outcome = await effects.apply(session, rt, outcome, inbound.channel, contact.id, current, now)
+        outcome = await effects.apply(session, rt, outcome, inbound.channel, contact.id, current, now,
+                                      contact.barred_until)
         nxt: ConversationState | None = outcome.state
         await conversations.save(session, contact.id, nxt.case_id if nxt else None,
                                  nxt.to_json() if nxt else None, nxt.expires_at if nxt else None, recent, now)

@@ -30,9 +30,9 @@ log = logging.getLogger("haochaping.conversation")
 
 
 async def apply(session: AsyncSession, rt: Runtime, outcome: Outcome[Any], channel: str, contact_id: int,
-                current: Case | None, now: datetime) -> Outcome[Any]:
+                current: Case | None, now: datetime, barred_until: datetime | None = None) -> Outcome[Any]:
     """Store each effect; the outcome comes back as it should be answered (an answer that found nothing
-    left to record promises nothing)."""
+    left to record promises nothing). `barred_until`: the sender's bar, as read in this transaction."""
     for effect in outcome.effects:
         if isinstance(effect, OptOut):
             await consent.opt_out(session, contact_id, consent.By.REPLY, now)
@@ -43,7 +43,8 @@ async def apply(session: AsyncSession, rt: Runtime, outcome: Outcome[Any], chann
                 session, effect.case_id, lock=rt.db.locks_rows)
             assert case is not None
             try:
-                await record(session, rt, case, effect.grade, effect.reasons, effect.text, channel, now)
+                await record(session, rt, case, effect.grade, effect.reasons, effect.text, channel, now,
+                             known_bars={contact_id: barred_until})
             except RatingRefused as exc:  # the dialog checked first; a race lost is logged, not shown
                 log.warning("rating of case %s refused: %s", case.case_no, exc.message)
         elif isinstance(effect, AddText):

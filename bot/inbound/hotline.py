@@ -80,7 +80,8 @@ async def keys_pressed(rt: Runtime, ticket: str, state: KeyState, digits: str | 
         async with rt.db.write() as session:
             locked = await case_store.by_id(session, case.id, lock=rt.db.locks_rows)
             assert locked is not None
-            if await evaluation_store.by_ref(session, ref) is None:
+            # a call's rating, once stored, made the case rated: an unrated case holds none to look for
+            if locked.rated_at is None or await evaluation_store.by_ref(session, ref) is None:
                 await record(session, rt, locked, rating.grade, rating.reasons, None, "phone", now, ref=ref)
     except RaterBarred:
         return Spoken(keypad.closed(m.VOICE_BARRED), case.locale)

@@ -17,6 +17,7 @@ it; a dissatisfied answer is no rating at all, Hainan art. 15).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Literal
 
@@ -75,28 +76,41 @@ def openness(rt: Runtime, existing: list[Evaluation], now: datetime) -> Openness
     return "followup" if closes is not None and rt.timing.open_at(closes, now) else "closed"
 
 
-async def barred(session: AsyncSession, case: Case, now: datetime) -> datetime | None:
-    """Until when the case's rater is barred, if they are (any of the case's addresses counts)."""
-    return await contact_store.barred_until(
-        session, (case.phone_contact_id, case.wechat_contact_id, case.mp_contact_id), now)
+async def barred(session: AsyncSession, case: Case, now: datetime,
+                 known: Mapping[int, datetime | None] | None = None) -> datetime | None:
+    """Until when the case's rater is barred, if they are (any of the case's addresses counts). `known`: the bars
+    of contacts read already in this transaction (the inbound road's sender), which need no second look."""
+    ids = [i for i in (case.phone_contact_id, case.wechat_contact_id, case.mp_contact_id) if i]
+    known = known or {}
+    ends = [end for i in ids if i in known and (end := known[i]) is not None and end > now]
+    looked = await contact_store.barred_until(session, [i for i in ids if i not in known], now)
+    if looked is not None:
+        ends.append(looked)
+    return max(ends) if ends else None
 
 
 async def record(session: AsyncSession, rt: Runtime, case: Case, grade: Grade, reasons: tuple[str, ...],
                  text: str | None, channel: str, now: datetime, *, is_default: bool = False,
                  ref: str | None = None, via: str | None = None, origin_id: int | None = None,
-                 scope: Scope = "item", terminal_id: str | None = None) -> Evaluation:
+                 scope: Scope = "item", terminal_id: str | None = None,
+                 known_bars: Mapping[int, datetime | None] | None = None) -> Evaluation:
     """Store a rating of a case whose row the caller holds locked (or, on SQLite, inside BEGIN IMMEDIATE).
 
     `scope` "bundle" also rates the case's bundle (the caller checked `scope_error` first: a case without a
-    `bundle_no` has no bundle to rate, and guessing "item" would store less than the rater asked for)."""
+    `bundle_no` has no bundle to rate, and guessing "item" would store less than the rater asked for).
+    `known_bars`: see `barred`.
+
+    A case never rated (`rated_at` unset, read under the caller's lock) has no rating that counts here:
+    every one is stored by this function, which sets it; a callback's answer comes after a rating and a
+    window visit's is not the case's. So its ratings are read only when it has some."""
     assert case.id is not None
     if scope == "bundle" and not case.bundle_no:
         raise Invalid("the case is in no bundle: scope 'bundle' does not apply")
     if not is_default:
-        until = await barred(session, case, now)
+        until = await barred(session, case, now, known_bars)
         if until is not None:
             raise RaterBarred(until)
-    existing = await evaluation_store.for_case(session, case.id)
+    existing = await evaluation_store.for_case(session, case.id) if case.rated_at is not None else []
     state = openness(rt, existing, now)
     if is_default and state != "first":
         raise RatingRefused("the case is rated already: no default")
