@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, update
+from sqlalchemy import bindparam, or_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -155,6 +155,35 @@ async def release(session: AsyncSession, message_id: int, leases: Sequence[datet
         col(OutboxMessage.lease_until).in_(list(leases)))
         .values(status="pending", lease_until=None, attempts=attempts, updated_at=now)
         .execution_options(synchronize_session=False))
+
+
+def _sent_statement() -> Any:
+    """An attempt that reached the provider, recorded if its lease still holds: one statement, built once,
+    for a whole batch's parameter sets."""
+    table = OutboxMessage.__table__  # type: ignore[attr-defined]
+    when = table.c.sent_at.type
+    return (update(table)
+            .where(table.c.id == bindparam("b_id"), table.c.lease_until == bindparam("b_lease", type_=when))
+            .values(status="sent", provider_id=bindparam("b_provider"), sent_at=bindparam("b_now", type_=when),
+                    next_attempt_at=None, error=None, updated_at=bindparam("b_now", type_=when), lease_until=None))
+
+
+_SENT = _sent_statement()
+
+
+async def record_sent(session: AsyncSession, sent: Sequence[tuple[int, datetime, str]], now: datetime) -> set[int]:
+    """Record many sends at once, each `(message id, the lease it was sent under, the provider's id)`; the ids
+    that were not recorded because their lease ran out and another worker holds the row now.
+
+    One executemany (the driver sends the parameter sets together) and one read to check them: rowcounts of
+    an executemany are not reported by every driver, so what was written is read back instead."""
+    if not sent:
+        return set()
+    await session.exec(_SENT, params=[{"b_id": i, "b_lease": lease, "b_provider": provider, "b_now": now}  # type: ignore[call-overload]
+                                      for i, lease, provider in sent])
+    stored = dict((await session.exec(select(OutboxMessage.id, OutboxMessage.provider_id).where(
+        col(OutboxMessage.id).in_([i for i, _, _ in sent])))).all())
+    return {i for i, _, provider in sent if stored.get(i) != provider}
 
 
 async def record_attempt(session: AsyncSession, message_id: int, lease: datetime, values: dict[str, Any]) -> bool:

@@ -475,14 +475,18 @@ async def _outbox(hcp: Hcp) -> list[OutboxMessage]:
                          ids=["sqlite", "postgres"])
 async def test_rows_whose_lease_renewal_was_refused_are_released_at_once_and_sent_by_the_next_pass(
         hcp: Hcp, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Six reminders in one batch: the claim (write 1) works, two of the six lease renewals (writes 3 and
-    5) are refused. Those two were never sent: they must be pending again, due at once and not counted as
-    an attempt, not `sending` until the lease runs out; the other four are sent and recorded."""
+    """Six reminders in one batch on the shortest lease the settings allow (2 × the send timeout + 1: each
+    message's lease is renewed before its send, as a batch slower than its lease needs): the claim (write 1)
+    works, two of the six lease renewals (writes 3 and 5) are refused. Those two were never sent: they must
+    be pending again, due at once and not counted as an attempt, not `sending` until the lease runs out;
+    the other four are sent and recorded."""
     phones = [hcp.new_phone() for _ in range(6)]
     for phone in phones:
         await hcp.post_case(phone=phone, completed_at="2026-11-20T10:00:00+08:00")
     due = datetime.fromisoformat("2026-11-21T10:01:00+08:00")
     assert await reminders.sweep(hcp.rt, due) == 6
+    monkeypatch.setattr(hcp.rt, "settings", dataclasses.replace(
+        hcp.rt.settings, send_lease=2 * hcp.rt.settings.send_timeout + 1))
     monkeypatch.setattr(hcp.rt.db, "write", Refusing(hcp.rt.db.write, {3, 5}))
     delivery = await sender.deliver_due(hcp.rt, due)
     monkeypatch.undo()
@@ -505,15 +509,18 @@ async def test_rows_whose_lease_renewal_was_refused_are_released_at_once_and_sen
 async def test_results_whose_record_was_refused_are_recorded_on_a_retry(
         hcp: Hcp, monkeypatch: pytest.MonkeyPatch) -> None:
     """Three reminders sent, then the write that records them is refused once: the sender tries again
-    (it still holds the leases) instead of leaving three delivered messages `sending` for the lease."""
+    (it still holds the leases) instead of leaving three delivered messages `sending` for the lease. On the
+    default lease a quick batch renews none: the claim is write 1, the record write 2."""
     phones = [hcp.new_phone() for _ in range(3)]
     for phone in phones:
         await hcp.post_case(phone=phone, completed_at="2026-11-20T10:00:00+08:00")
     due = datetime.fromisoformat("2026-11-21T10:01:00+08:00")
     assert await reminders.sweep(hcp.rt, due) == 3
-    monkeypatch.setattr(hcp.rt.db, "write", Refusing(hcp.rt.db.write, {5}))  # claim, 3 renewals, the record
+    writes = Refusing(hcp.rt.db.write, {2})
+    monkeypatch.setattr(hcp.rt.db, "write", writes)
     delivery = await sender.deliver_due(hcp.rt, due)
     monkeypatch.undo()
+    assert writes.calls == 4, writes.calls  # the claim, the refused record, its retry, an empty claim
 
     assert delivery.sent == 3, delivery
     rows = await _outbox(hcp)
