@@ -1,9 +1,10 @@
 """A message from a person, from channel to store and back: the road in ARCHITECTURE.md.
 
-dedupe → lock the person → load the conversation and their cases → the pure dialog step →
-commit its effects and the next state in one transaction → render the replies in the person's
-language. The replies are rendered only after the commit, so an acknowledgement never promises
-what the store does not hold.
+one transaction: the person and their conversation row, locked (which queues their messages) → a
+copy of a message already acted on is dropped (the row's recent ids) → their cases → the pure dialog
+step → its effects and the next state → commit; then the replies, rendered in the person's language.
+The replies are rendered only after the commit, so an acknowledgement never promises what the store
+does not hold.
 """
 
 from __future__ import annotations
