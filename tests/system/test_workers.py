@@ -474,7 +474,8 @@ async def test_two_workers_on_a_postgresql_that_refuses_connections_send_each_re
     posts meet the refusal (lease renewals, which a batch makes only late in its lease, are refused in
     tests/bot/delivery/test_bursts.py). Each reminder must still reach its number once, and all of them
     within the default 120 s lease: a batch whose renewal or record was refused is released or recorded
-    again at once, never left `sending` for the lease (what this suite once met under load: 200 rows `sending` for the whole lease)."""
+    again at once, never left `sending` for the lease (what this suite once met under load: 200 rows
+    `sending` for the whole lease)."""
     n = 2_000
     cases = due_cases(n, "1360")
     cluster.env.update(HAOCHAPING_DATABASE_URL=pg_gate.url(pg_database), HAOCHAPING_DB_POOL_SIZE="6",
