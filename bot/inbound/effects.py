@@ -44,7 +44,7 @@ async def apply(session: AsyncSession, rt: Runtime, outcome: Outcome[Any], chann
             assert case is not None
             try:
                 await record(session, rt, case, effect.grade, effect.reasons, effect.text, channel, now,
-                             known_bars={contact_id: barred_until})
+                             known_bars={contact_id: barred_until}, saves_conversation_of=contact_id)
             except RatingRefused as exc:  # the dialog checked first; a race lost is logged, not shown
                 log.warning("rating of case %s refused: %s", case.case_no, exc.message)
         elif isinstance(effect, AddText):

@@ -93,12 +93,15 @@ async def record(session: AsyncSession, rt: Runtime, case: Case, grade: Grade, r
                  text: str | None, channel: str, now: datetime, *, is_default: bool = False,
                  ref: str | None = None, via: str | None = None, origin_id: int | None = None,
                  scope: Scope = "item", terminal_id: str | None = None,
-                 known_bars: Mapping[int, datetime | None] | None = None) -> Evaluation:
+                 known_bars: Mapping[int, datetime | None] | None = None,
+                 saves_conversation_of: int | None = None) -> Evaluation:
     """Store a rating of a case whose row the caller holds locked (or, on SQLite, inside BEGIN IMMEDIATE).
 
     `scope` "bundle" also rates the case's bundle (the caller checked `scope_error` first: a case without a
     `bundle_no` has no bundle to rate, and guessing "item" would store less than the rater asked for).
-    `known_bars`: see `barred`.
+    `known_bars`: see `barred`. `saves_conversation_of`: the contact whose conversation the caller writes itself
+    after this (the inbound road's sender); when the case has no other contact, no other conversation can be
+    about it (they are opened for a case's own contacts), and none is looked for.
 
     A case never rated (`rated_at` unset, read under the caller's lock) has no rating that counts here:
     every one is stored by this function, which sets it; a callback's answer comes after a rating and a
@@ -130,7 +133,9 @@ async def record(session: AsyncSession, rt: Runtime, case: Case, grade: Grade, r
     case.remind_at = None
     case.default_at = None
     session.add(case)
-    await conversations.close_for_case(session, case.id, now)
+    others = {case.phone_contact_id, case.wechat_contact_id, case.mp_contact_id} - {None, saves_conversation_of}
+    if others or saves_conversation_of is None:
+        await conversations.close_for_case(session, case.id, now)
     await session.flush()
     await reporting.rated(session, rt, case, evaluation, now)  # version 1, upward, in this same transaction
     rt.metrics.ratings.labels(channel, grade.value).inc()
