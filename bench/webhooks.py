@@ -74,34 +74,20 @@ import aiohttp
 from aiohttp import web
 from twilio.request_validator import RequestValidator
 
-try:
-    from bench.common import (
-        CONFIGS,
-        Config,
-        Row,
-        config,
-        cpu_seconds,
-        executable,
-        free_port,
-        percentile,
-        rss_kib,
-        serve,
-        table,
-    )
-except ModuleNotFoundError:  # run as a script: bench/ itself is on sys.path
-    from common import (
-        CONFIGS,
-        Config,
-        Row,
-        config,
-        cpu_seconds,
-        executable,
-        free_port,
-        percentile,
-        rss_kib,
-        serve,
-        table,
-    )
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script (the load generator too)
+from bench.common import (
+    CONFIGS,
+    Config,
+    Row,
+    config,
+    cpu_seconds,
+    executable,
+    free_port,
+    percentile,
+    rss_kib,
+    serve,
+    table,
+)
 
 # Where the server and the baseline believe Twilio reaches them: signatures are computed on it.
 PUBLIC_URL = "https://haochaping.bench.invalid"

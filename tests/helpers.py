@@ -72,6 +72,13 @@ class SmsReply:
         return "\n".join(self.messages)
 
 
+def twiml_texts(raw: str) -> list[str]:
+    """The texts of a TwiML answer's <Message>s (none: an empty <Response/>, what a copy is answered)."""
+    root = ET.fromstring(raw)
+    assert root.tag == "Response", raw
+    return ["".join(m.itertext()) for m in root.iter("Message")]
+
+
 @dataclass
 class Hcp:
     rt: Runtime
@@ -156,12 +163,7 @@ class Hcp:
 
     async def sms(self, phone: str, body: str, sid: str | None = None, signature: str | None = None) -> SmsReply:
         status, raw = await self.twilio_post("/webhooks/twilio/sms", self.sms_params(phone, body, sid), signature)
-        messages: list[str] = []
-        if status == 200:
-            root = ET.fromstring(raw)
-            assert root.tag == "Response", raw
-            messages = ["".join(m.itertext()) for m in root.iter("Message")]
-        return SmsReply(status, messages, raw)
+        return SmsReply(status, twiml_texts(raw) if status == 200 else [], raw)
 
     async def reminded(self, phone: str | None = None, completed_at: str = "2026-11-20T10:00:00+08:00",
                        **kw: Any) -> tuple[str, str, dict[str, Any]]:

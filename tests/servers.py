@@ -4,6 +4,7 @@ module imports from here, never from a conftest: each folder of tests/ may have 
 from __future__ import annotations
 
 import os
+import socket
 
 import pytest
 from sqlmodel import SQLModel
@@ -19,6 +20,13 @@ BACKENDS = [pytest.param(("sqlite", "memory"), id="sqlite-memory"),
             pytest.param(("postgres", "redis"), id="postgres-redis")]
 ALL_BACKENDS = [*BACKENDS, pytest.param(("sqlite", "redis"), id="sqlite-redis"),
                 pytest.param(("postgres", "memory"), id="postgres-memory")]
+
+
+def free_port() -> int:
+    """A port of 127.0.0.1 free now, for a server a test starts (`haochaping serve`, a fake)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def unavailable(what: str, why: object) -> None:

@@ -79,7 +79,7 @@ def probe(host: str, port: int, problem: Callable[[OSError, str, int], Exception
 def supervise(workers: int, run: Worker) -> int:
     """Run `run(i)` in a process of its own for i in 0..workers-1 until SIGTERM or SIGINT; the exit code."""
     stopping = False
-    children: dict[int, tuple[int, float]] = {}  # pid: (index, started at, monotonic)
+    children: dict[int, tuple[int, float]] = {}  # pid: (index, when it started, on the monotonic clock)
 
     def start(index: int) -> None:
         pid = os.fork()

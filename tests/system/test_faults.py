@@ -25,7 +25,6 @@ import shutil
 import signal
 import socket
 import time
-import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -36,7 +35,7 @@ import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient
 from fakes.twilio_api import FakeTwilio
 from fakes.wechat_api import FakeWeChat
-from helpers import Clock, Hcp, SmsReply, cst
+from helpers import Clock, Hcp, SmsReply, cst, twiml_texts
 from redis.exceptions import RedisError
 from servers import BACKENDS, unavailable
 from sqlmodel import col, select
@@ -201,12 +200,6 @@ def said(hcp: Hcp, key: str, **params: Any) -> str:
 
 def ask_reasons(hcp: Hcp) -> str:
     return said(hcp, m.ASK_REASONS, reasons=numbered(hcp.rt.rules))
-
-
-def twiml_texts(raw: str) -> list[str]:
-    root = ET.fromstring(raw)
-    assert root.tag == "Response", raw
-    return ["".join(msg.itertext()) for msg in root.iter("Message")]
 
 
 async def post_signed(client: TestClient, params: dict[str, str], signature: str) -> tuple[int, Any, str]:

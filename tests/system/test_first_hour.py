@@ -21,6 +21,7 @@ from typing import Any
 import aiohttp
 import pytest
 from helpers import without_providers
+from servers import free_port
 
 from bot.cli import main as cli
 from bot.infra.config import DEFAULT_PUBLIC_URL, KEYS, Settings, listen_url, load_settings, serving_settings
@@ -29,12 +30,6 @@ from bot.web.pages import autonym
 
 HAOCHAPING = Path(sys.executable).with_name("haochaping")  # the console script, as deployed
 STARTUP_SECONDS = 30
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def clean_env() -> dict[str, str]:

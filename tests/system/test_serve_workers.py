@@ -17,11 +17,9 @@ import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
-import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,8 +28,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 from fakes.twilio_api import FakeTwilio
-from helpers import PUBLIC_URL, TOKEN, Hcp
-from servers import REDIS_URL, truncate
+from helpers import PUBLIC_URL, TOKEN, Hcp, twiml_texts
+from servers import REDIS_URL, free_port, truncate
 from twilio.request_validator import RequestValidator
 
 from bot.infra.config import KEYS
@@ -42,12 +40,6 @@ HAOCHAPING = Path(sys.executable).with_name("haochaping")
 SMS_FROM = "+8610690012345"
 SMS_PATH = "/webhooks/twilio/sms"
 SECONDS = 60.0  # a bound on each wait, not an expectation
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def children(pid: int) -> list[int]:
@@ -65,12 +57,6 @@ def alive(pid: int) -> bool:
 def cpu_ticks(pid: int) -> int:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return int(fields[11]) + int(fields[12])
-
-
-def twiml_texts(raw: str) -> list[str]:
-    root = ET.fromstring(raw)
-    assert root.tag == "Response", raw
-    return ["".join(m.itertext()) for m in root.iter("Message")]
 
 
 @dataclass

@@ -40,7 +40,6 @@ import os
 import re
 import secrets
 import signal
-import socket
 import sys
 import time
 from collections import Counter
@@ -58,7 +57,7 @@ from fakes.pg_gate import PgGate
 from fakes.twilio_api import FakeTwilio
 from helpers import PUBLIC_URL, TOKEN, Hcp
 from prometheus_client.parser import text_string_to_metric_families
-from servers import REDIS_URL, truncate
+from servers import REDIS_URL, free_port, truncate
 
 from bot.delivery.sender import BATCH, CONCURRENCY
 from bot.infra.config import KEYS
@@ -88,12 +87,6 @@ REFUSED = re.compile(r"no database connection|database unavailable|database busy
 def _append(path: Path) -> Iterator[Any]:
     with open(path, "ab") as out:
         yield out
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

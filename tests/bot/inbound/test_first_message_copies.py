@@ -10,22 +10,16 @@ each message is acted on once and answered once, on PostgreSQL (row locks) as on
 from __future__ import annotations
 
 import asyncio
-import xml.etree.ElementTree as ET
-from collections.abc import Awaitable, Callable
+import secrets
 
 import pytest
-from helpers import Hcp
+from corpus_support import said
+from helpers import Hcp, SmsReply
 from servers import BACKENDS
 
 from dialogs import messages as m
 
 pytestmark = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
-
-SMS_PATH = "/webhooks/twilio/sms"
-
-
-def said(hcp: Hcp, key: str, **values: str) -> str:
-    return hcp.rt.catalogs.text("zh_Hans", key, **values)
 
 
 async def test_a_followers_first_message_three_times_at_once_rates_once_and_is_answered_once(hcp: Hcp) -> None:
@@ -43,42 +37,34 @@ async def test_a_followers_first_message_three_times_at_once_rates_once_and_is_a
     assert (status, raw) == (200, "success"), raw
 
 
-def delivery(hcp: Hcp, phone: str, body: str) -> Callable[[], Awaitable[tuple[int, list[str]]]]:
-    """One signed delivery, to be posted as often as wanted; each post gives (status, the TwiML's texts)."""
-    params = hcp.sms_params(phone, body)
-    signature = hcp.sign(SMS_PATH, params)
-
-    async def post() -> tuple[int, list[str]]:
-        resp = await hcp.client.post(SMS_PATH, data=params, headers={"X-Twilio-Signature": signature})
-        root = ET.fromstring(await resp.text())
-        return resp.status, ["".join(msg.itertext()) for msg in root.iter("Message")]
-
-    return post
+async def three_at_once(hcp: Hcp, phone: str, body: str, sid: str) -> list[SmsReply]:
+    """One delivery (same MessageSid, body and signature) posted three times concurrently."""
+    return list(await asyncio.gather(*(hcp.sms(phone, body, sid=sid) for _ in range(3))))
 
 
 @pytest.mark.parametrize("body", ["1", "你好"])
 async def test_a_strangers_message_three_times_at_once_is_answered_once_and_a_later_copy_not_at_all(
         hcp: Hcp, body: str) -> None:
-    phone = hcp.new_phone()
-    post = delivery(hcp, phone, body)
+    phone, sid = hcp.new_phone(), "SM" + secrets.token_hex(16)
 
-    answers = await asyncio.gather(*(post() for _ in range(3)))
+    answers = await three_at_once(hcp, phone, body, sid)
 
-    assert [status for status, _ in answers] == [200, 200, 200], answers
-    assert sorted(len(texts) for _, texts in answers) == [0, 0, 1], answers
-    assert await post() == (200, [])  # the copy Twilio sends a minute later
+    assert [a.status for a in answers] == [200, 200, 200], answers
+    assert sorted(len(a.messages) for a in answers) == [0, 0, 1], answers
+    later = await hcp.sms(phone, body, sid=sid)  # the copy Twilio sends a minute later
+    assert (later.status, later.messages) == (200, []), later
 
 
 async def test_a_strangers_opt_out_three_times_at_once_is_answered_once_and_a_later_copy_not_at_all(
         hcp: Hcp) -> None:
-    phone = hcp.new_phone()
-    post = delivery(hcp, phone, "退订")
+    phone, sid = hcp.new_phone(), "SM" + secrets.token_hex(16)
 
-    answers = await asyncio.gather(*(post() for _ in range(3)))
+    answers = await three_at_once(hcp, phone, "退订", sid)
 
-    assert [status for status, _ in answers] == [200, 200, 200], answers
-    assert sorted(len(texts) for _, texts in answers) == [0, 0, 1], answers
-    assert await post() == (200, [])  # the copy Twilio sends a minute later
+    assert [a.status for a in answers] == [200, 200, 200], answers
+    assert sorted(len(a.messages) for a in answers) == [0, 0, 1], answers
+    later = await hcp.sms(phone, "退订", sid=sid)  # the copy Twilio sends a minute later
+    assert (later.status, later.messages) == (200, []), later
     case = await hcp.post_case(phone=phone)  # and the opt-out holds: no reminder
     await hcp.tick("2026-11-21T10:01:00+08:00")
     assert hcp.twilio.sms_to(phone) == []
