@@ -11,6 +11,7 @@ TooManyConnectionsError exactly as it would from the server. The others are spli
     url = gate.url(pg_database)          # the same database, reached through the gate
     ...
     gate.refused                         # how many connections were refused
+    gate.refuse_next(2)                  # full now: the next two connections are refused whatever the count
     await gate.close()
 """
 
@@ -38,6 +39,7 @@ class PgGate:
         self.open = 0  # connections through the gate right now
         self.peak = 0
         self.refused = 0
+        self._full_for = 0  # connections still to refuse, whatever the count (refuse_next)
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
@@ -57,6 +59,12 @@ class PgGate:
         user = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""
         return urlunsplit(parts._replace(netloc=f"{user}127.0.0.1:{self.listen_port}"))
 
+    def refuse_next(self, count: int) -> None:
+        """The server full at this moment: the next `count` connections are refused even below the limit.
+        A test that must meet the refusal uses this rather than hope its load passes the limit, which a
+        leaner service may no longer do (it once reached a peak of exactly 8 and no refusal)."""
+        self._full_for = count
+
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
@@ -75,7 +83,8 @@ class PgGate:
         self._tasks.add(task)
         self._writers.add(writer)
         try:
-            if self.open >= self.limit:
+            if self.open >= self.limit or self._full_for > 0:
+                self._full_for = max(0, self._full_for - 1)
                 self.refused += 1
                 await self._refuse(reader, writer)
                 return

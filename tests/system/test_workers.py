@@ -463,7 +463,8 @@ async def test_two_workers_on_a_postgresql_that_refuses_connections_send_each_re
         record_property: Callable[[str, object], None],
 ) -> None:
     """PostgreSQL full: every connection past 8 at a time is refused ("sorry, too many clients already"),
-    while each worker would open up to 12 and the cases come in eight posts at once. Claims, records and the
+    while each worker would open up to 12 and the cases come in eight posts at once, and it is full at the
+    moment they come (the gate refuses the next two connections whatever the count). Claims, records and the
     posts meet the refusal (lease renewals, which a batch makes only late in its lease, are refused in
     tests/bot/delivery/test_bursts.py). Each reminder must still reach its number once, and all of them
     within the default 120 s lease: a batch whose renewal or record was refused is released or recorded
@@ -478,7 +479,9 @@ async def test_two_workers_on_a_postgresql_that_refuses_connections_send_each_re
         a, b = await asyncio.gather(cluster.start("a"), cluster.start("b"))
         cluster.note("two workers up, behind the gate")
         # the cases in eight posts at once, four to each worker: with the scheduler's claims and records the
-        # workers want more connections than the gate lets through
+        # workers want more connections than they hold, and the server is full at that moment (the first two
+        # new connections are refused whatever the count; the load alone may stay within the 8)
+        pg_gate.refuse_next(2)
         chunks = [dict(list(cases.items())[k::8]) for k in range(8)]
         await asyncio.gather(*(bulk_post((a, b)[k % 2], chunk) for k, chunk in enumerate(chunks)))
         cluster.note(f"{n} cases posted; {len(fake_twilio.messages)} reminders out; {pg_gate.refused} refused")
