@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from store import pg_driver
 from store.models import Case
 
 Cursor = tuple[datetime, int] | None
@@ -207,8 +208,12 @@ async def of_miniprogram_contact(session: AsyncSession, contact_id: int, limit: 
     return list((await session.exec(stmt)).all())
 
 
-async def reminded(session: AsyncSession, ids: Sequence[int]) -> None:
+async def reminded(session: AsyncSession, ids: Sequence[int], dialect: str = "") -> None:
     """These cases' reminders are settled (sent, queued, or not to be sent): no sweep takes them again."""
+    if dialect == "postgresql":  # one array, one prepared statement, whatever the batch's size
+        await (await pg_driver.driver(session)).execute(
+            "UPDATE cases SET remind_at = NULL WHERE id = ANY($1::int8[])", list(ids))
+        return
     await session.exec(  # type: ignore[call-overload]
         update(Case).where(col(Case.id).in_(list(ids))).values(remind_at=None)
         .execution_options(synchronize_session=False))

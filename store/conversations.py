@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from store import pg_driver
 from store.models import Contact, Conversation
 
 
@@ -93,20 +94,32 @@ async def open_many(session: AsyncSession, dialect: str, opens: Sequence[tuple[i
     """
     if not opens:
         return set()
+    # In contact order: two of these at once (a sweep's overlapping batches, two workers) then take the rows they
+    # share in one order, and one waits for the other instead of each holding a row the other wants (a deadlock).
+    opens = sorted(opens, key=lambda o: o[0])
     if dialect not in ("postgresql", "sqlite"):
         return {contact_id for contact_id, case_id, state, expires_at in opens
                 if await open_if_free(session, contact_id, case_id, state, expires_at, now)}
-    upsert = pg_insert if dialect == "postgresql" else sqlite_insert
     table = Conversation.__table__  # type: ignore[attr-defined]
-    stmt = upsert(table)
+    rows = [{"contact_id": contact_id, "case_id": case_id, "state": state, "expires_at": expires_at,
+             "recent_ids": [], "version": 0, "updated_at": now} for contact_id, case_id, state, expires_at in opens]
+    if dialect == "postgresql":  # arrays through the driver (store/pg_driver.py), the same upsert
+        head, arrays = pg_driver.unnest_insert(table, rows)
+        found = await (await pg_driver.driver(session)).fetch(
+            head + " ON CONFLICT (contact_id) DO UPDATE SET case_id = EXCLUDED.case_id, state = EXCLUDED.state,"
+            " expires_at = EXCLUDED.expires_at, updated_at = EXCLUDED.updated_at,"
+            " version = conversations.version + 1"
+            " WHERE conversations.case_id IS NULL OR conversations.expires_at IS NULL"
+            f" OR conversations.expires_at <= ${len(arrays) + 1} RETURNING contact_id",
+            *arrays, pg_driver.naive_utc(now))
+        return {row[0] for row in found}
+    stmt = sqlite_insert(table)
     stmt = stmt.on_conflict_do_update(
         index_elements=[table.c.contact_id],
         set_={"case_id": stmt.excluded.case_id, "state": stmt.excluded.state, "expires_at": stmt.excluded.expires_at,
               "updated_at": stmt.excluded.updated_at, "version": table.c.version + 1},
         where=or_(table.c.case_id.is_(None), table.c.expires_at.is_(None), table.c.expires_at <= now),
     ).returning(table.c.contact_id)
-    rows = [{"contact_id": contact_id, "case_id": case_id, "state": state, "expires_at": expires_at,
-             "recent_ids": [], "version": 0, "updated_at": now} for contact_id, case_id, state, expires_at in opens]
     # Many parameter sets to one cached statement: SQLAlchemy sends them as multi-row inserts itself.
     return set((await session.exec(stmt, params=rows)).scalars().all())  # type: ignore[call-overload]
 

@@ -11,12 +11,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, or_, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from store import pg_driver
 from store.models import Contact, DeliveryReceipt, OutboxMessage
 
 # Later delivery states win: a late "sent" must not overwrite "delivered".
@@ -41,9 +41,13 @@ async def enqueue_many(session: AsyncSession, dialect: str, rows: Sequence[dict[
         return []
     if dialect not in ("postgresql", "sqlite"):
         return [row["case_id"] for row in rows if await enqueue(session, OutboxMessage(**row))]
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
     table = OutboxMessage.__table__  # type: ignore[attr-defined]
-    stmt = insert(table).on_conflict_do_nothing(index_elements=[table.c.dedupe_key]).returning(table.c.case_id)
+    if dialect == "postgresql":  # arrays through the driver (store/pg_driver.py): the sweep's largest write
+        head, arrays = pg_driver.unnest_insert(table, rows)
+        found = await (await pg_driver.driver(session)).fetch(
+            head + " ON CONFLICT (dedupe_key) DO NOTHING RETURNING case_id", *arrays)
+        return [row[0] for row in found]
+    stmt = sqlite_insert(table).on_conflict_do_nothing(index_elements=[table.c.dedupe_key]).returning(table.c.case_id)
     return list((await session.exec(stmt, params=list(rows))).scalars().all())  # type: ignore[call-overload]
 
 

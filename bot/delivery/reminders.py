@@ -13,6 +13,7 @@ conversation at a time" hold the same way.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -26,6 +27,7 @@ from store.cases import DueCase
 from store.contacts import Reach
 
 BATCH = 1000
+OVERLAP = 2  # batches in flight at once where rows are locked: one writing while the next is read and planned
 
 
 @dataclass
@@ -39,31 +41,68 @@ class _Plan:
 
 
 async def sweep(rt: Runtime, now: datetime) -> int:
+    """Queue every due reminder, a batch per transaction. Where rows are locked (PostgreSQL, MySQL), the next
+    batch is read and planned while the last one's writes run: the database works while Python renders, not
+    in turns (SQLite has one writer, so its batches go one after another)."""
     if rt.timing.quiet(now):
         return 0
-    queued = 0
+    depth = OVERLAP if rt.db.locks_rows else 1
+    gate = asyncio.Semaphore(depth)
+    running: list[asyncio.Task[int]] = []
     cursor: case_store.Cursor = None
+    try:
+        while True:
+            await gate.acquire()
+            if any(task.done() and not task.cancelled() and task.exception() is not None for task in running):
+                gate.release()
+                break  # a batch failed: no more are started, and its error is raised below
+            read: asyncio.Future[case_store.Cursor | bool] = asyncio.get_running_loop().create_future()
+            running.append(asyncio.create_task(_batch(rt, now, cursor, read, gate)))
+            found = await read
+            if found is False:
+                break
+            cursor = found  # type: ignore[assignment]
+    finally:
+        counts = await asyncio.gather(*running, return_exceptions=True)
+    for count in counts:
+        if isinstance(count, BaseException):
+            raise count
+    return sum(counts)  # type: ignore[arg-type]
+
+
+async def _batch(rt: Runtime, now: datetime, cursor: case_store.Cursor,
+                 read: asyncio.Future[case_store.Cursor | bool], gate: asyncio.Semaphore) -> int:
+    """One batch in one transaction: `read` learns where the next batch starts as soon as this one's cases are
+    read (False when none were due), so the next can begin while this one writes."""
     dialect = rt.db.dialect
-    while True:
+    try:
         async with rt.db.write() as session:
             due = await case_store.due_reminders(session, now, cursor, BATCH, skip_locked=rt.db.locks_rows)
             if not due:
-                return queued
+                read.set_result(False)
+                return 0
             last = due[-1]
             assert last.remind_at is not None and last.id is not None
-            cursor = (last.remind_at, last.id)
+            read.set_result((last.remind_at, last.id))
             ids = [c.id for c in due if c.id is not None]
             reachable = [i for c in due for i in (c.phone_contact_id, c.mp_contact_id) if i]
             people = await contacts.reach_of(session, reachable)
             refused_mp = await outbox.cases_with(session, ids, "reminder", "miniprogram")
             plan = _plan(rt, due, people, refused_mp, now)
-            opened = await conversations.open_many(session, dialect, plan.opens, now)
-            sms = [plan.by_sms[contact_id] for contact_id in opened]
+            opened = await conversations.open_many(session, dialect, plan.opens, now)  # in contact order
+            sms = [plan.by_sms[contact_id] for contact_id in sorted(opened)]
             added = set(await outbox.enqueue_many(session, dialect, plan.messages + sms))
-            queued += sum(1 for row in plan.messages + sms if row["status"] == "pending" and row["case_id"] in added)
+            queued = sum(1 for row in plan.messages + sms if row["status"] == "pending" and row["case_id"] in added)
             settled = plan.done + [row["case_id"] for row in sms]
             if settled:
-                await case_store.reminded(session, settled)
+                await case_store.reminded(session, settled, dialect)
+        return queued
+    except BaseException as exc:
+        if not read.done():
+            read.set_exception(exc)
+        raise
+    finally:
+        gate.release()
 
 
 def _plan(rt: Runtime, due: list[DueCase], people: dict[int, Reach], refused_mp: set[int], now: datetime) -> _Plan:
