@@ -36,6 +36,12 @@ class Ask(StrEnum):
     CALLBACK = "callback"  # the automated callback call: satisfied with the rectification? 1/2/3
 
 
+# The prompts a centre may record once and play instead of its text-to-speech: those without values (the reasons
+# menu names the policy's reasons and the callback's introduction the item, so they are always spoken).
+RECORDABLE: tuple[str, ...] = (m.VOICE_WELCOME, m.VOICE_GRADE_MENU, m.VOICE_NO_INPUT, m.VOICE_INVALID, m.VOICE_THANKS,
+                               m.VOICE_THANKS_BAD, m.VOICE_GOODBYE, m.VOICE_RATED, m.VOICE_BARRED,
+                               m.VOICE_CALLBACK_MENU, m.VOICE_CALLBACK_THANKS)
+
 # The callback call's keys, as its prompt states them (CONTRACT "callback results").
 CALLBACK_KEYS: dict[str, str] = {"1": "satisfied", "2": "basically_satisfied", "3": "dissatisfied"}
 

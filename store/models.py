@@ -130,6 +130,27 @@ class Evaluation(SQLModel, table=True):
     created_at: datetime = Field(sa_type=UTCDateTime)
 
 
+class HotlineCall(SQLModel, table=True):
+    """A call a switch's IVR script drives through the JSON keypad dialog (CONTRACT "Hotline keypads beyond
+    Twilio"; bot/inbound/ivr.py). Twilio carries a call's state in its signed URLs; a switch's script carries
+    nothing, so the state lives here, where any worker answers the next step. `answers` holds every step's
+    answer as it was given (step n is answers[n - 1]): keys posted again for a step already answered get that
+    same answer. `state` is None once the call is over. Migration 0015."""
+
+    __tablename__ = "hotline_calls"
+    id: int | None = Field(default=None, primary_key=True)
+    call_id: str = Field(max_length=64, unique=True)
+    case_id: int = Field(foreign_key="cases.id", index=True)
+    work_order_id: int | None = Field(default=None, foreign_key="work_orders.id")
+    locale: str = Field(max_length=16)
+    step: int = 1
+    state: dict[str, Any] | None = Field(default=None, sa_type=JSONText)
+    answers: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSONText)
+    pressed: list[str] = Field(default_factory=list, sa_type=JSONText)  # the keys of each step, in order
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
 class OutboxMessage(SQLModel, table=True):
     """A message on its way to a person. `dedupe_key` makes "one reminder per case per channel, ever"
     a unique index rather than a hope; `next_attempt_at` is set only while it still has to go."""

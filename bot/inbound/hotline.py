@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlmodel.ext.asyncio.session import AsyncSession
+
 from bot.infra.i18n import SOURCE
 from bot.infra.runtime import Runtime
 from bot.rating import intake
@@ -31,6 +33,7 @@ HOTLINE_CODE = "12345"
 class Spoken:
     outcome: Outcome[KeyState]
     locale: str
+    case_id: int | None = None  # the case the call rates, when it has one
 
 
 def key_rules(rt: Runtime) -> keypad.KeyRules:
@@ -57,11 +60,11 @@ async def call_started(rt: Runtime, ticket: str, caller: str | None, now: dateti
     async with rt.db.read() as session:
         assert case.id is not None
         if await barred(session, case, now):
-            return Spoken(keypad.closed(m.VOICE_BARRED), case.locale)
+            return Spoken(keypad.closed(m.VOICE_BARRED), case.locale, case.id)
         existing = await evaluation_store.for_case(session, case.id)
     if openness(rt, existing, now) == "closed":
-        return Spoken(keypad.closed(m.VOICE_RATED), case.locale)
-    return Spoken(keypad.start(), case.locale)
+        return Spoken(keypad.closed(m.VOICE_RATED), case.locale, case.id)
+    return Spoken(keypad.start(), case.locale, case.id)
 
 
 async def keys_pressed(rt: Runtime, ticket: str, state: KeyState, digits: str | None, call_sid: str,
@@ -75,16 +78,26 @@ async def keys_pressed(rt: Runtime, ticket: str, state: KeyState, digits: str | 
     rating = next((e for e in outcome.effects if isinstance(e, RecordRating)), None)  # one per call, at its end
     if rating is None:
         return Spoken(outcome, case.locale)
-    ref = f"call:{call_sid}"
+    async with rt.db.write() as session:
+        refused = await store_rating(session, rt, case.id, rating, f"call:{call_sid}", now)
+    return Spoken(keypad.closed(refused) if refused else outcome, case.locale)
+
+
+async def store_rating(session: AsyncSession, rt: Runtime, case_id: int, rating: RecordRating, ref: str,
+                       now: datetime) -> str | None:
+    """Store a call's rating once, however often its last step is posted (`ref`, the call's own id, is unique
+    among evaluations); the message to close the call with when the rating is refused (the rater barred, the
+    case rated already), else None. `record` refuses before it writes anything, so the caller's transaction
+    goes on (the JSON dialog saves its call in it)."""
+    locked = await case_store.by_id(session, case_id, lock=rt.db.locks_rows)
+    assert locked is not None
+    # a call's rating, once stored, made the case rated: an unrated case holds none to look for
+    if locked.rated_at is not None and await evaluation_store.by_ref(session, ref) is not None:
+        return None
     try:
-        async with rt.db.write() as session:
-            locked = await case_store.by_id(session, case.id, lock=rt.db.locks_rows)
-            assert locked is not None
-            # a call's rating, once stored, made the case rated: an unrated case holds none to look for
-            if locked.rated_at is None or await evaluation_store.by_ref(session, ref) is None:
-                await record(session, rt, locked, rating.grade, rating.reasons, None, "phone", now, ref=ref)
+        await record(session, rt, locked, rating.grade, rating.reasons, None, "phone", now, ref=ref)
     except RaterBarred:
-        return Spoken(keypad.closed(m.VOICE_BARRED), case.locale)
+        return m.VOICE_BARRED
     except RatingRefused:
-        return Spoken(keypad.closed(m.VOICE_RATED), case.locale)
-    return Spoken(outcome, case.locale)
+        return m.VOICE_RATED
+    return None

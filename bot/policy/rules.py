@@ -7,6 +7,7 @@ not start.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from datetime import date, time, timedelta
@@ -18,6 +19,7 @@ from bot.policy import sms_templates
 from bot.policy.reporting_profiles import ReportingProfile, parse_profiles
 from bot.policy.spans import DaySpan
 from bot.policy.statistics import StatisticsRules, parse_statistics
+from dialogs import keypad
 from dialogs.grades import Grade
 
 
@@ -99,6 +101,9 @@ class Policy:
     statistics: StatisticsRules = field(default_factory=StatisticsRules)  # [statistics] and [halls.<code>] (issue 8)
     reporting: tuple[ReportingProfile, ...] = ()  # [reporting.<name>]: the upstream platforms
     sms_templates: dict[str, SmsTemplate] = field(default_factory=dict)  # [sms.templates."<key>"] (CONTRACT)
+    # Ours (issue 24): [hotline.recordings.<locale>] "<prompt key>" = "<file>": the recordings a centre plays
+    # instead of its text-to-speech, named in the JSON keypad dialog's answers (docs/hotline.md).
+    hotline_recordings: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -122,7 +127,7 @@ _KNOWN = {
     "followup_window", "appeal_window", "appeal_decision", "intermediary_complaint_window",
     "intermediary_complaint_answer", "work_order", "callback_reopen_limit", "blacklist",
     "calendar_overrides", "reasons", "miniprogram", "conversation_hours", "more_text_minutes",
-    "callback", "clerk_reasons", "statistics", "halls", "reporting", "sms",
+    "callback", "clerk_reasons", "statistics", "halls", "reporting", "sms", "hotline",
 }
 
 
@@ -267,6 +272,8 @@ def parse_policy(doc: dict[str, Any]) -> Policy:
         kw["miniprogram_fields"] = {**base.miniprogram_fields, **fields}
     if "sms" in doc:
         kw["sms_templates"] = _sms_templates(doc["sms"])
+    if "hotline" in doc:
+        kw["hotline_recordings"] = _recordings(doc["hotline"])
     if "conversation_hours" in doc:
         kw["conversation_hours"] = _positive("conversation_hours", doc["conversation_hours"])
     if "more_text_minutes" in doc:
@@ -285,6 +292,40 @@ def parse_policy(doc: dict[str, Any]) -> Policy:
         except ValueError as exc:
             raise PolicyError(str(exc)) from None
     return Policy(**kw)
+
+
+_RECORDING = re.compile(r"[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)*")
+RECORDING_MAX = 200
+# The service's locales (bot/infra/i18n.py SUPPORTED, which policy, the lowest room, may not import; a test holds
+# the two equal).
+RECORDING_LOCALES = ("zh_Hans", "zh_Hant", "en")
+
+
+def _recordings(doc: Any) -> dict[str, dict[str, str]]:
+    """[hotline.recordings.<locale>]: a file per prompt key. A key the dialog never says, or one it says with
+    values (always spoken), is refused by name, as is a file name a switch could take outside its sound folder."""
+    where = "hotline.recordings"
+    if not isinstance(doc, dict) or set(doc) - {"recordings"}:
+        raise PolicyError(f"hotline: expected only a [{where}.<locale>] table per locale")
+    tables = doc.get("recordings", {})
+    if not isinstance(tables, dict):
+        raise PolicyError(f"{where}: expected a table per locale ({', '.join(RECORDING_LOCALES)})")
+    found: dict[str, dict[str, str]] = {}
+    for locale, files in tables.items():
+        if locale not in RECORDING_LOCALES:
+            raise PolicyError(f"{where}.{locale}: not a locale of the service ({', '.join(RECORDING_LOCALES)})")
+        if not isinstance(files, dict):
+            raise PolicyError(f"{where}.{locale}: expected \"<prompt key>\" = \"<file>\" lines")
+        for key, name in files.items():
+            if key not in keypad.RECORDABLE:
+                raise PolicyError(f"{where}.{locale}.{key}: not a prompt that can be recorded "
+                                  f"(those are: {', '.join(keypad.RECORDABLE)})")
+            if not isinstance(name, str) or len(name) > RECORDING_MAX or not _RECORDING.fullmatch(name) \
+                    or ".." in name.split("/"):
+                raise PolicyError(f"{where}.{locale}.{key}: expected a relative file name of letters, digits, "
+                                  f"'_', '-', '.' and '/' (at most {RECORDING_MAX} characters), got {name!r}")
+        found[locale] = dict(files)
+    return found
 
 
 def _clerk_reasons(doc: dict[str, Any], reasons: dict[str, str]) -> tuple[str, ...]:

@@ -15,6 +15,7 @@ from bot.web import (
     exports,
     health,
     home,
+    hotline_api,
     intermediaries_api,
     middleware,
     miniprogram,
@@ -55,6 +56,7 @@ def build_app(rt: Runtime) -> web.Application:
     exports.setup(app)
     audit_api.setup(app)
     twilio_hooks.setup(app)
+    hotline_api.setup(app)  # the keypad rating for any switch (CONTRACT "Hotline keypads beyond Twilio")
     rt.sms_channel.routes(app.router, SmsRoad(rt))  # the SMS provider's own webhooks
     rating_page.setup(app)
     pages.setup(app)

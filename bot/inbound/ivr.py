@@ -1,0 +1,131 @@
+"""The after-call keypad rating as a vendor-neutral JSON dialog (CONTRACT "Hotline keypads beyond Twilio").
+
+A switch's IVR script (FreeSWITCH, Asterisk, a vendor's platform) starts a call's rating, speaks or plays what
+each answer says, collects the keys it asks for, and posts them back, step by step. The dialog is the Twilio
+keypad's own (dialogs/keypad.py: the same menus, reasons, silences and goodbyes) and so is the storing of the
+rating (bot/inbound/hotline.py). What differs is where the state lives: Twilio signs it into its URLs; a script
+carries nothing, so the call's row holds it (store/models.py HotlineCall), locked for each step, and any worker
+answers the next one. Every answer is kept as given: keys posted again for a step already answered get the same
+answer, and the rating, stored in the same transaction as the step that finished the call, is stored once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from bot.inbound import hotline
+from bot.infra.refusals import NotFound, NotNow
+from bot.infra.runtime import Runtime
+from dialogs import keypad
+from dialogs.keypad import Ask, KeyState
+from dialogs.types import RecordRating
+from store import cases as case_store
+from store import hotline_calls
+from store.models import HotlineCall
+
+# How long the switch waits for keys (seconds), as the Twilio keypad's Gather does (channels/twilio/voice.py).
+GRADE_TIMEOUT = 8
+REASONS_TIMEOUT = 10
+REASONS_MAX_DIGITS = keypad.MAX_REASON_KEYS  # each reason's key once, then #
+
+
+@dataclass(frozen=True)
+class Started:
+    answer: dict[str, Any]
+    created: bool  # False: the call had been started already, and this is its first answer again
+
+
+def ask_of(state: KeyState | None) -> dict[str, Any] | None:
+    """What the switch collects next: one key for a grade or a callback answer; for reasons, up to one key per
+    reason, ended by #. None: nothing, hang up."""
+    if state is None:
+        return None
+    if state.ask is Ask.REASONS:
+        return {"max_digits": REASONS_MAX_DIGITS, "finish_on_key": "#", "timeout_s": REASONS_TIMEOUT}
+    return {"max_digits": 1, "timeout_s": GRADE_TIMEOUT}
+
+
+def answer(rt: Runtime, call_id: str, step: int, spoken: hotline.Spoken) -> dict[str, Any]:
+    """One step's answer: the texts to speak, each also as its prompt's key (a centre that records its prompts
+    plays the recording of that key, and `audio` names it when the policy does), and what to collect."""
+    prompts = []
+    for reply in spoken.outcome.replies:
+        prompt: dict[str, Any] = {"key": reply.key, "text": rt.render(reply, spoken.locale)}
+        audio = rt.policy.hotline_recordings.get(spoken.locale, {}).get(reply.key)
+        if audio and not reply.params:  # a prompt with values (the reasons, an item's name) is spoken
+            prompt["audio"] = audio
+        prompts.append(prompt)
+    state = spoken.outcome.state
+    return {"call_id": call_id, "step": step, "locale": spoken.locale, "say": [p["text"] for p in prompts],
+            "prompts": prompts, "ask": ask_of(state), "done": state is None}
+
+
+async def start(rt: Runtime, call_id: str, caller: str | None, ticket: str | None, now: datetime) -> Started:
+    """Start a call's rating; a start posted again (the script retried) answers the first step again. A call
+    known under another ticket is refused: the switch reused an id."""
+    ticket = ticket or f"{hotline.HOTLINE_CODE}-{call_id}"
+    async with rt.db.read() as session:
+        known = await hotline_calls.by_call_id(session, call_id)
+    if known is not None:
+        return await _again(rt, known, ticket)
+    spoken = await hotline.call_started(rt, ticket, caller, now)
+    case_id = spoken.case_id
+    assert case_id is not None
+    first = answer(rt, call_id, 1, spoken)
+    state = spoken.outcome.state
+    try:
+        async with rt.db.write() as session:
+            session.add(HotlineCall(call_id=call_id, case_id=case_id, locale=spoken.locale, step=1,
+                                    state=state.to_json() if state else None, answers=[first], pressed=[],
+                                    created_at=now, updated_at=now))
+    except IntegrityError:  # started at the same moment by another post of the same call
+        async with rt.db.read() as session:
+            known = await hotline_calls.by_call_id(session, call_id)
+        if known is None:
+            raise
+        return await _again(rt, known, ticket)
+    return Started(first, created=True)
+
+
+async def _again(rt: Runtime, call: HotlineCall, ticket: str) -> Started:
+    async with rt.db.read() as session:
+        case = await case_store.by_no(session, ticket)
+    if case is None or case.id != call.case_id:
+        raise NotNow(f"the call {call.call_id!r} was started for another ticket: a call id names one call",
+                     call_id=call.call_id)
+    return Started(call.answers[0], created=False)
+
+
+async def keys(rt: Runtime, call_id: str, digits: str, step: int | None, now: datetime) -> dict[str, Any]:
+    """The keys pressed in answer to step `step` (the current one when not given; "" is silence); the next
+    step's answer. A step answered already is answered again as it was, and stores nothing more."""
+    async with rt.db.write() as session:
+        call = await hotline_calls.by_call_id(session, call_id, lock=rt.db.locks_rows)
+        if call is None:
+            raise NotFound(f"no call {call_id!r}: start it with POST /api/v1/hotline/calls")
+        asked = call.step if step is None else step
+        if asked < call.step:
+            return call.answers[asked]  # the answer that followed that step, as it was given
+        if asked > call.step:
+            raise NotNow(f"step {asked} has not been asked: the call is at step {call.step}", step=call.step)
+        if call.state is None:
+            raise NotNow(f"the call is over (step {call.step} hung up): no keys are taken", step=call.step)
+        state = KeyState.from_json(call.state)
+        outcome = keypad.press(state, digits, keypad.About(call.case_id, call.work_order_id), hotline.key_rules(rt))
+        rating = next((e for e in outcome.effects if isinstance(e, RecordRating)), None)
+        if rating is not None:
+            refused = await hotline.store_rating(session, rt, call.case_id, rating, f"ivr:{call.call_id}", now)
+            if refused:
+                outcome = keypad.closed(refused)
+        nxt = answer(rt, call.call_id, call.step + 1, hotline.Spoken(outcome, call.locale))
+        call.state = outcome.state.to_json() if outcome.state else None
+        call.answers = [*call.answers, nxt]
+        call.pressed = [*call.pressed, digits]
+        call.step += 1
+        call.updated_at = now
+        session.add(call)
+    return nxt

@@ -1,0 +1,99 @@
+"""The JSON keypad dialog over HTTP (CONTRACT "Hotline keypads beyond Twilio"): a switch's IVR script starts a
+call's rating and posts the keys of each step, with the service's API token. The dialog is bot/inbound/ivr.py."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from aiohttp import web
+
+from bot.inbound import ivr
+from bot.infra.refusals import Refusal
+from bot.web import refusals
+from bot.web.common import error, json_response, now, read_json, require_token, runtime
+from dialogs.addresses import normalize_phone
+
+CALL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@\-]{0,63}")  # a FreeSWITCH uuid, an Asterisk uniqueid, a vendor's id
+CALLER_MAX = 40
+TICKET_MAX = 100
+DIGITS = re.compile(r"[0-9*#]{0,32}")
+STEP_MAX = 1000
+
+
+def _unprocessable(errors: list[dict[str, str]]) -> web.Response:
+    return error(422, "; ".join(f"{e['field']}: {e['message']}" for e in errors), errors=errors)
+
+
+def _call_id_problem(value: Any) -> str | None:
+    if not isinstance(value, str) or not CALL_ID.fullmatch(value):
+        return ("required: the switch's id of the call, 1 to 64 letters, digits and . _ : @ - "
+                "(starting with a letter or digit)")
+    return None
+
+
+async def start_call(request: web.Request) -> web.Response:
+    require_token(request)
+    doc = await read_json(request)
+    if not isinstance(doc, dict):
+        return error(400, "the body must be a JSON object: {\"call_id\", \"caller\", \"ticket\"?}")
+    errors: list[dict[str, str]] = []
+    problem = _call_id_problem(doc.get("call_id"))
+    if problem:
+        errors.append({"field": "call_id", "message": problem})
+    caller = doc.get("caller")
+    if caller is not None and (not isinstance(caller, str) or len(caller) > CALLER_MAX):
+        errors.append({"field": "caller", "message": f"the caller's number as text, at most {CALLER_MAX} characters "
+                                                     "(empty or null when the number is withheld)"})
+    ticket = doc.get("ticket")
+    if ticket is not None and (not isinstance(ticket, str) or not ticket.strip() or len(ticket) > TICKET_MAX
+                               or not ticket.isprintable()):
+        errors.append({"field": "ticket", "message": f"the hotline ticket (the case_no), 1 to {TICKET_MAX} "
+                                                     "printable characters; leave it out to rate the call itself"})
+    unknown = sorted(set(doc) - {"call_id", "caller", "ticket"})
+    if unknown:
+        errors.extend({"field": name, "message": "not a field of a call's start"} for name in unknown)
+    if errors:
+        return _unprocessable(errors)
+    # a landline or a withheld number rates without a contact, as on Twilio (channels/twilio/voice.py parse_call)
+    phone = normalize_phone(caller) if caller else None
+    try:
+        started = await ivr.start(runtime(request), doc["call_id"], phone, ticket.strip() if ticket else None,
+                                  now(request))
+    except Refusal as exc:
+        return refusals.response(exc)
+    return json_response(started.answer, status=201 if started.created else 200)
+
+
+async def press_keys(request: web.Request) -> web.Response:
+    require_token(request)
+    call_id = request.match_info["call_id"]
+    problem = _call_id_problem(call_id)
+    if problem:
+        return error(404, f"no call {call_id[:64]!r}: {problem}")
+    doc = await read_json(request)
+    if not isinstance(doc, dict):
+        return error(400, "the body must be a JSON object: {\"digits\", \"step\"?}")
+    errors: list[dict[str, str]] = []
+    digits = doc.get("digits")
+    if not isinstance(digits, str) or not DIGITS.fullmatch(digits):
+        errors.append({"field": "digits", "message": "required: the keys pressed (0-9, * and #, at most 32), "
+                                                     "\"\" for silence or a time-out"})
+    step = doc.get("step")
+    if step is not None and (isinstance(step, bool) or not isinstance(step, int) or not 1 <= step <= STEP_MAX):
+        errors.append({"field": "step", "message": f"the step these keys answer, a whole number from 1 to {STEP_MAX}"})
+    unknown = sorted(set(doc) - {"digits", "step"})
+    if unknown:
+        errors.extend({"field": name, "message": "not a field of a step's keys"} for name in unknown)
+    if errors:
+        return _unprocessable(errors)
+    try:
+        nxt = await ivr.keys(runtime(request), call_id, digits, step, now(request))
+    except Refusal as exc:
+        return refusals.response(exc)
+    return json_response(nxt)
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_post("/api/v1/hotline/calls", start_call)
+    app.router.add_post("/api/v1/hotline/calls/{call_id}/keys", press_keys)
