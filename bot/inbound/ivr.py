@@ -11,6 +11,7 @@ answer, and the rating, stored in the same transaction as the step that finished
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -26,6 +27,25 @@ from dialogs.types import RecordRating
 from store import cases as case_store
 from store import hotline_calls
 from store.models import HotlineCall
+
+CALL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@\-]{0,63}")  # a FreeSWITCH uuid, an Asterisk uniqueid, a vendor's id
+TICKET_MAX = 100  # the case_no's own limit
+
+
+def call_id_problem(value: object) -> str | None:
+    if not isinstance(value, str) or not CALL_ID.fullmatch(value):
+        return ("required: the switch's id of the call, 1 to 64 letters, digits and . _ : @ - "
+                "(starting with a letter or digit)")
+    return None
+
+
+def ticket_problem(value: object) -> str | None:
+    if value is not None and (not isinstance(value, str) or not value.strip() or len(value) > TICKET_MAX
+                              or not value.isprintable()):
+        return (f"the hotline ticket (the case_no), 1 to {TICKET_MAX} printable characters; leave it out to rate "
+                "the call itself")
+    return None
+
 
 # How long the switch waits for keys (seconds), as the Twilio keypad's Gather does (channels/twilio/voice.py).
 GRADE_TIMEOUT = 8

@@ -32,7 +32,7 @@ KEYS = (
     "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_SMS_FROM", "TWILIO_API_BASE_URL",
     "WECHAT_TOKEN", "WECHAT_ENCODING_AES_KEY", "WECHAT_APP_ID", "WECHAT_APP_SECRET",
     "WECHAT_MP_APP_ID", "WECHAT_MP_APP_SECRET", "WECHAT_MP_TEMPLATE_ID", "WECHAT_MP_PAGE",
-    "WECHAT_API_BASE_URL", "HAOCHAPING_SMS_PROVIDER", "HAOCHAPING_SMS_RATE",
+    "WECHAT_API_BASE_URL", "HAOCHAPING_SMS_PROVIDER", "HAOCHAPING_SMS_RATE", "FREESWITCH_HTTAPI_TOKEN",
     *(key for key in provider_keys() if not key.startswith("TWILIO_")),  # each SMS provider's own variables
 )
 NAMED_PROVIDER_KEYS = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_SMS_FROM", "TWILIO_API_BASE_URL")
@@ -73,6 +73,9 @@ class Settings:
     wechat_mp_template_id: str | None = None
     wechat_mp_page: str | None = None
     wechat_api_base_url: str | None = None
+    # The secret a FreeSWITCH's mod_httapi profile presents (basic auth password, or ?token= in its URL); unset:
+    # POST /webhooks/freeswitch/httapi is 404 (channels/freeswitch).
+    freeswitch_httapi_token: str | None = None
     simulator: bool = True  # HAOCHAPING_SIMULATOR=off hides /simulator/ even on the local provider
     # Seconds. How often `serve` runs a scheduler pass; how long a claimed outbox message stays a
     # worker's before another may take it over (a killed worker's messages wait this long); how long
@@ -251,6 +254,11 @@ def load_settings(env: dict[str, str] | None = None, cwd: Path | None = None) ->
         key = get(name)
         if key is not None and len(key) < MIN_SECRET:
             raise ConfigError(f"{name}: at least {MIN_SECRET} characters (32 or more random ones are better)")
+    httapi_token = get("FREESWITCH_HTTAPI_TOKEN")
+    if httapi_token is not None and (len(httapi_token) < MIN_SECRET or not all(
+            ch.isascii() and (ch.isalnum() or ch in "-_.~") for ch in httapi_token)):
+        raise ConfigError(f"FREESWITCH_HTTAPI_TOKEN: at least {MIN_SECRET} letters, digits and - _ . ~ (it may be "
+                          "written into the httapi profile's URL)")
     public = (get("HAOCHAPING_PUBLIC_URL") or DEFAULT_PUBLIC_URL).rstrip("/")
     return Settings(
         database_url=get("HAOCHAPING_DATABASE_URL") or DEFAULT_DATABASE_URL,
@@ -279,6 +287,7 @@ def load_settings(env: dict[str, str] | None = None, cwd: Path | None = None) ->
         wechat_mp_template_id=get("WECHAT_MP_TEMPLATE_ID"),
         wechat_mp_page=get("WECHAT_MP_PAGE"),
         wechat_api_base_url=get("WECHAT_API_BASE_URL"),
+        freeswitch_httapi_token=httapi_token,
         sms_provider=_sms_provider(get("HAOCHAPING_SMS_PROVIDER")),
         provider_values={k: v for k in provider_keys() if k not in NAMED_PROVIDER_KEYS and (v := get(k))},
         simulator=switches["HAOCHAPING_SIMULATOR"],

@@ -13,6 +13,7 @@ from bot.web import (
     audit_api,
     console,
     exports,
+    freeswitch_hooks,
     health,
     home,
     hotline_api,
@@ -56,6 +57,7 @@ def build_app(rt: Runtime) -> web.Application:
     exports.setup(app)
     audit_api.setup(app)
     twilio_hooks.setup(app)
+    freeswitch_hooks.setup(app)  # the same, driven by FreeSWITCH's mod_httapi
     hotline_api.setup(app)  # the keypad rating for any switch (CONTRACT "Hotline keypads beyond Twilio")
     rt.sms_channel.routes(app.router, SmsRoad(rt))  # the SMS provider's own webhooks
     rating_page.setup(app)

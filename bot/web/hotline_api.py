@@ -4,7 +4,6 @@ call's rating and posts the keys of each step, with the service's API token. The
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from aiohttp import web
 
@@ -14,9 +13,7 @@ from bot.web import refusals
 from bot.web.common import error, json_response, now, read_json, require_token, runtime
 from dialogs.addresses import normalize_phone
 
-CALL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@\-]{0,63}")  # a FreeSWITCH uuid, an Asterisk uniqueid, a vendor's id
 CALLER_MAX = 40
-TICKET_MAX = 100
 DIGITS = re.compile(r"[0-9*#]{0,32}")
 STEP_MAX = 1000
 
@@ -25,20 +22,13 @@ def _unprocessable(errors: list[dict[str, str]]) -> web.Response:
     return error(422, "; ".join(f"{e['field']}: {e['message']}" for e in errors), errors=errors)
 
 
-def _call_id_problem(value: Any) -> str | None:
-    if not isinstance(value, str) or not CALL_ID.fullmatch(value):
-        return ("required: the switch's id of the call, 1 to 64 letters, digits and . _ : @ - "
-                "(starting with a letter or digit)")
-    return None
-
-
 async def start_call(request: web.Request) -> web.Response:
     require_token(request)
     doc = await read_json(request)
     if not isinstance(doc, dict):
         return error(400, "the body must be a JSON object: {\"call_id\", \"caller\", \"ticket\"?}")
     errors: list[dict[str, str]] = []
-    problem = _call_id_problem(doc.get("call_id"))
+    problem = ivr.call_id_problem(doc.get("call_id"))
     if problem:
         errors.append({"field": "call_id", "message": problem})
     caller = doc.get("caller")
@@ -46,10 +36,9 @@ async def start_call(request: web.Request) -> web.Response:
         errors.append({"field": "caller", "message": f"the caller's number as text, at most {CALLER_MAX} characters "
                                                      "(empty or null when the number is withheld)"})
     ticket = doc.get("ticket")
-    if ticket is not None and (not isinstance(ticket, str) or not ticket.strip() or len(ticket) > TICKET_MAX
-                               or not ticket.isprintable()):
-        errors.append({"field": "ticket", "message": f"the hotline ticket (the case_no), 1 to {TICKET_MAX} "
-                                                     "printable characters; leave it out to rate the call itself"})
+    problem = ivr.ticket_problem(ticket)
+    if problem:
+        errors.append({"field": "ticket", "message": problem})
     unknown = sorted(set(doc) - {"call_id", "caller", "ticket"})
     if unknown:
         errors.extend({"field": name, "message": "not a field of a call's start"} for name in unknown)
@@ -68,7 +57,7 @@ async def start_call(request: web.Request) -> web.Response:
 async def press_keys(request: web.Request) -> web.Response:
     require_token(request)
     call_id = request.match_info["call_id"]
-    problem = _call_id_problem(call_id)
+    problem = ivr.call_id_problem(call_id)
     if problem:
         return error(404, f"no call {call_id[:64]!r}: {problem}")
     doc = await read_json(request)
