@@ -11,20 +11,24 @@ after the last, the work order waits in the agents' queue.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.inbound.hotline import Spoken
+from bot.infra import audit
 from bot.infra.i18n import SOURCE
 from bot.infra.limits import parse_id
 from bot.infra.runtime import Runtime
-from bot.work_orders import actors
+from bot.work_orders import actors, calls
 from bot.work_orders import lifecycle as work_orders
+from bot.work_orders.calls import CITIZEN
 from channels.base import Sent
 from channels.twilio import voice as twilio_voice
 from dialogs import keypad
 from dialogs import messages as m
+from dialogs.addresses import mask_phone
 from dialogs.keypad import KeyState
 from dialogs.types import RecordCallback
 from store import cases as case_store
@@ -33,7 +37,6 @@ from store import work_orders as store
 from store.models import WorkOrder
 
 log = logging.getLogger("haochaping.callback_calls")
-CITIZEN = actors.Actor("citizen:call", "citizen")
 BATCH = 50
 
 
@@ -43,8 +46,8 @@ def _wo_id(text: str) -> int | None:
 
 async def sweep(rt: Runtime, now: datetime) -> int:
     """Place every callback call due at `now`; the number placed."""
-    if rt.caller is None:
-        return 0
+    if rt.caller is None or rt.policy.callback.placed_by != "twilio":
+        return 0  # no Twilio, or the centre's dialer leases the calls (lease_for_dialer)
     placed = 0
     async with rt.db.write() as session:
         due = await store.due_calls(session, now, BATCH, skip_locked=rt.db.locks_rows)
@@ -86,6 +89,62 @@ async def sweep(rt: Runtime, now: datetime) -> int:
                 await _not_reached(session, rt, wo, "failed", now)
             session.add(wo)
     return placed
+
+
+@dataclass(frozen=True)
+class DueCall:
+    work_order_id: int
+    call_id: str
+    phone: str
+    item: str
+    locale: str
+    attempt: int
+    lease_until: datetime
+
+
+async def lease_for_dialer(rt: Runtime, now: datetime, limit: int, actor: str) -> list[DueCall]:
+    """The callback calls due at `now`, each leased to the asking dialer until the next attempt would be due
+    (`call_interval_minutes` later, inside the calling hours): no other dialer gets it meanwhile (the rows are
+    locked and skipped while this lease is made, and its `call_at` moves past the lease). A call that brings no
+    result by then is due again as the next attempt; after `call_retries` more, the work order goes to the agents'
+    queue. The rater's whole number leaves the service here, so each lease is audited (`number.dial`)."""
+    leased: list[DueCall] = []
+    rules = rt.policy.callback
+    async with rt.db.write() as session:
+        for wo in await store.due_calls(session, now, limit, skip_locked=rt.db.locks_rows):
+            assert wo.id is not None
+            slot = work_orders.next_call_slot(rt, now)
+            if slot > now:  # outside the calling hours: wait for the morning
+                wo.call_at = slot
+                session.add(wo)
+                continue
+            if wo.calls >= 1 + rules.call_retries:  # the last lease ran out without a result
+                await _not_reached(session, rt, wo, "no-result", now)
+                wo.call_at = None
+                session.add(wo)
+                continue
+            case = await case_store.by_id(session, wo.case_id)
+            people = await contact_store.by_ids(session, [case.phone_contact_id] if case and case.phone_contact_id
+                                                else [])
+            contact = next(iter(people.values()), None)
+            wo.calls += 1
+            wo.updated_at = now
+            if case is None or contact is None:
+                wo.call_at, wo.agent_queue = None, True
+                session.add(wo)
+                continue
+            phone = rt.sealer.open(contact.address_sealed)
+            call_id = calls.dialer_call_id(wo)
+            wo.call_sid = calls.DIALER_PREFIX + call_id
+            wo.call_at = work_orders.next_call_slot(rt, now + timedelta(minutes=rules.call_interval_minutes))
+            session.add(wo)
+            await store.log(session, wo, "call", actor, wo.status, wo.status, now,
+                            data={"attempt": wo.calls, "by": "dialer", "call_id": call_id})
+            await audit.record(session, now, actor, audit.DIAL, target=("work_order", wo.id),
+                               details={"masked": mask_phone(phone), "case_no": case.case_no, "call_id": call_id,
+                                        "agency_code": wo.agency_code})
+            leased.append(DueCall(wo.id, call_id, phone, case.item_name, case.locale, wo.calls, wo.call_at))
+    return leased
 
 
 async def _not_reached(session: AsyncSession, rt: Runtime, wo: WorkOrder, status: str, now: datetime) -> None:

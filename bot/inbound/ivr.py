@@ -21,11 +21,13 @@ from sqlalchemy.exc import IntegrityError
 from bot.inbound import hotline
 from bot.infra.refusals import NotFound, NotNow
 from bot.infra.runtime import Runtime
+from bot.work_orders import calls as callback_calls
 from dialogs import keypad
 from dialogs.keypad import Ask, KeyState
-from dialogs.types import RecordRating
+from dialogs.types import RecordCallback, RecordRating
 from store import cases as case_store
 from store import hotline_calls
+from store import work_orders as work_order_store
 from store.models import HotlineCall
 
 CALL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@\-]{0,63}")  # a FreeSWITCH uuid, an Asterisk uniqueid, a vendor's id
@@ -111,6 +113,37 @@ async def start(rt: Runtime, call_id: str, caller: str | None, ticket: str | Non
     return Started(first, created=True)
 
 
+async def start_callback(rt: Runtime, call_id: str, work_order_id: int, now: datetime) -> Started:
+    """Start the automated callback call of a work order that the centre's dialer leased under `call_id`
+    (GET /api/v1/hotline/due-calls): it says what the call is about and asks 1/2/3. A start posted again answers
+    the first step again; a call id the lease did not give is refused."""
+    async with rt.db.read() as session:
+        known = await hotline_calls.by_call_id(session, call_id)
+        if known is not None:
+            if known.work_order_id != work_order_id:
+                raise NotNow(f"the call {call_id!r} was started for another work order: a call id names one call",
+                             call_id=call_id)
+            return Started(known.answers[0], created=False)
+        wo = await work_order_store.by_id(session, work_order_id)
+        case = await case_store.by_id(session, wo.case_id) if wo is not None else None
+    if wo is None or case is None or case.id is None:
+        raise NotFound(f"no work order {work_order_id}")
+    if wo.status != "reviewed" or wo.call_sid != callback_calls.DIALER_PREFIX + call_id:
+        raise NotNow(f"work order {work_order_id} has no callback call leased as {call_id!r}: lease one with GET "
+                     "/api/v1/hotline/due-calls and start it under the call_id given", work_order_id=work_order_id)
+    spoken = hotline.Spoken(keypad.start_callback(case.item_name), case.locale, case.id)
+    first = answer(rt, call_id, 1, spoken)
+    state = spoken.outcome.state
+    try:
+        async with rt.db.write() as session:
+            session.add(HotlineCall(call_id=call_id, case_id=case.id, work_order_id=work_order_id, locale=case.locale,
+                                    step=1, state=state.to_json() if state else None, answers=[first], pressed=[],
+                                    created_at=now, updated_at=now))
+    except IntegrityError:  # the same start posted twice at once
+        return await start_callback(rt, call_id, work_order_id, now)
+    return Started(first, created=True)
+
+
 async def _again(rt: Runtime, call: HotlineCall, ticket: str) -> Started:
     async with rt.db.read() as session:
         case = await case_store.by_no(session, ticket)
@@ -141,6 +174,10 @@ async def keys(rt: Runtime, call_id: str, digits: str, step: int | None, now: da
             refused = await hotline.store_rating(session, rt, call.case_id, rating, f"ivr:{call.call_id}", now)
             if refused:
                 outcome = keypad.closed(refused)
+        result = next((e for e in outcome.effects if isinstance(e, RecordCallback)), None)
+        if result is not None:
+            await callback_calls.record_result(session, rt, result.work_order_id, result.result,
+                                               callback_calls.DIALER_PREFIX + call.call_id, now)
         nxt = answer(rt, call.call_id, call.step + 1, hotline.Spoken(outcome, call.locale))
         call.state = outcome.state.to_json() if outcome.state else None
         call.answers = [*call.answers, nxt]

@@ -27,6 +27,7 @@ from store import audit as store
 from store.models import AuditEvent
 
 REVEAL = "number.reveal"
+DIAL = "number.dial"  # a rater's whole number handed to the centre's dialer for a callback call (due-calls)
 EXPORT = "export.unmasked"
 USER_CREATE = "user.create"
 USER_DISABLE = "user.disable"
@@ -35,7 +36,7 @@ USER_UPDATE = "user.update"
 SNAPSHOT = "snapshot.publish"
 APPEAL = "appeal.decide"
 CALENDAR = "calendar.import"  # a year of the official calendar imported or replaced (bot/cli/calendar.py)
-ACTIONS = (REVEAL, EXPORT, USER_CREATE, USER_DISABLE, USER_PASSWORD, USER_UPDATE, SNAPSHOT, APPEAL, CALENDAR)
+ACTIONS = (REVEAL, DIAL, EXPORT, USER_CREATE, USER_DISABLE, USER_PASSWORD, USER_UPDATE, SNAPSHOT, APPEAL, CALENDAR)
 
 
 async def record(session: AsyncSession, at: datetime, actor: str, action: str, *,

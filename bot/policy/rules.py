@@ -28,6 +28,7 @@ class PolicyError(ValueError):
 
 
 CALLBACK_BY = ("agent", "sms", "call")
+CALL_PLACERS = ("twilio", "dialer")
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,9 @@ class CallbackRules:
     call_retries: int = 3
     call_interval_minutes: int = 60
     call_hours: tuple[time, time] = (time(8, 0), time(21, 0))
+    # Who places the automated calls: "twilio" (the tick, through Twilio's Calls API), or "dialer" (the centre's
+    # own dialer leases them from GET /api/v1/hotline/due-calls and runs the JSON keypad dialog; issue 24).
+    placed_by: str = "twilio"
 
 
 DEFAULT_REASONS: dict[str, str] = {
@@ -345,11 +349,11 @@ def _clerk_reasons(doc: dict[str, Any], reasons: dict[str, str]) -> tuple[str, .
 
 
 def _callback(value: Any) -> CallbackRules:
-    keys = {"days", "unreachable_after", "by", "call_retries", "call_interval_minutes", "call_hours"}
+    keys = {"days", "unreachable_after", "by", "call_retries", "call_interval_minutes", "call_hours", "placed_by"}
     if not isinstance(value, dict) or set(value) - keys:
         raise PolicyError(f"callback: expected a table with keys {sorted(keys)}, got {value!r}")
-    ints = _int_table("callback", {k: v for k, v in value.items() if k not in ("by", "call_hours")},
-                      keys - {"by", "call_hours"})
+    ints = _int_table("callback", {k: v for k, v in value.items() if k not in ("by", "call_hours", "placed_by")},
+                      keys - {"by", "call_hours", "placed_by"})
     kw: dict[str, Any] = dict(ints)
     if kw.get("unreachable_after", 1) < 1 or kw.get("call_interval_minutes", 1) < 1:
         raise PolicyError("callback.unreachable_after and callback.call_interval_minutes must be at least 1")
@@ -358,6 +362,10 @@ def _callback(value: Any) -> CallbackRules:
         if not isinstance(by, list) or not by or any(b not in CALLBACK_BY for b in by):
             raise PolicyError(f"callback.by: expected a list drawn from {list(CALLBACK_BY)}, got {by!r}")
         kw["by"] = tuple(dict.fromkeys(by))
+    if "placed_by" in value:
+        if value["placed_by"] not in CALL_PLACERS:
+            raise PolicyError(f"callback.placed_by: expected one of {list(CALL_PLACERS)}, got {value['placed_by']!r}")
+        kw["placed_by"] = value["placed_by"]
     if "call_hours" in value:
         h = value["call_hours"]
         if not isinstance(h, list) or len(h) != 2:

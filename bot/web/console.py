@@ -90,6 +90,7 @@ CHANNEL_KEYS = {"sms": "console.channel.sms", "wechat": "console.channel.wechat"
                 "terminal": "console.channel.terminal", "callback": "console.channel.callback",
                 "default": "console.channel.default"}
 AUDIT_ACTION_KEYS = {audit.REVEAL: "console.audit_action.number_reveal",
+                     audit.DIAL: "console.audit_action.number_dial",
                      audit.EXPORT: "console.audit_action.export_unmasked",
                      audit.USER_CREATE: "console.audit_action.user_create",
                      audit.USER_DISABLE: "console.audit_action.user_disable",

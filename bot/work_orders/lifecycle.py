@@ -260,7 +260,8 @@ async def _start_callback(session: AsyncSession, rt: Runtime, wo: WorkOrder, now
     by = rt.policy.callback.by
     case = await case_store.by_id(session, wo.case_id)
     phone = case.phone_contact_id if case else None
-    if "call" in by and phone and rt.settings.twilio_enabled:
+    placer = rt.policy.callback.placed_by
+    if "call" in by and phone and (placer == "dialer" or rt.settings.twilio_enabled):
         wo.call_at = next_call_slot(rt, now)
         wo.agent_queue = False
     else:
