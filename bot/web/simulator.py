@@ -1,5 +1,5 @@
 """The simulator: a citizen's phone (SMS), WeChat and a 12345 keypad inside the browser, talking to
-the very same road as the providers' webhooks (bot.inbound.conversation, bot.inbound.hotline) and the `local`
+the very same road as the providers' webhooks (bot.inbound.conversation, bot.inbound.ivr) and the `local`
 provider, with a clock of its own.
 
 Each browser gets a simulated person (a number in the 170 virtual-operator range, an openid) and a
@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.duties import scheduler
-from bot.inbound import conversation, hotline
+from bot.inbound import conversation, ivr
 from bot.infra import keys
 from bot.infra.i18n import SOURCE
 from bot.infra.runtime import Runtime, open_runtime
@@ -41,7 +41,6 @@ from bot.policy.rules import TEMPLATE_PROVIDERS, Policy, sms_templates
 from bot.rating import intake
 from bot.web import views
 from channels.base import shorten
-from channels.twilio.voice import parse_state, state_query
 from dialogs.addresses import mask_openid, mask_phone
 from dialogs.types import Inbound
 from store import cases as case_store
@@ -123,7 +122,7 @@ class Sim:
     openid: str
     offset: float = 0.0  # seconds ahead of the service's clock
     log: list[dict[str, Any]] = field(default_factory=list)
-    call: dict[str, Any] | None = None  # the keypad call in progress: ticket, sid, state query
+    call: dict[str, Any] | None = None  # the keypad call in progress: ticket, the JSON dialog's call id and step
     cases: list[str] = field(default_factory=list)
     seq: int = 0
 
@@ -260,14 +259,16 @@ class Simulator:
         return answer.texts
 
     async def call(self, sim: Sim) -> None:
-        """A call to 12345 that ends and is handed over for the keypad rating (a hotline ticket)."""
+        """A call to 12345 that ends and is handed over for the keypad rating (a hotline ticket), run as a
+        centre's switch runs it: the JSON keypad dialog (bot/inbound/ivr.py), so a centre tries its prompts and
+        recordings ([hotline.recordings]) here before going live."""
         sim.seq += 1
         ticket = f"SIM-{sim.id[:8].upper()}-T{sim.seq}"
-        sid = "CA" + secrets.token_hex(16)
-        spoken = await hotline.call_started(self.rt, ticket, sim.phone, self.now(sim))
+        call_id = f"sim-{secrets.token_hex(12)}"
+        started = await ivr.start(self.rt, call_id, sim.phone, ticket, self.now(sim))
         sim.cases.append(ticket)
         self._note(sim, "phone", "system", "", key="sim.log.call", case_no=ticket)
-        self._speak(sim, spoken, ticket, sid)
+        self._speak(sim, started.answer, ticket)
 
     async def keys(self, sim: Sim, digits: str | None) -> None:
         """Keys pressed (or None: silence) at the keypad's current question."""
@@ -275,27 +276,26 @@ class Simulator:
             raise SimError("no call in progress")
         if digits is not None and (len(digits) > 9 or not all(c in "0123456789*#" for c in digits)):
             raise SimError("digits: 0-9, * and # only")
-        state = parse_state(sim.call["state"])
-        if state is None:
+        if "call_id" not in sim.call:  # a call begun before the keypad ran on the JSON dialog
             sim.call = None
             raise SimError("the call's state is unreadable; call again")
         pressed = digits.rstrip("#") if digits else None
         self._note(sim, "phone", "in", digits or "", silence=not pressed)
-        spoken = await hotline.keys_pressed(self.rt, sim.call["ticket"], state, pressed or None, sim.call["sid"],
-                                            self.now(sim))
-        self._speak(sim, spoken, sim.call["ticket"], sim.call["sid"])
+        answer = await ivr.keys(self.rt, sim.call["call_id"], pressed or "", sim.call["step"], self.now(sim))
+        self._speak(sim, answer, sim.call["ticket"])
 
     def hang_up(self, sim: Sim) -> None:
         if sim.call is not None:
             sim.call = None
             self._note(sim, "phone", "system", "", key="sim.log.hung_up")
 
-    def _speak(self, sim: Sim, spoken: hotline.Spoken, ticket: str, sid: str) -> None:
-        for reply in spoken.outcome.replies:
-            self._note(sim, "phone", "out", self.rt.render(reply, spoken.locale))
-        ask = spoken.outcome.state
-        sim.call = None if ask is None else {"ticket": ticket, "sid": sid, "state": state_query(ask),
-                                             "multi": ask.ask.value == "reasons"}
+    def _speak(self, sim: Sim, answer: dict[str, Any], ticket: str) -> None:
+        for prompt in answer["prompts"]:
+            more = {"audio": prompt["audio"]} if prompt.get("audio") else {}
+            self._note(sim, "phone", "out", prompt["text"], **more)
+        ask = answer["ask"]
+        sim.call = None if ask is None else {"ticket": ticket, "call_id": answer["call_id"], "step": answer["step"],
+                                             "multi": bool(ask.get("finish_on_key"))}
         if ask is None:
             self._note(sim, "phone", "system", "", key="sim.log.call_ended")
 

@@ -196,6 +196,12 @@
     time.textContent = when(entry.at);
     div.appendChild(time);
     if (entry.template) div.appendChild(preview(entry.template));
+    if (entry.audio) {  // the centre's recording of this prompt ([hotline.recordings]), played instead of the voice
+      var audio = document.createElement("small");
+      audio.className = "audio";
+      audio.textContent = "\u266a " + entry.audio;
+      div.appendChild(audio);
+    }
     return div;
   }
 
