@@ -12,6 +12,10 @@ fresh database of its own (bench/common.py):
   timed part every call is handed over (`POST /webhooks/twilio/voice?ticket=<case_no>`, N more
   cases posted beside the SMS ones) and its `<Gather action>` URL is read from the answer; the keys go
   to that URL, as Twilio would. Each request stores one rating (channel `phone`).
+- `json-keypad`: `POST /api/v1/hotline/calls/{call_id}/keys` `{"digits": 1/2/3, "step": 1}` for N calls of the
+  vendor-neutral JSON keypad dialog (what a FreeSWITCH or Asterisk script posts), each started before the timed
+  part with `POST /api/v1/hotline/calls` (N more cases); the API token instead of a signature. Each request stores
+  one rating (channel `phone`) and the call's step, in one transaction.
 - `baseline`: a minimal aiohttp app (this file, `--baseline-app`) that only checks the
   X-Twilio-Signature with twilio's RequestValidator and answers a fixed
   `<Response><Message>ok</Message></Response>`, loaded with the very same signed SMS bodies. The
@@ -93,13 +97,14 @@ from bench.common import (
 PUBLIC_URL = "https://haochaping.bench.invalid"
 SMS_PATH = "/webhooks/twilio/sms"
 VOICE_PATH = "/webhooks/twilio/voice"
+CALLS_PATH = "/api/v1/hotline/calls"
 SMS_FROM = "+15005550006"
 HOTLINE_NUMBER = "+8657112345"
 CONCURRENCY = 64
 SETUP_TIMEOUT = 3600.0  # seconds: setting up (bulk, tick, hand-overs) is not timed, only bounded
 GRADES = {"1": "very_satisfied", "2": "satisfied", "3": "basically_satisfied"}
 BASELINE_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response><Message>ok</Message></Response>'
-SMS_AGENCY, KEYPAD_AGENCY = "BENCH-SMS", "BENCH-KP"
+SMS_AGENCY, KEYPAD_AGENCY, JSON_AGENCY = "BENCH-SMS", "BENCH-KP", "BENCH-JK"
 SAMPLE = 25  # cases read back one by one after each load
 
 
@@ -112,6 +117,10 @@ def sms_phone(i: int) -> str:
 
 def keypad_phone(i: int) -> str:
     return f"137{i:08d}"
+
+
+def json_keypad_phone(i: int) -> str:
+    return f"136{i:08d}"
 
 
 def digit(i: int) -> str:
@@ -199,6 +208,18 @@ class Signed:
         return json.dumps({"path": self.path, "body": self.body, "signature": self.signature})
 
 
+@dataclass(frozen=True)
+class Plain:
+    """A request of the JSON API: its path, body and headers (no signature)."""
+
+    path: str
+    body: str
+    headers: dict[str, str]
+
+    def json(self) -> str:
+        return json.dumps({"path": self.path, "body": self.body, "headers": self.headers})
+
+
 def sign(validator: RequestValidator, path: str, params: dict[str, str]) -> Signed:
     return Signed(path, urlencode(params), str(validator.compute_signature(PUBLIC_URL + path, params)))
 
@@ -225,7 +246,7 @@ def call_params(account_sid: str, call_sid: str, i: int) -> dict[str, str]:
 GATHER_ACTION = re.compile(r'<Gather\b[^>]*\baction="([^"]+)"')
 
 
-def write_lines(path: Path, requests: Sequence[Signed]) -> None:
+def write_lines(path: Path, requests: Sequence[Signed | Plain]) -> None:
     path.write_text("".join(r.json() + "\n" for r in requests))
 
 
@@ -307,7 +328,7 @@ def measure(config_name: str, numbers: int = 10_000, duration: float = 20.0, wor
             peak = rss_kib(baseline.pid, "VmHWM")
         rows.append(load_row("baseline", config_name, summary, peak,
                              "signature check + fixed TwiML, same SMS bodies" + failures(summary)))
-        for row in rows[:2]:
+        for row in rows[:3]:
             if row.per_second and summary["per_second"]:
                 row.note = f"ratio {row.per_second / summary['per_second']:.2f} of baseline; {row.note}"
         return rows
@@ -322,8 +343,9 @@ def _measure_served(cfg: Config, url: str, pid: int, twilio: dict[str, str], val
     # Cases: N for SMS, N for the hotline.
     lines = [case_line(f"SMS-{i:06d}", SMS_AGENCY, sms_phone(i), completed) for i in range(numbers)]
     lines += [case_line(f"KP-{i:06d}", KEYPAD_AGENCY, keypad_phone(i), recent) for i in range(numbers)]
+    lines += [case_line(f"JK-{i:06d}", JSON_AGENCY, json_keypad_phone(i), recent) for i in range(numbers)]
     bulk = api(url, cfg.api_token, "/api/v1/cases:bulk", ("\n".join(lines) + "\n").encode(), "application/x-ndjson")
-    if bulk.get("created") != 2 * numbers or bulk.get("errors"):
+    if bulk.get("created") != 3 * numbers or bulk.get("errors"):
         raise RuntimeError(f"bulk ingestion: {str(bulk)[:500]}")
 
     # Reminders: queued and sent (to the fake Twilio) by one tick; each opens its number's conversation.
@@ -363,10 +385,25 @@ def _measure_served(cfg: Config, url: str, pid: int, twilio: dict[str, str], val
     keys_summary = load_measured(url, files / "keys.jsonl", duration, pid)
     keys_peak = rss_kib(pid, "VmHWM")
 
+    # The JSON keypad dialog: every call started (not timed), then the timed keys of its first step.
+    bearer = {"Content-Type": "application/json", "Authorization": f"Bearer {cfg.api_token}"}
+    starts = [Plain(CALLS_PATH, json.dumps({"call_id": f"jk-{i:06d}", "caller": json_keypad_phone(i),
+                                            "ticket": f"JK-{i:06d}"}), bearer) for i in range(numbers)]
+    write_lines(files / "json-start.jsonl", starts)
+    start_summary = load(url, files / "json-start.jsonl", SETUP_TIMEOUT)
+    if start_summary["errors"]:
+        raise RuntimeError(f"JSON dialog starts failed{failures(start_summary)}")
+    presses = [Plain(f"{CALLS_PATH}/jk-{i:06d}/keys", json.dumps({"digits": digit(i), "step": 1}), bearer)
+               for i in range(numbers)]
+    write_lines(files / "json-keys.jsonl", presses)
+    json_summary = load_measured(url, files / "json-keys.jsonl", duration, pid)
+    json_peak = rss_kib(pid, "VmHWM")
+
     # What was stored.
     rated = rated_by_agency(url, cfg.api_token)
     sms_problems = read_back(url, cfg.api_token, "SMS", sms_summary["requests"], "sms")
     keys_problems = read_back(url, cfg.api_token, "KP", keys_summary["requests"], "phone")
+    json_problems = read_back(url, cfg.api_token, "JK", json_summary["requests"], "phone")
 
     def stored(summary: dict[str, Any], agency: str, problems: list[str]) -> str:
         text = f"{rated.get(agency, 0)} ratings stored for {summary['requests']} requests"
@@ -381,8 +418,11 @@ def _measure_served(cfg: Config, url: str, pid: int, twilio: dict[str, str], val
     keys_note = (f"{stored(keys_summary, KEYPAD_AGENCY, keys_problems)}; setup: {handover_summary['requests']} "
                  f"hand-overs at {handover_summary['per_second']:.0f}/s, p99 {handover_summary['p99_ms']} ms"
                  f"{failures(keys_summary)}")
+    json_note = (f"{stored(json_summary, JSON_AGENCY, json_problems)}; setup: {start_summary['requests']} starts at "
+                 f"{start_summary['per_second']:.0f}/s, p99 {start_summary['p99_ms']} ms{failures(json_summary)}")
     return [load_row("sms", cfg.name, sms_summary, sms_peak, sms_note),
-            load_row("keypad", cfg.name, keys_summary, keys_peak, keys_note)]
+            load_row("keypad", cfg.name, keys_summary, keys_peak, keys_note),
+            load_row("json-keypad", cfg.name, json_summary, json_peak, json_note)]
 
 
 # ------------------------------------------------------------------------------------ helper processes
@@ -396,9 +436,9 @@ def prepare(url: str, bodies: Path) -> Prepared:
     prepared = []
     for line in bodies.read_text().splitlines():
         doc = json.loads(line)
-        prepared.append((url + doc["path"], doc["body"].encode(),
-                         {"Content-Type": "application/x-www-form-urlencoded",
-                          "X-Twilio-Signature": doc["signature"]}))
+        headers = doc.get("headers") or {"Content-Type": "application/x-www-form-urlencoded",
+                                         "X-Twilio-Signature": doc["signature"]}
+        prepared.append((url + doc["path"], doc["body"].encode(), headers))
     return prepared
 
 

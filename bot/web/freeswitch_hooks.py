@@ -2,8 +2,10 @@
 Twilio"): each request is one step of the JSON keypad dialog (bot/inbound/ivr.py), keyed by the channel's uuid;
 the answer is its xml/freeswitch-httapi document (channels/freeswitch/httapi.py).
 
-mod_httapi authenticates as curl does: HTTP basic auth from the profile's `gateway-credentials` (any user name, the
-password FREESWITCH_HTTAPI_TOKEN), or the token in the URL (`?token=`). Without the setting the route is 404.
+mod_httapi sends its params in the query string (a form body is read too, for a proxy or a version that posts
+one). It authenticates as curl does: HTTP basic auth from the profile's `gateway-credentials` (any user name, the
+password FREESWITCH_HTTAPI_TOKEN), or the token in the URL (`?token=`), which mod_httapi then also repeats in its
+`url` param. Without the setting the route is 404.
 """
 
 from __future__ import annotations

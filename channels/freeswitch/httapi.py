@@ -1,15 +1,17 @@
 """mod_httapi's side of the after-call rating: what its requests carry, and the documents it takes.
 
 As FreeSWITCH's own source has it (src/mod/applications/mod_httapi/mod_httapi.c and docs/mod_httapi_doc.txt, in
-signalwire/freeswitch): each request is a form (POST when the profile or the app data says `method=POST`) of the
-session's params: `session_id` (the channel's uuid, or HTTAPI_SESSION_ID), `hostname`, `url`, the `{…}` params of
-the dialplan's `httapi` data (ours: `ticket`, `tts_engine`, `tts_voice`), the caller profile as `Caller-*` fields
-(`Caller-Caller-ID-Number`), the `<params>` of our last document (ours: `hcp_step`, mirrored back), and once: the
-digits a binding matched under the tag's `name` with `input_type=dtmf` (none when the caller stayed silent), and
-`exiting=true` on the request made after the call has ended. The answer must be 200 `text/xml`, a
-`<document type="xml/freeswitch-httapi">` whose `<work>` holds the tags to run: `speak` (text-to-speech: `engine`
-required, `voice`, the text), `playback` (a `file`), each taking `<bind>` children whose text is a dmachine pattern
-(`~` and a regular expression), `name`, `input-timeout` and `digit-timeout` in milliseconds, and `hangup`.
+signalwire/freeswitch): each request carries the session's params in its query string (httapi_sync appends them
+to the URL; only a request with a file attached is a multipart form), its method the profile's `method` (GET by
+default; POST with no body when the profile or the app data says `method=POST`). The params are `session_id` (the
+channel's uuid, or HTTAPI_SESSION_ID), `hostname`, `url`, the `{…}` params of the dialplan's `httapi` data (ours:
+`ticket`, `tts_engine`, `tts_voice`), the caller profile as `Caller-*` fields (`Caller-Caller-ID-Number`), the
+`<params>` of our last document (ours: `hcp_step`, mirrored back), and once: the digits a binding matched under
+the tag's `name` with `input_type=dtmf` (none when the caller stayed silent), and `exiting=true` on the request
+made after the call has ended. The answer must be 200 `text/xml`, a `<document type="xml/freeswitch-httapi">`
+whose `<work>` holds the tags to run: `speak` (text-to-speech: `engine` required, `voice`, the text), `playback`
+(a `file`), each taking `<bind>` children whose text is a dmachine pattern (`~` and a regular expression), `name`,
+`input-timeout` and `digit-timeout` in milliseconds, and `hangup`.
 """
 
 from __future__ import annotations

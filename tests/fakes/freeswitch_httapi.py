@@ -3,10 +3,13 @@ documents it is answered with as mod_httapi runs them, refusing what mod_httapi 
 
 Learnt from FreeSWITCH's source (signalwire/freeswitch, src/mod/applications/mod_httapi/mod_httapi.c: httapi_sync,
 parse_xml, parse_playback, my_on_reporting; docs/mod_httapi_doc.txt):
-- a request is a form of the session's params: `session_id` first, `hostname`, `url`, the `{…}` params of the
+- a request carries the session's params: `session_id` first, `hostname`, `url`, the `{…}` params of the
   dialplan's data, the caller profile as `Caller-*`, the `<params>` of earlier documents (kept for the whole call),
   and once: the digits a binding matched under the tag's `name` (default `dialed_digits`) with `input_type=dtmf`;
-  after the call has ended (a `<hangup>`, or the caller hanging up) one more request carries `exiting=true`;
+  after the call has ended (a `<hangup>`, or the caller hanging up) one more request carries `exiting=true`.
+  httapi_sync puts them in the URL's query string (switch_event_build_param_string, appended after `?` or `&`)
+  unless a file is attached (then a multipart form), and sends the profile's `method` as the request's method
+  (CURLOPT_CUSTOMREQUEST, here POST) with no body;
 - the answer must be 200 with a content type holding `text/xml`, else the application stops; its `<params>`
   children are set into the params, and the tags of `<work>` run in order until one fails: an unknown tag, a
   `speak` without `engine`, a `playback` without `file`, a `<hangup>` (which ends the call), or a `<break>`;
@@ -87,7 +90,7 @@ class HttapiCall:
         if self.password is not None:
             creds = base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
             headers["Authorization"] = f"Basic {creds}"
-        resp = await self.client.post(self.path, data=form, headers=headers)
+        resp = await self.client.post(self.path, params=form, headers=headers)  # the params in the query string
         text = await resp.text()
         step = Step(resp.status, None)
         if resp.status == 200:
