@@ -222,3 +222,46 @@ def test_more_than_one_worker_needs_redis_and_a_sane_count(tmp_path: Path) -> No
                               cwd=tmp_path, capture_output=True, text=True, timeout=60)
         assert done.returncode == 2 and expected in done.stderr, (args, done.returncode, done.stderr)
     assert not (tmp_path / "w.db").exists()  # refused before anything was opened
+
+
+async def api_once(served: Served, path: str, body: dict[str, object]) -> tuple[int, dict[str, object]]:
+    """One JSON API request on a connection of its own (so the kernel picks a worker for it)."""
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True),
+                                     headers={"Authorization": f"Bearer {TOKEN}"}) as http, \
+            http.post(served.url + path, json=body) as resp:
+        return resp.status, await resp.json()
+
+
+async def test_json_keypad_calls_step_by_step_across_two_workers_store_each_rating_once(served: Served) -> None:
+    """The JSON keypad dialog keeps a call's state in the database, so each step may reach either worker: 20 calls,
+    every request on a connection of its own, the last step of each posted three times at once. Each call ends
+    with one rating and one work order, and the three answers to its last step are the same."""
+    workers = children(served.process.pid)
+    n = 20
+    cases = {f"JK-{i:04d}": f"+86138{i:08d}" for i in range(n)}
+    await post_cases(served, cases)
+    before = {pid: cpu_ticks(pid) for pid in workers}
+
+    async def one_call(i: int, case_no: str) -> list[tuple[int, dict[str, object]]]:
+        call_id = f"fs-{i}-{secrets.token_hex(4)}"
+        status, first = await api_once(served, "/api/v1/hotline/calls",
+                                       {"call_id": call_id, "caller": cases[case_no], "ticket": case_no})
+        assert status == 201 and first["step"] == 1, first
+        status, reasons = await api_once(served, f"/api/v1/hotline/calls/{call_id}/keys", {"digits": "4", "step": 1})
+        assert status == 200 and reasons["ask"] is not None, reasons
+        return await asyncio.gather(*(api_once(served, f"/api/v1/hotline/calls/{call_id}/keys",
+                                               {"digits": "13", "step": 2}) for _ in range(3)))
+
+    finals = await asyncio.gather(*(one_call(i, no) for i, no in enumerate(cases)))
+    for copies in finals:
+        assert [status for status, _ in copies] == [200, 200, 200], copies
+        assert copies[0][1]["done"] and all(doc == copies[0][1] for _, doc in copies), copies
+    used = {pid: cpu_ticks(pid) - before[pid] for pid in workers}
+    assert all(used.values()), f"a worker took none of {5 * n} connections (CPU ticks used: {used})"
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+        for no in cases:
+            async with http.get(f"{served.url}/api/v1/cases/{no}") as resp:
+                doc = await resp.json()
+            assert [(e["grade"], e["reasons"]) for e in doc["evaluations"]] == [("dissatisfied",
+                                                                               ["attitude", "process"])], doc
+            assert len(doc["work_orders"]) == 1, doc

@@ -74,6 +74,7 @@ async def test_a_leased_call_run_as_the_json_dialog_records_the_answer_once(hcp:
     assert await lease(hcp) == []  # answered: never due again
 
 
+@pytest.mark.parametrize("backend", BACKENDS, indirect=True)
 async def test_two_dialers_asking_at_once_never_get_the_same_call(hcp: Hcp) -> None:
     ids = {(await reviewed(hcp))[0] for _ in range(6)}
     batches = await asyncio.gather(*(lease(hcp, limit=4) for _ in range(3)))
