@@ -9,7 +9,7 @@ answered again but not stored again.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -69,28 +69,31 @@ async def call_started(rt: Runtime, ticket: str, caller: str | None, now: dateti
 
 async def keys_pressed(rt: Runtime, ticket: str, state: KeyState, digits: str | None, call_sid: str,
                        now: datetime) -> Spoken:
-    async with rt.db.read() as session:
-        case = await case_store.by_no(session, ticket)
-    if case is None:  # a ticket we never started: nothing to rate
-        return Spoken(keypad.closed(m.VOICE_GOODBYE), SOURCE)
-    assert case.id is not None
-    outcome = keypad.press(state, digits, keypad.About(case.id), key_rules(rt))
+    # What the keys do does not depend on the case (only the rating they store names it): a step that stores
+    # nothing reads the case for its language alone, and the step that rates reads it once, locked, in the
+    # transaction that stores the rating.
+    outcome = keypad.press(state, digits, keypad.About(0), key_rules(rt))
     rating = next((e for e in outcome.effects if isinstance(e, RecordRating)), None)  # one per call, at its end
     if rating is None:
-        return Spoken(outcome, case.locale)
+        async with rt.db.read() as session:
+            case = await case_store.by_no(session, ticket)
+        # a ticket we never started has nothing to rate
+        return Spoken(outcome, case.locale) if case is not None else Spoken(keypad.closed(m.VOICE_GOODBYE), SOURCE)
     async with rt.db.write() as session:
-        refused = await store_rating(session, rt, case.id, rating, f"call:{call_sid}", now)
+        case = await case_store.by_no(session, ticket, lock=rt.db.locks_rows)
+        if case is None:
+            return Spoken(keypad.closed(m.VOICE_GOODBYE), SOURCE)
+        assert case.id is not None
+        refused = await store_rating(session, rt, case, replace(rating, case_id=case.id), f"call:{call_sid}", now)
     return Spoken(keypad.closed(refused) if refused else outcome, case.locale)
 
 
-async def store_rating(session: AsyncSession, rt: Runtime, case_id: int, rating: RecordRating, ref: str,
+async def store_rating(session: AsyncSession, rt: Runtime, locked: Case, rating: RecordRating, ref: str,
                        now: datetime) -> str | None:
-    """Store a call's rating once, however often its last step is posted (`ref`, the call's own id, is unique
-    among evaluations); the message to close the call with when the rating is refused (the rater barred, the
-    case rated already), else None. `record` refuses before it writes anything, so the caller's transaction
-    goes on (the JSON dialog saves its call in it)."""
-    locked = await case_store.by_id(session, case_id, lock=rt.db.locks_rows)
-    assert locked is not None
+    """Store a call's rating of a case the caller holds locked once, however often its last step is posted
+    (`ref`, the call's own id, is unique among evaluations); the message to close the call with when the rating
+    is refused (the rater barred, the case rated already), else None. `record` refuses before it writes anything,
+    so the caller's transaction goes on (the JSON dialog saves its call in it)."""
     # a call's rating, once stored, made the case rated: an unrated case holds none to look for
     if locked.rated_at is not None and await evaluation_store.by_ref(session, ref) is not None:
         return None

@@ -171,7 +171,9 @@ async def keys(rt: Runtime, call_id: str, digits: str, step: int | None, now: da
         outcome = keypad.press(state, digits, keypad.About(call.case_id, call.work_order_id), hotline.key_rules(rt))
         rating = next((e for e in outcome.effects if isinstance(e, RecordRating)), None)
         if rating is not None:
-            refused = await hotline.store_rating(session, rt, call.case_id, rating, f"ivr:{call.call_id}", now)
+            locked = await case_store.by_id(session, call.case_id, lock=rt.db.locks_rows)
+            assert locked is not None
+            refused = await hotline.store_rating(session, rt, locked, rating, f"ivr:{call.call_id}", now)
             if refused:
                 outcome = keypad.closed(refused)
         result = next((e for e in outcome.effects if isinstance(e, RecordCallback)), None)
