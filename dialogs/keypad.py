@@ -28,6 +28,8 @@ REPEAT = "0"
 MAX_SILENCES = 1  # "asked once more, then goodbye"
 MAX_INVALID = 3  # wrong keys: re-prompted, three times at most, then goodbye
 MAX_REASON_KEYS = 9  # one key per reason: a tenth reason has no key of its own
+GRADE_TIMEOUT = 8  # seconds a switch waits for the key of a grade or a callback answer
+REASONS_TIMEOUT = 10  # and for the reasons' keys (several, then #)
 
 
 class Ask(StrEnum):

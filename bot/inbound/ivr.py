@@ -49,9 +49,6 @@ def ticket_problem(value: object) -> str | None:
     return None
 
 
-# How long the switch waits for keys (seconds), as the Twilio keypad's Gather does (channels/twilio/voice.py).
-GRADE_TIMEOUT = 8
-REASONS_TIMEOUT = 10
 REASONS_MAX_DIGITS = keypad.MAX_REASON_KEYS  # each reason's key once, then #
 
 
@@ -67,8 +64,8 @@ def ask_of(state: KeyState | None) -> dict[str, Any] | None:
     if state is None:
         return None
     if state.ask is Ask.REASONS:
-        return {"max_digits": REASONS_MAX_DIGITS, "finish_on_key": "#", "timeout_s": REASONS_TIMEOUT}
-    return {"max_digits": 1, "timeout_s": GRADE_TIMEOUT}
+        return {"max_digits": REASONS_MAX_DIGITS, "finish_on_key": "#", "timeout_s": keypad.REASONS_TIMEOUT}
+    return {"max_digits": 1, "timeout_s": keypad.GRADE_TIMEOUT}
 
 
 def answer(rt: Runtime, call_id: str, step: int, spoken: hotline.Spoken) -> dict[str, Any]:

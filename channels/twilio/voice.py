@@ -22,13 +22,14 @@ from twilio.twiml.voice_response import Gather, VoiceResponse
 
 from channels.base import Retry, SendResult, Sent
 from channels.twilio.sms import SEND_TIMEOUT, classify
+from dialogs import keypad
 from dialogs.addresses import normalize_phone
 from dialogs.grades import Grade
 from dialogs.keypad import Ask, KeyState
 
 KEYS_PATH = "/webhooks/twilio/voice/keys"
-GRADE_TIMEOUT = 8  # seconds Twilio waits for the first key
-REASONS_TIMEOUT = 10
+GRADE_TIMEOUT = keypad.GRADE_TIMEOUT  # seconds Twilio waits for the first key (the dialog's, as on any switch)
+REASONS_TIMEOUT = keypad.REASONS_TIMEOUT
 # The voices our locales are spoken in; the contract asks zh-CN on every Chinese <Say>.
 VOICE_LANGUAGE = {"zh_Hans": "zh-CN", "zh_Hant": "zh-CN", "en": "en-US"}
 # Call statuses (Twilio's StatusCallback) after which nobody answered.
