@@ -86,6 +86,12 @@ async def add_many(session: AsyncSession, rows: list[dict[str, Any]]) -> int:
     """
     if not rows:
         return 0
+    if pg_driver.on_postgresql(session):  # arrays through the driver (store/pg_driver.py), no savepoint:
+        # a case_no stored meanwhile is skipped by the insert itself, and what it returns is what it created
+        head, arrays = pg_driver.unnest_insert(Case.__table__, rows)  # type: ignore[attr-defined]
+        found = await (await pg_driver.driver(session)).fetch(
+            head + " ON CONFLICT (case_no) DO NOTHING RETURNING id", *arrays)
+        return len(found)
     try:
         async with session.begin_nested():
             await session.exec(insert(Case), params=rows)  # type: ignore[call-overload]

@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from store import pg_driver
 from store.models import Case, Contact
 
 
@@ -67,6 +68,11 @@ async def ensure_many(session: AsyncSession, channel: str, wanted: dict[str, tup
     if missing:
         rows = [{"channel": channel, "address_hash": h, "address_sealed": wanted[h][0],
                  "masked": wanted[h][1], "created_at": now} for h in missing]
+        if pg_driver.on_postgresql(session):  # arrays through the driver; one added meanwhile is skipped
+            head, arrays = pg_driver.unnest_insert(Contact.__table__, rows)  # type: ignore[attr-defined]
+            await (await pg_driver.driver(session)).execute(
+                head + " ON CONFLICT (channel, address_hash) DO NOTHING", *arrays)
+            return await ids_by_hash(session, channel, wanted)
         try:
             async with session.begin_nested():
                 await session.exec(insert(Contact), params=rows)  # type: ignore[call-overload]

@@ -23,6 +23,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from store.coltypes import JSONText, UTCDateTime
 
 
+def on_postgresql(session: AsyncSession) -> bool:
+    bind = session.bind
+    return bind is not None and bind.dialect.name == "postgresql"
+
+
 async def driver(session: AsyncSession) -> Any:
     """The asyncpg connection of the session's transaction. SQLAlchemy's adapter sends BEGIN with its first
     statement, not when the transaction is opened: a session that has run none yet runs one, or what follows
