@@ -74,6 +74,10 @@ async def add(session: AsyncSession, case: Case) -> tuple[Case, bool]:
 async def existing_nos(session: AsyncSession, case_nos: Sequence[str]) -> set[str]:
     if not case_nos:
         return set()
+    if pg_driver.on_postgresql(session):  # one array, not a bound parameter per case_no
+        found = await (await pg_driver.driver(session)).fetch(
+            "SELECT case_no FROM cases WHERE case_no = ANY($1::text[])", list(case_nos))
+        return {row[0] for row in found}
     stmt = select(Case.case_no).where(col(Case.case_no).in_(list(case_nos)))
     return set((await session.exec(stmt)).all())
 

@@ -42,6 +42,11 @@ async def ids_by_hash(session: AsyncSession, channel: str, hashes: Iterable[str]
     wanted = list(set(hashes))
     if not wanted:
         return {}
+    if pg_driver.on_postgresql(session):  # one array, not a bound parameter per hash (bulk ingestion asks thousands)
+        found = await (await pg_driver.driver(session)).fetch(
+            "SELECT address_hash, id FROM contacts WHERE channel = $1 AND address_hash = ANY($2::text[])",
+            channel, wanted)
+        return {row[0]: row[1] for row in found}
     stmt = select(Contact.address_hash, Contact.id).where(
         Contact.channel == channel, col(Contact.address_hash).in_(wanted))
     return {h: i for h, i in (await session.exec(stmt)).all()}  # type: ignore[misc]
@@ -72,7 +77,7 @@ async def ensure_many(session: AsyncSession, channel: str, wanted: dict[str, tup
             head, arrays = pg_driver.unnest_insert(Contact.__table__, rows)  # type: ignore[attr-defined]
             await (await pg_driver.driver(session)).execute(
                 head + " ON CONFLICT (channel, address_hash) DO NOTHING", *arrays)
-            return await ids_by_hash(session, channel, wanted)
+            return {**ids, **await ids_by_hash(session, channel, missing)}
         try:
             async with session.begin_nested():
                 await session.exec(insert(Contact), params=rows)  # type: ignore[call-overload]
