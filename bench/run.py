@@ -23,6 +23,8 @@ What each row measures (see each module's docstring for how):
   beside the baseline app under the same burst (bench/bursts.py).
 - sweep: cases per second from the sweep's start until every due reminder is in the outbox, and the
   sweeping process's peak memory, at 100,000 and 1,000,000 due cases (bench/sweep.py).
+- delivery: outbox messages sent per second through the real twilio client to a local fake of its REST API,
+  at 20,000 due reminders, and the delivering process's CPU per message (bench/delivery.py).
 - bulk ingest: POST /api/v1/cases:bulk, cases per second and the server's peak memory (bench/bulk_ingest.py).
 - stats: GET /api/v1/stats?by=agency over 1,000,000 and 10,000,000 evaluations; `seconds` is the first
   (cold) answer, p50_ms the median of four more (bench/stats_query.py).
@@ -44,7 +46,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import bulk_ingest, bursts, exports, parse, providers, stats_query, sweep, webhooks
+from bench import bulk_ingest, bursts, delivery, exports, parse, providers, stats_query, sweep, webhooks
 from bench.common import CONFIGS, Row, table
 
 FULL: dict[str, Callable[[str], list[Row]]] = {
@@ -54,6 +56,7 @@ FULL: dict[str, Callable[[str], list[Row]]] = {
     "providers": lambda c: providers.measure(c, numbers=10_000, duration=900),  # reply <provider>, reply baseline
     "bursts": lambda c: bursts.measure(c, 1_000),  # burst, burst baseline rows
     "sweep": lambda c: sweep.measure(c, [100_000, 1_000_000]),
+    "delivery": lambda c: delivery.measure(c, [20_000]),
     "bulk": lambda c: bulk_ingest.measure(c, [1_000_000]),
     "stats": lambda c: stats_query.measure(c, [1_000_000, 10_000_000]),
     "exports": lambda c: exports.measure(c, 1_000_000),
@@ -65,6 +68,7 @@ QUICK: dict[str, Callable[[str], list[Row]]] = {
     "providers": lambda c: providers.measure(c, numbers=200),
     "bursts": lambda c: bursts.measure(c, 200),
     "sweep": lambda c: sweep.measure(c, [10_000]),
+    "delivery": lambda c: delivery.measure(c, [1_000]),
     "bulk": lambda c: bulk_ingest.measure(c, [10_000]),
     "stats": lambda c: stats_query.measure(c, [20_000]),
     "exports": lambda c: exports.measure(c, 5_000),
