@@ -145,3 +145,24 @@ async def test_due_calls_need_the_api_token(hcp: Hcp) -> None:
     status, _ = await hcp.api("GET", DUE, token=None)
     assert status == 401
     assert len(await lease(hcp)) == 1  # nothing was leased by the refused request
+
+
+def test_placed_by_is_twilio_or_dialer() -> None:
+    from bot.policy.rules import PolicyError, parse_policy
+
+    assert parse_policy({}).callback.placed_by == "twilio"
+    assert parse_policy({"callback": {"placed_by": "dialer"}}).callback.placed_by == "dialer"
+    for bad in ("fax", "", 1):
+        with pytest.raises(PolicyError, match="placed_by"):
+            parse_policy({"callback": {"placed_by": bad}})
+
+
+async def test_with_twilio_placing_the_calls_there_is_nothing_to_lease(hcp: Hcp, monkeypatch: pytest.MonkeyPatch
+                                                                       ) -> None:
+    import dataclasses
+
+    policy = hcp.rt.policy
+    monkeypatch.setattr(hcp.rt, "policy", dataclasses.replace(
+        policy, callback=dataclasses.replace(policy.callback, placed_by="twilio")))
+    status, doc = await hcp.api("GET", DUE)
+    assert status == 409 and "placed_by" in doc["error"]
