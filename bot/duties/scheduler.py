@@ -15,6 +15,7 @@ from bot.delivery import reminders, sender
 from bot.duties import callback_calls, official_calendar
 from bot.figures import snapshots
 from bot.figures.reporting import push
+from bot.inbound import ivr
 from bot.infra.runtime import Runtime
 from bot.rating import defaults, intermediaries
 from bot.work_orders import lifecycle as work_orders
@@ -43,6 +44,7 @@ async def tick(rt: Runtime, now: datetime) -> dict[str, int]:
     late = await mark_deadlines_overdue(rt, now)  # appeals to decide, raters to contact
     await intermediaries.mark_overdue(rt, now)  # complaints unanswered past due (logged, not in the counts)
     calls = await callback_calls.sweep(rt, now)
+    await ivr.prune(rt, now)  # the JSON keypad dialog's finished calls (not counted: housekeeping)
     days = await stats.refresh(rt.db)  # the daily statistics of the days changed since the last pass
     published = await snapshots.publish_due(rt, now)  # after the defaults and the daily figures of this pass
     # Last: the ratings this very pass made (defaults) go up at once; a slow upstream delays nothing else.

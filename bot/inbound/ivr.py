@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -185,3 +185,19 @@ async def keys(rt: Runtime, call_id: str, digits: str, step: int | None, now: da
         call.updated_at = now
         session.add(call)
     return nxt
+
+
+KEEP = timedelta(days=7)  # a call's row serves its replays; a day would do, a week leaves room for an inquiry
+PRUNE_BATCH = 5000
+
+
+async def prune(rt: Runtime, now: datetime) -> int:
+    """Delete the calls of the JSON dialog untouched for KEEP (finished or abandoned): without it the table grows by
+    a row a call, for ever. The ratings they stored stay in `evaluations`. In batches, one transaction each."""
+    pruned = 0
+    while True:
+        async with rt.db.write() as session:
+            gone = await hotline_calls.prune(session, now - KEEP, PRUNE_BATCH)
+        pruned += gone
+        if gone < PRUNE_BATCH:
+            return pruned

@@ -389,3 +389,28 @@ async def test_an_answer_names_the_recording_of_each_prompt_the_policy_names(hcp
     assert "audio" not in first["prompts"][1]  # the grade menu has no recording in this policy
     end = await call.press("1")
     assert end["prompts"][0]["audio"] == "hcp/zh/thanks.wav"
+
+
+# --- housekeeping ---------------------------------------------------------------------------------------------
+
+
+async def test_the_tick_prunes_calls_untouched_for_a_week_and_keeps_their_ratings(hcp: Hcp) -> None:
+    """A call's row serves its own replays: a week after its last step `tick` deletes it (finished or abandoned),
+    and what it stored stays."""
+    from datetime import timedelta
+
+    from bot.duties import scheduler
+
+    done_case, open_case = await posted_case(hcp), await posted_case(hcp)
+    done, abandoned = Call(hcp, done_case), Call(hcp, open_case)
+    await done.start()
+    await done.press("1")
+    await abandoned.start()
+    start = hcp.clock()
+    await scheduler.tick(hcp.rt, start + timedelta(days=6, hours=23))
+    assert (await done.press("1", step=1))["done"]  # still there: the replay answers
+    await scheduler.tick(hcp.rt, start + timedelta(days=7, minutes=1))
+    for call in (done, abandoned):
+        status, _ = await hcp.api("POST", f"{CALLS}/{call.call_id}/keys", {"digits": "1", "step": 1})
+        assert status == 404
+    assert [e["grade"] for e in await hcp.evaluations(done_case)] == ["very_satisfied"]
