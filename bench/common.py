@@ -172,25 +172,47 @@ class Server:
         return self.process.pid
 
 
+def _ours(port: int) -> bool:
+    """Whether what answers on the port is a `haochaping serve`: its /healthz names the database (200, or 503 when
+    something it uses is down). A port free when picked may be taken by another process (another test's server)
+    before `serve` binds it; a bare connect would take that one for ours."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as resp:
+            body = resp.read()
+    except urllib.error.HTTPError as exc:
+        body = exc.read() if exc.code == 503 else b""
+    except (OSError, ValueError):
+        return False
+    try:
+        return "database" in json.loads(body)
+    except ValueError:
+        return False
+
+
 @contextlib.contextmanager
 def serve(cfg: Config, *, scheduler: bool = False, workers: int = 1, **extra_env: str) -> Iterator[Server]:
-    """`haochaping serve` on a free port of 127.0.0.1, until the block ends (then SIGTERM)."""
-    port = free_port()
-    args = [executable(), "serve", "--port", str(port)] + ([] if scheduler else ["--no-scheduler"]) + (
-        ["--workers", str(workers)] if workers != 1 else [])
-    process = subprocess.Popen(args, cwd=cfg.workdir, env=cfg.env(**extra_env))
-    try:
+    """`haochaping serve` on a free port of 127.0.0.1, until the block ends (then SIGTERM). A port taken before
+    `serve` could bind it (it exits 2: address already in use) is given up for another, three times at most."""
+    for attempt in range(3):
+        port = free_port()
+        args = [executable(), "serve", "--port", str(port)] + ([] if scheduler else ["--no-scheduler"]) + (
+            ["--workers", str(workers)] if workers != 1 else [])
+        process = subprocess.Popen(args, cwd=cfg.workdir, env=cfg.env(**extra_env))
         deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"haochaping serve exited with {process.returncode}")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("haochaping serve did not listen within 30 s") from None
-                time.sleep(0.1)
+        while process.poll() is None and not _ours(port):
+            if time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError("haochaping serve did not answer /healthz within 30 s")
+            time.sleep(0.1)
+        if process.poll() is None:
+            break
+        if process.returncode != 2 or attempt == 2:
+            raise RuntimeError(f"haochaping serve exited with {process.returncode}")
+    try:
         yield Server(process, f"http://127.0.0.1:{port}", port)
     finally:
         process.send_signal(signal.SIGTERM)
