@@ -34,7 +34,7 @@ from dialogs.types import RecordCallback
 from store import cases as case_store
 from store import contacts as contact_store
 from store import work_orders as store
-from store.models import WorkOrder
+from store.models import Case, Contact, WorkOrder
 
 log = logging.getLogger("haochaping.callback_calls")
 BATCH = 50
@@ -54,15 +54,9 @@ async def sweep(rt: Runtime, now: datetime) -> int:
         jobs: list[tuple[int, str]] = []
         for wo in due:
             assert wo.id is not None
-            slot = work_orders.next_call_slot(rt, now)
-            if slot > now:  # outside the calling hours: wait for the morning
-                wo.call_at = slot
-                session.add(wo)
+            if _waits_for_calling_hours(session, rt, wo, now):
                 continue
-            case = await case_store.by_id(session, wo.case_id)
-            people = await contact_store.by_ids(session, [case.phone_contact_id] if case and case.phone_contact_id
-                                                else [])
-            contact = next(iter(people.values()), None)
+            _case, contact = await _callee(session, wo)
             wo.call_at = None
             wo.calls += 1
             wo.updated_at = now
@@ -91,6 +85,23 @@ async def sweep(rt: Runtime, now: datetime) -> int:
     return placed
 
 
+def _waits_for_calling_hours(session: AsyncSession, rt: Runtime, wo: WorkOrder, now: datetime) -> bool:
+    """Outside the calling hours a due call waits for the morning (its call_at moved there): True."""
+    slot = work_orders.next_call_slot(rt, now)
+    if slot <= now:
+        return False
+    wo.call_at = slot
+    session.add(wo)
+    return True
+
+
+async def _callee(session: AsyncSession, wo: WorkOrder) -> tuple[Case | None, Contact | None]:
+    """The work order's case and the phone its rater is called on (None: no phone to call)."""
+    case = await case_store.by_id(session, wo.case_id)
+    people = await contact_store.by_ids(session, [case.phone_contact_id] if case and case.phone_contact_id else [])
+    return case, next(iter(people.values()), None)
+
+
 @dataclass(frozen=True)
 class DueCall:
     work_order_id: int
@@ -113,20 +124,14 @@ async def lease_for_dialer(rt: Runtime, now: datetime, limit: int, actor: str) -
     async with rt.db.write() as session:
         for wo in await store.due_calls(session, now, limit, skip_locked=rt.db.locks_rows):
             assert wo.id is not None
-            slot = work_orders.next_call_slot(rt, now)
-            if slot > now:  # outside the calling hours: wait for the morning
-                wo.call_at = slot
-                session.add(wo)
+            if _waits_for_calling_hours(session, rt, wo, now):
                 continue
             if wo.calls >= 1 + rules.call_retries:  # the last lease ran out without a result
                 await _not_reached(session, rt, wo, "no-result", now)
                 wo.call_at = None
                 session.add(wo)
                 continue
-            case = await case_store.by_id(session, wo.case_id)
-            people = await contact_store.by_ids(session, [case.phone_contact_id] if case and case.phone_contact_id
-                                                else [])
-            contact = next(iter(people.values()), None)
+            case, contact = await _callee(session, wo)
             wo.calls += 1
             wo.updated_at = now
             if case is None or contact is None:

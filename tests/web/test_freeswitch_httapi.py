@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from fakes.freeswitch_httapi import HttapiCall
 from helpers import Hcp
+from keypad_texts import GOODBYE, NO_INPUT, RATED, THANKS, THANKS_BAD
 from servers import BACKENDS
 
 from bot.infra.config import ConfigError, Settings, load_settings
@@ -18,11 +19,6 @@ from bot.policy.rules import DEFAULT_REASONS
 
 PATH = "/webhooks/freeswitch/httapi"
 SECRET = "fs-" + secrets.token_hex(12)
-THANKS = "感谢您的评价"
-THANKS_BAD = "已记录您的评价"
-GOODBYE = "感谢您的来电，再见"
-NO_INPUT = "没有收到您的按键"
-RATED = "已经评价过了"
 
 
 @pytest.fixture

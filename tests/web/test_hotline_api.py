@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from helpers import TOKEN, Hcp
+from keypad_texts import GOODBYE, GRADE_MENU, INVALID, NO_INPUT, RATED, REASON_LABELS, THANKS, THANKS_BAD
 from servers import BACKENDS
 
 from bot.infra.i18n import SUPPORTED
@@ -22,14 +23,6 @@ from bot.policy.rules import DEFAULT_REASONS, RECORDING_LOCALES, PolicyError, pa
 from dialogs import keypad
 
 CALLS = "/api/v1/hotline/calls"
-REASON_LABELS = list(DEFAULT_REASONS.values())
-GRADE_MENU = ("非常满意请按1", "满意请按2", "基本满意请按3", "不满意请按4", "非常不满意请按5", "重听请按0")
-THANKS = "感谢您的评价"
-THANKS_BAD = "已记录您的评价"
-GOODBYE = "感谢您的来电，再见"
-NO_INPUT = "没有收到您的按键"
-INVALID = "您的按键有误"
-RATED = "已经评价过了"
 
 
 class Call:

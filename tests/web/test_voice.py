@@ -17,23 +17,22 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 from helpers import PUBLIC_URL
+from keypad_texts import (
+    GOODBYE,
+    GRADE_MENU,
+    INVALID,
+    NO_INPUT,
+    RATED,
+    REASON_CODES,
+    REASON_LABELS,
+    THANKS,
+    THANKS_BAD,
+)
 from servers import BACKENDS
 from yarl import URL
 
-from bot.policy.rules import DEFAULT_REASONS
-
 VOICE = "/webhooks/twilio/voice"
 KEYS = "/webhooks/twilio/voice/keys"
-REASON_CODES = list(DEFAULT_REASONS)
-REASON_LABELS = list(DEFAULT_REASONS.values())
-
-GRADE_MENU = ("非常满意请按1", "满意请按2", "基本满意请按3", "不满意请按4", "非常不满意请按5", "重听请按0")
-THANKS = "感谢您的评价"
-THANKS_BAD = "已记录您的评价"
-GOODBYE = "感谢您的来电，再见"
-NO_INPUT = "没有收到您的按键"
-INVALID = "您的按键有误"
-RATED = "已经评价过了"
 
 
 @dataclass

@@ -2,7 +2,8 @@
 
 A new table only: nothing already stored changes, no day is marked dirty. `call_id` is the switch's own id of
 the call (FreeSWITCH's channel uuid, an Asterisk uniqueid, a vendor's call id), unique so that a start posted
-twice is one call. The downgrade drops the table.
+twice is one call; `updated_at` is indexed for the prune `tick` runs on every pass. The downgrade drops the
+table.
 
 Revision ID: 0015
 Revises: 0014
@@ -42,8 +43,10 @@ def upgrade() -> None:
         sa.UniqueConstraint('call_id'),
     )
     op.create_index(op.f('ix_hotline_calls_case_id'), 'hotline_calls', ['case_id'], unique=False)
+    op.create_index(op.f('ix_hotline_calls_updated_at'), 'hotline_calls', ['updated_at'], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index(op.f('ix_hotline_calls_updated_at'), table_name='hotline_calls')
     op.drop_index(op.f('ix_hotline_calls_case_id'), table_name='hotline_calls')
     op.drop_table('hotline_calls')
