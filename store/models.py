@@ -124,10 +124,14 @@ class Evaluation(SQLModel, table=True):
     # A provider's reference for the act of rating (a call's CallSid): unique, so a retried request
     # cannot store the same rating twice.
     ref: str | None = Field(default=None, max_length=80)
+    # Where a page's rating came from, for the supervision signals (bot/supervision): keyed hashes of the
+    # client's address and of the browser's device cookie (never the values). Migration 0016.
+    client_hash: str | None = Field(default=None, max_length=64)
+    device_hash: str | None = Field(default=None, max_length=64)
     # The record's version as reported upward: 1 when given, +1 at each later change (a callback's
     # answer, an exclusion on appeal). With the id it is the idempotency key of a report.
     version: int = 1
-    created_at: datetime = Field(sa_type=UTCDateTime)
+    created_at: datetime = Field(sa_type=UTCDateTime, index=True)  # the supervision scan reads ranges of it
 
 
 class HotlineCall(SQLModel, table=True):
@@ -460,4 +464,65 @@ class IntermediaryComplaint(SQLModel, table=True):
     answer: str | None = None
     answered_by: str | None = Field(default=None, max_length=100)
     overdue: bool = False
+    created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class Signal(SQLModel, table=True):
+    """A sign of fake praise (刷好评) or a malicious review (恶意差评) the supervision scan found (Haikou 九;
+    bot/supervision). It only flags: a person decides (`status` dismissed or confirmed, audited), and
+    nothing here changes a rating or a figure. `subject` is what the pattern is about (a device's hash, a
+    contact, a clerk, an agency), so that a pattern seen again grows its open signal instead of a new one.
+    `cases` holds case numbers, `evidence` the figures that met the rule. Migration 0016."""
+
+    __tablename__ = "signals"
+    __table_args__ = (Index("ix_signals_kind_subject", "kind", "subject"),)
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=32)
+    subject: str = Field(max_length=160)
+    agency_code: str = Field(max_length=100, index=True)
+    staff_id: str | None = Field(default=None, max_length=100)
+    cases: list[str] = Field(default_factory=list, sa_type=JSONText)
+    evaluation_ids: list[int] = Field(default_factory=list, sa_type=JSONText)
+    evidence: dict[str, Any] = Field(default_factory=dict, sa_type=JSONText)
+    detected_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+    status: str = Field(default="open", max_length=16, index=True)
+    decided_by: str | None = Field(default=None, max_length=100)
+    decided_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    note: str | None = None
+
+
+class SupervisionDraw(SQLModel, table=True):
+    """One seeded random draw of raters to call back (Hainan art. 17, Shantou art. 36, Shandong art. 15):
+    the period and agency, the population (its rule, size and the ids in the order drawn from), the seed and
+    who was drawn, so that an auditor repeats it (bot/supervision/draws.py). Migration 0016."""
+
+    __tablename__ = "supervision_draws"
+    __table_args__ = (UniqueConstraint("period", "agency_code", name="uq_supervision_draws_period_agency"),)
+    id: int | None = Field(default=None, primary_key=True)
+    period: str = Field(max_length=16)  # "2026-11" (month) or "2026-W47" (week)
+    agency_code: str = Field(max_length=100)
+    seed: str = Field(max_length=64)
+    rule: str = Field(max_length=300)
+    population: int
+    population_ids: list[int] = Field(default_factory=list, sa_type=JSONText)  # evaluation ids, ascending
+    drawn_ids: list[int] = Field(default_factory=list, sa_type=JSONText)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class SupervisionCall(SQLModel, table=True):
+    """A drawn rater to call back with "did you give this rating, and is it what you meant?", and the answer
+    (confirmed, different, not_mine, unreachable). Migration 0016."""
+
+    __tablename__ = "supervision_calls"
+    id: int | None = Field(default=None, primary_key=True)
+    draw_id: int = Field(foreign_key="supervision_draws.id", index=True)
+    evaluation_id: int = Field(foreign_key="evaluations.id", unique=True)
+    case_id: int = Field(foreign_key="cases.id")
+    agency_code: str = Field(max_length=100, index=True)
+    status: str = Field(default="pending", max_length=16, index=True)  # pending, answered
+    answer: str | None = Field(default=None, max_length=16)
+    note: str | None = None
+    answered_by: str | None = Field(default=None, max_length=100)
+    answered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(sa_type=UTCDateTime)

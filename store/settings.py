@@ -53,3 +53,10 @@ async def delete(session: AsyncSession, key: str) -> bool:
     if found is not None:
         await session.delete(found)
     return found is not None
+
+
+async def locked(session: AsyncSession, key: str) -> str | None:
+    """The value, its row locked for the transaction: a mark several processes advance (the supervision scan's)
+    is advanced by one at a time. Made first by `get_or_create`, outside the transaction that locks it."""
+    found = (await session.exec(select(Setting).where(Setting.key == key).with_for_update())).first()
+    return found.value if found is not None else None

@@ -5,8 +5,9 @@ that the house cannot drift back.
   neutral types).
 - `bot/` is in rooms, each importing only rooms below it (or itself), in this order, lowest first:
   policy (the rules and time), infra (configuration, the runtime, state, logs…), figures (statistics,
-  snapshots, exports, reporting), work_orders, rating, inbound (a message's road), delivery (what goes
-  out), duties (the tick's jobs), web, cli. `bot/__init__.py` and `bot/__main__.py` stand above them all.
+  snapshots, exports, reporting), work_orders, rating, supervision (signals and supervisory callbacks),
+  inbound (a message's road), delivery (what goes out), duties (the tick's jobs), web, cli. `bot/__init__.py`
+  and `bot/__main__.py` stand above them all.
 - No module imports itself back through others (no cycle), function-level imports included: a lazy import
   hides a cycle from Python, not from a reader.
 - Domain errors carry no HTTP status: outside `bot/web/`, nothing raises with a 4xx or 5xx number; the
@@ -29,7 +30,8 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-LAYERS = ("policy", "infra", "figures", "work_orders", "rating", "inbound", "delivery", "duties", "web", "cli")
+LAYERS = ("policy", "infra", "figures", "work_orders", "rating", "supervision", "inbound", "delivery", "duties", "web",
+          "cli")
 TOP = len(LAYERS)  # bot/__init__.py, bot/__main__.py
 
 

@@ -18,6 +18,8 @@ from bot.figures.reporting import push
 from bot.inbound import ivr
 from bot.infra.runtime import Runtime
 from bot.rating import defaults, intermediaries
+from bot.supervision import draws as supervisory_draws
+from bot.supervision import scan as supervision
 from bot.work_orders import lifecycle as work_orders
 from bot.work_orders.deadlines import mark_overdue as mark_deadlines_overdue
 from store import stats
@@ -46,11 +48,14 @@ async def tick(rt: Runtime, now: datetime) -> dict[str, int]:
     calls = await callback_calls.sweep(rt, now)
     await ivr.prune(rt, now)  # the JSON keypad dialog's finished calls (not counted: housekeeping)
     days = await stats.refresh(rt.db)  # the daily statistics of the days changed since the last pass
+    signals = await supervision.scan(rt, now)  # signs of fake praise and malicious reviews in the new ratings
+    drawn = await supervisory_draws.draw_due(rt, now)  # the last ended period's random supervisory calls
     published = await snapshots.publish_due(rt, now)  # after the defaults and the daily figures of this pass
     # Last: the ratings this very pass made (defaults) go up at once; a slow upstream delays nothing else.
     reported = await push.push(rt, now)
     counts = {"reminders": reminded, "defaults": applied, "overdue": overdue, "sent": sent, "calls": calls,
-              "stats_days": days, "published": published, "reported": reported, **late}
+              "stats_days": days, "published": published, "reported": reported, "signals": signals,
+              "supervisory_calls": drawn, **late}
     rt.metrics.tick.observe(time.perf_counter() - started)
     return counts
 

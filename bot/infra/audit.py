@@ -8,6 +8,9 @@
 | `user.create`, `user.disable`, `user.password`, `user.update` | `haochaping users add/disable/password/set` | user |
 | `snapshot.publish` | a period's statistics frozen (API, CLI, or the tick's schedule) | snapshot |
 | `appeal.decide` | an appeal upheld or rejected (API or console) | work_order |
+| `signal.decide` | a supervision signal dismissed or confirmed (API or console) | signal |
+| `supervision.draw` | a period's random supervisory draw for an agency (the tick) | supervision_draw |
+| `supervision.answer` | a supervisory call's answer recorded | supervision_call |
 
 The actor is a user's name, `api` (the business systems' token), `system` (the service itself) or
 `cli:<operator>`; the address is the client's, for a request. Details pass the one mask
@@ -36,7 +39,11 @@ USER_UPDATE = "user.update"
 SNAPSHOT = "snapshot.publish"
 APPEAL = "appeal.decide"
 CALENDAR = "calendar.import"  # a year of the official calendar imported or replaced (bot/cli/calendar.py)
-ACTIONS = (REVEAL, DIAL, EXPORT, USER_CREATE, USER_DISABLE, USER_PASSWORD, USER_UPDATE, SNAPSHOT, APPEAL, CALENDAR)
+SIGNAL = "signal.decide"  # bot/supervision/decisions.py
+DRAW = "supervision.draw"  # bot/supervision/draws.py
+SUPERVISORY_ANSWER = "supervision.answer"
+ACTIONS = (REVEAL, DIAL, EXPORT, USER_CREATE, USER_DISABLE, USER_PASSWORD, USER_UPDATE, SNAPSHOT, APPEAL, CALENDAR,
+           SIGNAL, DRAW, SUPERVISORY_ANSWER)
 
 
 async def record(session: AsyncSession, at: datetime, actor: str, action: str, *,

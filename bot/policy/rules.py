@@ -19,6 +19,7 @@ from bot.policy import sms_templates
 from bot.policy.reporting_profiles import ReportingProfile, parse_profiles
 from bot.policy.spans import DaySpan
 from bot.policy.statistics import StatisticsRules, parse_statistics
+from bot.policy.supervision import SupervisionRules, parse_supervision
 from dialogs import keypad
 from dialogs.grades import Grade
 
@@ -108,6 +109,8 @@ class Policy:
     # Ours (issue 24): [hotline.recordings.<locale>] "<prompt key>" = "<file>": the recordings a centre plays
     # instead of its text-to-speech, named in the JSON keypad dialog's answers (docs/hotline.md).
     hotline_recordings: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Ours (issue 25): [supervision.<signal>] thresholds and [supervision.callbacks] (bot/policy/supervision.py).
+    supervision: SupervisionRules = field(default_factory=SupervisionRules)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -131,7 +134,7 @@ _KNOWN = {
     "followup_window", "appeal_window", "appeal_decision", "intermediary_complaint_window",
     "intermediary_complaint_answer", "work_order", "callback_reopen_limit", "blacklist",
     "calendar_overrides", "reasons", "miniprogram", "conversation_hours", "more_text_minutes",
-    "callback", "clerk_reasons", "statistics", "halls", "reporting", "sms", "hotline",
+    "callback", "clerk_reasons", "statistics", "halls", "reporting", "sms", "hotline", "supervision",
 }
 
 
@@ -293,6 +296,11 @@ def parse_policy(doc: dict[str, Any]) -> Policy:
     if "reporting" in doc:
         try:
             kw["reporting"] = parse_profiles(doc["reporting"])
+        except ValueError as exc:
+            raise PolicyError(str(exc)) from None
+    if "supervision" in doc:
+        try:
+            kw["supervision"] = parse_supervision(doc["supervision"])
         except ValueError as exc:
             raise PolicyError(str(exc)) from None
     return Policy(**kw)

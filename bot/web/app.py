@@ -22,6 +22,7 @@ from bot.web import (
     miniprogram,
     pages,
     rating_page,
+    signals_api,
     simulator_page,
     stats,
     twilio_hooks,
@@ -56,6 +57,7 @@ def build_app(rt: Runtime) -> web.Application:
     stats.setup(app)
     exports.setup(app)
     audit_api.setup(app)
+    signals_api.setup(app)  # supervision: signals, supervisory calls (Haikou 九; Hainan art. 17)
     twilio_hooks.setup(app)
     freeswitch_hooks.setup(app)  # the same, driven by FreeSWITCH's mod_httapi
     hotline_api.setup(app)  # the keypad rating for any switch (CONTRACT "Hotline keypads beyond Twilio")

@@ -98,14 +98,19 @@ AUDIT_ACTION_KEYS = {audit.REVEAL: "console.audit_action.number_reveal",
                      audit.USER_UPDATE: "console.audit_action.user_update",
                      audit.SNAPSHOT: "console.audit_action.snapshot_publish",
                      audit.APPEAL: "console.audit_action.appeal_decide",
-                     audit.CALENDAR: "console.audit_action.calendar_import"}
+                     audit.CALENDAR: "console.audit_action.calendar_import",
+                     audit.SIGNAL: "console.audit_action.signal_decide",
+                     audit.DRAW: "console.audit_action.supervision_draw",
+                     audit.SUPERVISORY_ANSWER: "console.audit_action.supervision_answer"}
 # Who wrote a history event or an audit row, when it was not a console user: the service, the business systems'
 # token, the command line (cli:<operator>), a rater's own answer to a callback (bot/callback_sms, callback_calls).
 ACTOR_KEYS = {"system": "console.actor.system", "api": "console.actor.api", "cli": "console.actor.cli",
               "citizen:sms": "console.actor.citizen_sms", "citizen:call": "console.actor.citizen_call"}
 AUDIT_TARGET_KEYS = {"work_order": "console.audit_target.work_order", "user": "console.audit_target.user",
                      "export": "console.audit_target.export", "snapshot": "console.audit_target.snapshot",
-                     "calendar": "console.audit_target.calendar"}
+                     "calendar": "console.audit_target.calendar", "signal": "console.audit_target.signal",
+                     "supervision_draw": "console.audit_target.supervision_draw",
+                     "supervision_call": "console.audit_target.supervision_call"}
 CALENDAR_KEYS = {"this": "console.calendar_this_year", "next": "console.calendar_next_year"}
 EXPORT_KEYS = {"evaluations": "console.export_evaluations", "work-orders": "console.export_work_orders"}
 EXPORT_FORMATS = {"csv": "CSV", "xlsx": "XLSX"}  # file types: the same name in every language

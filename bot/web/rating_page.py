@@ -56,6 +56,8 @@ TEXT_MAX = 1000
 FORM_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,64}")
 FORM_TOKEN_TTL = 24 * 3600
 MODE_COOKIE = "hcp_mode"
+DEVICE_COOKIE = "hcp_device"  # a random id per browser, hashed into a rating's device_hash (supervision signals)
+DEVICE = re.compile(r"[A-Za-z0-9_-]{22}")
 MODES = ("elder", "standard")
 log = logging.getLogger("haochaping.web")
 
@@ -80,6 +82,14 @@ def _query(request: web.Request, **more: str) -> str:
     return "?" + urlencode(params) if params else ""
 
 
+def _source(request: web.Request, rt: Runtime) -> dict[str, str | None]:
+    """Where a rating came from, for the supervision signals (bot/supervision): keyed hashes of the page's device
+    cookie (a random id the page sets, nothing about the person) and of the client's address."""
+    device = request.cookies.get(DEVICE_COOKIE, "")
+    return {"device_hash": rt.sealer.lookup_hash("device", device) if DEVICE.fullmatch(device) else None,
+            "client_hash": rt.sealer.lookup_hash("client", request.remote) if request.remote else None}
+
+
 def _elder(request: web.Request) -> bool:
     """Elder mode: ?mode= (the page's switch), then the switch remembered in the cookie."""
     asked = request.query.get("mode")
@@ -96,8 +106,11 @@ def _render(request: web.Request, template: str, locale: str, status: int, **con
     switch = request.path + _query(request, **thanks, mode="standard" if elder else "elder")
     response = pages.render(request, template, locale, status, elder=elder, mode_switch=switch, **context)
     asked = request.query.get("mode")
+    rt = runtime(request)
+    if not DEVICE.fullmatch(request.cookies.get(DEVICE_COOKIE, "")):
+        response.set_cookie(DEVICE_COOKIE, secrets.token_urlsafe(16), max_age=365 * 24 * 3600, httponly=True,
+                            samesite="Lax", secure=rt.settings.public_url.startswith("https://"), path="/r/")
     if asked in MODES:
-        rt = runtime(request)
         if asked == "elder":
             response.set_cookie(MODE_COOKIE, "elder", max_age=365 * 24 * 3600, httponly=True, samesite="Lax",
                                 secure=rt.settings.public_url.startswith("https://"), path="/")
@@ -283,7 +296,7 @@ async def submit(request: web.Request) -> web.StreamResponse:
                     # The form offers the bundle only for a bundle's item; a forged choice rates the item.
                     scope: Scope = chosen["scope"] if locked.bundle_no else "item"
                     await record(session, rt, locked, grade, tuple(chosen["reasons"]) if grade.is_bad else (),
-                                 _words(grade, chosen), "web", stamp, scope=scope)
+                                 _words(grade, chosen), "web", stamp, scope=scope, **_source(request, rt))
             except RaterBarred as exc:
                 return _barred(request, rt, locale, case, exc.until)
             except RatingRefused:

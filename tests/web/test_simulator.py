@@ -240,8 +240,8 @@ async def test_the_clock_moves_forward_only(hcp):
     assert at(doc["now"]) == at("2026-11-20T11:30:00+08:00")
     # nothing due; the day of the simulated person's case is counted into the daily statistics
     assert last_counts(doc) == {"reminders": 0, "defaults": 0, "overdue": 0, "sent": 0, "calls": 0, "stats_days": 1,
-                                "published": 0, "reported": 0, "appeals_overdue": 0,
-                                "contacts_overdue": 0}
+                                "published": 0, "reported": 0, "signals": 0, "supervisory_calls": 0,
+                                "appeals_overdue": 0, "contacts_overdue": 0}
     doc = await sim.do("clock", {"to": "2026-11-20T04:00:00Z"})  # 12:00 in Shanghai
     assert doc["now"] == "2026-11-20T12:00:00+08:00"
     assert hcp.rt.clock() == at("2026-11-20T10:00:00+08:00")  # the service's own clock never moves

@@ -64,7 +64,8 @@ async def test_reminder_due_at_exactly_24_hours_with_the_contract_content(hcp: H
 
     counts = await hcp.tick(at("2026-11-21T09:59:59+08:00"))
     assert counts == {"reminders": 0, "defaults": 0, "overdue": 0, "sent": 0, "calls": 0, "stats_days": 1,
-                      "published": 0, "reported": 0, "appeals_overdue": 0, "contacts_overdue": 0}
+                      "published": 0, "reported": 0, "signals": 0, "supervisory_calls": 0,
+                      "appeals_overdue": 0, "contacts_overdue": 0}
     assert hcp.twilio.messages == []
     assert await reminders_of(hcp, doc["case_no"]) == []
 
@@ -183,8 +184,8 @@ async def test_two_concurrent_ticks_send_each_of_30_reminders_once(hcp: Hcp) -> 
     for case_no, phone in cases:
         assert len(hcp.twilio.sms_to(phone)) == 1, case_no
     assert await hcp.tick(t) == {"reminders": 0, "defaults": 0, "overdue": 0, "sent": 0, "calls": 0,
-                                 "stats_days": 0, "published": 0, "reported": 0, "appeals_overdue": 0,
-                                 "contacts_overdue": 0}
+                                 "stats_days": 0, "published": 0, "reported": 0, "signals": 0,
+                                 "supervisory_calls": 0, "appeals_overdue": 0, "contacts_overdue": 0}
 
 
 @storing

@@ -1,0 +1,1 @@
+"""Supervision (issue 25): signs of fake praise and malicious reviews, and random supervisory callbacks."""

@@ -1,0 +1,135 @@
+"""The supervision scan's reads (ratings with where and after what they were given) and the signals it records.
+
+A rating read here is a case's own rating given by a person: not a default, not a copy applied to a batch's or
+bundle's sibling, not a callback's answer, not a window visit's clerk-only rating.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import case as when
+from sqlalchemy import func
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from store.models import Case, Evaluation, OutboxMessage, Signal
+
+BAD_GRADES = ("dissatisfied", "very_dissatisfied")
+
+
+@dataclass(frozen=True)
+class RatingRow:
+    evaluation_id: int
+    case_no: str
+    agency_code: str
+    staff_id: str | None
+    hall_code: str | None
+    channel: str
+    grade: str
+    score: int
+    text: str | None
+    created_at: datetime
+    phone_contact_id: int | None
+    wechat_contact_id: int | None
+    mp_contact_id: int | None
+    applicant_name_sealed: str | None
+    client_hash: str | None
+    device_hash: str | None
+    terminal_id: str | None
+    reminded_at: datetime | None
+
+
+def _reminded() -> Any:
+    return (select(func.min(OutboxMessage.sent_at))
+            .where(OutboxMessage.case_id == Case.id, OutboxMessage.kind == "reminder")
+            .correlate(Case).scalar_subquery())
+
+
+def _ratings() -> Any:
+    return (select(Evaluation.id, Case.case_no, Case.agency_code, Case.staff_id, Case.hall_code, Evaluation.channel,
+                   Evaluation.grade, Evaluation.score, Evaluation.text, Evaluation.created_at, Case.phone_contact_id,
+                   Case.wechat_contact_id, Case.mp_contact_id, Case.applicant_name_sealed, Evaluation.client_hash,
+                   Evaluation.device_hash, Evaluation.terminal_id, _reminded())
+            .join(Case, col(Case.id) == col(Evaluation.case_id))
+            .where(col(Evaluation.is_default).is_(False), col(Evaluation.via).is_(None),
+                   col(Evaluation.visit_id).is_(None)))
+
+
+async def ratings_after(session: AsyncSession, after_id: int, limit: int) -> list[RatingRow]:
+    """The ratings stored after `after_id`, oldest first: what the scan has not seen."""
+    stmt = _ratings().where(col(Evaluation.id) > after_id).order_by(col(Evaluation.id)).limit(limit)
+    return [RatingRow(*row) for row in (await session.exec(stmt)).all()]  # type: ignore[call-overload]
+
+
+async def last_id(session: AsyncSession) -> int:
+    return int((await session.exec(select(func.max(Evaluation.id)))).first() or 0)
+
+
+async def ratings_between(session: AsyncSession, since: datetime, until: datetime, agencies: Sequence[str],
+                          *, bad_only: bool = False) -> list[RatingRow]:
+    """The agencies' ratings given in [since, until]."""
+    stmt = _ratings().where(col(Evaluation.created_at) >= since, col(Evaluation.created_at) <= until,
+                            col(Case.agency_code).in_(list(agencies)))
+    if bad_only:
+        stmt = stmt.where(col(Evaluation.grade).in_(BAD_GRADES))
+    return [RatingRow(*row) for row in (await session.exec(stmt.order_by(col(Evaluation.id)))).all()]
+
+
+async def grade_mix(session: AsyncSession, since: datetime, until: datetime,
+                    agencies: Sequence[str]) -> dict[str, tuple[int, int]]:
+    """Each agency's ratings and bad reviews given in [since, until)."""
+    stmt = (select(Case.agency_code, func.count(), func.sum(when((col(Evaluation.grade).in_(BAD_GRADES), 1), else_=0)))
+            .select_from(Evaluation).join(Case, col(Case.id) == col(Evaluation.case_id))
+            .where(col(Evaluation.is_default).is_(False), col(Evaluation.via).is_(None),
+                   col(Evaluation.visit_id).is_(None), col(Evaluation.created_at) >= since,
+                   col(Evaluation.created_at) < until, col(Case.agency_code).in_(list(agencies)))
+            .group_by(Case.agency_code))
+    return {code: (int(n), int(bad or 0)) for code, n, bad in (await session.exec(stmt)).all()}
+
+
+async def of_subject(session: AsyncSession, kind: str, subject: str, agency_code: str) -> list[Signal]:
+    stmt = (select(Signal).where(Signal.kind == kind, Signal.subject == subject, Signal.agency_code == agency_code)
+            .order_by(col(Signal.id)))
+    return list((await session.exec(stmt)).all())
+
+
+async def by_id(session: AsyncSession, signal_id: int, *, lock: bool = False) -> Signal | None:
+    stmt = select(Signal).where(Signal.id == signal_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    return (await session.exec(stmt)).first()
+
+
+@dataclass(frozen=True)
+class Filters:
+    since: datetime | None = None
+    until: datetime | None = None
+    agency_code: str | None = None
+    status: str | None = None
+    kind: str | None = None
+    agencies: tuple[str, ...] | None = None  # a user's jurisdiction; None = every agency
+
+
+async def listing(session: AsyncSession, f: Filters, limit: int, after: int | None = None) -> list[Signal]:
+    """Newest first, `after` the id of the last one of the page before."""
+    stmt = select(Signal)
+    if f.since is not None:
+        stmt = stmt.where(col(Signal.detected_at) >= f.since)
+    if f.until is not None:
+        stmt = stmt.where(col(Signal.detected_at) <= f.until)
+    if f.agency_code is not None:
+        stmt = stmt.where(Signal.agency_code == f.agency_code)
+    if f.status is not None:
+        stmt = stmt.where(Signal.status == f.status)
+    if f.kind is not None:
+        stmt = stmt.where(Signal.kind == f.kind)
+    if f.agencies is not None:
+        stmt = stmt.where(col(Signal.agency_code).in_(list(f.agencies)))
+    if after is not None:
+        stmt = stmt.where(col(Signal.id) < after)
+    return list((await session.exec(stmt.order_by(col(Signal.id).desc()).limit(limit))).all())
+

@@ -1,0 +1,211 @@
+"""Supervision end to end (CONTRACT "Supervision"; issue 25): ratings given through the real channels, the tick's
+scan raising signals, `GET /api/v1/signals` and its decisions (audited, inside a user's jurisdiction), and the
+random supervisory callbacks (a seeded draw an auditor repeats, the calls, their answers, the per-agency figures).
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime
+from typing import Any
+
+import pytest
+from console_support import PASSWORD, add_user
+from helpers import Hcp
+from servers import BACKENDS
+from sqlmodel import select
+
+from store import cases
+from store.models import Evaluation
+
+AGENCY = "11440500MB2C01234X"
+OTHER = "11440500MB2C09999Y"
+
+
+async def signals(hcp: Hcp, query: str = "", token: str | None = None, expect: int = 200) -> Any:
+    status, doc = await (hcp.api("GET", "/api/v1/signals" + query) if token is None
+                         else hcp.api("GET", "/api/v1/signals" + query, token=token))
+    assert status == expect, (status, doc)
+    return doc["signals"] if expect == 200 else doc
+
+
+async def user_token(hcp: Hcp, name: str, role: str, *agencies: str) -> str:
+    await add_user(hcp, name, role, *agencies)
+    status, doc = await hcp.api("POST", "/api/v1/login", {"username": name, "password": PASSWORD}, token=None)
+    assert status == 200, (status, doc)
+    return doc["token"]
+
+
+async def page_rating(hcp: Hcp, case_id: int, grade: str, device: str | None = None) -> str:
+    """Rate on the page as a browser does: open the link (which gives a new browser its device cookie), send the
+    form with the cookie (by hand: the cookie is Secure, the test client speaks http). The device id."""
+    path = "/r/" + hcp.rt.links.url(case_id).rsplit("/r/", 1)[1]
+    cookies = {"Cookie": f"hcp_device={device}"} if device else {}
+    resp = await hcp.client.get(path, headers=cookies)
+    assert resp.status == 200
+    given = resp.cookies.get("hcp_device")
+    assert (given is None) == (device is not None), resp.headers  # set once, for a browser without one
+    device = device or given.value  # type: ignore[union-attr]
+    resp = await hcp.client.post(path, data={"grade": grade}, headers={"Cookie": f"hcp_device={device}"},
+                                 allow_redirects=False)
+    assert resp.status == 303, await resp.text()
+    return device
+
+
+async def _id(hcp: Hcp, case_no: str) -> int:
+    async with hcp.rt.db.read() as session:
+        case = await cases.by_no(session, case_no)
+    assert case is not None and case.id is not None
+    return case.id
+
+
+@pytest.mark.parametrize("backend", BACKENDS, indirect=True)
+async def test_a_device_tapping_praise_and_a_clerks_phone_are_signalled_and_decided(hcp: Hcp) -> None:
+    hcp.clock.set("2026-11-23T10:00:00+08:00")
+    # Honest traffic: people rating their own cases on the page, each on their own device, a few minutes apart.
+    for i in range(4):
+        doc = await hcp.post_case(phone=hcp.new_phone(), applicant={"name": f"路人{i}"})
+        hcp.clock.advance(minutes=7)
+        await page_rating(hcp, await _id(hcp, doc["case_no"]), "very_satisfied")
+    # A tablet at the counter: one device rates ten cases 非常满意 within four minutes.
+    burst, tablet = [], None
+    for _ in range(10):
+        doc = await hcp.post_case(phone=hcp.new_phone())
+        burst.append(doc["case_no"])
+        hcp.clock.advance(seconds=20)
+        tablet = await page_rating(hcp, await _id(hcp, doc["case_no"]), "very_satisfied", tablet)
+    # A clerk's own number given for three applicants, each rated by SMS.
+    clerk_phone = hcp.new_phone()
+    shared = []
+    for name in ("陈一", "林二", "黄三"):
+        doc = await hcp.post_case(phone=clerk_phone, applicant={"name": name})
+        shared.append(doc["case_no"])
+        await hcp.rate(doc["case_no"], "very_satisfied", channel="sms")
+
+    await hcp.tick(hcp.clock())
+    found = await signals(hcp)
+    kinds = {s["kind"]: s for s in found}
+    assert set(kinds) == {"good_burst", "shared_rater"}, found
+    assert set(kinds["good_burst"]["cases"]) == set(burst) and kinds["good_burst"]["evidence"]["source"] == "device"
+    assert kinds["shared_rater"]["cases"] == shared and kinds["shared_rater"]["evidence"]["applicants"] == 3
+    assert all(s["status"] == "open" and s["agency_code"] == AGENCY for s in found)
+    assert clerk_phone not in str(found) and clerk_phone[-4:] not in str(found)  # hashes and ids, never a number
+
+    # A pass again finds the same patterns in the same ratings: nothing new.
+    await hcp.tick(hcp.clock())
+    assert len(await signals(hcp)) == 2
+
+    # Filters, and what is wrong with a query is named.
+    assert [s["kind"] for s in await signals(hcp, "?kind=good_burst")] == ["good_burst"]
+    assert await signals(hcp, f"?agency_code={OTHER}") == []
+    assert await signals(hcp, "?from=2026-11-24") == []
+    bad = await signals(hcp, "?status=maybe&from=yesterday", expect=422)
+    assert {e["field"] for e in bad["errors"]} == {"status", "from"}
+    assert (await hcp.api("GET", "/api/v1/signals", token=None))[0] == 401
+
+    # People decide: an L1 of another agency neither sees nor decides; an L2 may not decide.
+    sid = kinds["shared_rater"]["id"]
+    outsider = await user_token(hcp, "l1-other", "l1", OTHER)
+    assert await signals(hcp, token=outsider) == []
+    status, _ = await hcp.api("POST", f"/api/v1/signals/{sid}/decide", {"decision": "confirmed"}, token=outsider)
+    assert status == 403
+    l2 = await user_token(hcp, "l2-here", "l2", AGENCY)
+    status, _ = await hcp.api("POST", f"/api/v1/signals/{sid}/decide", {"decision": "confirmed"}, token=l2)
+    assert status == 403
+    supervisor = await user_token(hcp, "l1-here", "l1", AGENCY)
+    assert len(await signals(hcp, token=supervisor)) == 2
+    status, doc = await hcp.api("POST", f"/api/v1/signals/{sid}/decide", {"decision": "perhaps"}, token=supervisor)
+    assert status == 422 and doc["errors"][0]["field"] == "decision"
+    status, doc = await hcp.api("POST", f"/api/v1/signals/{sid}/decide",
+                                {"decision": "confirmed", "note": f"核实：申请人均留了窗口人员手机{clerk_phone}"},
+                                token=supervisor)
+    assert status == 200 and doc["status"] == "confirmed" and doc["decided_by"] == "l1-here"
+    assert clerk_phone not in doc["note"] and clerk_phone[:3] in doc["note"]  # masked as it leaves
+    status, doc = await hcp.api("POST", f"/api/v1/signals/{sid}/decide", {"decision": "dismissed"}, token=supervisor)
+    assert status == 409
+    status, doc = await hcp.api("POST", "/api/v1/signals/99999999/decide", {"decision": "dismissed"})
+    assert status == 404
+    status, audit = await hcp.api("GET", "/api/v1/audit?action=signal.decide")
+    assert status == 200 and [e["actor"] for e in audit["events"]] == ["l1-here"], audit
+
+    # A decision changes no rating: the case still holds its rating as given.
+    [ev] = await hcp.evaluations(shared[0])
+    assert (ev["grade"], ev["status"]) == ("very_satisfied", "valid")
+
+    # The clerk's number rates a fourth applicant's case: the confirmed signal is not reopened, a new one rises.
+    doc = await hcp.post_case(phone=clerk_phone, applicant={"name": "吴四"})
+    await hcp.rate(doc["case_no"], "satisfied", channel="sms")
+    await hcp.tick(hcp.clock())
+    mine = await signals(hcp, "?kind=shared_rater")
+    assert [(s["status"], len(s["cases"])) for s in mine] == [("open", 4), ("confirmed", 3)]
+
+
+@pytest.mark.parametrize("backend", BACKENDS, indirect=True)
+async def test_a_page_rating_keeps_where_it_came_from_as_hashes(hcp: Hcp) -> None:
+    doc = await hcp.post_case(phone=hcp.new_phone())
+    await page_rating(hcp, await _id(hcp, doc["case_no"]), "satisfied")
+    async with hcp.rt.db.read() as session:
+        ev = (await session.exec(select(Evaluation))).one()
+    assert ev.device_hash and len(ev.device_hash) == 64 and ev.client_hash and len(ev.client_hash) == 64
+    assert ev.client_hash == hcp.rt.sealer.lookup_hash("client", "127.0.0.1")
+
+
+@pytest.mark.parametrize("backend", BACKENDS, indirect=True)
+async def test_random_supervisory_callbacks_are_drawn_repeatably_and_answered(hcp: Hcp) -> None:
+    hcp.clock.set("2026-11-10T10:00:00+08:00")
+    rated = []
+    for i in range(30):
+        doc = await hcp.post_case(phone=hcp.new_phone(), agency_code=AGENCY if i < 20 else OTHER)
+        hcp.clock.advance(minutes=30)
+        await hcp.rate(doc["case_no"], "very_satisfied" if i % 5 else "satisfied", channel="sms")
+        rated.append(doc["case_no"])
+    unreachable = await hcp.post_case(applicant={"name": "无电话"})  # no number: cannot be called back
+    await hcp.rate(unreachable["case_no"], "satisfied", channel="hall")
+
+    assert (await hcp.tick(datetime.fromisoformat("2026-11-30T23:00:00+08:00")))["supervisory_calls"] == 0
+    counts = await hcp.tick(datetime.fromisoformat("2026-12-01T00:30:00+08:00"))
+    assert counts["supervisory_calls"] == 10  # at least 5 per agency (2 % of 20 and of 10 is less)
+    assert (await hcp.tick(datetime.fromisoformat("2026-12-01T01:30:00+08:00")))["supervisory_calls"] == 0
+
+    status, doc = await hcp.api("GET", "/api/v1/supervision/draws?period=2026-11")
+    assert status == 200 and len(doc["draws"]) == 2
+    for draw in doc["draws"]:
+        assert draw["population"] == (20 if draw["agency_code"] == AGENCY else 10)
+        again = sorted(random.Random(draw["seed"]).sample(draw["population_ids"], len(draw["drawn_ids"])))
+        assert again == draw["drawn_ids"] and len(again) == 5  # an auditor repeats the draw from the record
+
+    status, doc = await hcp.api("GET", f"/api/v1/supervision/calls?status=pending&agency_code={AGENCY}")
+    assert status == 200 and len(doc["calls"]) == 5
+    calls = doc["calls"]
+    assert all(c["phone"] and "****" in c["phone"] and c["case_no"] in rated for c in calls)
+    agent = await user_token(hcp, "agent-1", "agent", AGENCY)
+    answers = ["confirmed", "confirmed", "confirmed", "not_mine", "unreachable"]
+    for call, answer in zip(calls, answers, strict=True):
+        status, doc = await hcp.api("POST", f"/api/v1/supervision/calls/{call['id']}",
+                                    {"answer": answer, "note": "已回访"}, token=agent)
+        assert status == 200 and doc["answer"] == answer and doc["answered_by"] == "agent-1", doc
+    status, doc = await hcp.api("POST", f"/api/v1/supervision/calls/{calls[0]['id']}", {"answer": "different"},
+                                token=agent)
+    assert status == 409
+    status, doc = await hcp.api("POST", f"/api/v1/supervision/calls/{calls[0]['id']}", {"answer": "yes"})
+    assert status == 422 and doc["errors"][0]["field"] == "answer"
+    outsider = await user_token(hcp, "agent-2", "agent", OTHER)
+    status, _ = await hcp.api("POST", f"/api/v1/supervision/calls/{calls[1]['id']}", {"answer": "confirmed"},
+                              token=outsider)
+    assert status == 403
+    status, _ = await hcp.api("POST", "/api/v1/supervision/calls/99999999", {"answer": "confirmed"})
+    assert status == 404
+    status, doc = await hcp.api("GET", "/api/v1/supervision/calls", token=outsider)
+    assert status == 200 and {c["agency_code"] for c in doc["calls"]} == {OTHER}
+
+    [denied] = await signals(hcp, "?kind=denied_rating")
+    assert denied["cases"] == [calls[3]["case_no"]] and denied["status"] == "open"
+
+    status, doc = await hcp.api("GET", "/api/v1/signals/summary?from=2026-11-01&to=2026-12-31")
+    assert status == 200
+    mine = next(a for a in doc["agencies"] if a["agency_code"] == AGENCY)
+    assert mine["calls"] == 5 and mine["answered"] == 5 and mine["answers"]["not_mine"] == 1
+    assert mine["confirmation_rate"] == 0.75  # 3 confirmed of 4 reached
+    status, audit = await hcp.api("GET", "/api/v1/audit?action=supervision.draw")
+    assert status == 200 and len(audit["events"]) == 2
+
