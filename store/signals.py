@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import case as when
@@ -16,7 +16,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from store.models import Case, Evaluation, OutboxMessage, Signal
+from store.models import Case, Evaluation, OutboxMessage, Signal, StatsDay
 
 BAD_GRADES = ("dissatisfied", "very_dissatisfied")
 
@@ -69,26 +69,96 @@ async def last_id(session: AsyncSession) -> int:
     return int((await session.exec(select(func.max(Evaluation.id)))).first() or 0)
 
 
-async def ratings_between(session: AsyncSession, since: datetime, until: datetime, agencies: Sequence[str],
-                          *, bad_only: bool = False) -> list[RatingRow]:
-    """The agencies' ratings given in [since, until]."""
-    stmt = _ratings().where(col(Evaluation.created_at) >= since, col(Evaluation.created_at) <= until,
-                            col(Case.agency_code).in_(list(agencies)))
+async def first_id_since(session: AsyncSession, since: datetime) -> int | None:
+    """The first rating stored at or after `since` (where a new scan starts: older ones are past every rule)."""
+    stmt = select(func.min(Evaluation.id)).where(col(Evaluation.created_at) >= since)
+    return (await session.exec(stmt)).first()
+
+
+def _chunks(values: Sequence[Any], size: int = 1000) -> list[list[Any]]:
+    values = sorted(set(values))
+    return [values[i:i + size] for i in range(0, len(values), size)]
+
+
+async def _rows(session: AsyncSession, stmt: Any) -> list[RatingRow]:
+    return [RatingRow(*row) for row in (await session.exec(stmt)).all()]  # type: ignore[call-overload]
+
+
+async def ratings_between(session: AsyncSession, since: datetime, until: datetime, *,
+                          bad_only: bool = False) -> list[RatingRow]:
+    """The ratings given in [since, until] (only the bad reviews: `bad_only`)."""
+    stmt = _ratings().where(col(Evaluation.created_at) >= since, col(Evaluation.created_at) <= until)
     if bad_only:
         stmt = stmt.where(col(Evaluation.grade).in_(BAD_GRADES))
-    return [RatingRow(*row) for row in (await session.exec(stmt.order_by(col(Evaluation.id)))).all()]
+    return await _rows(session, stmt)
 
 
-async def grade_mix(session: AsyncSession, since: datetime, until: datetime,
+CONTACT_COLUMNS = {"phone": Case.phone_contact_id, "wechat": Case.wechat_contact_id,
+                   "miniprogram": Case.mp_contact_id}
+
+
+async def ratings_of_contacts(session: AsyncSession, channel: str, ids: Sequence[int], since: datetime,
+                              until: datetime) -> list[RatingRow]:
+    """The ratings given in [since, until] of the cases of these contacts (`channel`: phone, wechat, miniprogram)."""
+    column = col(CONTACT_COLUMNS[channel])
+    out: list[RatingRow] = []
+    for chunk in _chunks(ids):
+        out += await _rows(session, _ratings().where(column.in_(chunk), col(Evaluation.created_at) >= since,
+                                                     col(Evaluation.created_at) <= until))
+    return out
+
+
+async def ratings_of_staff(session: AsyncSession, clerks: Sequence[tuple[str, str | None]], since: datetime,
+                           until: datetime) -> list[RatingRow]:
+    """The ratings given in [since, until] of the cases of these (agency, clerk) pairs (clerk None: the agency's
+    cases naming no clerk)."""
+    out: list[RatingRow] = []
+    for agency, staff in clerks:
+        stmt = _ratings().where(Case.agency_code == agency, col(Evaluation.created_at) >= since,
+                                col(Evaluation.created_at) <= until)
+        out += await _rows(session, stmt.where(col(Case.staff_id).is_(None) if staff is None
+                                               else Case.staff_id == staff))
+    return out
+
+
+async def ratings_of_staff_in_hall(session: AsyncSession, hall_code: str, staff_id: str, since: datetime,
+                                   until: datetime) -> list[RatingRow]:
+    """The ratings given in [since, until] of one clerk's cases in one hall."""
+    return await _rows(session, _ratings().where(Case.hall_code == hall_code, Case.staff_id == staff_id,
+                                                 col(Evaluation.created_at) >= since,
+                                                 col(Evaluation.created_at) <= until))
+
+
+async def device_tallies(session: AsyncSession, halls: Sequence[str], since: datetime,
+                         until: datetime) -> list[tuple[str, str, int, int]]:
+    """(hall, clerk, ratings, of them given at the hall's device or a terminal) of the halls' clerks' cases rated
+    in [since, until]."""
+    device = func.sum(when((col(Evaluation.channel).in_(("hall", "terminal")), 1), else_=0))
+    out = []
+    for chunk in _chunks(halls, 200):
+        stmt = (select(Case.hall_code, Case.staff_id, func.count(), device).select_from(Evaluation)
+                .join(Case, col(Case.id) == col(Evaluation.case_id))
+                .where(col(Evaluation.is_default).is_(False), col(Evaluation.via).is_(None),
+                       col(Evaluation.visit_id).is_(None), col(Case.hall_code).in_(chunk),
+                       col(Case.staff_id).is_not(None), col(Evaluation.created_at) >= since,
+                       col(Evaluation.created_at) <= until)
+                .group_by(Case.hall_code, Case.staff_id))
+        out += [(h, st, int(n), int(d or 0)) for h, st, n, d in (await session.exec(stmt)).all()]  # type: ignore[call-overload]
+    return out
+
+
+async def grade_mix(session: AsyncSession, since: date, until: date,
                     agencies: Sequence[str]) -> dict[str, tuple[int, int]]:
-    """Each agency's ratings and bad reviews given in [since, until)."""
-    stmt = (select(Case.agency_code, func.count(), func.sum(when((col(Evaluation.grade).in_(BAD_GRADES), 1), else_=0)))
-            .select_from(Evaluation).join(Case, col(Case.id) == col(Evaluation.case_id))
-            .where(col(Evaluation.is_default).is_(False), col(Evaluation.via).is_(None),
-                   col(Evaluation.visit_id).is_(None), col(Evaluation.created_at) >= since,
-                   col(Evaluation.created_at) < until, col(Case.agency_code).in_(list(agencies)))
-            .group_by(Case.agency_code))
-    return {code: (int(n), int(bad or 0)) for code, n, bad in (await session.exec(stmt)).all()}
+    """Each agency's rated cases and bad reviews of the cases completed on the days [since, until), from the daily
+    figures (store/stats.py): a sum over a few rows a day, whatever the number of ratings."""
+    out: dict[str, tuple[int, int]] = {}
+    for chunk in _chunks(agencies, 500):
+        stmt = (select(StatsDay.agency_code, func.sum(StatsDay.rated), func.sum(StatsDay.bad))
+                .where(StatsDay.dim == "agency", col(StatsDay.day) >= since, col(StatsDay.day) < until,
+                       col(StatsDay.agency_code).in_(chunk))
+                .group_by(StatsDay.agency_code))
+        out.update({code: (int(n or 0), int(bad or 0)) for code, n, bad in (await session.exec(stmt)).all()})  # type: ignore[call-overload]
+    return out
 
 
 async def of_subject(session: AsyncSession, kind: str, subject: str, agency_code: str) -> list[Signal]:

@@ -114,14 +114,18 @@ def good_bursts(facts: Iterable[Rated], rules: SupervisionRules) -> list[Found]:
     return found
 
 
+def answered_fast(r: Rated, rules: SupervisionRules) -> bool:
+    return (r.channel in ANSWERS_REMINDER and r.reminded_at is not None and r.at >= r.reminded_at
+            and (r.at - r.reminded_at).total_seconds() < rules.fast_answer.seconds)
+
+
 def fast_answers(facts: Iterable[Rated], rules: SupervisionRules) -> list[Found]:
     """`count` or more of one clerk's (or, without a clerk, one agency's) ratings given within `seconds` of
     the reminder: faster than a person receives, reads and answers it."""
     rule = rules.fast_answer
     by: dict[tuple[str, str | None], list[Rated]] = defaultdict(list)
     for r in facts:
-        if r.channel in ANSWERS_REMINDER and r.reminded_at is not None and r.at >= r.reminded_at \
-                and (r.at - r.reminded_at).total_seconds() < rule.seconds:
+        if answered_fast(r, rules):
             by[(r.agency_code, r.staff_id)].append(r)
     found = []
     for (agency, staff), rs in sorted(by.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
@@ -161,29 +165,58 @@ def _name_key(name: str | None) -> str | None:
     return "".join(unicodedata.normalize("NFKC", name).split()).casefold() or None
 
 
-def own_windows(facts: Iterable[Rated], rules: SupervisionRules) -> list[Found]:
-    """A clerk with `cases` or more rated cases, `share` or more of them rated at their own window's device,
-    where the hall's other clerks' cases are rated there `margin` less on average: a clerk tapping the device
-    for the people they serve, or handing it to nobody else."""
-    rule = rules.own_window
-    by_staff: dict[tuple[str, str], list[Rated]] = defaultdict(list)
+@dataclass(frozen=True)
+class Tally:
+    """A clerk's rated cases in a hall, and how many of them were rated at the hall's device or a terminal."""
+
+    hall_code: str
+    staff_id: str
+    ratings: int
+    at_device: int
+
+    @property
+    def share(self) -> float:
+        return self.at_device / self.ratings if self.ratings else 0.0
+
+
+def tally(facts: Iterable[Rated]) -> list[Tally]:
+    by: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
     for r in facts:
         if r.staff_id and r.hall_code:
-            by_staff[(r.hall_code, r.staff_id)].append(r)
+            t = by[(r.hall_code, r.staff_id)]
+            t[0] += 1
+            t[1] += r.channel in ("hall", "terminal")
+    return [Tally(hall, staff, n, d) for (hall, staff), (n, d) in sorted(by.items())]
 
-    def share(rs: Sequence[Rated]) -> float:
-        return sum(1 for r in rs if r.channel in ("hall", "terminal")) / len(rs)
 
-    found = []
-    for (hall, staff), rs in sorted(by_staff.items()):
-        others = [share(other) for (h, st), other in by_staff.items() if h == hall and st != staff]
-        if len(rs) < rule.cases or not others:  # a hall of one clerk: nothing to compare with
+def own_window_clerks(tallies: Sequence[Tally], rules: SupervisionRules) -> list[tuple[Tally, float]]:
+    """The clerks with `cases` or more rated cases, `share` or more of them rated at their own window's device,
+    where the hall's other clerks' cases are rated there `margin` less on average (with that average): a clerk
+    tapping the device for the people they serve. A hall of one clerk has nothing to compare with."""
+    rule = rules.own_window
+    out = []
+    for t in tallies:
+        others = [o.share for o in tallies if o.hall_code == t.hall_code and o.staff_id != t.staff_id]
+        if t.ratings < rule.cases or not others:
             continue
-        mine, peers = share(rs), sum(others) / len(others)
-        if mine >= rule.share and peers <= mine - rule.margin:
-            found += _per_agency("own_window", f"window:{hall}/{staff}", rs,
-                                 {**_span(rs), "device_share": round(mine, 3), "hall_share": round(peers, 3),
-                                  "hall_code": hall}, staff)
+        peers = sum(others) / len(others)
+        if t.share >= rule.share and peers <= t.share - rule.margin:
+            out.append((t, peers))
+    return out
+
+
+def own_window_found(t: Tally, peers: float, ratings: Sequence[Rated]) -> list[Found]:
+    return _per_agency("own_window", f"window:{t.hall_code}/{t.staff_id}", ratings,
+                       {**_span(ratings), "device_share": round(t.share, 3), "hall_share": round(peers, 3),
+                        "hall_code": t.hall_code}, t.staff_id)
+
+
+def own_windows(facts: Sequence[Rated], rules: SupervisionRules) -> list[Found]:
+    """`own_window_clerks` over the facts given (all of the halls' ratings of the rule's days)."""
+    found = []
+    for t, peers in own_window_clerks(tally(facts), rules):
+        mine = [r for r in facts if r.hall_code == t.hall_code and r.staff_id == t.staff_id]
+        found += own_window_found(t, peers, mine)
     return found
 
 
@@ -268,6 +301,9 @@ def grade_shifts(mixes: Iterable[Mix], rules: SupervisionRules, week: str) -> li
 
 
 def detect(facts: Sequence[Rated], rules: SupervisionRules, name_of: Callable[[str], str | None]) -> list[Found]:
-    """Every rating-level pattern in the facts (grade shifts come from figures: `grade_shifts`)."""
+    """The patterns found by counting ratings, in the facts given. Each only grows with more ratings, so what it
+    finds in a part of the ratings is there in all of them (bot/supervision/scan.py reads only the part that can
+    hold a pattern with a new rating). A clerk's share at the device is not such a count (`own_window_clerks`
+    compares tallies of the whole hall), nor is an agency's mix (`grade_shifts`)."""
     return [*good_bursts(facts, rules), *fast_answers(facts, rules), *shared_raters(facts, rules, name_of),
-            *own_windows(facts, rules), *serial_bad(facts, rules), *repeated_texts(facts, rules)]
+            *serial_bad(facts, rules), *repeated_texts(facts, rules)]

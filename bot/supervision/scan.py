@@ -3,17 +3,20 @@ ratings around them that the rules compare them with, the patterns of bot/superv
 for each finding that holds a new rating.
 
 Incremental: a mark (settings `supervision.scanned`) holds the last rating looked at, advanced in the same
-transaction as the signals, under its row lock, so two schedulers never record a finding twice. The scan
-reads, for the agencies of the new ratings only: a few minutes before them for bursts, the rules' days before
-them for the rest, the bad reviews alone for the patterns of bad reviews; and each agency's counts for the grade
-mix. A finding already signalled grows its open signal; one whose ratings were all judged already is not raised
-again; new ratings of a pattern a person judged raise a new signal.
+transaction as the signals, under its row lock, so two schedulers never record a finding twice. A pass reads
+only what can hold a pattern with a new rating: the few minutes before them (bursts), the bad reviews of the
+rules' days (a serial reviewer, a pasted text), the cases of the accounts that rated (one account, several
+applicants), the other ratings of a clerk with a new answer faster than a person reads, the tallies of the halls
+with a new rating at their device, and each agency's daily figures (its grade mix). A finding already signalled
+grows its open signal; one whose ratings were all judged already is not raised again; new ratings of a pattern
+a person judged raise a new signal.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -54,36 +57,94 @@ def rated(row: RatingRow) -> Rated:
 
 async def scan(rt: Runtime, now: datetime) -> int:
     """Signals raised or grown by this pass."""
-    rules = rt.policy.supervision
+    await _start(rt, now)
     raised = 0
-    await settings.get_or_create(rt.db, MARK, "0")  # two processes making it at once: one wins, both go on
     async with rt.db.write() as session:
         seen = int(await settings.locked(session, MARK) or 0)
-        new = await store.ratings_after(session, seen, BATCH)
+        new = [rated(row) for row in await store.ratings_after(session, seen, BATCH)]
         if not new:
             return 0
-        agencies = sorted({r.agency_code for r in new})
-        first, last = min(r.created_at for r in new), max(r.created_at for r in new)
-        around = {r.evaluation_id: r for r in await store.ratings_between(
-            session, first - timedelta(days=max(rules.fast_answer.days, rules.shared_rater.days,
-                                                rules.own_window.days)), last, agencies)}
-        bad = await store.ratings_between(session, first - timedelta(days=max(rules.serial_bad.days,
-                                                                              rules.repeated_text.days)),
-                                          last, agencies, bad_only=True)
-        for row in [*new, *bad]:
-            around.setdefault(row.evaluation_id, row)
-        facts = [rated(row) for row in around.values()]
-        fresh = {r.evaluation_id for r in new}
-        found = [f for f in detect.detect(facts, rules, _opener(rt))
-                 if any(r.evaluation_id in fresh for r in f.ratings)]
-        year, week, _ = last.astimezone(rt.policy.tz).isocalendar()
-        found += detect.grade_shifts(await _mixes(session, rules, agencies, last), rules, f"{year}-W{week:02d}")
+        found = await _findings(session, rt, new)
         for finding in found:
             raised += await _record(session, finding, now)
-        await settings.put(session, MARK, str(max(fresh)))
+        await settings.put(session, MARK, str(max(r.evaluation_id for r in new)))
     if raised:
         log.info("supervision: %d signal(s) raised or grown from %d new rating(s)", raised, len(new))
     return raised
+
+
+async def _start(rt: Runtime, now: datetime) -> None:
+    """The mark, made once: a service with ratings already stored starts the scan at those of the longest rule's
+    days before `now` (older ones are past every rule), not at its first rating."""
+    if await settings.get(rt.db, MARK) is not None:
+        return
+    async with rt.db.read() as session:
+        first = await store.first_id_since(session, now - timedelta(days=rt.policy.supervision.lookback_days))
+        start = first - 1 if first is not None else await store.last_id(session)
+    await settings.get_or_create(rt.db, MARK, str(start))  # two processes at once: one wins, both go on
+
+
+async def _findings(session: AsyncSession, rt: Runtime, new: list[Rated]) -> list[Found]:
+    """What the new ratings take part in: each pattern reads only the ratings that can hold it with them."""
+    rules = rt.policy.supervision
+    first, last = min(r.at for r in new), max(r.at for r in new)
+    facts: dict[int, Rated] = {r.evaluation_id: r for r in new}
+
+    def add(rows: list[RatingRow]) -> None:
+        for row in rows:
+            facts.setdefault(row.evaluation_id, rated(row))
+
+    # A burst with a new rating lies within `minutes` before the first new one.
+    add(await store.ratings_between(session, first - timedelta(minutes=rules.good_burst.minutes), last))
+    # Every bad review of the rules' days: a serial reviewer's earlier ones may be of any agency.
+    bad_days = max(rules.serial_bad.days, rules.repeated_text.days)
+    add(await store.ratings_between(session, first - timedelta(days=bad_days), last, bad_only=True))
+    # The accounts that rated: their cases' ratings (one account, several applicants).
+    accounts: dict[str, set[int]] = {}
+    for r in new:
+        if r.rater:
+            channel, _, contact = r.rater.partition(":")
+            accounts.setdefault(channel, set()).add(int(contact))
+    for channel, ids in sorted(accounts.items()):
+        add(await store.ratings_of_contacts(session, channel, sorted(ids),
+                                            first - timedelta(days=rules.shared_rater.days), last))
+    # The clerks (or agencies) with a new answer faster than a person reads: their other ratings.
+    quick = {(r.agency_code, r.staff_id) for r in new if detect.answered_fast(r, rules)}
+    if quick:
+        add(await store.ratings_of_staff(session, sorted(quick, key=lambda c: (c[0], c[1] or "")),
+                                         first - timedelta(days=rules.fast_answer.days), last))
+    fresh = {r.evaluation_id for r in new}
+    every = detect.detect(list(facts.values()), rules, _opener(rt))
+    # A pattern with a new rating, in every agency it touches (a serial reviewer's earlier agencies too).
+    touched = {(f.kind, f.subject) for f in every if any(r.evaluation_id in fresh for r in f.ratings)}
+    found = [f for f in every if (f.kind, f.subject) in touched]
+    found += await _own_windows(session, rules, new, last, _week(rt, last))
+    agencies = sorted({r.agency_code for r in new})
+    found += detect.grade_shifts(await _mixes(session, rt, rules, agencies, last), rules, _week(rt, last))
+    return found
+
+
+def _week(rt: Runtime, at: datetime) -> str:
+    year, week, _ = at.astimezone(rt.policy.tz).isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+async def _own_windows(session: AsyncSession, rules: SupervisionRules, new: list[Rated], last: datetime,
+                       week: str) -> list[Found]:
+    """The halls with a new rating at their device: their clerks' tallies; a clerk standing out, with their
+    ratings. One signal per clerk and ISO week: a share is a state, not an event, and a supervisor who judged it
+    sees it again a week later at most, if it lasts."""
+    halls = sorted({r.hall_code for r in new if r.hall_code and r.channel in ("hall", "terminal")})
+    if not halls:
+        return []
+    since = last - timedelta(days=rules.own_window.days)
+    tallies = [detect.Tally(*t) for t in await store.device_tallies(session, halls, since, last)]
+    found: list[Found] = []
+    for t, peers in detect.own_window_clerks(tallies, rules):
+        rows = await store.ratings_of_staff_in_hall(session, t.hall_code, t.staff_id, since, last)
+        found += [replace(f, subject=f"{f.subject}/{week}")
+                  for f in detect.own_window_found(t, peers, [rated(row) for row in rows])]
+    return found
 
 
 def _opener(rt: Runtime) -> Callable[[str], str | None]:
@@ -95,11 +156,12 @@ def _opener(rt: Runtime) -> Callable[[str], str | None]:
     return name_of
 
 
-async def _mixes(session: AsyncSession, rules: SupervisionRules, agencies: Sequence[str],
+async def _mixes(session: AsyncSession, rt: Runtime, rules: SupervisionRules, agencies: Sequence[str],
                  until: datetime) -> list[Mix]:
     rule = rules.grade_shift
-    split = until - timedelta(days=rule.recent_days)
-    recent = await store.grade_mix(session, split, until + timedelta(microseconds=1), agencies)
+    today = until.astimezone(rt.policy.tz).date() + timedelta(days=1)
+    split = today - timedelta(days=rule.recent_days)
+    recent = await store.grade_mix(session, split, today, agencies)
     history = await store.grade_mix(session, split - timedelta(days=rule.history_days), split, agencies)
     return [Mix(code, *recent.get(code, (0, 0)), *history.get(code, (0, 0))) for code in agencies]
 

@@ -6,7 +6,7 @@ random supervisory callbacks (a seeded draw an auditor repeats, the calls, their
 from __future__ import annotations
 
 import random
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -16,7 +16,7 @@ from servers import BACKENDS
 from sqlmodel import select
 
 from store import cases
-from store.models import Evaluation
+from store.models import Evaluation, OutboxMessage
 
 AGENCY = "11440500MB2C01234X"
 OTHER = "11440500MB2C09999Y"
@@ -209,3 +209,54 @@ async def test_random_supervisory_callbacks_are_drawn_repeatably_and_answered(hc
     status, audit = await hcp.api("GET", "/api/v1/audit?action=supervision.draw")
     assert status == 200 and len(audit["events"]) == 2
 
+
+
+@pytest.mark.parametrize("backend", BACKENDS, indirect=True)
+async def test_the_scan_finds_a_clerks_own_device_quick_answers_and_a_serial_reviewer_across_passes(hcp: Hcp) -> None:
+    hcp.clock.set("2026-11-23T09:00:00+08:00")
+    # A hall of three clerks: S2 and S3's cases are rated by SMS, S1's only at the window's device.
+    for staff, channel, n in (("S2", "sms", 10), ("S3", "sms", 10), ("S1", "hall", 22)):
+        for _ in range(n):
+            doc = await hcp.post_case(phone=hcp.new_phone(), hall_code="H1", staff_id=staff)
+            hcp.clock.advance(minutes=9)
+            await hcp.rate(doc["case_no"], "very_satisfied", channel=channel)
+    await hcp.tick(hcp.clock())
+    [own] = await signals(hcp, "?kind=own_window")
+    assert own["staff_id"] == "S1" and len(own["cases"]) == 22
+    assert own["evidence"]["device_share"] == 1.0 and own["evidence"]["hall_share"] == 0.0
+
+    # Three of clerk Q's cases answered 3 s after their reminder went out.
+    quick = []
+    for _ in range(3):
+        case_no, phone, _sms = await hcp.reminded(staff_id="Q7", completed_at="2026-11-22T10:00:00+08:00")
+        sent = await reminder_sent(hcp, case_no)
+        hcp.clock.set(sent + timedelta(seconds=3))
+        reply = await hcp.sms(phone, "1")
+        assert reply.status == 200
+        assert (await hcp.evaluations(case_no))[0]["channel"] == "sms"
+        quick.append(case_no)
+    await hcp.tick(hcp.clock())
+    [fast] = await signals(hcp, "?kind=fast_answer")
+    assert fast["cases"] == quick and fast["evidence"]["quickest_seconds"] == 3.0 and fast["staff_id"] == "Q7"
+
+    # One phone's bad reviews of three agencies, a pass apart each: the third pass finds all three.
+    angry = hcp.new_phone()
+    agencies = ["AG-1", "AG-2", "AG-3"]
+    for agency in agencies:
+        doc = await hcp.post_case(phone=angry, agency_code=agency, applicant={"name": "赵某"})
+        await hcp.rate(doc["case_no"], "very_dissatisfied", channel="sms", reasons=["attitude"])
+        hcp.clock.advance(hours=2)
+        await hcp.tick(hcp.clock())
+    serial = await signals(hcp, "?kind=serial_bad")
+    assert sorted(s["agency_code"] for s in serial) == agencies
+    assert all(s["evidence"]["agencies"] == 3 and len(s["cases"]) == 1 for s in serial)
+
+
+async def reminder_sent(hcp: Hcp, case_no: str) -> datetime:
+    async with hcp.rt.db.read() as session:
+        case = await cases.by_no(session, case_no)
+        assert case is not None
+        sent = (await session.exec(select(OutboxMessage.sent_at).where(OutboxMessage.case_id == case.id,
+                                                                       OutboxMessage.kind == "reminder"))).one()
+    assert sent is not None
+    return sent
