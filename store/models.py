@@ -511,12 +511,15 @@ class SupervisionDraw(SQLModel, table=True):
 
 
 class SupervisionCall(SQLModel, table=True):
-    """A drawn rater to call back with "did you give this rating, and is it what you meant?", and the answer
-    (confirmed, different, not_mine, unreachable). Migration 0016."""
+    """A rater to call back with "did you give this rating, and is it what you meant?", and the answer
+    (confirmed, different, not_mine, unreachable): drawn at random, or about a signal's ratings. One call per
+    rating, ever. Migration 0016."""
 
     __tablename__ = "supervision_calls"
     id: int | None = Field(default=None, primary_key=True)
-    draw_id: int = Field(foreign_key="supervision_draws.id", index=True)
+    # Drawn at random (`draw_id`), or asked for by a supervisor about a signal's ratings (`signal_id`).
+    draw_id: int | None = Field(default=None, foreign_key="supervision_draws.id", index=True)
+    signal_id: int | None = Field(default=None, foreign_key="signals.id", index=True)
     evaluation_id: int = Field(foreign_key="evaluations.id", unique=True)
     case_id: int = Field(foreign_key="cases.id")
     agency_code: str = Field(max_length=100, index=True)

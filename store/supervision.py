@@ -53,6 +53,28 @@ async def add_draw(session: AsyncSession, draw: SupervisionDraw, case_of: dict[i
     return draw
 
 
+async def add_signal_calls(session: AsyncSession, signal: Signal, at: datetime) -> list[int]:
+    """A call for each of the signal's ratings whose case has a phone number and no call yet; their ids."""
+    ids = list(signal.evaluation_ids or [])
+    if not ids:
+        return []
+    called = set((await session.exec(select(SupervisionCall.evaluation_id)
+                                     .where(col(SupervisionCall.evaluation_id).in_(ids)))).all())
+    stmt = (select(Evaluation.id, Evaluation.case_id, Case.agency_code)
+            .join(Case, col(Case.id) == col(Evaluation.case_id))
+            .where(col(Evaluation.id).in_(ids), col(Case.phone_contact_id).is_not(None)))
+    made = []
+    for eid, case_id, agency in (await session.exec(stmt)).all():  # type: ignore[call-overload]
+        if eid in called:
+            continue
+        call = SupervisionCall(signal_id=signal.id, evaluation_id=eid, case_id=case_id, agency_code=agency,
+                               created_at=at)
+        session.add(call)
+        made.append(call)
+    await session.flush()
+    return [c.id for c in made if c.id is not None]
+
+
 async def cases_of(session: AsyncSession, evaluation_ids: Sequence[int]) -> dict[int, int]:
     if not evaluation_ids:
         return {}

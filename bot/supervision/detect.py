@@ -194,12 +194,16 @@ def own_window_clerks(tallies: Sequence[Tally], rules: SupervisionRules) -> list
     where the hall's other clerks' cases are rated there `margin` less on average (with that average): a clerk
     tapping the device for the people they serve. A hall of one clerk has nothing to compare with."""
     rule = rules.own_window
+    halls: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])  # the sum of the clerks' shares, and how many
+    for t in tallies:
+        halls[t.hall_code][0] += t.share
+        halls[t.hall_code][1] += 1
     out = []
     for t in tallies:
-        others = [o.share for o in tallies if o.hall_code == t.hall_code and o.staff_id != t.staff_id]
-        if t.ratings < rule.cases or not others:
+        total, clerks = halls[t.hall_code]
+        if t.ratings < rule.cases or clerks < 2:
             continue
-        peers = sum(others) / len(others)
+        peers = (total - t.share) / (clerks - 1)  # the hall's other clerks, on average
         if t.share >= rule.share and peers <= t.share - rule.margin:
             out.append((t, peers))
     return out

@@ -31,8 +31,10 @@ from bot.infra.limits import day_bound
 from bot.infra.refusals import Invalid, NotFound, NotNow, NotYours
 from bot.infra.runtime import Runtime
 from bot.policy.supervision import Callbacks
+from bot.supervision.decisions import MAY_DECIDE
 from bot.work_orders.actors import Actor, text_field
 from store import settings
+from store import signals as signal_store
 from store import supervision as store
 from store.models import Signal, SupervisionDraw
 
@@ -104,6 +106,24 @@ async def draw_due(rt: Runtime, now: datetime) -> int:
     except IntegrityError:  # another scheduler drew this period at the same moment: theirs stands
         log.info("supervision draw of %s made by another process", period.label)
         return 0
+    return made
+
+
+async def call_back(rt: Runtime, signal_id: int, who: Actor, now: datetime, address: str | None = None) -> list[int]:
+    """A supervisor asks for the raters of a signal's ratings to be called back (those with a number and not called
+    yet): the calls go to the same queue as the drawn ones. Audited as a draw of the signal (`supervision.draw`)."""
+    if who.role not in MAY_DECIDE:
+        raise NotYours("asking for supervisory calls needs an L1 supervisor or an admin")
+    async with rt.db.write() as session:
+        signal = await signal_store.by_id(session, signal_id, lock=rt.db.locks_rows)
+        if signal is None:
+            raise NotFound("no such signal")
+        if not who.sees(signal.agency_code):
+            raise NotYours("not in your jurisdiction")
+        made = await store.add_signal_calls(session, signal, now)
+        await audit.record(session, now, who.name, audit.DRAW, target=("signal", signal_id),
+                           details={"kind": signal.kind, "agency_code": signal.agency_code, "calls": len(made)},
+                           address=address)
     return made
 
 

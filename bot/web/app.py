@@ -12,6 +12,7 @@ from bot.web import (
     api,
     audit_api,
     console,
+    console_supervision,
     exports,
     freeswitch_hooks,
     health,
@@ -66,6 +67,7 @@ def build_app(rt: Runtime) -> web.Application:
     pages.setup(app)
     home.setup(app)
     console.setup(app, rt)
+    console_supervision.setup(app)  # the signals' queue and the supervisory calls
     if rt.simulator is None:
         rt.simulator = Simulator(rt)
     simulator_page.setup(app, rt.simulator)

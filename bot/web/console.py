@@ -32,6 +32,8 @@ from bot.infra.limits import CONTROL_MESSAGE, clamp_day, day_bound, parse_id
 from bot.infra.privacy import mask_text
 from bot.infra.refusals import Invalid, NotNow, Refusal
 from bot.infra.runtime import Runtime
+from bot.supervision.decisions import MAY_DECIDE
+from bot.supervision.draws import MAY_ANSWER
 from bot.web import console_auth, pages, refusals
 from bot.web.common import now, runtime
 from bot.web.console_auth import Who
@@ -169,6 +171,10 @@ class View:
             items.append(("/console/queue", self.t("console.queue"), "queue"))
         items.append(("/console/orders", self.t("console.orders"), "orders"))
         items.append(("/console/dashboard", self.t("console.dashboard"), "dashboard"))
+        if self.who.user.role in MAY_DECIDE:  # the supervision queue (bot/web/console_supervision.py)
+            items.append(("/console/signals", self.t("console.signals"), "signals"))
+        if self.who.user.role in MAY_ANSWER:
+            items.append(("/console/supervision", self.t("console.supervision"), "supervision"))
         if self.who.user.role == "admin":
             items.append(("/console/audit", self.t("console.audit"), "audit"))
         return items

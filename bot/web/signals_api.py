@@ -103,10 +103,23 @@ async def decide(request: web.Request) -> web.Response:
     return json_response(signal_json(rt, signal))
 
 
+async def call_back(request: web.Request) -> web.Response:
+    """POST /api/v1/signals/{id}/callbacks: the raters of the signal's ratings to the supervisory calls' queue."""
+    who = await work_orders_api.actor(request)
+    rt = runtime(request)
+    try:
+        made = await draws.call_back(rt, _id(request, "signal"), who, now(request), address=request.remote)
+    except Refusal as exc:
+        return refusals.response(exc)
+    async with rt.db.read() as session:
+        rows = [row for i in made if (row := await supervision_store.call(session, i)) is not None]
+    return json_response({"calls": [call_json(rt, r) for r in rows]}, status=201)
+
+
 def call_json(rt: Runtime, row: supervision_store.CallRow) -> dict[str, Any]:
     c, case, e = row.call, row.case, row.evaluation
-    return {"id": c.id, "draw_id": c.draw_id, "agency_code": c.agency_code, "case_no": case.case_no,
-            "item_name": case.item_name, "staff_id": case.staff_id, "phone": row.phone_masked,
+    return {"id": c.id, "draw_id": c.draw_id, "signal_id": c.signal_id, "agency_code": c.agency_code,
+            "case_no": case.case_no, "item_name": case.item_name, "staff_id": case.staff_id, "phone": row.phone_masked,
             "rating": {"grade": e.grade, "channel": e.channel, "created_at": instant(rt, e.created_at)},
             "question": "did you give this rating, and is it what you meant?",
             "status": c.status, "answer": c.answer, "note": mask_text(c.note), "answered_by": c.answered_by,
@@ -198,6 +211,7 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/api/v1/signals/summary", summary)
     app.router.add_get("/api/v1/signals/{id}", get_signal)
     app.router.add_post("/api/v1/signals/{id}/decide", decide)
+    app.router.add_post("/api/v1/signals/{id}/callbacks", call_back)
     app.router.add_get("/api/v1/supervision/calls", list_calls)
     app.router.add_post("/api/v1/supervision/calls/{id}", answer_call)
     app.router.add_get("/api/v1/supervision/draws", list_draws)

@@ -42,7 +42,9 @@ from helpers import PUBLIC_URL, Hcp, without_providers
 
 from bot.infra.limits import shown
 from store import contacts as contact_store
-from store.models import Case
+from store import signals as signal_store
+from store import supervision as supervision_store
+from store.models import Case, Signal, SupervisionDraw
 
 LANGUAGES = {"zh_Hans": "zh-CN,zh;q=0.9,en;q=0.5", "zh_Hant": "zh-TW,zh;q=0.9,en;q=0.5", "en": "en-US,en;q=0.9"}
 CHINESE = ("zh_Hans", "zh_Hant")
@@ -320,6 +322,73 @@ async def console_pages(tour: Tour) -> None:
     await tour.get("audit", "/console/audit", boss, has="data-audit")
     await tour.get("audit: user.create", "/console/audit?action=user.create", boss, has="data-audit")
     await tour.get("audit: admins only", "/console/audit", l1, expect=403)
+    await supervision_pages(tour, l1, l2, agent)
+
+
+# What the scan records, one of each kind, with the evidence its detector gives (bot/supervision/detect.py).
+EVIDENCE = {
+    "good_burst": {"first": "2026-11-20T10:00:00+08:00", "last": "2026-11-20T10:04:00+08:00", "ratings": 12,
+                   "source": "device", "densest": 12, "minutes": 10},
+    "fast_answer": {"first": "2026-11-20T10:00:00+08:00", "last": "2026-11-21T10:00:00+08:00", "ratings": 3,
+                    "seconds": 10, "quickest_seconds": 3.0},
+    "shared_rater": {"first": "2026-11-20T10:00:00+08:00", "last": "2026-11-21T10:00:00+08:00", "ratings": 3,
+                     "applicants": 3, "channel": "phone"},
+    "own_window": {"first": "2026-11-01T10:00:00+08:00", "last": "2026-11-21T10:00:00+08:00", "ratings": 22,
+                   "device_share": 1.0, "hall_share": 0.2, "hall_code": "H1"},
+    "serial_bad": {"first": "2026-11-20T10:00:00+08:00", "last": "2026-11-21T10:00:00+08:00", "ratings": 3,
+                   "bad_reviews": 3, "agencies": 3},
+    "repeated_text": {"first": "2026-11-20T10:00:00+08:00", "last": "2026-11-21T10:00:00+08:00", "ratings": 3,
+                      "cases": 3},
+    "grade_shift": {"recent_bad_share": 0.4, "history_bad_share": 0.03, "recent_ratings": 100,
+                    "history_ratings": 1000, "z": 12.3, "direction": "more_bad"},
+    "denied_rating": {"call_id": 1, "channel": "sms", "answered_by": "agent1"},
+}
+
+
+async def supervision_pages(tour: Tour, l1: Reader, l2: Reader, agent: Reader) -> None:
+    """The signals' queue with one signal of each kind, a decision and its refusal; the supervisory calls with a
+    number revealed and an answer."""
+    hcp = tour.hcp
+    for browser, name in ((l2, "l2a"), (agent, "agent1")):  # their sessions ended with the month that passed
+        status, _page, _location = await browser.login(name, follow=False)
+        assert status == 303, (name, status)
+    at = hcp.clock()
+    rated = await hcp.post_case(phone=hcp.new_phone())
+    tour.data.add(rated["case_no"])
+    [evaluation] = [await hcp.rate(rated["case_no"], "satisfied", channel="sms")]
+    async with hcp.rt.db.write() as session:
+        for kind, evidence in EVIDENCE.items():
+            session.add(Signal(kind=kind, subject=f"lang:{kind}", agency_code=AGENCY_A, staff_id="G1024",
+                               cases=[rated["case_no"]], evaluation_ids=[evaluation["id"]], evidence=evidence,
+                               detected_at=at, updated_at=at))
+        await supervision_store.add_draw(session, SupervisionDraw(
+            period="2020-01", agency_code=AGENCY_A, seed="0" * 32, rule=supervision_store.RULE, population=1,
+            population_ids=[evaluation["id"]], drawn_ids=[evaluation["id"]], created_at=at),
+            {evaluation["id"]: rated["id"]})
+    await tour.get("signals", "/console/signals", l1, has="data-signal")
+    first = await l1.token("/console/signals")
+    async with hcp.rt.db.read() as session:
+        ids = [s.id for s in await signal_store.listing(session, signal_store.Filters(), 100)]
+    tour.data.add("已核实，系窗口人员代评")
+    await tour.post("signals: decided", f"/console/signals/{ids[0]}/decide",
+                    {"csrf": first, "decision": "confirmed", "note": "已核实，系窗口人员代评"}, l1)
+    await tour.post("signals: refused, decided already", f"/console/signals/{ids[0]}/decide",
+                    {"csrf": first, "decision": "dismissed"}, l1, expect=409)
+    await tour.post("signals: raters called back", f"/console/signals/{ids[1]}/callbacks", {"csrf": first}, l1,
+                    has='role="status"')
+    await tour.get("signals: confirmed", "/console/signals?status=confirmed", l1, has="data-signal")
+    await tour.get("signals: not for this role", "/console/signals", l2, expect=403)
+    await tour.get("supervision", "/console/supervision", agent, has="data-supervision-call")
+    token = await agent.token("/console/supervision")
+    async with hcp.rt.db.read() as session:
+        call = (await supervision_store.calls(session, "pending", None, None, 10))[0]
+    await tour.post("supervision: the number revealed", f"/console/supervision/{call.call.id}/reveal",
+                    {"csrf": token}, agent, has='href="tel:')
+    await tour.post("supervision: refused, no answer", f"/console/supervision/{call.call.id}/answer",
+                    {"csrf": token}, agent, expect=422)
+    await tour.post("supervision: answered", f"/console/supervision/{call.call.id}/answer",
+                    {"csrf": token, "answer": "confirmed"}, agent)
+    await tour.get("supervision: not for this role", "/console/supervision", l2, expect=403)
 
 
 async def tour(hcp: Hcp, language: str) -> Tour:

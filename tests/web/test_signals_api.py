@@ -128,6 +128,18 @@ async def test_a_device_tapping_praise_and_a_clerks_phone_are_signalled_and_deci
     status, audit = await hcp.api("GET", "/api/v1/audit?action=signal.decide")
     assert status == 200 and [e["actor"] for e in audit["events"]] == ["l1-here"], audit
 
+    # The burst's raters are called back: one call per rating with a number, once; an L2 may not ask.
+    burst_id = kinds["good_burst"]["id"]
+    status, _ = await hcp.api("POST", f"/api/v1/signals/{burst_id}/callbacks", token=l2)
+    assert status == 403
+    status, doc = await hcp.api("POST", f"/api/v1/signals/{burst_id}/callbacks", token=supervisor)
+    assert status == 201 and sorted(c["case_no"] for c in doc["calls"]) == sorted(burst)
+    assert {c["signal_id"] for c in doc["calls"]} == {burst_id} and all(c["draw_id"] is None for c in doc["calls"])
+    status, doc = await hcp.api("POST", f"/api/v1/signals/{burst_id}/callbacks", token=supervisor)
+    assert status == 201 and doc["calls"] == []
+    status, doc = await hcp.api("GET", "/api/v1/supervision/calls?status=pending")
+    assert status == 200 and len(doc["calls"]) == 10
+
     # A decision changes no rating: the case still holds its rating as given.
     [ev] = await hcp.evaluations(shared[0])
     assert (ev["grade"], ev["status"]) == ("very_satisfied", "valid")

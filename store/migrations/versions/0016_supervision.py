@@ -66,7 +66,8 @@ def upgrade() -> None:
     op.create_table(
         'supervision_calls',
         sa.Column('id', sa.Integer(), nullable=False),
-        sa.Column('draw_id', sa.Integer(), nullable=False),
+        sa.Column('draw_id', sa.Integer(), nullable=True),
+        sa.Column('signal_id', sa.Integer(), nullable=True),
         sa.Column('evaluation_id', sa.Integer(), nullable=False),
         sa.Column('case_id', sa.Integer(), nullable=False),
         sa.Column('agency_code', sa.String(length=100), nullable=False),
@@ -77,12 +78,14 @@ def upgrade() -> None:
         sa.Column('answered_at', store.coltypes.UTCDateTime(), nullable=True),
         sa.Column('created_at', store.coltypes.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(['draw_id'], ['supervision_draws.id']),
+        sa.ForeignKeyConstraint(['signal_id'], ['signals.id']),
         sa.ForeignKeyConstraint(['evaluation_id'], ['evaluations.id']),
         sa.ForeignKeyConstraint(['case_id'], ['cases.id']),
         sa.PrimaryKeyConstraint('id'),
         sa.UniqueConstraint('evaluation_id'),
     )
     op.create_index(op.f('ix_supervision_calls_draw_id'), 'supervision_calls', ['draw_id'], unique=False)
+    op.create_index(op.f('ix_supervision_calls_signal_id'), 'supervision_calls', ['signal_id'], unique=False)
     op.create_index(op.f('ix_supervision_calls_agency_code'), 'supervision_calls', ['agency_code'], unique=False)
     op.create_index(op.f('ix_supervision_calls_status'), 'supervision_calls', ['status'], unique=False)
 
@@ -90,6 +93,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index(op.f('ix_supervision_calls_status'), table_name='supervision_calls')
     op.drop_index(op.f('ix_supervision_calls_agency_code'), table_name='supervision_calls')
+    op.drop_index(op.f('ix_supervision_calls_signal_id'), table_name='supervision_calls')
     op.drop_index(op.f('ix_supervision_calls_draw_id'), table_name='supervision_calls')
     op.drop_table('supervision_calls')
     op.drop_table('supervision_draws')

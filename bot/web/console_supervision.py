@@ -1,0 +1,200 @@
+"""The console's supervision pages (docs/supervision.md): the queue of signals for L1 supervisors, with their
+evidence and cases and a form to decide; and the supervisory calls for agents, with the number revealed on a
+click (audited, as at a work order's callback) and a form for the answer.
+
+Both go through the same rules as the API (bot/supervision/decisions.py, draws.py): the console can do nothing
+the API would refuse.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from aiohttp import web
+
+from bot.infra import audit
+from bot.infra.limits import parse_id
+from bot.infra.refusals import Refusal
+from bot.supervision import decisions, draws
+from bot.web import console_auth, refusals
+from bot.web.common import now
+from bot.web.console import CHANNEL_KEYS, REFUSED_KEYS, View
+from dialogs.addresses import mask_phone
+from store import signals as signal_store
+from store import supervision as supervision_store
+from store.models import Contact, Signal
+
+LIMIT = 200
+KIND_KEYS = {kind: f"console.signal_kind.{kind}" for kind in (
+    "good_burst", "fast_answer", "shared_rater", "own_window", "serial_bad", "repeated_text", "grade_shift",
+    "denied_rating")}
+STATUS_KEYS = {s: f"console.signal_status.{s}" for s in ("open", "dismissed", "confirmed")}
+DECISION_KEYS = {d: f"console.decision.{d}" for d in decisions.DECISIONS}
+ANSWER_KEYS = {a: f"console.supervision_answer.{a}" for a in draws.ANSWERS}
+EVIDENCE_KEYS = {k: f"console.evidence.{k}" for k in (
+    "first", "last", "ratings", "source", "densest", "minutes", "seconds", "quickest_seconds", "applicants",
+    "channel", "device_share", "hall_share", "hall_code", "bad_reviews", "cases", "agencies", "recent_bad_share",
+    "history_bad_share", "recent_ratings", "history_ratings", "z", "direction", "call_id", "answered_by")}
+VALUE_KEYS = {"source": {s: f"console.source.{s}" for s in ("device", "terminal", "window")},
+              "direction": {d: f"console.direction.{d}" for d in ("more_bad", "less_bad")},
+              "channel": CHANNEL_KEYS}
+SHARES = ("device_share", "hall_share", "recent_bad_share", "history_bad_share")
+
+
+def may_decide(view: View) -> bool:
+    return view.who.user.role in decisions.MAY_DECIDE
+
+
+def may_answer(view: View) -> bool:
+    return view.who.user.role in draws.MAY_ANSWER
+
+
+def _evidence(view: View, evidence: dict[str, Any]) -> list[tuple[str, str]]:
+    """The evidence in the reader's words: named facts, instants in local time, shares in percent."""
+    out = []
+    for key, value in evidence.items():
+        if key not in EVIDENCE_KEYS:
+            continue  # a fact this page does not name yet: the API has it
+        if key in ("first", "last") and isinstance(value, str):
+            shown = view.when(datetime.fromisoformat(value))
+        elif key in SHARES and isinstance(value, int | float):
+            shown = f"{value * 100:.1f}%"
+        elif key in VALUE_KEYS:
+            shown = view.t(VALUE_KEYS[key][value]) if value in VALUE_KEYS[key] else str(value)
+        else:
+            shown = str(value)
+        out.append((view.t(EVIDENCE_KEYS[key]), shown))
+    return out
+
+
+def _signal(view: View, s: Signal) -> dict[str, Any]:
+    return {"id": s.id, "kind": view.t(KIND_KEYS[s.kind]) if s.kind in KIND_KEYS else s.kind,
+            "agency_code": s.agency_code, "staff_id": s.staff_id, "cases": list(s.cases or []),
+            "evidence": _evidence(view, s.evidence or {}), "detected": view.when(s.detected_at),
+            "detected_iso": s.detected_at.isoformat(), "status": s.status,
+            "status_label": view.t(STATUS_KEYS[s.status]),
+            "decided_by": view.actor(s.decided_by) if s.decided_by else None, "decided_at": view.when(s.decided_at),
+            "note": view.free(s.note)}
+
+
+async def signals_page(request: web.Request, *, status: int = 200, error: str | None = None) -> web.Response:
+    who = await console_auth.require(request)
+    view = View(request, who)
+    title = view.t("console.signals")
+    if not may_decide(view):
+        return view.page("console_signals.html", title, "signals", http_status=403, signals=[], statuses=[],
+                         status="open", csrf="", error=view.t("console.not_your_role"))
+    shown = request.query.get("status", "open")
+    shown = shown if shown in STATUS_KEYS else "open"
+    async with view.rt.db.read() as session:
+        rows = await signal_store.listing(session, signal_store.Filters(status=shown, agencies=who.actor.agencies),
+                                          LIMIT)
+    done = {"signal": view.t("console.done.signal"), "callbacks": view.t("console.done.signal_callbacks")
+            }.get(request.query.get("done", ""))
+    return view.page("console_signals.html", title, "signals", http_status=status, error=error, flash=done,
+                     signals=[_signal(view, s) for s in rows], status=shown, csrf=who.session.csrf,
+                     statuses=[(s, view.t(k)) for s, k in STATUS_KEYS.items()],
+                     decisions=[(d, view.t(k)) for d, k in DECISION_KEYS.items()])
+
+
+async def decide(request: web.Request) -> web.StreamResponse:
+    who = await console_auth.require(request)
+    await console_auth.check_csrf(request, who)
+    view = View(request, who)
+    form = await request.post()
+    body = {k: str(form.get(k) or "").strip() or None for k in ("decision", "note")}
+    try:
+        await decisions.decide(view.rt, parse_id(request.match_info["id"]) or 0, body, who.actor, now(request),
+                               address=request.remote)
+    except Refusal as exc:
+        return await signals_page(request, status=refusals.status_of(exc),
+                                  error=view.t(REFUSED_KEYS.get(refusals.status_of(exc), "console.refused_input")))
+    raise web.HTTPSeeOther("/console/signals?" + urlencode({"done": "signal"}))
+
+
+async def call_back(request: web.Request) -> web.StreamResponse:
+    who = await console_auth.require(request)
+    await console_auth.check_csrf(request, who)
+    view = View(request, who)
+    try:
+        await draws.call_back(view.rt, parse_id(request.match_info["id"]) or 0, who.actor, now(request),
+                              address=request.remote)
+    except Refusal as exc:
+        return await signals_page(request, status=refusals.status_of(exc),
+                                  error=view.t(REFUSED_KEYS.get(refusals.status_of(exc), "console.refused_input")))
+    raise web.HTTPSeeOther("/console/signals?" + urlencode({"done": "callbacks"}))
+
+
+def _call(view: View, row: supervision_store.CallRow, revealed: str | None) -> dict[str, Any]:
+    c, case, e = row.call, row.case, row.evaluation
+    return {"id": c.id, "case_no": case.case_no, "item_name": case.item_name, "agency_name": case.agency_name,
+            "staff_name": case.staff_name, "grade_label": view.t(f"grade.{e.grade}"),
+            "channel": view.t(CHANNEL_KEYS[e.channel]) if e.channel in CHANNEL_KEYS else e.channel,
+            "rated_at": view.when(e.created_at), "phone_masked": row.phone_masked,
+            "revealed": revealed if revealed else None}
+
+
+async def calls_page(request: web.Request, *, status: int = 200, error: str | None = None,
+                     revealed: tuple[int, str] | None = None) -> web.Response:
+    who = await console_auth.require(request)
+    view = View(request, who)
+    title = view.t("console.supervision")
+    if not may_answer(view):
+        return view.page("console_supervision.html", title, "supervision", http_status=403, calls=[], csrf="",
+                         answers=[], error=view.t("console.not_your_role"))
+    async with view.rt.db.read() as session:
+        rows = await supervision_store.calls(session, "pending", None, who.actor.agencies, LIMIT)
+    done = view.t("console.done.supervision") if request.query.get("done") == "supervision" else None
+    shown = [_call(view, r, revealed[1] if revealed and revealed[0] == r.call.id else None) for r in rows]
+    return view.page("console_supervision.html", title, "supervision", http_status=status, error=error, flash=done,
+                     calls=shown, csrf=who.session.csrf, answers=[(a, view.t(k)) for a, k in ANSWER_KEYS.items()])
+
+
+async def reveal(request: web.Request) -> web.Response:
+    """The drawn rater's whole number, to call: written in the audit table (who, when, which call)."""
+    who = await console_auth.require(request)
+    await console_auth.check_csrf(request, who)
+    view = View(request, who)
+    call_id = parse_id(request.match_info["id"]) or 0
+    if not may_answer(view):
+        return await calls_page(request, status=403, error=view.t("console.not_your_role"))
+    stamp = now(request)
+    async with view.rt.db.write() as session:
+        row = await supervision_store.call(session, call_id)
+        if row is None or not who.actor.sees(row.call.agency_code):
+            return await calls_page(request, status=404, error=view.t("console.not_found"))
+        contact = await session.get(Contact, row.case.phone_contact_id) if row.case.phone_contact_id else None
+        if contact is None:
+            return await calls_page(request, status=404, error=view.t("console.no_phone"))
+        number = view.rt.sealer.open(contact.address_sealed)
+        await audit.record(session, stamp, who.actor.name, audit.REVEAL, target=("supervision_call", call_id),
+                           details={"masked": mask_phone(number), "case_no": row.case.case_no,
+                                    "agency_code": row.call.agency_code, "role": who.user.role},
+                           address=request.remote)
+    return await calls_page(request, revealed=(call_id, number))
+
+
+async def answer(request: web.Request) -> web.StreamResponse:
+    who = await console_auth.require(request)
+    await console_auth.check_csrf(request, who)
+    view = View(request, who)
+    form = await request.post()
+    body = {k: str(form.get(k) or "").strip() or None for k in ("answer", "note")}
+    try:
+        await draws.answer(view.rt, parse_id(request.match_info["id"]) or 0, body, who.actor, now(request),
+                           address=request.remote)
+    except Refusal as exc:
+        return await calls_page(request, status=refusals.status_of(exc),
+                                error=view.t(REFUSED_KEYS.get(refusals.status_of(exc), "console.refused_input")))
+    raise web.HTTPSeeOther("/console/supervision?" + urlencode({"done": "supervision"}))
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/console/signals", signals_page)
+    app.router.add_post("/console/signals/{id}/decide", decide)
+    app.router.add_post("/console/signals/{id}/callbacks", call_back)
+    app.router.add_get("/console/supervision", calls_page)
+    app.router.add_post("/console/supervision/{id}/reveal", reveal)
+    app.router.add_post("/console/supervision/{id}/answer", answer)
