@@ -127,7 +127,7 @@ class Evaluation(SQLModel, table=True):
     # Where a page's rating came from, for the supervision signals (bot/supervision): keyed hashes of the
     # client's address and of the browser's device cookie (never the values). Migration 0016.
     client_hash: str | None = Field(default=None, max_length=64)
-    device_hash: str | None = Field(default=None, max_length=64)
+    device_hash: str | None = Field(default=None, max_length=64, index=True)  # a device's ratings, looked up
     # The record's version as reported upward: 1 when given, +1 at each later change (a callback's
     # answer, an exclusion on appeal). With the id it is the idempotency key of a report.
     version: int = 1

@@ -108,6 +108,17 @@ async def ratings_of_contacts(session: AsyncSession, channel: str, ids: Sequence
     return out
 
 
+async def ratings_of_devices(session: AsyncSession, hashes: Sequence[str], since: datetime,
+                             until: datetime) -> list[RatingRow]:
+    """The ratings given in [since, until] from these page devices."""
+    out: list[RatingRow] = []
+    for chunk in _chunks(hashes):
+        out += await _rows(session, _ratings().where(col(Evaluation.device_hash).in_(chunk),
+                                                     col(Evaluation.created_at) >= since,
+                                                     col(Evaluation.created_at) <= until))
+    return out
+
+
 async def ratings_of_staff(session: AsyncSession, clerks: Sequence[tuple[str, str | None]], since: datetime,
                            until: datetime) -> list[RatingRow]:
     """The ratings given in [since, until] of the cases of these (agency, clerk) pairs (clerk None: the agency's

@@ -94,6 +94,13 @@ async def for_cases(session: AsyncSession, case_ids: Sequence[int]) -> list[Work
     return list((await session.exec(stmt)).all())
 
 
+async def for_evaluations(session: AsyncSession, evaluation_ids: Sequence[int]) -> list[WorkOrder]:
+    if not evaluation_ids:
+        return []
+    stmt = select(WorkOrder).where(col(WorkOrder.evaluation_id).in_(list(evaluation_ids))).order_by(col(WorkOrder.id))
+    return list((await session.exec(stmt)).all())
+
+
 async def events(session: AsyncSession, wo_id: int) -> list[WorkOrderEvent]:
     stmt = (select(WorkOrderEvent).where(WorkOrderEvent.work_order_id == wo_id)
             .order_by(col(WorkOrderEvent.id)))

@@ -139,14 +139,17 @@ def fast_answers(facts: Iterable[Rated], rules: SupervisionRules) -> list[Found]
 
 def shared_raters(facts: Iterable[Rated], rules: SupervisionRules,
                   name_of: Callable[[str], str | None]) -> list[Found]:
-    """One phone or WeChat account rating the cases of `applicants` or more different applicants: a clerk's own
-    number given for citizens, or someone rating for others. `name_of` opens a sealed name; two applicants
+    """One phone or WeChat account, or one page device, rating the cases of `applicants` or more different
+    applicants: a clerk's own number given for citizens, their phone opening citizens' links, someone rating for
+    others. `name_of` opens a sealed name; two applicants
     differ when their names (without spaces, case folded) do; a case without a name says nothing either way."""
     rule = rules.shared_rater
     by: dict[str, list[Rated]] = defaultdict(list)
     for r in facts:
-        if r.rater and r.applicant:
-            by[r.rater].append(r)
+        if r.applicant:  # an account, or a page's device (a terminal's or a window's serves everyone)
+            for who in ((f"rater:{r.rater}",) if r.rater else ()) + tuple(s for s in r.sources
+                                                                           if s.startswith("device:")):
+                by[who].append(r)
     found = []
     for rater, rs in sorted(by.items()):
         if len({r.case_no for r in rs}) < rule.applicants:
@@ -154,8 +157,10 @@ def shared_raters(facts: Iterable[Rated], rules: SupervisionRules,
         names = {r.evaluation_id: _name_key(name_of(r.applicant)) for r in rs if r.applicant}
         distinct = {n for n in names.values() if n}
         if len(distinct) >= rule.applicants:
-            found += _per_agency("shared_rater", f"rater:{rater}", rs,
-                                 {**_span(rs), "applicants": len(distinct), "channel": rater.split(":", 1)[0]})
+            kind, _, rest = rater.partition(":")
+            found += _per_agency("shared_rater", rater, rs,
+                                 {**_span(rs), "applicants": len(distinct),
+                                  **({"channel": rest.split(":", 1)[0]} if kind == "rater" else {"source": kind})})
     return found
 
 

@@ -108,6 +108,10 @@ async def _findings(session: AsyncSession, rt: Runtime, new: list[Rated]) -> lis
     for channel, ids in sorted(accounts.items()):
         add(await store.ratings_of_contacts(session, channel, sorted(ids),
                                             first - timedelta(days=rules.shared_rater.days), last))
+    # The page devices that rated: their other ratings (one device, several applicants).
+    devices = sorted({s.split(":", 1)[1] for r in new for s in r.sources if s.startswith("device:")})
+    if devices:
+        add(await store.ratings_of_devices(session, devices, first - timedelta(days=rules.shared_rater.days), last))
     # The clerks (or agencies) with a new answer faster than a person reads: their other ratings.
     quick = {(r.agency_code, r.staff_id) for r in new if detect.answered_fast(r, rules)}
     if quick:

@@ -24,7 +24,8 @@ from bot.web.console import CHANNEL_KEYS, REFUSED_KEYS, View
 from dialogs.addresses import mask_phone
 from store import signals as signal_store
 from store import supervision as supervision_store
-from store.models import Contact, Signal
+from store import work_orders as work_order_store
+from store.models import Contact, Signal, WorkOrder
 
 LIMIT = 200
 KIND_KEYS = {kind: f"console.signal_kind.{kind}" for kind in (
@@ -41,6 +42,10 @@ VALUE_KEYS = {"source": {s: f"console.source.{s}" for s in ("device", "terminal"
               "direction": {d: f"console.direction.{d}" for d in ("more_bad", "less_bad")},
               "channel": CHANNEL_KEYS}
 SHARES = ("device_share", "hall_share", "recent_bad_share", "history_bad_share")
+
+
+def who_sees(view: View, agency_code: str) -> bool:
+    return view.who.actor.sees(agency_code)
 
 
 def may_decide(view: View) -> bool:
@@ -69,8 +74,11 @@ def _evidence(view: View, evidence: dict[str, Any]) -> list[tuple[str, str]]:
     return out
 
 
-def _signal(view: View, s: Signal) -> dict[str, Any]:
-    return {"id": s.id, "kind": view.t(KIND_KEYS[s.kind]) if s.kind in KIND_KEYS else s.kind,
+def _signal(view: View, s: Signal, orders: list[WorkOrder]) -> dict[str, Any]:
+    """The signal as its card shows it; `orders`: the work orders of its bad reviews, where the agency may appeal a
+    review a confirmed signal shows false (the appeal path, Shantou art. 37)."""
+    return {"orders": [(wo.id, wo.agency_name) for wo in orders if who_sees(view, wo.agency_code)],
+            "id": s.id, "kind": view.t(KIND_KEYS[s.kind]) if s.kind in KIND_KEYS else s.kind,
             "agency_code": s.agency_code, "staff_id": s.staff_id, "cases": list(s.cases or []),
             "evidence": _evidence(view, s.evidence or {}), "detected": view.when(s.detected_at),
             "detected_iso": s.detected_at.isoformat(), "status": s.status,
@@ -91,10 +99,12 @@ async def signals_page(request: web.Request, *, status: int = 200, error: str | 
     async with view.rt.db.read() as session:
         rows = await signal_store.listing(session, signal_store.Filters(status=shown, agencies=who.actor.agencies),
                                           LIMIT)
+        orders = await work_order_store.for_evaluations(session, sorted({e for s in rows for e in s.evaluation_ids}))
     done = {"signal": view.t("console.done.signal"), "callbacks": view.t("console.done.signal_callbacks")
             }.get(request.query.get("done", ""))
     return view.page("console_signals.html", title, "signals", http_status=status, error=error, flash=done,
-                     signals=[_signal(view, s) for s in rows], status=shown, csrf=who.session.csrf,
+                     signals=[_signal(view, s, [wo for wo in orders if wo.evaluation_id in s.evaluation_ids])
+                              for s in rows], status=shown, csrf=who.session.csrf,
                      statuses=[(s, view.t(k)) for s, k in STATUS_KEYS.items()],
                      decisions=[(d, view.t(k)) for d, k in DECISION_KEYS.items()])
 

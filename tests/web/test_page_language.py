@@ -44,6 +44,7 @@ from bot.infra.limits import shown
 from store import contacts as contact_store
 from store import signals as signal_store
 from store import supervision as supervision_store
+from store import work_orders as work_order_store
 from store.models import Case, Signal, SupervisionDraw
 
 LANGUAGES = {"zh_Hans": "zh-CN,zh;q=0.9,en;q=0.5", "zh_Hant": "zh-TW,zh;q=0.9,en;q=0.5", "en": "en-US,en;q=0.9"}
@@ -355,17 +356,22 @@ async def supervision_pages(tour: Tour, l1: Reader, l2: Reader, agent: Reader) -
     at = hcp.clock()
     rated = await hcp.post_case(phone=hcp.new_phone())
     tour.data.add(rated["case_no"])
-    [evaluation] = [await hcp.rate(rated["case_no"], "satisfied", channel="sms")]
+    evaluation = await hcp.rate(rated["case_no"], "satisfied", channel="sms")
+    bad_no, bad_order, _phone = await order_at(hcp, "created")  # a bad review: its work order is linked
+    tour.data.add(bad_no)
     async with hcp.rt.db.write() as session:
+        bad = (await work_order_store.by_id(session, bad_order)).evaluation_id  # type: ignore[union-attr]
         for kind, evidence in EVIDENCE.items():
+            case_no, eid = (bad_no, bad) if kind in ("serial_bad", "repeated_text") else (rated["case_no"],
+                                                                                          evaluation["id"])
             session.add(Signal(kind=kind, subject=f"lang:{kind}", agency_code=AGENCY_A, staff_id="G1024",
-                               cases=[rated["case_no"]], evaluation_ids=[evaluation["id"]], evidence=evidence,
-                               detected_at=at, updated_at=at))
+                               cases=[case_no], evaluation_ids=[eid], evidence=evidence, detected_at=at,
+                               updated_at=at))
         await supervision_store.add_draw(session, SupervisionDraw(
             period="2020-01", agency_code=AGENCY_A, seed="0" * 32, rule=supervision_store.RULE, population=1,
             population_ids=[evaluation["id"]], drawn_ids=[evaluation["id"]], created_at=at),
             {evaluation["id"]: rated["id"]})
-    await tour.get("signals", "/console/signals", l1, has="data-signal")
+    await tour.get("signals", "/console/signals", l1, has=f'href="/console/orders/{bad_order}"')
     first = await l1.token("/console/signals")
     async with hcp.rt.db.read() as session:
         ids = [s.id for s in await signal_store.listing(session, signal_store.Filters(), 100)]

@@ -2,7 +2,8 @@
 where a page's rating came from (store/models.py Signal, SupervisionDraw, SupervisionCall; Evaluation
 client_hash, device_hash).
 
-New tables, two nullable columns and an index on `evaluations.created_at` (the scan reads ranges of it):
+New tables, two nullable columns, and indexes on `evaluations.created_at` (the scan reads ranges of it) and
+`device_hash` (a device's ratings):
 nothing already stored changes, no day is marked dirty. The downgrade drops them.
 
 Revision ID: 0016
@@ -27,6 +28,7 @@ def upgrade() -> None:
     op.add_column('evaluations', sa.Column('client_hash', sa.String(length=64), nullable=True))
     op.add_column('evaluations', sa.Column('device_hash', sa.String(length=64), nullable=True))
     op.create_index(op.f('ix_evaluations_created_at'), 'evaluations', ['created_at'], unique=False)
+    op.create_index(op.f('ix_evaluations_device_hash'), 'evaluations', ['device_hash'], unique=False)
     op.create_table(
         'signals',
         sa.Column('id', sa.Integer(), nullable=False),
@@ -102,6 +104,7 @@ def downgrade() -> None:
     op.drop_index(op.f('ix_signals_agency_code'), table_name='signals')
     op.drop_index('ix_signals_kind_subject', table_name='signals')
     op.drop_table('signals')
+    op.drop_index(op.f('ix_evaluations_device_hash'), table_name='evaluations')
     op.drop_index(op.f('ix_evaluations_created_at'), table_name='evaluations')
     op.drop_column('evaluations', 'device_hash')
     op.drop_column('evaluations', 'client_hash')

@@ -123,6 +123,17 @@ def test_a_clerk_rating_for_citizens_from_their_own_phone_is_a_shared_rater_and_
     assert fast and planted <= flagged(fast) and fast[0].evidence["quickest_seconds"] == 4
 
 
+def test_one_browser_opening_several_applicants_links_is_a_shared_rater_and_a_terminal_is_not() -> None:
+    history = History(7)
+    planted = {history.add(case_no=f"P{i}", channel="web", applicant=f"申请人{i}", sources=("device:clerk-phone",),
+                           at=START + timedelta(days=i)).evaluation_id for i in range(3)}
+    for i in range(6):
+        history.add(case_no=f"T{i}", channel="terminal", applicant=f"路人{i}", sources=("terminal:T-01",))
+    found = [f for f in detect.shared_raters(history.facts, RULES, names) if f.subject.startswith(("device:", "term"))]
+    assert [f.subject for f in found] == ["device:clerk-phone"] and flagged(found) == planted
+    assert found[0].evidence["source"] == "device"
+
+
 def test_the_same_applicant_rating_their_own_cases_is_not_a_shared_rater() -> None:
     history = History(3, cases=0)
     for i in range(6):
