@@ -1,7 +1,8 @@
 """`haochaping secret`: where the key that seals personal data lives, and rotating it.
 
 `secret rotate` re-seals every phone number, openid and applicant's name under a new key, read from
-HAOCHAPING_NEW_SECRET_KEY (at least 32 characters), in one transaction; records the new key's fingerprint
+HAOCHAPING_NEW_SECRET_KEY (at least 32 characters), and with the algorithms of HAOCHAPING_NEW_CRYPTO ("aes" or
+"sm"; the current ones by default), in one transaction; records the new key's fingerprint
 (so that a service started with any other key refuses); and deletes the key the service generated and kept
 in the database, if it used one, so that a copy of the database no longer opens itself. Stop every
 `serve` and `tick` first; then start them with HAOCHAPING_SECRET_KEY set to the new key (and, so that the
@@ -21,9 +22,10 @@ from bot.infra.config import ConfigError, Settings
 from store import migrate, resealing
 from store import settings as stored
 from store.engine import Database
-from store.sealing import Sealer, fingerprint
+from store.sealing import ALGORITHMS, Sealer, fingerprint
 
 NEW_KEY = "HAOCHAPING_NEW_SECRET_KEY"
+NEW_CRYPTO = "HAOCHAPING_NEW_CRYPTO"  # the algorithms to re-seal with (store/sealing.py); the current ones by default
 LEAST = 32
 
 
@@ -57,6 +59,9 @@ async def _status(settings: Settings) -> dict[str, object]:
 
 async def _rotate(settings: Settings) -> dict[str, object]:
     new_key = os.environ.get(NEW_KEY) or ""
+    new_crypto = os.environ.get(NEW_CRYPTO) or settings.crypto
+    if new_crypto not in ALGORITHMS:
+        raise ConfigError(f"{NEW_CRYPTO}: expected one of {', '.join(ALGORITHMS)}, got {new_crypto!r}")
     if len(new_key) < LEAST:
         raise ConfigError(f"{NEW_KEY}: the new key must be at least {LEAST} characters")
     db = Database(settings.database_url)
@@ -69,15 +74,20 @@ async def _rotate(settings: Settings) -> dict[str, object]:
         if new_key == old_key:
             raise ConfigError(f"{NEW_KEY} is the key in use")
         recorded = await stored.get(db, stored.SEALED_WITH)
-        if recorded is not None and recorded != fingerprint(old_key):
-            raise ConfigError("HAOCHAPING_SECRET_KEY is not the key the data is sealed with: nothing was changed")
+        if recorded is not None and recorded != fingerprint(old_key, settings.crypto):
+            raise ConfigError("HAOCHAPING_SECRET_KEY (with HAOCHAPING_CRYPTO) is not the key the data is sealed "
+                              "with: nothing was changed")
         async with db.write() as session:
-            done = await resealing.reseal(session, Sealer(old_key), Sealer(new_key))
-            await stored.put(session, stored.SEALED_WITH, fingerprint(new_key))
+            done = await resealing.reseal(session, Sealer(old_key, settings.crypto), Sealer(new_key, new_crypto))
+            await stored.put(session, stored.SEALED_WITH, fingerprint(new_key, new_crypto))
             removed = await stored.delete(session, stored.SECRET_KEY)
-        return {"contacts": done.contacts, "names": done.names, "stored_key_removed": removed,
-                "next": "start serve and tick with HAOCHAPING_SECRET_KEY set to the new key, and "
-                        "HAOCHAPING_PREVIOUS_SECRET_KEY to the old one so that links already sent keep working"}
+        changed = new_crypto != settings.crypto
+        return {"contacts": done.contacts, "names": done.names, "stored_key_removed": removed, "crypto": new_crypto,
+                "next": "start serve and tick with HAOCHAPING_SECRET_KEY set to the new key"
+                        + (f" and HAOCHAPING_CRYPTO={new_crypto}" if changed else "")
+                        + ", and HAOCHAPING_PREVIOUS_SECRET_KEY to the old one"
+                        + (f" (HAOCHAPING_PREVIOUS_CRYPTO={settings.crypto})" if changed else "")
+                        + " so that links already sent keep working"}
     finally:
         await db.close()
 

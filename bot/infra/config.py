@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from channels.registry import SMS_PROVIDERS, provider_keys
+from store.sealing import ALGORITHMS
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///haochaping.db"
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8080"
@@ -29,6 +30,7 @@ KEYS = (
     "HAOCHAPING_SEND_TIMEOUT", "HAOCHAPING_DB_POOL_SIZE", "HAOCHAPING_DB_MAX_OVERFLOW", "HAOCHAPING_DB_POOL_TIMEOUT",
     "HAOCHAPING_REDIS_MAX_CONNECTIONS", "HAOCHAPING_REDIS_POOL_TIMEOUT", "HAOCHAPING_HEADER_TIMEOUT",
     "HAOCHAPING_BODY_TIMEOUT", "HAOCHAPING_PREVIOUS_SECRET_KEY", "HAOCHAPING_METRICS_ALLOW", "HAOCHAPING_METRICS_TOKEN",
+    "HAOCHAPING_CRYPTO", "HAOCHAPING_PREVIOUS_CRYPTO",
     "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_SMS_FROM", "TWILIO_API_BASE_URL",
     "WECHAT_TOKEN", "WECHAT_ENCODING_AES_KEY", "WECHAT_APP_ID", "WECHAT_APP_SECRET",
     "WECHAT_MP_APP_ID", "WECHAT_MP_APP_SECRET", "WECHAT_MP_TEMPLATE_ID", "WECHAT_MP_PAGE",
@@ -54,6 +56,10 @@ class Settings:
     api_token: str | None = None
     secret_key: str | None = None
     previous_secret_key: str | None = None  # after a rotation: rating links signed with it still open
+    # The algorithms that seal personal data and sign links: "aes" (AES-GCM, HMAC-SHA-256) or "sm" (SM4-GCM,
+    # HMAC-SM3; store/sealing.py); the previous key's, when a rotation changed them.
+    crypto: str = "aes"
+    previous_crypto: str | None = None
     # Who may read GET /metrics: these addresses and networks ("*": anyone), or a bearer token.
     metrics_allow: tuple[str, ...] = LOOPBACK
     metrics_token: str | None = None
@@ -254,6 +260,13 @@ def load_settings(env: dict[str, str] | None = None, cwd: Path | None = None) ->
         key = get(name)
         if key is not None and len(key) < MIN_SECRET:
             raise ConfigError(f"{name}: at least {MIN_SECRET} characters (32 or more random ones are better)")
+    crypto = {}
+    for name in ("HAOCHAPING_CRYPTO", "HAOCHAPING_PREVIOUS_CRYPTO"):
+        value = get(name)
+        if value is not None and value not in ALGORITHMS:
+            raise ConfigError(f"{name}: expected one of {', '.join(ALGORITHMS)} (aes: AES-GCM and HMAC-SHA-256; sm: "
+                              f"SM4-GCM and HMAC-SM3), got {value!r}")
+        crypto[name] = value
     httapi_token = get("FREESWITCH_HTTAPI_TOKEN")
     if httapi_token is not None and (len(httapi_token) < MIN_SECRET or not all(
             ch.isascii() and (ch.isalnum() or ch in "-_.~") for ch in httapi_token)):
@@ -269,6 +282,8 @@ def load_settings(env: dict[str, str] | None = None, cwd: Path | None = None) ->
         api_token=get("HAOCHAPING_API_TOKEN"),
         secret_key=get("HAOCHAPING_SECRET_KEY"),
         previous_secret_key=get("HAOCHAPING_PREVIOUS_SECRET_KEY"),
+        crypto=crypto["HAOCHAPING_CRYPTO"] or "aes",
+        previous_crypto=crypto["HAOCHAPING_PREVIOUS_CRYPTO"],
         metrics_allow=_networks(get("HAOCHAPING_METRICS_ALLOW")),
         metrics_token=get("HAOCHAPING_METRICS_TOKEN"),
         policy_path=get("HAOCHAPING_POLICY"),

@@ -9,6 +9,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from collections.abc import Callable
+
+Mac = Callable[[bytes, bytes], bytes]
+
+
+def hmac_sha256(key: bytes, data: bytes) -> bytes:
+    return hmac.new(key, data, hashlib.sha256).digest()
 
 _ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 
@@ -23,19 +30,22 @@ def _b36(n: int) -> str:
 
 
 class Links:
-    def __init__(self, public_url: str, key: bytes, previous: bytes | None = None) -> None:
-        self.public_url = public_url.rstrip("/")
-        self._key = key
-        # After `haochaping secret rotate`, links already sent under the previous key keep working.
-        self._previous = previous
+    """`mac`: the keyed hash of the configured algorithms (HMAC-SHA-256, or HMAC-SM3 with HAOCHAPING_CRYPTO=sm);
+    `previous_mac`: the previous key's, when a rotation changed the algorithms too."""
 
-    def _mac(self, payload: str, key: bytes | None = None) -> str:
-        digest = hmac.new(key or self._key, payload.encode(), hashlib.sha256).digest()[:12]
-        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+    def __init__(self, public_url: str, key: bytes, previous: bytes | None = None, mac: Mac = hmac_sha256,
+                 previous_mac: Mac | None = None) -> None:
+        self.public_url = public_url.rstrip("/")
+        # After `haochaping secret rotate`, links already sent under the previous key keep working.
+        self._signers = [(key, mac)] + ([(previous, previous_mac or mac)] if previous is not None else [])
+
+    @staticmethod
+    def _mac(payload: str, key: bytes, mac: Mac) -> str:
+        return base64.urlsafe_b64encode(mac(key, payload.encode())[:12]).decode().rstrip("=")
 
     def token(self, case_id: int) -> str:
         payload = _b36(case_id)
-        return f"{payload}.{self._mac(payload)}"
+        return f"{payload}.{self._mac(payload, *self._signers[0])}"
 
     def url(self, case_id: int) -> str:
         return f"{self.public_url}/r/{self.token(case_id)}"
@@ -44,6 +54,6 @@ class Links:
         payload, _, mac = token.partition(".")
         if not payload or not mac or len(payload) > 12 or not all(c in _ALPHABET for c in payload):
             return None
-        keys = (self._key,) if self._previous is None else (self._key, self._previous)
-        signed = any(hmac.compare_digest(mac.encode(), self._mac(payload, key).encode()) for key in keys)
+        signed = any(hmac.compare_digest(mac.encode(), self._mac(payload, key, fn).encode())
+                     for key, fn in self._signers)
         return int(payload, 36) if signed else None

@@ -28,7 +28,7 @@ from dialogs.types import Reply
 from store import calendar_years, migrate
 from store import settings as stored_settings
 from store.engine import Database
-from store.sealing import Sealer, fingerprint
+from store.sealing import ALGORITHMS, Sealer, fingerprint
 
 
 @dataclass
@@ -110,12 +110,17 @@ def open_sms(settings: Settings, policy: Policy) -> SmsChannel:
         raise ConfigError(str(exc)) from None
 
 
-async def check_sealed_with(db: Database, secret: str) -> None:
-    """The key must be the one the stored personal data was sealed with (recorded at the first start and by
-    `haochaping secret rotate`): a wrong or lost key would seal new data that the old cannot join."""
-    mine = fingerprint(secret)
+async def check_sealed_with(db: Database, secret: str, algorithm: str = "aes") -> None:
+    """The key and algorithms must be those the stored personal data was sealed with (recorded at the first start
+    and by `haochaping secret rotate`): a wrong or lost key would seal new data that the old cannot join."""
+    mine = fingerprint(secret, algorithm)
     recorded = await stored_settings.get_or_create(db, stored_settings.SEALED_WITH, mine)
     if recorded != mine:
+        other = next((a for a in ALGORITHMS if a != algorithm and fingerprint(secret, a) == recorded), None)
+        if other is not None:
+            raise ConfigError(f"HAOCHAPING_CRYPTO: this database's personal data is sealed with the {other!r} "
+                              f"algorithms, not {algorithm!r}; set HAOCHAPING_CRYPTO={other}, or change them with "
+                              "`haochaping secret rotate` (HAOCHAPING_NEW_CRYPTO)")
         raise ConfigError("HAOCHAPING_SECRET_KEY is not the key this database's personal data is sealed with; "
                           "set the key it was sealed with (after `haochaping secret rotate`, the new one)")
 
@@ -125,6 +130,15 @@ async def stored_years(db: Database) -> dict[int, YearDays]:
     async with db.read() as session:
         rows = await calendar_years.all_years(session)
     return {row.year: YearDays.from_iso(row.holidays, row.workdays) for row in rows}
+
+
+def links_of(settings: Settings, sealer: Sealer) -> Links:
+    """The rating links, signed with the key's algorithms; after a rotation, also those signed with the previous
+    key (and its algorithms, HAOCHAPING_PREVIOUS_CRYPTO, when the rotation changed them)."""
+    previous = (Sealer(settings.previous_secret_key, settings.previous_crypto or settings.crypto)
+                if settings.previous_secret_key else None)
+    return Links(settings.public_url, sealer.subkey("links"), previous=previous.subkey("links") if previous else None,
+                 mac=sealer.mac, previous_mac=previous.mac if previous else None)
 
 
 async def open_runtime(settings: Settings) -> Runtime:
@@ -137,10 +151,10 @@ async def open_runtime(settings: Settings) -> Runtime:
         await migrate.upgrade(db)
         secret = settings.secret_key or await stored_settings.get_or_create(db, stored_settings.SECRET_KEY)
         try:
-            sealer = Sealer(secret)  # a key it refuses is never recorded as the data's
+            sealer = Sealer(secret, settings.crypto)  # a key it refuses is never recorded as the data's
         except ValueError as exc:
             raise ConfigError(f"HAOCHAPING_SECRET_KEY: {exc}") from None
-        await check_sealed_with(db, secret)
+        await check_sealed_with(db, secret, settings.crypto)
         years = await stored_years(db)
     except Exception:
         await db.close()
@@ -159,8 +173,7 @@ async def open_runtime(settings: Settings) -> Runtime:
         state=state,
         catalogs=Catalogs(),
         timing=Timing(policy, calendar),
-        links=Links(settings.public_url, sealer.subkey("links"),
-                    previous=Sealer(s.previous_secret_key).subkey("links") if s.previous_secret_key else None),
+        links=links_of(settings, sealer),
         sms_channel=sms_channel,
         sms=sms_channel.sender,
         sms_rate=TokenBucket(settings.sms_rate),

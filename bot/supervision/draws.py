@@ -15,8 +15,6 @@ the period and the agency, so that no one knows who will be drawn before the per
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 import math
 import random
@@ -75,8 +73,7 @@ def draw(seed: str, population_ids: list[int], k: int) -> list[int]:
 
 
 def seed_of(rt: Runtime, period: str, agency_code: str) -> str:
-    return hmac.new(rt.sealer.subkey("supervision-draw"), f"{period}\n{agency_code}".encode(),
-                    hashlib.sha256).hexdigest()[:32]
+    return rt.sealer.mac(rt.sealer.subkey("supervision-draw"), f"{period}\n{agency_code}".encode()).hex()[:32]
 
 
 async def draw_due(rt: Runtime, now: datetime) -> int:

@@ -28,18 +28,36 @@ from store import work_orders as work_order_store
 from store.models import Contact, Signal, WorkOrder
 
 LIMIT = 200
-KIND_KEYS = {kind: f"console.signal_kind.{kind}" for kind in (
-    "good_burst", "fast_answer", "shared_rater", "own_window", "serial_bad", "repeated_text", "grade_shift",
-    "denied_rating")}
-STATUS_KEYS = {s: f"console.signal_status.{s}" for s in ("open", "dismissed", "confirmed")}
-DECISION_KEYS = {d: f"console.decision.{d}" for d in decisions.DECISIONS}
-ANSWER_KEYS = {a: f"console.supervision_answer.{a}" for a in draws.ANSWERS}
-EVIDENCE_KEYS = {k: f"console.evidence.{k}" for k in (
-    "first", "last", "ratings", "source", "densest", "minutes", "seconds", "quickest_seconds", "applicants",
-    "channel", "device_share", "hall_share", "hall_code", "bad_reviews", "cases", "agencies", "recent_bad_share",
-    "history_bad_share", "recent_ratings", "history_ratings", "z", "direction", "call_id", "answered_by")}
-VALUE_KEYS = {"source": {s: f"console.source.{s}" for s in ("device", "terminal", "window")},
-              "direction": {d: f"console.direction.{d}" for d in ("more_bad", "less_bad")},
+KIND_KEYS = {"good_burst": "console.signal_kind.good_burst", "fast_answer": "console.signal_kind.fast_answer",
+             "shared_rater": "console.signal_kind.shared_rater", "own_window": "console.signal_kind.own_window",
+             "serial_bad": "console.signal_kind.serial_bad",
+             "repeated_text": "console.signal_kind.repeated_text",
+             "grade_shift": "console.signal_kind.grade_shift",
+             "denied_rating": "console.signal_kind.denied_rating"}
+STATUS_KEYS = {"open": "console.signal_status.open", "dismissed": "console.signal_status.dismissed",
+               "confirmed": "console.signal_status.confirmed"}
+DECISION_KEYS = {"dismissed": "console.decision.dismissed", "confirmed": "console.decision.confirmed"}
+ANSWER_KEYS = {"confirmed": "console.supervision_answer.confirmed",
+               "different": "console.supervision_answer.different",
+               "not_mine": "console.supervision_answer.not_mine",
+               "unreachable": "console.supervision_answer.unreachable"}
+EVIDENCE_KEYS = {"first": "console.evidence.first", "last": "console.evidence.last",
+                 "ratings": "console.evidence.ratings", "source": "console.evidence.source",
+                 "densest": "console.evidence.densest", "minutes": "console.evidence.minutes",
+                 "seconds": "console.evidence.seconds", "quickest_seconds": "console.evidence.quickest_seconds",
+                 "applicants": "console.evidence.applicants", "channel": "console.evidence.channel",
+                 "device_share": "console.evidence.device_share", "hall_share": "console.evidence.hall_share",
+                 "hall_code": "console.evidence.hall_code", "bad_reviews": "console.evidence.bad_reviews",
+                 "cases": "console.evidence.cases", "agencies": "console.evidence.agencies",
+                 "recent_bad_share": "console.evidence.recent_bad_share",
+                 "history_bad_share": "console.evidence.history_bad_share",
+                 "recent_ratings": "console.evidence.recent_ratings",
+                 "history_ratings": "console.evidence.history_ratings", "z": "console.evidence.z",
+                 "direction": "console.evidence.direction", "call_id": "console.evidence.call_id",
+                 "answered_by": "console.evidence.answered_by"}
+VALUE_KEYS = {"source": {"device": "console.source.device", "terminal": "console.source.terminal",
+                          "window": "console.source.window"},
+              "direction": {"more_bad": "console.direction.more_bad", "less_bad": "console.direction.less_bad"},
               "channel": CHANNEL_KEYS}
 SHARES = ("device_share", "hall_share", "recent_bad_share", "history_bad_share")
 
