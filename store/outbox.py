@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, or_, update
+from sqlalchemy import bindparam, func, or_, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
@@ -82,6 +82,12 @@ async def claim_due(session: AsyncSession, now: datetime, limit: int, lease_unti
         message.lease_until = lease_until
         message.updated_at = now
     return rows  # type: ignore[return-value]
+
+
+async def due_count(session: AsyncSession, now: datetime) -> int:
+    """Messages due to go at `now` and not sent yet (the backlog an operator watches)."""
+    stmt = select(func.count()).select_from(OutboxMessage).where(col(OutboxMessage.next_attempt_at) <= now)
+    return int((await session.exec(stmt)).one())
 
 
 async def for_case(session: AsyncSession, case_id: int, kind: str | None = None) -> list[OutboxMessage]:

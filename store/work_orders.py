@@ -94,6 +94,12 @@ async def for_cases(session: AsyncSession, case_ids: Sequence[int]) -> list[Work
     return list((await session.exec(stmt)).all())
 
 
+async def overdue_count(session: AsyncSession) -> int:
+    stmt = select(func.count()).select_from(WorkOrder).where(col(WorkOrder.overdue).is_(True),
+                                                             WorkOrder.status != "closed")
+    return int((await session.exec(stmt)).one())
+
+
 async def for_evaluations(session: AsyncSession, evaluation_ids: Sequence[int]) -> list[WorkOrder]:
     if not evaluation_ids:
         return []

@@ -22,7 +22,8 @@ from bot.supervision import draws as supervisory_draws
 from bot.supervision import scan as supervision
 from bot.work_orders import lifecycle as work_orders
 from bot.work_orders.deadlines import mark_overdue as mark_deadlines_overdue
-from store import stats
+from store import outbox, stats
+from store import work_orders as work_order_store
 from store.engine import refused
 
 log = logging.getLogger("haochaping.scheduler")
@@ -53,11 +54,19 @@ async def tick(rt: Runtime, now: datetime) -> dict[str, int]:
     published = await snapshots.publish_due(rt, now)  # after the defaults and the daily figures of this pass
     # Last: the ratings this very pass made (defaults) go up at once; a slow upstream delays nothing else.
     reported = await push.push(rt, now)
+    await _gauges(rt, now)
     counts = {"reminders": reminded, "defaults": applied, "overdue": overdue, "sent": sent, "calls": calls,
               "stats_days": days, "published": published, "reported": reported, "signals": signals,
               "supervisory_calls": drawn, **late}
     rt.metrics.tick.observe(time.perf_counter() - started)
     return counts
+
+
+async def _gauges(rt: Runtime, now: datetime) -> None:
+    """What waits after the pass, for /metrics (the alert rules of deploy/alerts.yml)."""
+    async with rt.db.read() as session:
+        rt.metrics.outbox_due.set(await outbox.due_count(session, now))
+        rt.metrics.work_orders_overdue.set(await work_order_store.overdue_count(session))
 
 
 async def loop(rt: Runtime) -> None:

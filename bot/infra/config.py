@@ -30,7 +30,7 @@ KEYS = (
     "HAOCHAPING_SEND_TIMEOUT", "HAOCHAPING_DB_POOL_SIZE", "HAOCHAPING_DB_MAX_OVERFLOW", "HAOCHAPING_DB_POOL_TIMEOUT",
     "HAOCHAPING_REDIS_MAX_CONNECTIONS", "HAOCHAPING_REDIS_POOL_TIMEOUT", "HAOCHAPING_HEADER_TIMEOUT",
     "HAOCHAPING_BODY_TIMEOUT", "HAOCHAPING_PREVIOUS_SECRET_KEY", "HAOCHAPING_METRICS_ALLOW", "HAOCHAPING_METRICS_TOKEN",
-    "HAOCHAPING_CRYPTO", "HAOCHAPING_PREVIOUS_CRYPTO",
+    "HAOCHAPING_CRYPTO", "HAOCHAPING_PREVIOUS_CRYPTO", "HAOCHAPING_TRUSTED_PROXIES",
     "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_SMS_FROM", "TWILIO_API_BASE_URL",
     "WECHAT_TOKEN", "WECHAT_ENCODING_AES_KEY", "WECHAT_APP_ID", "WECHAT_APP_SECRET",
     "WECHAT_MP_APP_ID", "WECHAT_MP_APP_SECRET", "WECHAT_MP_TEMPLATE_ID", "WECHAT_MP_PAGE",
@@ -62,6 +62,8 @@ class Settings:
     previous_crypto: str | None = None
     # Who may read GET /metrics: these addresses and networks ("*": anyone), or a bearer token.
     metrics_allow: tuple[str, ...] = LOOPBACK
+    # The reverse proxies (nginx) whose X-Forwarded-For names the client: from anyone else it is ignored.
+    trusted_proxies: tuple[str, ...] = ()
     metrics_token: str | None = None
     policy_path: str | None = None
     scheduler: bool = True
@@ -199,17 +201,18 @@ def _sms_provider(raw: str | None) -> str | None:
     return name
 
 
-def _networks(raw: str | None) -> tuple[str, ...]:
+def _networks(raw: str | None, name: str = "HAOCHAPING_METRICS_ALLOW",
+              default: tuple[str, ...] = LOOPBACK, star: bool = True) -> tuple[str, ...]:
     if raw is None:
-        return LOOPBACK
+        return default
     found = tuple(part.strip() for part in raw.split(",") if part.strip())
     for net in found:
-        if net == "*":
+        if net == "*" and star:
             continue
         try:
             ipaddress.ip_network(net, strict=False)
         except ValueError:
-            raise ConfigError(f"HAOCHAPING_METRICS_ALLOW: {net!r} is not an address or a network") from None
+            raise ConfigError(f"{name}: {net!r} is not an address or a network") from None
     return found
 
 
@@ -285,6 +288,7 @@ def load_settings(env: dict[str, str] | None = None, cwd: Path | None = None) ->
         crypto=crypto["HAOCHAPING_CRYPTO"] or "aes",
         previous_crypto=crypto["HAOCHAPING_PREVIOUS_CRYPTO"],
         metrics_allow=_networks(get("HAOCHAPING_METRICS_ALLOW")),
+        trusted_proxies=_networks(get("HAOCHAPING_TRUSTED_PROXIES"), "HAOCHAPING_TRUSTED_PROXIES", (), star=False),
         metrics_token=get("HAOCHAPING_METRICS_TOKEN"),
         policy_path=get("HAOCHAPING_POLICY"),
         scheduler=switches["HAOCHAPING_SCHEDULER"],

@@ -30,5 +30,11 @@ class Metrics:
                                        "Pushes to upstream platforms by result (sent, duplicate, retry, rejected)",
                                        ["profile", "result"], registry=self.registry)
 
+        # Set by each scheduler pass (the worker that runs the scheduler, or `tick`): what waits (deploy/alerts.yml).
+        self.outbox_due = Gauge("haochaping_outbox_due", "Messages due to go and not sent yet, after the pass",
+                                registry=self.registry)
+        self.work_orders_overdue = Gauge("haochaping_work_orders_overdue", "Open work orders past a deadline",
+                                         registry=self.registry)
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -47,8 +47,8 @@ def runner_options(rt: Runtime) -> dict[str, Any]:
 def build_app(rt: Runtime) -> web.Application:
     app = web.Application(
         client_max_size=BODY_LIMIT,
-        middlewares=[middleware.metrics, middleware.body_limit, middleware.errors, middleware.inputs,
-                     middleware.body_deadline],
+        middlewares=[middleware.forwarded, middleware.metrics, middleware.body_limit, middleware.errors,
+                     middleware.inputs, middleware.body_deadline],
     )
     app[RUNTIME] = rt
     health.setup(app)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -18,6 +19,34 @@ log = logging.getLogger("haochaping.web")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 BULK_PATHS = frozenset({"/api/v1/cases:bulk"})
+
+
+@web.middleware
+async def forwarded(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The client's address behind a reverse proxy: taken from X-Forwarded-For only when the peer is one of
+    HAOCHAPING_TRUSTED_PROXIES, and then the right-most address that is not a trusted proxy (the left ones are
+    whatever the client wrote). From anyone else the header is ignored: a client cannot choose the address the
+    log-in throttle, the audit table and the supervision signals see."""
+    trusted = runtime(request).settings.trusted_proxies
+    if not trusted or "X-Forwarded-For" not in request.headers or not _within(request.remote, trusted):
+        return await handler(request)
+    hops = [h.strip() for h in ",".join(request.headers.getall("X-Forwarded-For")).split(",")]
+    for hop in reversed(hops):
+        try:
+            address = str(ipaddress.ip_address(hop))
+        except ValueError:
+            break  # garbage in the chain: nothing left of it is believed
+        if not _within(address, trusted):
+            return await handler(request.clone(remote=address))
+    return await handler(request)
+
+
+def _within(address: str | None, networks: tuple[str, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return False
+    return any(ip in ipaddress.ip_network(net, strict=False) for net in networks)
 
 
 @web.middleware

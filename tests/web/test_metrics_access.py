@@ -42,3 +42,17 @@ def test_the_setting_is_read_and_checked(tmp_path) -> None:
     assert s.metrics_allow == ("10.1.0.0/16", "127.0.0.1") and s.metrics_token == "x" * 20
     with pytest.raises(ConfigError, match="METRICS_ALLOW"):
         load_settings({"HAOCHAPING_METRICS_ALLOW": "not-a-network"}, tmp_path)
+
+
+async def test_each_pass_sets_what_waits_for_the_alert_rules(hcp: Hcp) -> None:
+    """deploy/alerts.yml watches the outbox's backlog and the overdue work orders: each pass sets both."""
+    doc = await hcp.post_case(phone=hcp.new_phone())
+    await hcp.rate(doc["case_no"], "very_dissatisfied", reasons=["attitude"])
+    await hcp.tick(hcp.clock())
+    text = await (await hcp.client.get("/metrics")).text()
+    assert "haochaping_outbox_due 0.0" in text and "haochaping_work_orders_overdue 0.0" in text
+    hcp.clock.advance(days=40)
+    counts = await hcp.tick(hcp.clock())
+    assert counts["overdue"] == 1, counts
+    text = await (await hcp.client.get("/metrics")).text()
+    assert "haochaping_work_orders_overdue 1.0" in text
