@@ -3,7 +3,8 @@ ratings around them that the rules compare them with, the patterns of bot/superv
 for each finding that holds a new rating.
 
 Incremental: a mark (settings `supervision.scanned`) holds the last rating looked at, advanced in the same
-transaction as the signals, under its row lock, so two schedulers never record a finding twice. A pass reads
+transaction as the signals, under its row lock and only from the value the pass read, so two schedulers never
+record a finding twice; the reading happens before, outside the write. A pass reads
 only what can hold a pattern with a new rating: the few minutes before them (bursts), the bad reviews of the
 rules' days (a serial reviewer, a pasted text), the cases of the accounts that rated (one account, several
 applicants), the other ratings of a clerk with a new answer faster than a person reads, the tallies of the halls
@@ -59,12 +60,16 @@ async def scan(rt: Runtime, now: datetime) -> int:
     """Signals raised or grown by this pass."""
     await _start(rt, now)
     raised = 0
-    async with rt.db.write() as session:
-        seen = int(await settings.locked(session, MARK) or 0)
+    seen = int(await settings.get(rt.db, MARK) or 0)
+    # The reading and the patterns outside the write: on SQLite a write holds every other writer back.
+    async with rt.db.read() as session:
         new = [rated(row) for row in await store.ratings_after(session, seen, BATCH)]
         if not new:
             return 0
         found = await _findings(session, rt, new)
+    async with rt.db.write() as session:
+        if int(await settings.locked(session, MARK) or 0) != seen:
+            return 0  # another scheduler recorded these ratings' signals meanwhile
         for finding in found:
             raised += await _record(session, finding, now)
         await settings.put(session, MARK, str(max(r.evaluation_id for r in new)))

@@ -5,6 +5,7 @@ random supervisory callbacks (a seeded draw an auditor repeats, the calls, their
 
 from __future__ import annotations
 
+import asyncio
 import random
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,6 +16,7 @@ from helpers import Hcp
 from servers import BACKENDS
 from sqlmodel import select
 
+from bot.supervision import scan
 from store import cases
 from store.models import Evaluation, OutboxMessage
 
@@ -272,3 +274,17 @@ async def reminder_sent(hcp: Hcp, case_no: str) -> datetime:
                                                                        OutboxMessage.kind == "reminder"))).one()
     assert sent is not None
     return sent
+
+
+@pytest.mark.parametrize("backend", BACKENDS, indirect=True)
+async def test_two_scans_at_once_record_each_signal_once(hcp: Hcp) -> None:
+    hcp.clock.set("2026-11-23T10:00:00+08:00")
+    tablet = None
+    for _ in range(9):
+        doc = await hcp.post_case(phone=hcp.new_phone())
+        hcp.clock.advance(seconds=30)
+        tablet = await page_rating(hcp, await _id(hcp, doc["case_no"]), "very_satisfied", tablet)
+    raised = await asyncio.gather(*(scan.scan(hcp.rt, hcp.clock()) for _ in range(3)))
+    assert sorted(raised) == [0, 0, 1]
+    [burst] = await signals(hcp)
+    assert burst["kind"] == "good_burst" and len(burst["cases"]) == 9
