@@ -85,11 +85,13 @@ async def _rows(session: AsyncSession, stmt: Any) -> list[RatingRow]:
 
 
 async def ratings_between(session: AsyncSession, since: datetime, until: datetime, *,
-                          bad_only: bool = False) -> list[RatingRow]:
-    """The ratings given in [since, until] (only the bad reviews: `bad_only`)."""
+                          bad_only: bool = False, with_text: bool = False) -> list[RatingRow]:
+    """The ratings given in [since, until] (only the bad reviews: `bad_only`; only those with words: `with_text`)."""
     stmt = _ratings().where(col(Evaluation.created_at) >= since, col(Evaluation.created_at) <= until)
     if bad_only:
         stmt = stmt.where(col(Evaluation.grade).in_(BAD_GRADES))
+    if with_text:
+        stmt = stmt.where(col(Evaluation.text).is_not(None))
     return await _rows(session, stmt)
 
 
@@ -140,22 +142,18 @@ async def ratings_of_staff_in_hall(session: AsyncSession, hall_code: str, staff_
                                                  col(Evaluation.created_at) <= until))
 
 
-async def device_tallies(session: AsyncSession, halls: Sequence[str], since: datetime,
-                         until: datetime) -> list[tuple[str, str, int, int]]:
-    """(hall, clerk, ratings, of them given at the hall's device or a terminal) of the halls' clerks' cases rated
-    in [since, until]."""
+async def device_tallies(session: AsyncSession, since: datetime, until: datetime) -> list[tuple[str, str, int, int]]:
+    """(hall, clerk, ratings, of them given at the hall's device or a terminal) of every hall's clerks' cases rated
+    in [since, until]: one aggregate in the database."""
     device = func.sum(when((col(Evaluation.channel).in_(("hall", "terminal")), 1), else_=0))
-    out = []
-    for chunk in _chunks(halls, 200):
-        stmt = (select(Case.hall_code, Case.staff_id, func.count(), device).select_from(Evaluation)
-                .join(Case, col(Case.id) == col(Evaluation.case_id))
-                .where(col(Evaluation.is_default).is_(False), col(Evaluation.via).is_(None),
-                       col(Evaluation.visit_id).is_(None), col(Case.hall_code).in_(chunk),
-                       col(Case.staff_id).is_not(None), col(Evaluation.created_at) >= since,
-                       col(Evaluation.created_at) <= until)
-                .group_by(Case.hall_code, Case.staff_id))
-        out += [(h, st, int(n), int(d or 0)) for h, st, n, d in (await session.exec(stmt)).all()]  # type: ignore[call-overload]
-    return out
+    stmt = (select(Case.hall_code, Case.staff_id, func.count(), device).select_from(Evaluation)
+            .join(Case, col(Case.id) == col(Evaluation.case_id))
+            .where(col(Evaluation.is_default).is_(False), col(Evaluation.via).is_(None),
+                   col(Evaluation.visit_id).is_(None), col(Case.hall_code).is_not(None),
+                   col(Case.staff_id).is_not(None), col(Evaluation.created_at) >= since,
+                   col(Evaluation.created_at) <= until)
+            .group_by(Case.hall_code, Case.staff_id))
+    return [(h, st, int(n), int(d or 0)) for h, st, n, d in (await session.exec(stmt)).all()]  # type: ignore[call-overload]
 
 
 async def grade_mix(session: AsyncSession, since: date, until: date,

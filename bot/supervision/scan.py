@@ -6,9 +6,10 @@ Incremental: a mark (settings `supervision.scanned`) holds the last rating looke
 transaction as the signals, under its row lock and only from the value the pass read, so two schedulers never
 record a finding twice; the reading happens before, outside the write. A pass reads
 only what can hold a pattern with a new rating: the few minutes before them (bursts), the bad reviews of the
-rules' days (a serial reviewer, a pasted text), the cases of the accounts that rated (one account, several
-applicants), the other ratings of a clerk with a new answer faster than a person reads, the tallies of the halls
-with a new rating at their device, and each agency's daily figures (its grade mix). A finding already signalled
+rules' days when a new one has words long enough to be a copy, the cases of the accounts and the ratings of the
+page devices that rated (one account, several applicants; one rater's bad reviews of several agencies), the
+other ratings of a clerk with a new answer faster than a person reads, each agency's daily figures (its grade
+mix), and once an hour every hall's clerks' tallies at the device. A finding already signalled
 grows its open signal; one whose ratings were all judged already is not raised again; new ratings of a pattern
 a person judged raise a new signal.
 """
@@ -36,6 +37,10 @@ log = logging.getLogger("haochaping.supervision")
 
 MARK = "supervision.scanned"
 BATCH = 20_000  # new ratings a pass looks at (a backlog is worked off pass by pass)
+# The clerks' shares at their hall's device are one aggregate over every hall's ratings of the rule's days: a
+# state that changes slowly, compared once an hour (settings `supervision.own_window_at`, the last time).
+OWN_WINDOW_MARK = "supervision.own_window_at"
+OWN_WINDOW_EVERY = timedelta(hours=1)
 CONTACT_OF = {"sms": "phone", "phone": "phone", "web": "phone", "wechat": "wechat", "miniprogram": "miniprogram"}
 
 
@@ -61,18 +66,22 @@ async def scan(rt: Runtime, now: datetime) -> int:
     await _start(rt, now)
     raised = 0
     seen = int(await settings.get(rt.db, MARK) or 0)
+    compared = await settings.get(rt.db, OWN_WINDOW_MARK)
+    own_windows = compared is None or not (now - OWN_WINDOW_EVERY < datetime.fromisoformat(compared) <= now)
     # The reading and the patterns outside the write: on SQLite a write holds every other writer back.
     async with rt.db.read() as session:
         new = [rated(row) for row in await store.ratings_after(session, seen, BATCH)]
         if not new:
             return 0
-        found = await _findings(session, rt, new)
+        found = await _findings(session, rt, new, own_windows)
     async with rt.db.write() as session:
         if int(await settings.locked(session, MARK) or 0) != seen:
             return 0  # another scheduler recorded these ratings' signals meanwhile
         for finding in found:
             raised += await _record(session, finding, now)
         await settings.put(session, MARK, str(max(r.evaluation_id for r in new)))
+        if own_windows:
+            await settings.put(session, OWN_WINDOW_MARK, now.isoformat())
     if raised:
         log.info("supervision: %d signal(s) raised or grown from %d new rating(s)", raised, len(new))
     return raised
@@ -89,8 +98,9 @@ async def _start(rt: Runtime, now: datetime) -> None:
     await settings.get_or_create(rt.db, MARK, str(start))  # two processes at once: one wins, both go on
 
 
-async def _findings(session: AsyncSession, rt: Runtime, new: list[Rated]) -> list[Found]:
-    """What the new ratings take part in: each pattern reads only the ratings that can hold it with them."""
+async def _findings(session: AsyncSession, rt: Runtime, new: list[Rated], own_windows: bool) -> list[Found]:
+    """What the new ratings take part in: each pattern reads only the ratings that can hold it with them.
+    `own_windows`: compare every hall's clerks too (once an hour: `OWN_WINDOW_EVERY`)."""
     rules = rt.policy.supervision
     first, last = min(r.at for r in new), max(r.at for r in new)
     facts: dict[int, Rated] = {r.evaluation_id: r for r in new}
@@ -101,22 +111,24 @@ async def _findings(session: AsyncSession, rt: Runtime, new: list[Rated]) -> lis
 
     # A burst with a new rating lies within `minutes` before the first new one.
     add(await store.ratings_between(session, first - timedelta(minutes=rules.good_burst.minutes), last))
-    # Every bad review of the rules' days: a serial reviewer's earlier ones may be of any agency.
-    bad_days = max(rules.serial_bad.days, rules.repeated_text.days)
-    add(await store.ratings_between(session, first - timedelta(days=bad_days), last, bad_only=True))
-    # The accounts that rated: their cases' ratings (one account, several applicants).
+    # The accounts and page devices that rated: their other ratings (one account or device, several applicants;
+    # one rater's bad reviews of several agencies).
+    days = max(rules.shared_rater.days, rules.serial_bad.days)
     accounts: dict[str, set[int]] = {}
     for r in new:
         if r.rater:
             channel, _, contact = r.rater.partition(":")
             accounts.setdefault(channel, set()).add(int(contact))
     for channel, ids in sorted(accounts.items()):
-        add(await store.ratings_of_contacts(session, channel, sorted(ids),
-                                            first - timedelta(days=rules.shared_rater.days), last))
-    # The page devices that rated: their other ratings (one device, several applicants).
+        add(await store.ratings_of_contacts(session, channel, sorted(ids), first - timedelta(days=days), last))
     devices = sorted({s.split(":", 1)[1] for r in new for s in r.sources if s.startswith("device:")})
     if devices:
-        add(await store.ratings_of_devices(session, devices, first - timedelta(days=rules.shared_rater.days), last))
+        add(await store.ratings_of_devices(session, devices, first - timedelta(days=days), last))
+    # A new bad review with words long enough to be a copy: the bad reviews with words of the rule's days, of
+    # any agency (only then: most passes hold no such review, and the others need none of them).
+    if any(r.bad and detect.text_key(r.text, rules.repeated_text.chars) for r in new):
+        add(await store.ratings_between(session, first - timedelta(days=rules.repeated_text.days), last,
+                                        bad_only=True, with_text=True))
     # The clerks (or agencies) with a new answer faster than a person reads: their other ratings.
     quick = {(r.agency_code, r.staff_id) for r in new if detect.answered_fast(r, rules)}
     if quick:
@@ -127,7 +139,8 @@ async def _findings(session: AsyncSession, rt: Runtime, new: list[Rated]) -> lis
     # A pattern with a new rating, in every agency it touches (a serial reviewer's earlier agencies too).
     touched = {(f.kind, f.subject) for f in every if any(r.evaluation_id in fresh for r in f.ratings)}
     found = [f for f in every if (f.kind, f.subject) in touched]
-    found += await _own_windows(session, rules, new, last, _week(rt, last))
+    if own_windows:
+        found += await _own_windows(session, rules, last, _week(rt, last))
     agencies = sorted({r.agency_code for r in new})
     found += detect.grade_shifts(await _mixes(session, rt, rules, agencies, last), rules, _week(rt, last))
     return found
@@ -138,16 +151,12 @@ def _week(rt: Runtime, at: datetime) -> str:
     return f"{year}-W{week:02d}"
 
 
-async def _own_windows(session: AsyncSession, rules: SupervisionRules, new: list[Rated], last: datetime,
-                       week: str) -> list[Found]:
-    """The halls with a new rating at their device: their clerks' tallies; a clerk standing out, with their
-    ratings. One signal per clerk and ISO week: a share is a state, not an event, and a supervisor who judged it
-    sees it again a week later at most, if it lasts."""
-    halls = sorted({r.hall_code for r in new if r.hall_code and r.channel in ("hall", "terminal")})
-    if not halls:
-        return []
+async def _own_windows(session: AsyncSession, rules: SupervisionRules, last: datetime, week: str) -> list[Found]:
+    """Every hall's clerks' tallies of the rule's days (one aggregate in the database); a clerk standing out, with
+    their ratings. One signal per clerk and ISO week: a share is a state, not an event, and a supervisor who
+    judged it sees it again a week later at most, if it lasts."""
     since = last - timedelta(days=rules.own_window.days)
-    tallies = [detect.Tally(*t) for t in await store.device_tallies(session, halls, since, last)]
+    tallies = [detect.Tally(*t) for t in await store.device_tallies(session, since, last)]
     found: list[Found] = []
     for t, peers in detect.own_window_clerks(tallies, rules):
         rows = await store.ratings_of_staff_in_hall(session, t.hall_code, t.staff_id, since, last)

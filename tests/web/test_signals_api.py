@@ -288,3 +288,22 @@ async def test_two_scans_at_once_record_each_signal_once(hcp: Hcp) -> None:
     assert sorted(raised) == [0, 0, 1]
     [burst] = await signals(hcp)
     assert burst["kind"] == "good_burst" and len(burst["cases"]) == 9
+
+
+@pytest.mark.parametrize("backend", BACKENDS, indirect=True)
+async def test_one_pasted_text_from_three_phones_is_found_when_the_third_comes(hcp: Hcp) -> None:
+    hcp.clock.set("2026-11-23T10:00:00+08:00")
+    pasted = "该窗口工作人员长期推诿扯皮，群众办事难，强烈要求问责！"
+    cases_rated = []
+    for i, agency in enumerate(["AG-7", "AG-8", "AG-7"]):
+        doc = await hcp.post_case(phone=hcp.new_phone(), agency_code=agency, applicant={"name": f"钱{i}"})
+        await hcp.rate(doc["case_no"], "very_dissatisfied", channel="sms", reasons=["attitude"],
+                       text=pasted if i != 1 else pasted.replace("，", ", "))  # the same words, other commas
+        cases_rated.append(doc["case_no"])
+        hcp.clock.advance(hours=5)
+        await hcp.tick(hcp.clock())
+        if i < 2:
+            assert await signals(hcp, "?kind=repeated_text") == []
+    found = await signals(hcp, "?kind=repeated_text")
+    assert sorted((s["agency_code"], len(s["cases"])) for s in found) == [("AG-7", 2), ("AG-8", 1)]
+    assert pasted not in str(found)  # the evidence names no words
