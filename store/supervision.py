@@ -42,15 +42,26 @@ async def drawn_agencies(session: AsyncSession, period: str) -> set[str]:
     return set((await session.exec(stmt)).all())
 
 
-async def add_draw(session: AsyncSession, draw: SupervisionDraw, case_of: dict[int, int]) -> SupervisionDraw:
-    """The draw and a pending call for each rating drawn (`case_of`: evaluation id → case id)."""
+async def _called(session: AsyncSession, evaluation_ids: Sequence[int]) -> set[int]:
+    """Those of the ratings with a call already: one call per rating, ever."""
+    if not evaluation_ids:
+        return set()
+    stmt = select(SupervisionCall.evaluation_id).where(col(SupervisionCall.evaluation_id).in_(list(evaluation_ids)))
+    return set((await session.exec(stmt)).all())
+
+
+async def add_draw(session: AsyncSession, draw: SupervisionDraw, case_of: dict[int, int]) -> tuple[int, int]:
+    """The draw and a pending call for each rating drawn (`case_of`: evaluation id → case id) but one called about
+    already (a supervisor sent a signal's raters): (the draw's id, the calls made)."""
     session.add(draw)
     await session.flush()
     assert draw.id is not None
-    for eid in draw.drawn_ids:
+    called = await _called(session, draw.drawn_ids)
+    made = [eid for eid in draw.drawn_ids if eid not in called]
+    for eid in made:
         session.add(SupervisionCall(draw_id=draw.id, evaluation_id=eid, case_id=case_of[eid],
                                     agency_code=draw.agency_code, created_at=draw.created_at))
-    return draw
+    return draw.id, len(made)
 
 
 async def add_signal_calls(session: AsyncSession, signal: Signal, at: datetime) -> list[int]:
@@ -58,8 +69,7 @@ async def add_signal_calls(session: AsyncSession, signal: Signal, at: datetime) 
     ids = list(signal.evaluation_ids or [])
     if not ids:
         return []
-    called = set((await session.exec(select(SupervisionCall.evaluation_id)
-                                     .where(col(SupervisionCall.evaluation_id).in_(ids)))).all())
+    called = await _called(session, ids)
     stmt = (select(Evaluation.id, Evaluation.case_id, Case.agency_code)
             .join(Case, col(Case.id) == col(Evaluation.case_id))
             .where(col(Evaluation.id).in_(ids), col(Case.phone_contact_id).is_not(None)))

@@ -92,13 +92,13 @@ async def draw_due(rt: Runtime, now: datetime) -> int:
                     continue
                 seed = seed_of(rt, period.label, code)
                 drawn = draw(seed, ids, sample_size(rule, len(ids)))
-                row = await store.add_draw(session, SupervisionDraw(
+                draw_id, calls = await store.add_draw(session, SupervisionDraw(
                     period=period.label, agency_code=code, seed=seed, rule=store.RULE, population=len(ids),
                     population_ids=ids, drawn_ids=drawn, created_at=now), await store.cases_of(session, drawn))
-                await audit.record(session, now, "system", audit.DRAW, target=("supervision_draw", row.id),
+                await audit.record(session, now, "system", audit.DRAW, target=("supervision_draw", draw_id),
                                    details={"period": period.label, "agency_code": code, "population": len(ids),
-                                            "drawn": len(drawn), "seed": seed})
-                made += len(drawn)
+                                            "drawn": len(drawn), "calls": calls, "seed": seed})
+                made += calls
             await settings.put(session, DRAWN, period.label)
     except IntegrityError:  # another scheduler drew this period at the same moment: theirs stands
         log.info("supervision draw of %s made by another process", period.label)

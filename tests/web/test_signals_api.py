@@ -18,7 +18,7 @@ from sqlmodel import select
 
 from bot.supervision import scan
 from store import cases
-from store.models import Evaluation, OutboxMessage
+from store.models import Evaluation, OutboxMessage, Signal
 
 AGENCY = "11440500MB2C01234X"
 OTHER = "11440500MB2C09999Y"
@@ -307,3 +307,28 @@ async def test_one_pasted_text_from_three_phones_is_found_when_the_third_comes(h
     found = await signals(hcp, "?kind=repeated_text")
     assert sorted((s["agency_code"], len(s["cases"])) for s in found) == [("AG-7", 2), ("AG-8", 1)]
     assert pasted not in str(found)  # the evidence names no words
+
+
+@pytest.mark.parametrize("backend", BACKENDS, indirect=True)
+async def test_a_draw_skips_raters_a_supervisor_already_sent_for_a_call(hcp: Hcp) -> None:
+    hcp.clock.set("2026-11-10T10:00:00+08:00")
+    ids = []
+    for _ in range(6):
+        doc = await hcp.post_case(phone=hcp.new_phone())
+        ids.append((await hcp.rate(doc["case_no"], "very_satisfied", channel="sms"))["id"])
+    async with hcp.rt.db.write() as session:
+        signal = Signal(kind="good_burst", subject="device:test", agency_code=AGENCY, cases=[],
+                        evaluation_ids=ids[:4], evidence={}, detected_at=hcp.clock(), updated_at=hcp.clock())
+        session.add(signal)
+    status, doc = await hcp.api("POST", f"/api/v1/signals/{signal.id}/callbacks")
+    assert status == 201 and len(doc["calls"]) == 4
+
+    counts = await hcp.tick(datetime.fromisoformat("2026-12-01T00:30:00+08:00"))
+
+    status, doc = await hcp.api("GET", "/api/v1/supervision/draws?period=2026-11")
+    [draw] = doc["draws"]
+    assert len(draw["drawn_ids"]) == 5  # drawn as the record says, whoever was called already
+    status, doc = await hcp.api("GET", "/api/v1/supervision/calls")
+    by_rating = [c["case_no"] for c in doc["calls"]]
+    assert len(by_rating) == len(set(by_rating)) == 4 + counts["supervisory_calls"]
+    assert counts["supervisory_calls"] == len(set(draw["drawn_ids"]) - set(ids[:4]))
