@@ -11,12 +11,22 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import DateTime, Dialect, Text
+from sqlalchemy.dialects import mysql
 from sqlalchemy.types import TypeDecorator
 
 
 class UTCDateTime(TypeDecorator[datetime]):
+    """On MySQL and MariaDB a DATETIME keeps whole seconds unless asked for more: DATETIME(6) keeps the
+    microseconds, which the outbox's lease compares for equality (a lease read back to the second no longer
+    equals the one written, and a sent message's record was refused)."""
+
     impl = DateTime(timezone=False)
     cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name == "mysql":
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(DateTime(timezone=False))
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:

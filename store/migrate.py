@@ -37,12 +37,30 @@ _LOCK_ID = 0x4843505F  # "HCP_": serialises concurrent upgrades of one PostgreSQ
 
 async def upgrade(db: Database, revision: str = "head") -> None:
     """Bring the schema to `revision`; safe when several processes start at once."""
+    if db.dialect == "mysql":
+        await _upgrade_mysql(db, revision)
+        return
     async with db.engine.begin() as conn:
         if db.dialect == "postgresql":
             await conn.execute(text(f"SELECT pg_advisory_xact_lock({_LOCK_ID})"))
-        elif db.dialect == "mysql":
-            await conn.execute(text("SELECT GET_LOCK('haochaping_migrate', 300)"))
         await conn.run_sync(_run, command.upgrade, revision)
+
+
+async def _upgrade_mysql(db: Database, revision: str) -> None:
+    """MySQL's named lock belongs to the connection, not the transaction: it is released here, before the
+    connection goes back to the pool. Left held, an idle pooled connection of `serve` kept it, and every `tick`
+    and every other worker waited on start for its 300 s to run out."""
+    async with db.engine.connect() as conn:
+        got = (await conn.execute(text("SELECT GET_LOCK('haochaping_migrate', 300)"))).scalar()
+        if got != 1:
+            raise RuntimeError("another process has been upgrading this database's schema for 300 s; try again")
+        try:
+            await conn.commit()
+            async with conn.begin():
+                await conn.run_sync(_run, command.upgrade, revision)
+        finally:
+            await conn.execute(text("SELECT RELEASE_LOCK('haochaping_migrate')"))
+            await conn.commit()
 
 
 async def downgrade(db: Database, revision: str) -> None:

@@ -28,7 +28,17 @@ from fakes.twilio_api import FakeTwilio
 from fakes.wechat_api import FakeWeChat
 from helpers import PUBLIC_URL, TOKEN, WX, Clock, Hcp
 from redis.exceptions import ConnectionError as RedisConnectionError
-from servers import ALL_BACKENDS, BACKENDS, CI, PG_ADMIN, REDIS_URL, truncate, unavailable  # noqa: F401
+from servers import (  # noqa: F401
+    ALL_BACKENDS,
+    BACKENDS,
+    CI,
+    MARIADB,
+    PG_ADMIN,
+    REDIS_URL,
+    mariadb_admin,
+    truncate,
+    unavailable,
+)
 
 from bot.infra.config import Settings
 from bot.infra.runtime import Runtime, open_runtime
@@ -136,8 +146,30 @@ async def database_url(backend: tuple[str, str], tmp_path: Path, request: pytest
         path = tmp_path / "haochaping.db"
         shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
         return f"sqlite+aiosqlite:///{path}"
+    if backend[0] == "mariadb":
+        return await _mariadb_database(request)
     url = request.getfixturevalue("pg_database")
     await truncate(url)
+    return url
+
+
+async def _mariadb_database(request: pytest.FixtureRequest) -> str:
+    """A MariaDB database of the test's own, migrated by the migrations; dropped after the test."""
+    from store import migrate
+    from store.engine import Database
+
+    name = f"hcp_test_{secrets.token_hex(4)}"
+    try:
+        await mariadb_admin(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    except OSError as exc:
+        unavailable("MariaDB", exc)
+    request.addfinalizer(lambda: run_isolated(mariadb_admin(f"DROP DATABASE IF EXISTS `{name}`")))
+    url = f"{MARIADB}/{name}"
+    db = Database(url)
+    try:
+        await migrate.upgrade(db)
+    finally:
+        await db.close()
     return url
 
 

@@ -14,10 +14,13 @@ import store.models  # noqa: F401  (the tables, for truncation)
 CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 PG_ADMIN = os.environ.get("HCP_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("HCP_TEST_REDIS", "redis://127.0.0.1:6379/0")
+MARIADB = os.environ.get("HCP_TEST_MARIADB", "mysql+asyncmy://root@127.0.0.1:3306")
 
 # (database, state) pairs. Most tests run on the first two; the end-to-end loop on all four.
 BACKENDS = [pytest.param(("sqlite", "memory"), id="sqlite-memory"),
             pytest.param(("postgres", "redis"), id="postgres-redis")]
+# MariaDB (the MySQL family, issue 26): a database of each test's own, migrated; the tests that walk the whole loop.
+MARIADB_BACKEND = pytest.param(("mariadb", "memory"), id="mariadb-memory")
 ALL_BACKENDS = [*BACKENDS, pytest.param(("sqlite", "redis"), id="sqlite-redis"),
                 pytest.param(("postgres", "memory"), id="postgres-memory")]
 
@@ -33,6 +36,22 @@ def unavailable(what: str, why: object) -> None:
     if CI:
         pytest.fail(f"{what} is required under CI=true but is not reachable: {why}", pytrace=False)
     pytest.skip(f"{what} not reachable ({why}); under CI=true this fails")
+
+
+async def mariadb_admin(sql: str) -> None:
+    import asyncmy
+
+    rest = MARIADB.split("://", 1)[1]
+    user, _, host = rest.rpartition("@")
+    name, _, password = user.partition(":")
+    hostname, _, port = host.partition(":")
+    conn = await asyncmy.connect(host=hostname, port=int(port or 3306), user=name or "root", password=password,
+                                 connect_timeout=10)
+    try:
+        async with conn.cursor() as cur:
+            await cur.execute(sql)
+    finally:
+        conn.close()
 
 
 async def truncate(url: str) -> None:

@@ -44,7 +44,7 @@ def upgrade() -> None:
         sa.Column('status', sa.String(length=16), nullable=False),
         sa.Column('decided_by', sa.String(length=100), nullable=True),
         sa.Column('decided_at', store.coltypes.UTCDateTime(), nullable=True),
-        sa.Column('note', sa.String(), nullable=True),
+        sa.Column('note', sa.String().with_variant(sa.Text(), 'mysql'), nullable=True),
         sa.PrimaryKeyConstraint('id'),
     )
     op.create_index('ix_signals_kind_subject', 'signals', ['kind', 'subject'], unique=False)
@@ -75,7 +75,7 @@ def upgrade() -> None:
         sa.Column('agency_code', sa.String(length=100), nullable=False),
         sa.Column('status', sa.String(length=16), nullable=False),
         sa.Column('answer', sa.String(length=16), nullable=True),
-        sa.Column('note', sa.String(), nullable=True),
+        sa.Column('note', sa.String().with_variant(sa.Text(), 'mysql'), nullable=True),
         sa.Column('answered_by', sa.String(length=100), nullable=True),
         sa.Column('answered_at', store.coltypes.UTCDateTime(), nullable=True),
         sa.Column('created_at', store.coltypes.UTCDateTime(), nullable=False),
