@@ -47,6 +47,10 @@ class JSONText(TypeDecorator[Any]):
     impl = Text
     cache_ok = True
 
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        # MySQL's TEXT stops at 64 KB: a supervisory draw's population, a report's payload may pass it.
+        return dialect.type_descriptor(mysql.LONGTEXT() if dialect.name == "mysql" else Text())
+
     def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
         return None if value is None else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 

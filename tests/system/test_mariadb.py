@@ -33,6 +33,18 @@ async def test_a_second_process_upgrades_at_once_after_the_first_has_started(hcp
 
 
 @pytest.mark.parametrize("backend", [MARIADB_BACKEND], indirect=True)
+async def test_long_words_and_a_frozen_period_fit(hcp: Hcp) -> None:
+    """Free text is TEXT on MySQL (migration 0017), not VARCHAR(255): a rater's long words, a snapshot's JSON."""
+    doc = await hcp.post_case(phone=hcp.new_phone())
+    words = "窗口工作人员态度很好，" * 60  # 660 characters
+    await hcp.rate(doc["case_no"], "very_satisfied", text=words)
+    [ev] = await hcp.evaluations(doc["case_no"])
+    assert len(ev["text"]) == len(words)
+    status, snap = await hcp.api("POST", "/api/v1/stats/snapshots", {"from": "2026-11-01", "to": "2026-11-30"})
+    assert status == 201, snap
+
+
+@pytest.mark.parametrize("backend", [MARIADB_BACKEND], indirect=True)
 async def test_the_loop_on_mariadb(hcp: Hcp) -> None:
     case_no, phone, sms = await hcp.reminded()
     assert "居民身份证换领" in sms["body"]
