@@ -93,16 +93,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_index(op.f('ix_supervision_calls_status'), table_name='supervision_calls')
-    op.drop_index(op.f('ix_supervision_calls_agency_code'), table_name='supervision_calls')
-    op.drop_index(op.f('ix_supervision_calls_signal_id'), table_name='supervision_calls')
-    op.drop_index(op.f('ix_supervision_calls_draw_id'), table_name='supervision_calls')
+    # A table's indexes go with it (on MySQL an index a foreign key needs cannot be dropped before its table).
     op.drop_table('supervision_calls')
     op.drop_table('supervision_draws')
-    op.drop_index(op.f('ix_signals_status'), table_name='signals')
-    op.drop_index(op.f('ix_signals_detected_at'), table_name='signals')
-    op.drop_index(op.f('ix_signals_agency_code'), table_name='signals')
-    op.drop_index('ix_signals_kind_subject', table_name='signals')
     op.drop_table('signals')
     op.drop_index(op.f('ix_evaluations_device_hash'), table_name='evaluations')
     op.drop_index(op.f('ix_evaluations_created_at'), table_name='evaluations')
