@@ -50,7 +50,7 @@ class GroupFigures:
     to_rate: int = 0  # the cases that should be rated: `cases` less those whose every rating was excluded
 
 
-ROLLED = ("postgresql", "sqlite")  # the databases whose triggers keep the daily figures (migration 0006)
+ROLLED = ("postgresql", "sqlite", "mysql")  # whose triggers keep the daily figures (migrations 0006, 0018)
 MAX_LIVE_DAYS = 62  # dirty days computed live beside the daily figures; with more, everything is live
 REFRESH_DAYS = 7  # days rebuilt per refresh: a backlog (a migration, an import) is worked off tick by tick
 _SUMS = ("cases", "to_rate", "rated", "score_sum", "scored", "bad", "orders", "rectified", "overdue")

@@ -15,14 +15,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from helpers import Hcp
-from servers import BACKENDS
+from servers import WITH_MARIADB
 from sqlalchemy import func
 from sqlmodel import select
 
 from store import stats
 from store.models import StatsDay, StatsDirty
 
-pytestmark = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
+pytestmark = pytest.mark.parametrize("backend", WITH_MARIADB, indirect=True)
 
 GRADES = ["very_satisfied", "satisfied", "basically_satisfied", "dissatisfied", "very_dissatisfied"]
 START = datetime.fromisoformat("2026-11-10T00:00:00+08:00")

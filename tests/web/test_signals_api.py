@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from console_support import PASSWORD, add_user
 from helpers import Hcp
-from servers import BACKENDS
+from servers import WITH_MARIADB
 from sqlmodel import select
 
 from bot.supervision import scan
@@ -61,7 +61,7 @@ async def _id(hcp: Hcp, case_no: str) -> int:
     return case.id
 
 
-@pytest.mark.parametrize("backend", BACKENDS, indirect=True)
+@pytest.mark.parametrize("backend", WITH_MARIADB, indirect=True)
 async def test_a_device_tapping_praise_and_a_clerks_phone_are_signalled_and_decided(hcp: Hcp) -> None:
     hcp.clock.set("2026-11-23T10:00:00+08:00")
     # Honest traffic: people rating their own cases on the page, each on their own device, a few minutes apart.
@@ -154,7 +154,7 @@ async def test_a_device_tapping_praise_and_a_clerks_phone_are_signalled_and_deci
     assert [(s["status"], len(s["cases"])) for s in mine] == [("open", 4), ("confirmed", 3)]
 
 
-@pytest.mark.parametrize("backend", BACKENDS, indirect=True)
+@pytest.mark.parametrize("backend", WITH_MARIADB, indirect=True)
 async def test_a_page_rating_keeps_where_it_came_from_as_hashes(hcp: Hcp) -> None:
     doc = await hcp.post_case(phone=hcp.new_phone())
     await page_rating(hcp, await _id(hcp, doc["case_no"]), "satisfied")
@@ -164,7 +164,7 @@ async def test_a_page_rating_keeps_where_it_came_from_as_hashes(hcp: Hcp) -> Non
     assert ev.client_hash == hcp.rt.sealer.lookup_hash("client", "127.0.0.1")
 
 
-@pytest.mark.parametrize("backend", BACKENDS, indirect=True)
+@pytest.mark.parametrize("backend", WITH_MARIADB, indirect=True)
 async def test_random_supervisory_callbacks_are_drawn_repeatably_and_answered(hcp: Hcp) -> None:
     hcp.clock.set("2026-11-10T10:00:00+08:00")
     rated = []
@@ -225,7 +225,7 @@ async def test_random_supervisory_callbacks_are_drawn_repeatably_and_answered(hc
 
 
 
-@pytest.mark.parametrize("backend", BACKENDS, indirect=True)
+@pytest.mark.parametrize("backend", WITH_MARIADB, indirect=True)
 async def test_the_scan_finds_a_clerks_own_device_quick_answers_and_a_serial_reviewer_across_passes(hcp: Hcp) -> None:
     hcp.clock.set("2026-11-23T09:00:00+08:00")
     # A hall of three clerks: S2 and S3's cases are rated by SMS, S1's only at the window's device.
@@ -276,7 +276,7 @@ async def reminder_sent(hcp: Hcp, case_no: str) -> datetime:
     return sent
 
 
-@pytest.mark.parametrize("backend", BACKENDS, indirect=True)
+@pytest.mark.parametrize("backend", WITH_MARIADB, indirect=True)
 async def test_two_scans_at_once_record_each_signal_once(hcp: Hcp) -> None:
     hcp.clock.set("2026-11-23T10:00:00+08:00")
     tablet = None
@@ -290,7 +290,7 @@ async def test_two_scans_at_once_record_each_signal_once(hcp: Hcp) -> None:
     assert burst["kind"] == "good_burst" and len(burst["cases"]) == 9
 
 
-@pytest.mark.parametrize("backend", BACKENDS, indirect=True)
+@pytest.mark.parametrize("backend", WITH_MARIADB, indirect=True)
 async def test_one_pasted_text_from_three_phones_is_found_when_the_third_comes(hcp: Hcp) -> None:
     hcp.clock.set("2026-11-23T10:00:00+08:00")
     pasted = "该窗口工作人员长期推诿扯皮，群众办事难，强烈要求问责！"
@@ -309,7 +309,7 @@ async def test_one_pasted_text_from_three_phones_is_found_when_the_third_comes(h
     assert pasted not in str(found)  # the evidence names no words
 
 
-@pytest.mark.parametrize("backend", BACKENDS, indirect=True)
+@pytest.mark.parametrize("backend", WITH_MARIADB, indirect=True)
 async def test_a_draw_skips_raters_a_supervisor_already_sent_for_a_call(hcp: Hcp) -> None:
     hcp.clock.set("2026-11-10T10:00:00+08:00")
     ids = []

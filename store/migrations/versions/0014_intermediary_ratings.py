@@ -96,13 +96,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_index('ix_intermediary_complaints_open', table_name='intermediary_complaints')
-    op.drop_index(op.f('ix_intermediary_complaints_due_at'), table_name='intermediary_complaints')
-    op.drop_index(op.f('ix_intermediary_complaints_project_no'), table_name='intermediary_complaints')
-    op.drop_index(op.f('ix_intermediary_complaints_rating_id'), table_name='intermediary_complaints')
+    # The tables' indexes go with them (MySQL refuses to drop one a foreign key needs).
     op.drop_table('intermediary_complaints')
-    op.drop_index(op.f('ix_intermediary_ratings_rater_phone_hash'), table_name='intermediary_ratings')
-    op.drop_index(op.f('ix_intermediary_ratings_fulfilled_at'), table_name='intermediary_ratings')
-    op.drop_index(op.f('ix_intermediary_ratings_agency_code'), table_name='intermediary_ratings')
-    op.drop_index(op.f('ix_intermediary_ratings_intermediary_code'), table_name='intermediary_ratings')
     op.drop_table('intermediary_ratings')

@@ -47,6 +47,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_index(op.f('ix_hotline_calls_updated_at'), table_name='hotline_calls')
-    op.drop_index(op.f('ix_hotline_calls_case_id'), table_name='hotline_calls')
-    op.drop_table('hotline_calls')
+    op.drop_table('hotline_calls')  # its indexes with it (MySQL refuses to drop one a foreign key needs)

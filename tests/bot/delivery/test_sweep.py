@@ -24,8 +24,8 @@ from sqlalchemy.exc import OperationalError
 from bot.delivery import reminders
 from store import conversations
 
-BOTH = pytest.mark.parametrize("backend", [("sqlite", "memory"), ("postgres", "memory")], indirect=True,
-                               ids=["sqlite", "postgres"])
+BOTH = pytest.mark.parametrize("backend", [("sqlite", "memory"), ("postgres", "memory"), ("mariadb", "memory")],
+                               indirect=True, ids=["sqlite", "postgres", "mariadb"])
 DUE = datetime.fromisoformat("2026-11-21T12:00:00+08:00")
 
 
