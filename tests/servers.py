@@ -24,7 +24,7 @@ MARIADB_BACKEND = pytest.param(("mariadb", "memory"), id="mariadb-memory")
 ALL_BACKENDS = [*BACKENDS, pytest.param(("sqlite", "redis"), id="sqlite-redis"),
                 pytest.param(("postgres", "memory"), id="postgres-memory"), MARIADB_BACKEND]
 # The modules whose subject differs most between databases run on MariaDB too (the daily figures, the sweep, the
-# supervision scan); the whole suite on it took 3.8 minutes more than CI's budget allows (docs/operations.md).
+# supervision scan); the whole suite on it takes ~5 minutes more than CI's budget allows (docs/operations.md).
 WITH_MARIADB = [*BACKENDS, MARIADB_BACKEND]
 
 
