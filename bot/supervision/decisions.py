@@ -9,9 +9,9 @@ from datetime import datetime
 from typing import Any
 
 from bot.infra import audit
-from bot.infra.refusals import Invalid, NotFound, NotNow, NotYours
+from bot.infra.refusals import NotFound, NotNow, NotYours
 from bot.infra.runtime import Runtime
-from bot.work_orders.actors import Actor, text_field
+from bot.work_orders.actors import Actor, choice_field, text_field
 from store import signals as store
 from store.models import Signal
 
@@ -23,10 +23,7 @@ async def decide(rt: Runtime, signal_id: int, body: dict[str, Any], who: Actor, 
                  address: str | None = None) -> Signal:
     if who.role not in MAY_DECIDE:
         raise NotYours("deciding on a signal needs an L1 supervisor or an admin")
-    decision = body.get("decision")
-    if decision not in DECISIONS:
-        raise Invalid(f"decision: expected one of {', '.join(DECISIONS)}",
-                      errors=[{"field": "decision", "message": f"expected one of {', '.join(DECISIONS)}"}])
+    decision = choice_field(body, "decision", DECISIONS)
     note = text_field(body, "note", required=False)
     async with rt.db.write() as session:
         signal = await store.by_id(session, signal_id, lock=rt.db.locks_rows)

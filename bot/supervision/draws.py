@@ -26,11 +26,11 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.infra import audit
 from bot.infra.limits import day_bound
-from bot.infra.refusals import Invalid, NotFound, NotNow, NotYours
+from bot.infra.refusals import NotFound, NotNow, NotYours
 from bot.infra.runtime import Runtime
 from bot.policy.supervision import Callbacks
 from bot.supervision.decisions import MAY_DECIDE
-from bot.work_orders.actors import Actor, text_field
+from bot.work_orders.actors import Actor, choice_field, text_field
 from store import settings
 from store import signals as signal_store
 from store import supervision as store
@@ -129,10 +129,7 @@ async def answer(rt: Runtime, call_id: int, body: dict[str, Any], who: Actor, no
     """Record the answer of a supervisory call (once); "not_mine" raises a `denied_rating` signal."""
     if who.role not in MAY_ANSWER:
         raise NotYours("recording a supervisory call's answer needs an agent, L1 or admin")
-    value = body.get("answer")
-    if value not in ANSWERS:
-        raise Invalid(f"answer: expected one of {', '.join(ANSWERS)}",
-                      errors=[{"field": "answer", "message": f"expected one of {', '.join(ANSWERS)}"}])
+    value = choice_field(body, "answer", ANSWERS)
     note = text_field(body, "note", required=False)
     async with rt.db.write() as session:
         row = await store.call(session, call_id, lock=rt.db.locks_rows)

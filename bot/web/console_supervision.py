@@ -8,6 +8,7 @@ the API would refuse.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -17,10 +18,12 @@ from aiohttp import web
 from bot.infra import audit
 from bot.infra.limits import parse_id
 from bot.infra.refusals import Refusal
+from bot.infra.runtime import Runtime
 from bot.supervision import decisions, draws
 from bot.web import console_auth, refusals
 from bot.web.common import now
 from bot.web.console import CHANNEL_KEYS, REFUSED_KEYS, View
+from bot.work_orders.actors import Actor
 from dialogs.addresses import mask_phone
 from store import signals as signal_store
 from store import supervision as supervision_store
@@ -28,6 +31,7 @@ from store import work_orders as work_order_store
 from store.models import Contact, Signal, WorkOrder
 
 LIMIT = 200
+
 KIND_KEYS = {"good_burst": "console.signal_kind.good_burst", "fast_answer": "console.signal_kind.fast_answer",
              "shared_rater": "console.signal_kind.shared_rater", "own_window": "console.signal_kind.own_window",
              "serial_bad": "console.signal_kind.serial_bad",
@@ -62,10 +66,6 @@ VALUE_KEYS = {"source": {"device": "console.source.device", "terminal": "console
 SHARES = ("device_share", "hall_share", "recent_bad_share", "history_bad_share")
 
 
-def who_sees(view: View, agency_code: str) -> bool:
-    return view.who.actor.sees(agency_code)
-
-
 def may_decide(view: View) -> bool:
     return view.who.user.role in decisions.MAY_DECIDE
 
@@ -95,7 +95,7 @@ def _evidence(view: View, evidence: dict[str, Any]) -> list[tuple[str, str]]:
 def _signal(view: View, s: Signal, orders: list[WorkOrder]) -> dict[str, Any]:
     """The signal as its card shows it; `orders`: the work orders of its bad reviews, where the agency may appeal a
     review a confirmed signal shows false (the appeal path, Shantou art. 37)."""
-    return {"orders": [(wo.id, wo.agency_name) for wo in orders if who_sees(view, wo.agency_code)],
+    return {"orders": [(wo.id, wo.agency_name) for wo in orders if view.who.actor.sees(wo.agency_code)],
             "id": s.id, "kind": view.t(KIND_KEYS[s.kind]) if s.kind in KIND_KEYS else s.kind,
             "agency_code": s.agency_code, "staff_id": s.staff_id, "cases": list(s.cases or []),
             "evidence": _evidence(view, s.evidence or {}), "detected": view.when(s.detected_at),
@@ -127,32 +127,37 @@ async def signals_page(request: web.Request, *, status: int = 200, error: str | 
                      decisions=[(d, view.t(k)) for d, k in DECISION_KEYS.items()])
 
 
-async def decide(request: web.Request) -> web.StreamResponse:
+Act = Callable[[Runtime, int, dict[str, Any], Actor, datetime, str | None], Awaitable[object]]
+Page = Callable[..., Awaitable[web.Response]]  # signals_page or calls_page: (request, status=, error=)
+
+
+async def _post(request: web.Request, fields: tuple[str, ...], act: Act, page: Page, done: str) -> web.StreamResponse:
+    """A form of these pages: the session and its CSRF token, the action through the same rules as the API, then
+    back to the page with what was done, or the page again with the refusal in the reader's words."""
     who = await console_auth.require(request)
     await console_auth.check_csrf(request, who)
     view = View(request, who)
     form = await request.post()
-    body = {k: str(form.get(k) or "").strip() or None for k in ("decision", "note")}
+    body = {k: str(form.get(k) or "").strip() or None for k in fields}
     try:
-        await decisions.decide(view.rt, parse_id(request.match_info["id"]) or 0, body, who.actor, now(request),
-                               address=request.remote)
+        await act(view.rt, parse_id(request.match_info["id"]) or 0, body, who.actor, now(request), request.remote)
     except Refusal as exc:
-        return await signals_page(request, status=refusals.status_of(exc),
-                                  error=view.t(REFUSED_KEYS.get(refusals.status_of(exc), "console.refused_input")))
-    raise web.HTTPSeeOther("/console/signals?" + urlencode({"done": "signal"}))
+        status = refusals.status_of(exc)
+        return await page(request, status=status, error=view.t(REFUSED_KEYS.get(status, "console.refused_input")))
+    raise web.HTTPSeeOther(done)
+
+
+async def decide(request: web.Request) -> web.StreamResponse:
+    return await _post(request, ("decision", "note"), decisions.decide, signals_page,
+                       "/console/signals?" + urlencode({"done": "signal"}))
 
 
 async def call_back(request: web.Request) -> web.StreamResponse:
-    who = await console_auth.require(request)
-    await console_auth.check_csrf(request, who)
-    view = View(request, who)
-    try:
-        await draws.call_back(view.rt, parse_id(request.match_info["id"]) or 0, who.actor, now(request),
-                              address=request.remote)
-    except Refusal as exc:
-        return await signals_page(request, status=refusals.status_of(exc),
-                                  error=view.t(REFUSED_KEYS.get(refusals.status_of(exc), "console.refused_input")))
-    raise web.HTTPSeeOther("/console/signals?" + urlencode({"done": "callbacks"}))
+    async def act(rt: Runtime, signal_id: int, _body: dict[str, Any], who: Actor, at: datetime,
+                  address: str | None) -> object:
+        return await draws.call_back(rt, signal_id, who, at, address)
+
+    return await _post(request, (), act, signals_page, "/console/signals?" + urlencode({"done": "callbacks"}))
 
 
 def _call(view: View, row: supervision_store.CallRow, revealed: str | None) -> dict[str, Any]:
@@ -205,18 +210,8 @@ async def reveal(request: web.Request) -> web.Response:
 
 
 async def answer(request: web.Request) -> web.StreamResponse:
-    who = await console_auth.require(request)
-    await console_auth.check_csrf(request, who)
-    view = View(request, who)
-    form = await request.post()
-    body = {k: str(form.get(k) or "").strip() or None for k in ("answer", "note")}
-    try:
-        await draws.answer(view.rt, parse_id(request.match_info["id"]) or 0, body, who.actor, now(request),
-                           address=request.remote)
-    except Refusal as exc:
-        return await calls_page(request, status=refusals.status_of(exc),
-                                error=view.t(REFUSED_KEYS.get(refusals.status_of(exc), "console.refused_input")))
-    raise web.HTTPSeeOther("/console/supervision?" + urlencode({"done": "supervision"}))
+    return await _post(request, ("answer", "note"), draws.answer, calls_page,
+                       "/console/supervision?" + urlencode({"done": "supervision"}))
 
 
 def setup(app: web.Application) -> None:

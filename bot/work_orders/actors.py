@@ -44,6 +44,16 @@ API = Actor("api", "api")
 CITIZEN_SMS = Actor("citizen:sms", "citizen")  # the rater, answering the callback by SMS
 
 
+def choice_field(body: dict[str, Any], name: str, allowed: tuple[str, ...]) -> str:
+    """A field of an action's body that names one of `allowed` (a callback's result, a decision, an answer); 422
+    naming the field otherwise."""
+    value = body.get(name)
+    if value not in allowed:
+        expected = f"expected one of {', '.join(allowed)}"
+        raise Invalid(f"{name}: {expected}", errors=[{"field": name, "message": expected}])
+    return str(value)
+
+
 def text_field(body: dict[str, Any], name: str, *, required: bool) -> str | None:
     """A text field of an action's body (a note, a reason): stripped, at most 2000 characters, no control
     character; 422 naming the field otherwise."""

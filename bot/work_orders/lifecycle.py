@@ -29,7 +29,7 @@ from bot.infra.runtime import Runtime
 from bot.policy import handling
 from bot.policy.spans import DaySpan
 from bot.work_orders import callback_sms, deadlines
-from bot.work_orders.actors import SYSTEM, Actor, text_field
+from bot.work_orders.actors import SYSTEM, Actor, choice_field, text_field
 from bot.work_orders.deadlines import Facts
 from dialogs import registry
 from dialogs.callback import CallbackState
@@ -155,10 +155,7 @@ async def _take(session: AsyncSession, rt: Runtime, wo: WorkOrder, evaluation: E
         if action == "review":
             await _start_callback(session, rt, wo, now)
     elif action == "callback":
-        result = body.get("result")
-        if result not in CALLBACK_RESULTS:
-            raise Invalid(f"result: expected one of {', '.join(CALLBACK_RESULTS)}",
-                          errors=[{"field": "result", "message": f"expected one of {', '.join(CALLBACK_RESULTS)}"}])
+        result = choice_field(body, "result", CALLBACK_RESULTS)
         await callback(session, rt, wo, result, actor, now, note=text_field(body, "note", required=False))
     elif action == "appeal":
         reason = text_field(body, "reason", required=True)
