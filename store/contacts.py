@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import insert, or_, update
+from sqlalchemy import ColumnElement, case, func, insert, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -14,13 +14,28 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from store import pg_driver
 from store.models import Case, Contact
 
+Hashes = str | tuple[str, ...]  # one look-up hash, or during a key rotation (store/sealing.py) the new one first
 
-async def find(session: AsyncSession, channel: str, address_hash: str) -> Contact | None:
-    stmt = select(Contact).where(Contact.channel == channel, Contact.address_hash == address_hash)
+
+def matches(hashes: Hashes) -> ColumnElement[bool]:
+    """The address-hash condition: equality in the usual case (the inbound road's plan stays the same), both
+    hashes while a rotation is under way."""
+    if isinstance(hashes, str):
+        return col(Contact.address_hash) == hashes
+    return col(Contact.address_hash) == hashes[0] if len(hashes) == 1 else col(Contact.address_hash).in_(hashes)
+
+
+def written(hashes: Hashes) -> str:
+    """The hash a new row carries: the current key's."""
+    return hashes if isinstance(hashes, str) else hashes[0]
+
+
+async def find(session: AsyncSession, channel: str, address_hash: Hashes) -> Contact | None:
+    stmt = select(Contact).where(Contact.channel == channel, matches(address_hash))
     return (await session.exec(stmt)).first()
 
 
-async def ensure(session: AsyncSession, channel: str, address_hash: str, sealed: str, masked: str,
+async def ensure(session: AsyncSession, channel: str, address_hash: Hashes, sealed: str, masked: str,
                  now: datetime) -> int:
     """The contact's id, created if new. A concurrent creation is absorbed by a savepoint."""
     found = await find(session, channel, address_hash)
@@ -28,7 +43,7 @@ async def ensure(session: AsyncSession, channel: str, address_hash: str, sealed:
         return found.id  # type: ignore[return-value]
     try:
         async with session.begin_nested():
-            contact = Contact(channel=channel, address_hash=address_hash, address_sealed=sealed,
+            contact = Contact(channel=channel, address_hash=written(address_hash), address_sealed=sealed,
                               masked=masked, created_at=now)
             session.add(contact)
         return contact.id  # type: ignore[return-value]
@@ -38,18 +53,24 @@ async def ensure(session: AsyncSession, channel: str, address_hash: str, sealed:
         return found.id  # type: ignore[return-value]
 
 
-async def ids_by_hash(session: AsyncSession, channel: str, hashes: Iterable[str]) -> dict[str, int]:
+async def ids_by_hash(session: AsyncSession, channel: str, hashes: Iterable[str],
+                      aliases: dict[str, str] | None = None) -> dict[str, int]:
+    """{hash: id} of the contacts found; `aliases` ({previous key's hash: current hash}, during a rotation) finds
+    a row not re-sealed yet under its current hash."""
+    aliases = aliases or {}
     wanted = list(set(hashes))
     if not wanted:
         return {}
+    asked = wanted + [old for old, new in aliases.items() if new in wanted] if aliases else wanted
     if pg_driver.on_postgresql(session):  # one array, not a bound parameter per hash (bulk ingestion asks thousands)
-        found = await (await pg_driver.driver(session)).fetch(
+        rows = [tuple(row) for row in await (await pg_driver.driver(session)).fetch(
             "SELECT address_hash, id FROM contacts WHERE channel = $1 AND address_hash = ANY($2::text[])",
-            channel, wanted)
-        return {row[0]: row[1] for row in found}
-    stmt = select(Contact.address_hash, Contact.id).where(
-        Contact.channel == channel, col(Contact.address_hash).in_(wanted))
-    return {h: i for h, i in (await session.exec(stmt)).all()}  # type: ignore[misc]
+            channel, asked)]
+    else:
+        stmt = select(Contact.address_hash, Contact.id).where(
+            Contact.channel == channel, col(Contact.address_hash).in_(asked))
+        rows = list((await session.exec(stmt)).all())  # type: ignore[arg-type]
+    return {aliases.get(h, h): i for h, i in rows}
 
 
 async def opt_out(session: AsyncSession, contact_id: int, source: str, now: datetime) -> None:
@@ -66,9 +87,10 @@ async def opt_in(session: AsyncSession, contact_id: int) -> None:
 
 
 async def ensure_many(session: AsyncSession, channel: str, wanted: dict[str, tuple[str, str]],
-                      now: datetime) -> dict[str, int]:
-    """Ids for many addresses at once ({hash: (sealed, masked)}): one select, one multi-row insert."""
-    ids = await ids_by_hash(session, channel, wanted)
+                      now: datetime, aliases: dict[str, str] | None = None) -> dict[str, int]:
+    """Ids for many addresses at once ({hash: (sealed, masked)}): one select, one multi-row insert. `aliases`:
+    see `ids_by_hash`."""
+    ids = await ids_by_hash(session, channel, wanted, aliases)
     missing = [h for h in wanted if h not in ids]
     if missing:
         rows = [{"channel": channel, "address_hash": h, "address_sealed": wanted[h][0],
@@ -77,14 +99,15 @@ async def ensure_many(session: AsyncSession, channel: str, wanted: dict[str, tup
             head, arrays = pg_driver.unnest_insert(Contact.__table__, rows)  # type: ignore[attr-defined]
             await (await pg_driver.driver(session)).execute(
                 head + " ON CONFLICT (channel, address_hash) DO NOTHING", *arrays)
-            return {**ids, **await ids_by_hash(session, channel, missing)}
+            return {**ids, **await ids_by_hash(session, channel, missing, aliases)}
         try:
             async with session.begin_nested():
                 await session.exec(insert(Contact), params=rows)  # type: ignore[call-overload]
         except IntegrityError:  # another writer added some of them: fall back to one at a time
             for h in missing:
-                await ensure(session, channel, h, wanted[h][0], wanted[h][1], now)
-        ids = await ids_by_hash(session, channel, wanted)
+                old = [a for a, b in (aliases or {}).items() if b == h]
+                await ensure(session, channel, (h, *old), wanted[h][0], wanted[h][1], now)
+        ids = await ids_by_hash(session, channel, wanted, aliases)
     return ids
 
 
@@ -103,13 +126,22 @@ class Reach:
     id: int
     opted_out_at: datetime | None
     barred_until: datetime | None
+    mp_grants: int | None = None
+    mp_refused_at: datetime | None = None
+
+    @property
+    def subscription_refused(self) -> bool:
+        """A mini-program user who refused the subscription and has no grant left: a subscribe message would be
+        refused (43101), so the reminder goes by SMS at once."""
+        return self.mp_refused_at is not None and not self.mp_grants
 
 
 async def reach_of(session: AsyncSession, ids: Iterable[int]) -> dict[int, Reach]:
     wanted = list(set(ids))
     if not wanted:
         return {}
-    stmt = select(Contact.id, Contact.opted_out_at, Contact.barred_until).where(col(Contact.id).in_(wanted))
+    stmt = select(Contact.id, Contact.opted_out_at, Contact.barred_until, Contact.mp_grants,
+                  Contact.mp_refused_at).where(col(Contact.id).in_(wanted))
     return {row[0]: Reach(*row) for row in (await session.exec(stmt)).all()}  # type: ignore[call-overload]
 
 
@@ -180,3 +212,25 @@ async def masks(session: AsyncSession, ids: Iterable[int | None]) -> dict[int, s
         return {}
     rows = await session.exec(select(Contact.id, Contact.masked).where(col(Contact.id).in_(wanted)))
     return {i: m for i, m in rows.all()}  # type: ignore[misc]
+
+
+async def subscription_answered(session: AsyncSession, contact_id: int, accepted: bool, now: datetime) -> int:
+    """Record a mini-program user's answer to one subscription request: a grant more, or a refusal. The grants
+    left (one-time subscriptions: WeChat lets one message through for each)."""
+    grants = Contact.mp_grants
+    if accepted:
+        values = {"mp_grants": func.coalesce(grants, 0) + 1}
+    else:
+        values = {"mp_refused_at": now}
+    await session.exec(update(Contact).where(col(Contact.id) == contact_id).values(**values)  # type: ignore[call-overload]
+                       .execution_options(synchronize_session=False))
+    found = (await session.exec(select(Contact.mp_grants).where(col(Contact.id) == contact_id))).first()
+    return int(found or 0)
+
+
+async def subscription_used(session: AsyncSession, contact_id: int, *, refused: bool = False) -> None:
+    """A subscribe message went out (a grant used), or WeChat refused it (43101: none left, whatever we counted)."""
+    value = 0 if refused else case((func.coalesce(Contact.mp_grants, 0) > 0, Contact.mp_grants - 1), else_=0)
+    await session.exec(update(Contact).where(col(Contact.id) == contact_id,  # type: ignore[call-overload]
+                                             col(Contact.mp_grants).is_not(None)).values(mp_grants=value)
+                       .execution_options(synchronize_session=False))

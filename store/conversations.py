@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from store import pg_driver
+from store import contacts, pg_driver
 from store.models import Contact, Conversation
 
 
@@ -24,7 +24,7 @@ async def get(session: AsyncSession, contact_id: int, *, lock: bool = False) -> 
     return (await session.exec(stmt)).first()
 
 
-async def of_address(session: AsyncSession, channel: str, address_hash: str,
+async def of_address(session: AsyncSession, channel: str, address_hash: contacts.Hashes,
                      *, lock: bool) -> tuple[Contact | None, Conversation | None]:
     """A person by their address, and their conversation (locked with `lock`), in one round trip when they
     have one, as every person a reminder reached has: the inbound road's first read.
@@ -32,14 +32,14 @@ async def of_address(session: AsyncSession, channel: str, address_hash: str,
     Locking the nullable side of an outer join is refused (PostgreSQL), so the join is an inner one and a
     person without a conversation is looked up alone."""
     stmt = (select(Contact, Conversation).join(Conversation, col(Conversation.contact_id) == col(Contact.id))
-            .where(col(Contact.channel) == channel, col(Contact.address_hash) == address_hash))
+            .where(col(Contact.channel) == channel, contacts.matches(address_hash)))
     if lock:
         stmt = stmt.with_for_update(of=Conversation)  # type: ignore[arg-type]
     found = (await session.exec(stmt)).first()
     if found is not None:
         return found[0], found[1]
     contact = (await session.exec(select(Contact).where(col(Contact.channel) == channel,
-                                                        col(Contact.address_hash) == address_hash))).first()
+                                                        contacts.matches(address_hash)))).first()
     return contact, None
 
 

@@ -53,6 +53,10 @@ class Contact(SQLModel, table=True):
     opt_out_source: str | None = Field(default=None, max_length=32)
     # Shandong's blacklist: a rater whose bad reviews were upheld as false too often may not rate.
     barred_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # A mini-program user's answers to wx.requestSubscribeMessage: one-time subscriptions granted and not used yet,
+    # and when they last refused one (bot/web/miniprogram.py, bot/delivery/reminders.py).
+    mp_grants: int | None = None
+    mp_refused_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(sa_type=UTCDateTime)
 
 

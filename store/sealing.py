@@ -16,10 +16,12 @@ fingerprint, so a service started with the other one refuses instead of sealing 
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 import hmac
 import os
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives import hmac as crypto_hmac
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -77,7 +79,11 @@ class _SM4GCM:
 
 
 class Sealer:
-    def __init__(self, secret: str, algorithm: str = "aes") -> None:
+    """Seals with one key. During an online rotation (`haochaping keys rotate`) it also holds the key the data was
+    sealed with before (`previous`): what is still sealed with that one opens, and a look-up asks both hashes,
+    while everything written is sealed and hashed with the new key only."""
+
+    def __init__(self, secret: str, algorithm: str = "aes", previous: Sealer | None = None) -> None:
         if len(secret) < 16:
             raise ValueError("the secret key must be at least 16 characters")
         _hash(algorithm)  # a name it does not know is refused here
@@ -86,6 +92,7 @@ class Sealer:
                       else AESGCM(derive(secret, "seal")))
         self._hash_key = derive(secret, "lookup", 32, algorithm)
         self._secret = secret
+        self.previous = previous
 
     def seal(self, plaintext: str) -> str:
         nonce = os.urandom(NONCE)
@@ -93,12 +100,35 @@ class Sealer:
         return base64.urlsafe_b64encode(nonce + sealed).decode().rstrip("=")
 
     def open(self, sealed: str) -> str:
+        """The plaintext; under a rotation, a value the new key does not open (GCM's tag tells, never a guess)
+        is opened with the previous one."""
+        try:
+            return self.open_own(sealed)
+        except InvalidTag:
+            if self.previous is None:
+                raise
+            return self.previous.open(sealed)
+
+    def open_own(self, sealed: str) -> str:
+        """The plaintext of a value sealed with this very key; InvalidTag for any other."""
         raw = base64.urlsafe_b64decode(sealed + "=" * (-len(sealed) % 4))
         return self._aead.decrypt(raw[:NONCE], raw[NONCE:], None).decode()
 
     def lookup_hash(self, kind: str, value: str) -> str:
         """Deterministic, keyed: equal addresses meet in an index without the index holding them."""
         return mac(self._hash_key, f"{kind}:{value}".encode(), self.algorithm).hex()
+
+    def rotating_from(self, previous: Sealer) -> Sealer:
+        """This key, opening and finding what `previous` sealed too."""
+        ring = copy.copy(self)
+        ring.previous = previous
+        return ring
+
+    def lookup_hashes(self, kind: str, value: str) -> tuple[str, ...]:
+        """What a look-up asks for: the hash under this key, and under a rotation also the one under the previous
+        key (a row not re-sealed yet); what is written carries the first only."""
+        mine = self.lookup_hash(kind, value)
+        return (mine,) if self.previous is None else (mine, self.previous.lookup_hash(kind, value))
 
     def subkey(self, label: str) -> bytes:
         return derive(self._secret, label, 32, self.algorithm)

@@ -15,6 +15,10 @@ SECRET_KEY = "secret_key"
 # A fingerprint of the key the personal data is sealed with: a service started with another key refuses,
 # instead of sealing new data with it and failing to open the old (store/sealing.py fingerprint()).
 SEALED_WITH = "sealed_with"
+# During an online rotation (`haochaping keys rotate`): the fingerprint of the key it moves the data to, so that a
+# process started with a third key refuses; and, per table, the last id re-sealed (the rotation resumes there).
+ROTATING_TO = "keys.rotating_to"
+ROTATED_UP_TO = "keys.rotated_up_to."
 
 
 async def get_or_create(db: Database, key: str, make: str | None = None) -> str:

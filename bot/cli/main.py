@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 
 from bot.cli import calendar as cli_calendar
 from bot.cli import exports as cli_exports
+from bot.cli import keys as cli_keys
 from bot.cli import reports as cli_reports
 from bot.cli import secret as cli_secret
 from bot.cli import stats as cli_stats
@@ -193,7 +194,7 @@ def parse_now(value: str | None, settings: Settings) -> datetime:
 
 
 SUBCOMMANDS = {"stats": cli_stats, "export": cli_exports, "reports": cli_reports, "secret": cli_secret,
-               "calendar": cli_calendar}
+               "keys": cli_keys, "calendar": cli_calendar}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -236,6 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_exports.add_parser(sub)
     cli_reports.add_parser(sub)
     cli_secret.add_parser(sub)
+    cli_keys.add_parser(sub)
     cli_calendar.add_parser(sub)
     return p
 

@@ -73,6 +73,8 @@ async def _rotate(settings: Settings) -> dict[str, object]:
             raise ConfigError("no key to rotate from: HAOCHAPING_SECRET_KEY is unset and none is kept in the database")
         if new_key == old_key:
             raise ConfigError(f"{NEW_KEY} is the key in use")
+        if await stored.get(db, stored.ROTATING_TO) is not None:
+            raise ConfigError("an online rotation is under way: finish it with `haochaping keys rotate`")
         recorded = await stored.get(db, stored.SEALED_WITH)
         if recorded is not None and recorded != fingerprint(old_key, settings.crypto):
             raise ConfigError("HAOCHAPING_SECRET_KEY (with HAOCHAPING_CRYPTO) is not the key the data is sealed "
@@ -82,7 +84,9 @@ async def _rotate(settings: Settings) -> dict[str, object]:
             await stored.put(session, stored.SEALED_WITH, fingerprint(new_key, new_crypto))
             removed = await stored.delete(session, stored.SECRET_KEY)
         changed = new_crypto != settings.crypto
-        return {"contacts": done.contacts, "names": done.names, "stored_key_removed": removed, "crypto": new_crypto,
+        return {"contacts": done.contacts, "names": done.names,
+                "intermediary_ratings": done.per_table.get("intermediary_ratings", 0),
+                "stored_key_removed": removed, "crypto": new_crypto,
                 "next": "start serve and tick with HAOCHAPING_SECRET_KEY set to the new key"
                         + (f" and HAOCHAPING_CRYPTO={new_crypto}" if changed else "")
                         + ", and HAOCHAPING_PREVIOUS_SECRET_KEY to the old one"

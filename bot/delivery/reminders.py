@@ -111,7 +111,7 @@ def _plan(rt: Runtime, due: list[DueCase], people: dict[int, Reach], refused_mp:
         assert case.id is not None
         mp = people.get(case.mp_contact_id) if case.mp_contact_id else None
         phone = people.get(case.phone_contact_id) if case.phone_contact_id else None
-        if mp is not None and rt.mp_api is not None and case.id not in refused_mp:
+        if mp is not None and rt.mp_api is not None and case.id not in refused_mp and not mp.subscription_refused:
             plan.messages.append(_miniprogram_row(rt, case, mp, now))
             plan.done.append(case.id)
         elif phone is None:

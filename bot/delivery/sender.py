@@ -30,7 +30,7 @@ from bot.infra.runtime import Runtime
 from bot.rating import consent
 from channels.base import Failed, Outgoing, Retry, SendResult, Sent, Stopped, Unsure
 from store import cases as case_store
-from store import outbox
+from store import contacts, outbox
 
 log = logging.getLogger("haochaping.sender")
 
@@ -115,6 +115,9 @@ async def _record_batch(rt: Runtime, jobs: list[Job], attempts: list[tuple[SendR
                               "HAOCHAPING_SEND_LEASE is too short", message_id)
                 this.sent += len(sent) - len(lost)
                 for job, (result, lease) in zip(jobs, attempts, strict=True):
+                    if (isinstance(result, Sent) and job.channel == "miniprogram" and job.kind != "reply"
+                            and job.id not in lost):  # a subscribe message: one grant used up
+                        await contacts.subscription_used(session, job.contact_id)
                     if isinstance(result, Untried):
                         await _release(session, job, lease, now)
                     elif result is not None and not isinstance(result, Sent):
@@ -217,6 +220,8 @@ async def _record(session: AsyncSession, rt: Runtime, job: Job, result: SendResu
     elif isinstance(result, Stopped) and job.channel == "miniprogram":
         # 43101: no subscription to use. The reminder goes by SMS when the case has a phone.
         values.update(status="refused", next_attempt_at=None, error=result.error)
+        if job.kind != "reply":  # a subscribe message: no grant left, whatever we counted
+            await contacts.subscription_used(session, job.contact_id, refused=True)
         if job.kind == "reminder" and job.case_id is not None:
             done.fallbacks += await case_store.remind_by_sms_instead(session, job.case_id, now)
     elif isinstance(result, Stopped):

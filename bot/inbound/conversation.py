@@ -69,7 +69,7 @@ async def handle(rt: Runtime, inbound: Inbound, contact_channel: str) -> Answer:
     """
     inbound = replace(inbound, text=clean(inbound.text), address=clean(inbound.address),
                       message_id=clean(inbound.message_id) if inbound.message_id else inbound.message_id)
-    address_hash = rt.sealer.lookup_hash(contact_channel, inbound.address)
+    address_hash = rt.sealer.lookup_hashes(contact_channel, inbound.address)
     answer, stranger = await _handle(rt, inbound, contact_channel, address_hash)
     if stranger and inbound.message_id and not answer.duplicate:
         try:
@@ -82,7 +82,8 @@ async def handle(rt: Runtime, inbound: Inbound, contact_channel: str) -> Answer:
     return answer
 
 
-async def _handle(rt: Runtime, inbound: Inbound, contact_channel: str, address_hash: str) -> tuple[Answer, bool]:
+async def _handle(rt: Runtime, inbound: Inbound, contact_channel: str,
+                  address_hash: tuple[str, ...]) -> tuple[Answer, bool]:
     """The answer, and whether it came from a stranger (see `handle`)."""
     now = inbound.received_at
     rules = rt.rules_for(inbound.channel)

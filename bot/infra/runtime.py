@@ -110,19 +110,45 @@ def open_sms(settings: Settings, policy: Policy) -> SmsChannel:
         raise ConfigError(str(exc)) from None
 
 
-async def check_sealed_with(db: Database, secret: str, algorithm: str = "aes") -> None:
+async def check_sealed_with(db: Database, settings: Settings, secret: str) -> Sealer | None:
     """The key and algorithms must be those the stored personal data was sealed with (recorded at the first start
-    and by `haochaping secret rotate`): a wrong or lost key would seal new data that the old cannot join."""
+    and when a rotation ends): a wrong or lost key would seal new data that the old cannot join. The one other
+    case is an online rotation (`haochaping keys rotate`): the key is the new one and the data's is the previous
+    (HAOCHAPING_PREVIOUS_SECRET_KEY, or the key the service generated and kept): that one is returned, to open
+    and find what is not re-sealed yet, and the new key is recorded as the rotation's, so that no process seals
+    with a third."""
+    algorithm = settings.crypto
     mine = fingerprint(secret, algorithm)
     recorded = await stored_settings.get_or_create(db, stored_settings.SEALED_WITH, mine)
-    if recorded != mine:
-        other = next((a for a in ALGORITHMS if a != algorithm and fingerprint(secret, a) == recorded), None)
-        if other is not None:
-            raise ConfigError(f"HAOCHAPING_CRYPTO: this database's personal data is sealed with the {other!r} "
-                              f"algorithms, not {algorithm!r}; set HAOCHAPING_CRYPTO={other}, or change them with "
-                              "`haochaping secret rotate` (HAOCHAPING_NEW_CRYPTO)")
-        raise ConfigError("HAOCHAPING_SECRET_KEY is not the key this database's personal data is sealed with; "
-                          "set the key it was sealed with (after `haochaping secret rotate`, the new one)")
+    if recorded == mine:
+        return None
+    begun = await stored_settings.get(db, stored_settings.ROTATING_TO)
+    for candidate, family, explicit in previous_keys(settings, await stored_settings.get(db,
+                                                                                      stored_settings.SECRET_KEY)):
+        if candidate != secret and fingerprint(candidate, family) == recorded and (explicit or begun == mine):
+            target = await stored_settings.get_or_create(db, stored_settings.ROTATING_TO, mine)
+            if target != mine:
+                raise ConfigError("a rotation to another key is under way (`haochaping keys status`): start with "
+                                  "the key it began with, or finish it first")
+            return Sealer(candidate, family)
+    other = next((a for a in ALGORITHMS if a != algorithm and fingerprint(secret, a) == recorded), None)
+    if other is not None:
+        raise ConfigError(f"HAOCHAPING_CRYPTO: this database's personal data is sealed with the {other!r} "
+                          f"algorithms, not {algorithm!r}; set HAOCHAPING_CRYPTO={other}, or change them with "
+                          "`haochaping keys rotate` (HAOCHAPING_PREVIOUS_CRYPTO)")
+    raise ConfigError("HAOCHAPING_SECRET_KEY is not the key this database's personal data is sealed with; "
+                      "set the key it was sealed with (after a rotation, the new one; during one, the new one "
+                      "with HAOCHAPING_PREVIOUS_SECRET_KEY set to the old)")
+
+
+def previous_keys(settings: Settings, kept: str | None) -> list[tuple[str, str, bool]]:
+    """The keys a rotation may start from, with their algorithms and whether they were configured as such: the
+    previous key (a start with it begins the rotation), and the key the service generated and kept in the
+    database, moving to a configured key (only once `keys rotate` has begun it: a key set by mistake on a
+    database with a generated one is refused, not taken for a rotation)."""
+    family = settings.previous_crypto or settings.crypto
+    keys = [(settings.previous_secret_key, True), (kept if settings.secret_key else None, False)]
+    return [(k, family, explicit) for k, explicit in keys if k and len(k) >= 16]
 
 
 async def stored_years(db: Database) -> dict[int, YearDays]:
@@ -151,10 +177,10 @@ async def open_runtime(settings: Settings) -> Runtime:
         await migrate.upgrade(db)
         secret = settings.secret_key or await stored_settings.get_or_create(db, stored_settings.SECRET_KEY)
         try:
-            sealer = Sealer(secret, settings.crypto)  # a key it refuses is never recorded as the data's
+            Sealer(secret, settings.crypto)  # a key it refuses is never recorded as the data's
         except ValueError as exc:
             raise ConfigError(f"HAOCHAPING_SECRET_KEY: {exc}") from None
-        await check_sealed_with(db, secret, settings.crypto)
+        sealer = Sealer(secret, settings.crypto, previous=await check_sealed_with(db, settings, secret))
         years = await stored_years(db)
     except Exception:
         await db.close()

@@ -33,8 +33,8 @@ async def opt_out(session: AsyncSession, contact_id: int, by: By, now: datetime)
     log.info("contact %s opted out (%s)", contact_id, by.value)
 
 
-async def opt_out_stranger(session: AsyncSession, rt: Runtime, channel: str, address: str, address_hash: str,
-                           now: datetime) -> int:
+async def opt_out_stranger(session: AsyncSession, rt: Runtime, channel: str, address: str,
+                           address_hash: tuple[str, ...], now: datetime) -> int:
     """Someone we hold no case for opts out: the contact is made now so that it stays opted out (its id)."""
     masked = mask_phone(address) if address.startswith("+") else mask_openid(address)
     contact_id = await contacts.ensure(session, channel, address_hash, rt.sealer.seal(address), masked, now)

@@ -183,12 +183,13 @@ def parse_case_json(raw: bytes | str) -> CaseIn | list[FieldError]:
         return errors
 
 
-def _contact_fields(rt: Runtime, applicant: ApplicantIn | None) -> list[tuple[str, str, str, str, str]]:
-    """(column, channel, hash, sealed, masked) for each address the applicant gave."""
+def _contact_fields(rt: Runtime, applicant: ApplicantIn | None) -> list[tuple[str, str, tuple[str, ...], str, str]]:
+    """(column, channel, hashes, sealed, masked) for each address the applicant gave (hashes: the current key's
+    first; the previous key's too while a rotation is under way)."""
     if applicant is None:
         return []
     out = []
-    seal, lookup = rt.sealer.seal, rt.sealer.lookup_hash
+    seal, lookup = rt.sealer.seal, rt.sealer.lookup_hashes
     if applicant.phone:
         out.append(("phone_contact_id", "phone", lookup("phone", applicant.phone), seal(applicant.phone),
                     mask_phone(applicant.phone)))
@@ -251,19 +252,21 @@ async def ingest_batch(rt: Runtime, batch: list[CaseIn], now: datetime) -> tuple
     """Store a batch of validated cases in one transaction; (created, existing)."""
     async with rt.db.write() as session:
         known = await case_store.existing_nos(session, [c.case_no for c in batch])
-        fresh: list[tuple[CaseIn, list[tuple[str, str, str, str, str]]]] = []
+        fresh: list[tuple[CaseIn, list[tuple[str, str, tuple[str, ...], str, str]]]] = []
         seen: set[str] = set()
         wanted: dict[str, dict[str, tuple[str, str]]] = {}
+        aliases: dict[str, dict[str, str]] = {}
         for c in batch:
             if c.case_no in known or c.case_no in seen:
                 continue
             seen.add(c.case_no)
             fields = _contact_fields(rt, c.applicant)
-            for _column, channel, digest, sealed, masked in fields:
+            for _column, channel, (digest, *previous), sealed, masked in fields:
                 wanted.setdefault(channel, {})[digest] = (sealed, masked)
+                aliases.setdefault(channel, {}).update((old, digest) for old in previous)
             fresh.append((c, fields))
-        ids = {ch: await contacts.ensure_many(session, ch, w, now) for ch, w in wanted.items()}
-        rows = [case_row(rt, c, now, {col: ids[ch][digest] for col, ch, digest, _s, _m in fields})
+        ids = {ch: await contacts.ensure_many(session, ch, w, now, aliases.get(ch)) for ch, w in wanted.items()}
+        rows = [case_row(rt, c, now, {col: ids[ch][digests[0]] for col, ch, digests, _s, _m in fields})
                 for c, fields in fresh]
         created = await case_store.add_many(session, rows)
         return created, len(batch) - created

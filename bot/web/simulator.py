@@ -305,7 +305,7 @@ class Simulator:
         rt = self.rt
         log = [{**e, "text": rt.catalogs.text(locale, e["key"])} if e.get("key") else e for e in sim.log]
         now = self.now(sim)
-        phone_hash = rt.sealer.lookup_hash("phone", sim.phone)
+        phone_hash = rt.sealer.lookup_hashes("phone", sim.phone)
         async with rt.db.read() as session:
             contact = await contacts.find(session, "phone", phone_hash)
             sent = await outbox.for_contact(session, contact.id) if contact and contact.id is not None else []

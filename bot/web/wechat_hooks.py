@@ -111,9 +111,9 @@ async def _a_mini_program_user(rt: Runtime, openid: str) -> bool:
     if rt.mp_api is None:
         return False
     async with rt.db.read() as session:
-        if await contacts.find(session, "wechat", rt.sealer.lookup_hash("wechat", openid)) is not None:
+        if await contacts.find(session, "wechat", rt.sealer.lookup_hashes("wechat", openid)) is not None:
             return False
-        return await contacts.find(session, "miniprogram", rt.sealer.lookup_hash("miniprogram", openid)) is not None
+        return await contacts.find(session, "miniprogram", rt.sealer.lookup_hashes("miniprogram", openid)) is not None
 
 
 def _answer_later(rt: Runtime, work: asyncio.Future[conversation.Answer], inbound: Inbound) -> None:

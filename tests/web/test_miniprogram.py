@@ -163,3 +163,80 @@ async def test_a_bad_rating_body_is_422(hcp):
 
     assert resp.status == 422 and "reasons" in await resp.text()
     assert await hcp.evaluations(case_no) == []
+
+
+# --- the mini-program's rating page (issue 27): a rating link's token is enough ------------------------------
+
+async def test_the_page_shows_the_case_a_token_names_and_rates_it_without_a_session(hcp):
+    case_no, _ = await mp_case(hcp)
+    case_id = (await hcp.case(case_no))["id"]
+    token = hcp.rt.links.token(case_id)
+
+    shown = await hcp.client.get(f"/api/mp/v1/rating?token={token}")
+    doc = await shown.json()
+    rated = await hcp.client.post("/api/mp/v1/ratings", json={"token": token, "grade": "very_dissatisfied",
+                                                              "reasons": ["other"], "text": "窗口无人"})
+    followup = await (await hcp.client.get(f"/api/mp/v1/rating?token={token}&locale=en")).json()
+
+    assert shown.status == 200 and doc["state"] == "first" and doc["locale"] == "zh_Hans"
+    assert doc["case"]["item_name"] == "居民身份证换领" and doc["case"]["completed"] == "2026年11月20日"
+    assert [r["code"] for r in doc["reasons"]] == list(hcp.rt.policy.reasons)
+    assert doc["reasons"][0]["label"] == "服务态度差" and doc["subscribe"] == {"template_id": WX["template_id"]}
+    assert "mp_openid" not in str(doc) and case_no not in str(doc)  # nothing of the person, nor the case number
+    assert rated.status == 201 and (await rated.json())["next"] == "work_order"
+    assert followup["state"] == "followup" and followup["rated"] == ["very_dissatisfied"]
+    assert followup["reasons"][0]["label"] == hcp.rt.catalogs.reason_label("en", "attitude", hcp.rt.policy.reasons)
+    assert followup["reasons"][0]["label"] != doc["reasons"][0]["label"]
+    [ev] = await hcp.evaluations(case_no)
+    assert (ev["grade"], ev["channel"], ev["reasons"]) == ("very_dissatisfied", "miniprogram", ["other"])
+
+
+async def test_the_page_says_why_a_case_cannot_be_rated_in_the_web_pages_words(hcp):
+    case_no, _ = await mp_case(hcp)
+    token = hcp.rt.links.token((await hcp.case(case_no))["id"])
+    t = hcp.rt.catalogs.text
+
+    invalid = await hcp.client.get("/api/mp/v1/rating?token=" + token[:-2] + "xx")
+    posted_invalid = await hcp.client.post("/api/mp/v1/ratings",
+                                           json={"token": token[:-2] + "xx", "grade": "satisfied"})
+    await hcp.client.post("/api/mp/v1/ratings", json={"token": token, "grade": "satisfied"})
+    await hcp.client.post("/api/mp/v1/ratings", json={"token": token, "grade": "very_satisfied"})  # the follow-up
+    used = await hcp.client.get(f"/api/mp/v1/rating?token={token}&locale=zh-TW")
+    third = await hcp.client.post("/api/mp/v1/ratings", json={"token": token, "grade": "satisfied"})
+    no_session = await hcp.client.post("/api/mp/v1/ratings", json={"case_no": case_no, "grade": "satisfied"})
+
+    assert invalid.status == 404 and (await invalid.json())["problem"] == "invalid"
+    assert (await invalid.json())["message"] == t("zh_Hans", "page.invalid")
+    assert posted_invalid.status == 404 and (await posted_invalid.json())["problem"] == "invalid"
+    assert used.status == 409 and (await used.json())["problem"] == "used"
+    assert (await used.json())["heading"] == t("zh_Hant", "page.used_heading")
+    assert third.status == 409 and (await third.json())["problem"] == "used"
+    assert no_session.status == 401  # a case_no is only for the person's own session
+
+
+@pytest.mark.parametrize("backend", BACKENDS, indirect=True)
+async def test_a_refused_subscription_sends_the_next_reminder_by_sms_at_once_and_an_accepted_one_by_wechat(hcp):
+    phone = hcp.new_phone()
+    first, openid = await mp_case(hcp, phone=phone)
+    token = hcp.rt.links.token((await hcp.case(first))["id"])
+    refused = await hcp.client.post("/api/mp/v1/subscriptions", json={"token": token, "result": "reject"})
+    bad = await hcp.client.post("/api/mp/v1/subscriptions", json={"token": token, "result": "maybe"})
+    anonymous = await hcp.client.post("/api/mp/v1/subscriptions", json={"result": "accept"})
+
+    counts = await hcp.tick("2026-11-21T10:00:00+08:00")
+
+    assert (await refused.json()) == {"recorded": True, "grants": 0}
+    assert (bad.status, anonymous.status) == (422, 401)
+    assert counts["sent"] == 1 and hcp.wechat.sent_of("subscribe", openid) == []  # no send WeChat would refuse
+    assert len(hcp.twilio.sms_to(phone)) == 1
+    # The person accepts in the mini-program (logged in): the next reminder goes as a subscribe message.
+    auth = await login(hcp, openid)
+    accepted = await hcp.client.post("/api/mp/v1/subscriptions", headers=auth, json={"result": "accept"})
+    second, _ = await mp_case(hcp, openid=openid, phone=phone, completed_at="2026-11-23T10:00:00+08:00")
+    await hcp.tick("2026-11-24T10:00:00+08:00")
+
+    assert (await accepted.json()) == {"recorded": True, "grants": 1}
+    assert len(hcp.wechat.sent_of("subscribe", openid)) == 1 and len(hcp.twilio.sms_to(phone)) == 1
+    assert [(r["channel"], r["status"]) for r in (await hcp.case(second))["reminders"]] == [("miniprogram", "sent")]
+    grants = await hcp.client.post("/api/mp/v1/subscriptions", headers=auth, json={"result": "ban"})
+    assert (await grants.json())["grants"] == 0  # the one grant was used by the reminder
