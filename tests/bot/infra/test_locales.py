@@ -33,7 +33,21 @@ def page_keys() -> set[str]:
     return found
 
 
-REQUIRED = (set(messages.ALL) | page_keys() | set(messages.GRADE_NAMES)
+MP_WORD = re.compile(r"\bw\.((?:mp|page|grade)_[a-z0-9_]+)")
+
+
+def miniprogram_keys() -> set[str]:
+    """The keys the mini-program shows (`w.mp_offline` is "mp.offline": miniprogram/i18n/ is generated from the
+    catalogs by scripts/mp_strings.py), so that none it uses is missing and none is kept for nothing."""
+    found: set[str] = set()
+    for pattern in ("*.js", "*.wxml"):
+        for path in (ROOT / "miniprogram").rglob(pattern):
+            if "/i18n/" not in path.as_posix():
+                found |= {name.replace("_", ".", 1) for name in MP_WORD.findall(path.read_text(encoding="utf-8"))}
+    return found
+
+
+REQUIRED = (set(messages.ALL) | page_keys() | set(messages.GRADE_NAMES) | miniprogram_keys()
             | {f"reason.{code}" for code in DEFAULT_REASONS})
 
 

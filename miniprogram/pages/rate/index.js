@@ -1,0 +1,16 @@
+// The page the subscribe message opens: pages/rate/index?token=… (WECHAT_MP_PAGE). The rating link's token is all
+// it needs: no log-in, as on the web rating page. Built with Component(), which WeChat accepts for a page.
+Component({
+  data: { ready: false, token: '', baseUrl: '', elder: false },
+  methods: {
+    onLoad: function (query) {
+      const q = query || {}
+      this.setData({
+        token: decodeURIComponent(q.token || ''),
+        baseUrl: getApp().globalData.baseUrl,
+        elder: q.elder === '1',
+        ready: true
+      })
+    }
+  }
+})

@@ -1,0 +1,108 @@
+"""The service the mini-program's jest tests talk to: a real `haochaping serve` on 127.0.0.1 (embedded SQLite, the
+mini-program channel on), pointed at the WeChat double (tests/fakes/wechat_api.py) for jscode2session, tokens and
+subscribe messages, plus a small control server for what a test plays as WeChat or as time:
+
+    POST /login {"code", "openid"}   wx.login's code the double will exchange for this openid
+    GET  /sent                       the subscribe messages the double accepted
+    POST /tick {"now"}               `haochaping tick --now` on the same database (sends the reminders due)
+
+Started by tests/miniprogram/setup.js (jest's globalSetup) with the project's Python; prints one JSON line
+{"base_url", "control_url", "api_token", "template_id"} once both answer, and stops everything when its stdin
+closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from fakes.wechat_api import FakeWeChat  # the tests' own double
+
+MP_APP_ID, MP_SECRET, TEMPLATE = "wxmp0123456789abcd", "m" * 32, "tpl-rating-reminder"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def main() -> None:
+    wechat = await FakeWeChat({MP_APP_ID: MP_SECRET}).start()
+    folder = tempfile.TemporaryDirectory(prefix="hcp-mp-")
+    token = secrets.token_urlsafe(24)
+    port = free_port()
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("HAOCHAPING_", "WECHAT_", "TWILIO_"))}
+    env = {**inherited, "HAOCHAPING_DATABASE_URL": f"sqlite+aiosqlite:///{folder.name}/hcp.db",
+           "HAOCHAPING_API_TOKEN": token, "HAOCHAPING_SECRET_KEY": secrets.token_urlsafe(36),
+           "HAOCHAPING_PUBLIC_URL": f"http://127.0.0.1:{port}", "HAOCHAPING_LOG_LEVEL": "WARNING",
+           "WECHAT_MP_APP_ID": MP_APP_ID, "WECHAT_MP_APP_SECRET": MP_SECRET, "WECHAT_MP_TEMPLATE_ID": TEMPLATE,
+           "WECHAT_MP_PAGE": "pages/rate/index", "WECHAT_API_BASE_URL": wechat.base_url}
+    command = [sys.executable, "-m", "bot", "serve", "--no-scheduler", "--port", str(port)]
+    serve = await asyncio.create_subprocess_exec(*command, env=env, cwd=folder.name,
+                                                 stdout=asyncio.subprocess.DEVNULL)
+
+    async def login(request: web.Request) -> web.Response:
+        doc = await request.json()
+        wechat.add_login(doc["code"], doc["openid"])
+        return web.json_response({"ok": True})
+
+    async def sent(_: web.Request) -> web.Response:
+        return web.json_response([s["body"] for s in wechat.sent_of("subscribe")])
+
+    async def tick(request: web.Request) -> web.Response:
+        doc = await request.json()
+        done = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "bot", "tick", "--now", doc["now"]],
+                                       env=env, cwd=folder.name, capture_output=True, text=True, check=False)
+        return web.json_response({"status": done.returncode, "out": done.stdout, "err": done.stderr[-2000:]})
+
+    control = web.Application()
+    control.router.add_post("/login", login)
+    control.router.add_get("/sent", sent)
+    control.router.add_post("/tick", tick)
+    runner = web.AppRunner(control, access_log=None)
+    await runner.setup()
+    control_port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", control_port).start()
+    try:
+        base = f"http://127.0.0.1:{port}"
+        async with aiohttp.ClientSession() as client:
+            for _ in range(300):
+                if serve.returncode is not None:
+                    raise SystemExit(f"haochaping serve stopped with {serve.returncode}")
+                try:
+                    async with client.get(base + "/healthz") as resp:
+                        if resp.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.1)
+            else:
+                raise SystemExit("haochaping serve did not answer /healthz in 30 s")
+        print(json.dumps({"base_url": base, "control_url": f"http://127.0.0.1:{control_port}", "api_token": token,
+                          "template_id": TEMPLATE}), flush=True)
+        await asyncio.to_thread(sys.stdin.read)  # until the tests are over
+    finally:
+        serve.terminate()
+        try:
+            await asyncio.wait_for(serve.wait(), 10)
+        except TimeoutError:
+            serve.kill()
+        await runner.cleanup()
+        await wechat.close()
+        folder.cleanup()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
