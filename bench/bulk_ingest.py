@@ -21,7 +21,7 @@ from pathlib import Path
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import CONFIGS, Row, config, rss_kib, serve, table
+from bench.common import ALL_CONFIGS, CONFIGS, Row, config, rss_kib, serve, table
 
 PER_REQUEST = 200_000  # ~46 MB of NDJSON: under the contract's 100 MiB per request
 
@@ -72,7 +72,7 @@ def measure(config_name: str, sizes: list[int] | None = None) -> list[Row]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", choices=[*CONFIGS, "both"], default="both")
+    parser.add_argument("--config", choices=[*ALL_CONFIGS, "both"], default="both")
     parser.add_argument("--sizes", default="100000", help="comma-separated case counts")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]

@@ -46,10 +46,10 @@ from twilio.request_validator import RequestValidator
 
 try:
     from bench import webhooks as w
-    from bench.common import CONFIGS, Row, config, executable, free_port, rss_kib, serve, table
+    from bench.common import ALL_CONFIGS, CONFIGS, Row, config, executable, free_port, rss_kib, serve, table
 except ModuleNotFoundError:  # run as a script: bench/ itself is on sys.path
     import webhooks as w  # type: ignore[no-redef]
-    from common import CONFIGS, Row, config, executable, free_port, rss_kib, serve, table  # type: ignore[no-redef]
+    from common import ALL_CONFIGS, CONFIGS, Row, config, executable, free_port, rss_kib, serve, table  # type: ignore[no-redef]
 
 AGENCY = "BENCH-BURST"
 BURST_SECONDS = 600.0  # a bound on the burst's load process, not a cap on sending: every request is sent
@@ -113,7 +113,7 @@ def measure(config_name: str, n: int = 1_000) -> list[Row]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--config", choices=[*CONFIGS, "both"], default="both")
+    parser.add_argument("--config", choices=[*ALL_CONFIGS, "both"], default="both")
     parser.add_argument("--burst", type=int, default=1_000, help="webhooks sent at once")
     args = parser.parse_args(argv)
     rows: list[Row] = []

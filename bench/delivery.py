@@ -30,7 +30,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import CONFIGS, Config, Row, config, free_port, table
+from bench.common import ALL_CONFIGS, CONFIGS, Config, Row, config, free_port, table
 from bench.sweep import NOW, seed
 from bench.webhooks import SMS_FROM, helper_process
 
@@ -88,7 +88,7 @@ def in_child(cfg: Config, env: dict[str, str]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", choices=[*CONFIGS, "both"], default="both")
+    parser.add_argument("--config", choices=[*ALL_CONFIGS, "both"], default="both")
     parser.add_argument("--sizes", default="20000", help="comma-separated numbers of reminders")
     parser.add_argument("--rate", type=float, default=0.0, help="HAOCHAPING_SMS_RATE for the delivering process")
     parser.add_argument("--run-delivery", metavar="NOW", help=argparse.SUPPRESS)

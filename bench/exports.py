@@ -34,7 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import stats_query
-from bench.common import CONFIGS, Config, Row, config, rss_kib, serve, table
+from bench.common import ALL_CONFIGS, CONFIGS, Config, Row, config, rss_kib, serve, table
 
 READ = 1 << 20
 
@@ -137,7 +137,7 @@ def measure(config_name: str, rows: int) -> list[Row]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", choices=[*CONFIGS, "both"], default="pg+redis")
+    parser.add_argument("--config", choices=[*ALL_CONFIGS, "both"], default="pg+redis")
     parser.add_argument("--rows", type=int, default=1_000_000, help="cases to seed (about one evaluation each)")
     parser.add_argument("--quick", action="store_true", help="5,000 cases: does the benchmark still work?")
     args = parser.parse_args(argv)

@@ -88,10 +88,10 @@ from twilio.request_validator import RequestValidator
 
 try:
     from bench import webhooks as w
-    from bench.common import CONFIGS, Config, Row, config, executable, free_port, rss_kib, serve, table
+    from bench.common import ALL_CONFIGS, CONFIGS, Config, Row, config, executable, free_port, rss_kib, serve, table
 except ModuleNotFoundError:  # run as a script: bench/ itself is on sys.path
     import webhooks as w  # type: ignore[no-redef]
-    from common import CONFIGS, Config, Row, config, executable, free_port, rss_kib, serve, table  # type: ignore[no-redef]
+    from common import ALL_CONFIGS, CONFIGS, Config, Row, config, executable, free_port, rss_kib, serve, table  # type: ignore[no-redef]
 
 ROOT = Path(__file__).resolve().parent.parent
 PROVIDERS = ("twilio", "aliyun", "tencent", "cmpp")
@@ -648,7 +648,7 @@ async def deliver_load(gateway: Any, replies: list[dict[str, str]], concurrency:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--config", choices=[*CONFIGS, "both"], default="both")
+    parser.add_argument("--config", choices=[*ALL_CONFIGS, "both"], default="both")
     parser.add_argument("--numbers", type=int, default=2_000, help="distinct phone numbers, one reply each")
     parser.add_argument("--duration", type=float, default=120.0, help="at most this many seconds of load per row")
     parser.add_argument("--providers", default=",".join(PROVIDERS), help=f"comma-separated, of {', '.join(PROVIDERS)}")

@@ -47,7 +47,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import bulk_ingest, bursts, delivery, exports, parse, providers, stats_query, sweep, webhooks
-from bench.common import CONFIGS, Row, table
+from bench.common import ALL_CONFIGS, CONFIGS, Row, table
 
 FULL: dict[str, Callable[[str], list[Row]]] = {
     "parse": lambda c: parse.measure() if c == CONFIGS[0] else [],  # no database: once
@@ -82,7 +82,7 @@ def machine() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", choices=[*CONFIGS, "both"], default="both")
+    parser.add_argument("--config", choices=[*ALL_CONFIGS, "both"], default="both")
     parser.add_argument("--only", default=",".join(FULL), help=f"comma-separated, of {', '.join(FULL)}")
     parser.add_argument("--quick", action="store_true", help="small sizes, to check the benchmarks run")
     args = parser.parse_args()

@@ -47,7 +47,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import CONFIGS, BulkWriter, Config, Row, config, rss_kib, serve, table
+from bench.common import ALL_CONFIGS, CONFIGS, BulkWriter, Config, Row, config, rss_kib, serve, table
 
 CHUNK = 100_000  # cases per write (with their evaluations and work orders)
 FIRST_DAY = date(2025, 11, 21)
@@ -416,7 +416,7 @@ def measure(config_name: str, sizes: list[int] = [1_000_000, 10_000_000],  # noq
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", choices=[*CONFIGS, "both"], default="both")
+    parser.add_argument("--config", choices=[*ALL_CONFIGS, "both"], default="both")
     parser.add_argument("--sizes", default="1000000,10000000", help="comma-separated numbers of cases")
     parser.add_argument("--explain", action="store_true",
                         help="print the statement's plan (EXPLAIN ANALYZE on PostgreSQL, QUERY PLAN on SQLite)")

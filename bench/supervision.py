@@ -33,7 +33,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import CONFIGS, BulkWriter, Config, Row, config, rss_kib, table
+from bench.common import ALL_CONFIGS, CONFIGS, BulkWriter, Config, Row, config, rss_kib, table
 from bench.stats_query import FIRST_DAY, seed
 
 
@@ -137,7 +137,7 @@ async def run(cfg: Config, n: int, new: int, profile: bool = False) -> list[Row]
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", choices=[*CONFIGS, "both"], default="pg+redis")
+    parser.add_argument("--config", choices=[*ALL_CONFIGS, "both"], default="pg+redis")
     parser.add_argument("--sizes", default="1000000,10000000", help="comma-separated numbers of cases")
     parser.add_argument("--new", type=int, default=5000, help="new ratings in the pass measured")
     parser.add_argument("--profile", action="store_true", help="print cProfile's top functions of the scan")

@@ -80,6 +80,7 @@ from twilio.request_validator import RequestValidator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script (the load generator too)
 from bench.common import (
+    ALL_CONFIGS,
     CONFIGS,
     Config,
     Row,
@@ -535,7 +536,7 @@ def fake_twilio_app(account_sid: str, auth_token: str) -> web.Application:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--config", choices=[*CONFIGS, "both"], default="both")
+    parser.add_argument("--config", choices=[*ALL_CONFIGS, "both"], default="both")
     parser.add_argument("--numbers", type=int, default=10_000, help="distinct phone numbers (and hotline calls)")
     parser.add_argument("--duration", type=float, default=20.0, help="at most this many seconds of load per row")
     parser.add_argument("--workers", type=int, nargs="+", default=[1],

@@ -6,7 +6,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, update
+from sqlalchemy import bindparam, case, or_, update
+from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -97,6 +98,8 @@ async def open_many(session: AsyncSession, dialect: str, opens: Sequence[tuple[i
     # In contact order: two of these at once (a sweep's overlapping batches, two workers) then take the rows they
     # share in one order, and one waits for the other instead of each holding a row the other wants (a deadlock).
     opens = sorted(opens, key=lambda o: o[0])
+    if dialect in ("mysql", "mariadb"):
+        return await _open_many_mysql(session, opens, now)
     if dialect not in ("postgresql", "sqlite"):
         return {contact_id for contact_id, case_id, state, expires_at in opens
                 if await open_if_free(session, contact_id, case_id, state, expires_at, now)}
@@ -122,6 +125,41 @@ async def open_many(session: AsyncSession, dialect: str, opens: Sequence[tuple[i
     ).returning(table.c.contact_id)
     # Many parameter sets to one cached statement: SQLAlchemy sends them as multi-row inserts itself.
     return set((await session.exec(stmt, params=rows)).scalars().all())  # type: ignore[call-overload]
+
+
+async def _open_many_mysql(session: AsyncSession, opens: Sequence[tuple[int, int, dict[str, Any], datetime]],
+                           now: datetime) -> set[int]:
+    """`open_many` for the MySQL family, which has neither a conditional upsert nor (MySQL itself) RETURNING: the
+    existing rows are held first (in contact order), then one insert adds the missing and one update opens the
+    free, three statements whatever the batch's size. A row another transaction added between the read and the
+    insert is left as it is (INSERT IGNORE): that person's case waits for a later sweep, as a busy one does."""
+    table = Conversation.__table__  # type: ignore[attr-defined]
+    wanted = {contact_id: (case_id, state, expires_at) for contact_id, case_id, state, expires_at in opens}
+    held = (await session.exec(select(table.c.contact_id, table.c.case_id, table.c.expires_at)  # type: ignore[call-overload]
+                               .where(table.c.contact_id.in_(list(wanted))).order_by(table.c.contact_id)
+                               .with_for_update())).all()
+    existing = {row[0] for row in held}
+    free = [row[0] for row in held if row[1] is None or row[2] is None or row[2] <= now]
+    missing = [contact_id for contact_id in wanted if contact_id not in existing]
+    opened: set[int] = set()
+    if missing:
+        rows = [{"contact_id": c, "case_id": wanted[c][0], "state": wanted[c][1], "expires_at": wanted[c][2],
+                 "recent_ids": [], "version": 0, "updated_at": now} for c in missing]
+        await session.exec(mysql_insert(table).prefix_with("IGNORE"), params=rows)  # type: ignore[call-overload]
+        added = await session.exec(select(table.c.contact_id, table.c.case_id)  # type: ignore[call-overload]
+                                   .where(table.c.contact_id.in_(missing)))
+        opened |= {contact_id for contact_id, case_id in added.all() if wanted[contact_id][0] == case_id}
+    if free:
+        def each(column: str, at: int) -> Any:
+            """The column's new value for each free row: one CASE, one bound value a row."""
+            kind = table.c[column].type
+            return case(*[(table.c.contact_id == c, bindparam(f"{column}_{c}", wanted[c][at], type_=kind))
+                          for c in free])
+        await session.exec(update(table).where(table.c.contact_id.in_(free)).values(  # type: ignore[call-overload]
+            case_id=each("case_id", 0), state=each("state", 1), expires_at=each("expires_at", 2), updated_at=now,
+            version=table.c.version + 1).execution_options(synchronize_session=False))
+        opened |= set(free)
+    return opened
 
 
 async def save(session: AsyncSession, contact_id: int, case_id: int | None, state: dict[str, Any] | None,

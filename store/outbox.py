@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, func, or_, update
+from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
@@ -39,9 +40,18 @@ async def enqueue_many(session: AsyncSession, dialect: str, rows: Sequence[dict[
     (a message whose dedupe key exists already is left out, as `enqueue` leaves it)."""
     if not rows:
         return []
+    table = OutboxMessage.__table__  # type: ignore[attr-defined]
+    if dialect in ("mysql", "mariadb"):
+        # No RETURNING (MySQL itself): the keys there already, then one multi-row INSERT IGNORE. Exact because the
+        # sweep holds these cases (their rows claimed with SKIP LOCKED) and a dedupe key names its case: no other
+        # writer adds one of these keys between the two statements.
+        keys = [row["dedupe_key"] for row in rows]
+        there = set((await session.exec(select(table.c.dedupe_key)  # type: ignore[call-overload]
+                                        .where(table.c.dedupe_key.in_(keys)))).all())
+        await session.exec(mysql_insert(table).prefix_with("IGNORE"), params=list(rows))  # type: ignore[call-overload]
+        return [row["case_id"] for row in rows if row["dedupe_key"] not in there]
     if dialect not in ("postgresql", "sqlite"):
         return [row["case_id"] for row in rows if await enqueue(session, OutboxMessage(**row))]
-    table = OutboxMessage.__table__  # type: ignore[attr-defined]
     if dialect == "postgresql":  # arrays through the driver (store/pg_driver.py): the sweep's largest write
         head, arrays = pg_driver.unnest_insert(table, rows)
         found = await (await pg_driver.driver(session)).fetch(

@@ -77,6 +77,13 @@ async def test_a_sweep_of_many_batches_reminds_each_person_of_one_case_and_leave
     assert await scalar(hcp, "SELECT COUNT(*) FROM conversations v JOIN outbox o ON o.contact_id = v.contact_id"
                              " AND o.case_id = v.case_id AND o.kind = 'reminder'") == 12
     assert await reminders.sweep(hcp.rt, DUE) == 0  # all twelve are in a conversation still
+    # Once their conversations have run out, the next sweep opens them again (rows there and free, not new ones).
+    later = DUE + timedelta(days=hcp.rt.policy.conversation_hours // 24 + 1)
+    assert await reminders.sweep(hcp.rt, later) == 12
+    assert set((await reminders_by_contact(hcp)).values()) == {2}
+    assert await scalar(hcp, "SELECT COUNT(*) FROM conversations v JOIN outbox o ON o.contact_id = v.contact_id"
+                             " AND o.case_id = v.case_id AND o.kind = 'reminder'") == 12
+    assert await scalar(hcp, "SELECT COUNT(*) FROM cases WHERE remind_at IS NOT NULL") == 24
 
 
 @BOTH
