@@ -64,6 +64,7 @@ class Case(SQLModel, table=True):
     """One handling of one service for one applicant (办件)."""
 
     __tablename__ = "cases"
+    __table_args__ = (Index("ix_cases_hall_window", "hall_code", "window_no", "id"),)  # a window's newest cases
     id: int | None = Field(default=None, primary_key=True)
     case_no: str = Field(max_length=100, unique=True)
     item_code: str = Field(max_length=100, index=True)
@@ -73,7 +74,9 @@ class Case(SQLModel, table=True):
     completed_at: datetime = Field(sa_type=UTCDateTime, index=True)
     staff_id: str | None = Field(default=None, max_length=100)
     staff_name: str | None = Field(default=None, max_length=100)
-    # Where it was served: the hall (政务服务大厅) and the district, for coverage and rankings (issue 8).
+    # Where it was served: the hall (政务服务大厅) and the district, for coverage and rankings (issue 8), and the
+    # window (窗口号), whose rating device turns to the case when it is completed (issue 28, Shantou art. 17).
+    window_no: str | None = Field(default=None, max_length=32)
     hall_code: str | None = Field(default=None, max_length=100, index=True)
     hall_name: str | None = Field(default=None, max_length=300)
     district_code: str | None = Field(default=None, max_length=100, index=True)
@@ -112,6 +115,7 @@ class Evaluation(SQLModel, table=True):
     channel: str = Field(max_length=16)
     # The self-service terminal's number (终端机编号, Shantou art. 23) a rating was given at. Migration 0012.
     terminal_id: str | None = Field(default=None, max_length=100)
+    window_no: str | None = Field(default=None, max_length=32)  # the window whose device took it (channel hall)
     # A clerk-only rating given at one window visit of a 承诺件 or 联办件 (Shantou art. 22, 28, 29): the visit's
     # id and the clerk who served it. NULL on the case's own ratings. Migration 0013;
     # bot/rating/ratings.py record_visit.
@@ -533,3 +537,23 @@ class SupervisionCall(SQLModel, table=True):
     answered_by: str | None = Field(default=None, max_length=100)
     answered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class HallDevice(SQLModel, table=True):
+    """A rating device on a hall's counter (评价器, Shantou art. 17 (一)) or a self-service terminal's rating screen
+    (art. 23), registered by an admin. It holds a token (only its hash is kept) instead of a user's log-in; a
+    revoked device is refused at once."""
+
+    __tablename__ = "hall_devices"
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=16)  # "window" or "terminal"
+    hall_code: str = Field(max_length=100, index=True)
+    window_no: str | None = Field(default=None, max_length=32)
+    terminal_no: str | None = Field(default=None, max_length=64)
+    staff_id: str | None = Field(default=None, max_length=100)  # the clerk at the window now
+    staff_name: str | None = Field(default=None, max_length=100)
+    label: str | None = Field(default=None, max_length=200)
+    token_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_seen_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

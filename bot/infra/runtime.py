@@ -15,6 +15,7 @@ from bot.infra.links import Links
 from bot.infra.metrics import Metrics
 from bot.infra.rate import TokenBucket
 from bot.infra.state import SessionState, open_state, tokens_for
+from bot.infra.wakeups import Wakeups
 from bot.policy.rules import Policy, load_policy, sms_templates
 from bot.policy.timing import Timing
 from bot.policy.workdays import WorkCalendar, YearDays
@@ -56,6 +57,8 @@ class Runtime:
     # the calendar warning last logged, and its day (bot/duties/official_calendar.py)
     calendar_logged: str | None = None
     metrics: Metrics = field(default_factory=Metrics)
+    # Hints to the hall's window devices that a case arrived (bot/infra/wakeups.py); across processes with Redis.
+    wakeups: Wakeups = field(default_factory=Wakeups)
     # The one clock of request handling; tests replace it to make a webhook happen at a chosen instant.
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
@@ -190,6 +193,7 @@ async def open_runtime(settings: Settings) -> Runtime:
     state = open_state(settings.redis_url, settings.redis_prefix, max_connections=settings.redis_max_connections,
                        pool_timeout=settings.redis_pool_timeout)
     tokens = tokens_for(state)
+    wakeups = Wakeups(getattr(state, "redis", None), settings.redis_prefix)
     s = settings
     return Runtime(
         settings=settings,
@@ -203,6 +207,7 @@ async def open_runtime(settings: Settings) -> Runtime:
         sms_channel=sms_channel,
         sms=sms_channel.sender,
         sms_rate=TokenBucket(settings.sms_rate),
+        wakeups=wakeups,
         rules=Rules(
             reasons=tuple(policy.reasons),
             labels=tuple(policy.reasons.values()),

@@ -84,6 +84,7 @@ class CaseIn(BaseModel):
     staff_name: str | None = Field(default=None, max_length=100)
     hall_code: str | None = Field(default=None, max_length=100)
     hall_name: str | None = Field(default=None, max_length=300)
+    window_no: str | None = Field(default=None, max_length=32)  # the window's rating device turns to the case
     district_code: str | None = Field(default=None, max_length=100)
     district_name: str | None = Field(default=None, max_length=300)
     kind: handling.Kind | None = None
@@ -220,7 +221,7 @@ def case_row(rt: Runtime, c: CaseIn, now: datetime, contact_ids: dict[str, int])
     return {
         "case_no": c.case_no, "item_code": c.item_code, "item_name": c.item_name,
         "agency_code": c.agency_code, "agency_name": c.agency_name, "completed_at": c.completed_at,
-        "staff_id": c.staff_id, "staff_name": c.staff_name, **_place(rt, c), "kind": c.kind,
+        "staff_id": c.staff_id, "staff_name": c.staff_name, **_place(rt, c), "window_no": c.window_no, "kind": c.kind,
         "joint_agencies": [a.model_dump() for a in c.joint_agencies] if c.joint_agencies else None,
         "batch_no": c.batch_no, "bundle_no": c.bundle_no, "source": "api",
         "applicant_name_sealed": rt.sealer.seal(name) if name else None,
@@ -245,7 +246,9 @@ async def ingest(rt: Runtime, c: CaseIn, now: datetime, *, source: str = "api") 
         ids = {}
         for column, channel, digest, sealed, masked in _contact_fields(rt, c.applicant):
             ids[column] = await contacts.ensure(session, channel, digest, sealed, masked, now)
-        return await case_store.add(session, Case(**{**case_row(rt, c, now, ids), "source": source}))
+        stored = await case_store.add(session, Case(**{**case_row(rt, c, now, ids), "source": source}))
+    await _wake_halls(rt, [c])
+    return stored
 
 
 async def ingest_batch(rt: Runtime, batch: list[CaseIn], now: datetime) -> tuple[int, int]:
@@ -269,4 +272,11 @@ async def ingest_batch(rt: Runtime, batch: list[CaseIn], now: datetime) -> tuple
         rows = [case_row(rt, c, now, {col: ids[ch][digests[0]] for col, ch, digests, _s, _m in fields})
                 for c, fields in fresh]
         created = await case_store.add_many(session, rows)
-        return created, len(batch) - created
+    await _wake_halls(rt, [c for c, _fields in fresh])
+    return created, len(batch) - created
+
+
+async def _wake_halls(rt: Runtime, cases: list[CaseIn]) -> None:
+    """The halls whose window devices may have a new case to show (bot/web/hall_devices.py), after the commit."""
+    for hall in sorted({c.hall_code for c in cases if c.hall_code and (c.window_no or c.staff_id)}):
+        await rt.wakeups.wake(f"hall:{hall}")

@@ -95,12 +95,13 @@ async def record(session: AsyncSession, rt: Runtime, case: Case, grade: Grade, r
                  scope: Scope = "item", terminal_id: str | None = None,
                  known_bars: Mapping[int, datetime | None] | None = None,
                  saves_conversation_of: int | None = None, client_hash: str | None = None,
-                 device_hash: str | None = None) -> Evaluation:
+                 device_hash: str | None = None, window_no: str | None = None) -> Evaluation:
     """Store a rating of a case whose row the caller holds locked (or, on SQLite, inside BEGIN IMMEDIATE).
 
     `scope` "bundle" also rates the case's bundle (the caller checked `scope_error` first: a case without a
     `bundle_no` has no bundle to rate, and guessing "item" would store less than the rater asked for).
-    `client_hash`, `device_hash`: where a page's rating came from (the supervision signals' sources).
+    `client_hash`, `device_hash`: where a page's rating came from (the supervision signals' sources); `window_no`:
+    the window whose rating device took it (channel `hall`).
     `known_bars`: see `barred`. `saves_conversation_of`: the contact whose conversation the caller writes itself
     after this (the inbound road's sender); when the case has no other contact, no other conversation can be
     about it (they are opened for a case's own contacts), and none is looked for.
@@ -128,7 +129,7 @@ async def record(session: AsyncSession, rt: Runtime, case: Case, grade: Grade, r
         channel=channel, is_default=is_default, is_followup=state == "followup", status="valid", via=via,
         ref=ref, origin_id=origin_id, created_at=now,
         terminal_id=terminal_id,  # the self-service terminal's number (终端机编号, Shantou art. 23), if given
-        client_hash=client_hash, device_hash=device_hash,
+        client_hash=client_hash, device_hash=device_hash, window_no=window_no,
     )
     session.add(evaluation)
     if case.rated_at is None:

@@ -12,9 +12,12 @@ from bot.web import (
     api,
     audit_api,
     console,
+    console_hall,
     console_supervision,
     exports,
     freeswitch_hooks,
+    hall_devices,
+    hall_windows,
     health,
     home,
     hotline_api,
@@ -22,6 +25,7 @@ from bot.web import (
     middleware,
     miniprogram,
     pages,
+    qr_codes,
     rating_page,
     signals_api,
     simulator_page,
@@ -53,6 +57,9 @@ def build_app(rt: Runtime) -> web.Application:
     app[RUNTIME] = rt
     health.setup(app)
     api.setup(app)
+    qr_codes.setup(app)  # the receipt's QR code (Shantou art. 17 (二))
+    hall_devices.setup(app)  # the windows' rating devices and terminals' screens (art. 17 (一), 23)
+    hall_windows.setup(app)  # a window's static QR code (art. 17 (三))
     work_orders_api.setup(app)
     intermediaries_api.setup(app)  # Hainan 中介服务 art. 21–25
     stats.setup(app)
@@ -67,6 +74,7 @@ def build_app(rt: Runtime) -> web.Application:
     pages.setup(app)
     home.setup(app)
     console.setup(app, rt)
+    console_hall.setup(app)  # the hall's devices and windows' codes, for admins
     console_supervision.setup(app)  # the signals' queue and the supervisory calls
     if rt.simulator is None:
         rt.simulator = Simulator(rt)

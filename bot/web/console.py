@@ -177,6 +177,7 @@ class View:
             items.append(("/console/supervision", self.t("console.supervision"), "supervision"))
         if self.who.user.role == "admin":
             items.append(("/console/audit", self.t("console.audit"), "audit"))
+            items.append(("/console/hall", self.t("console.hall"), "hall"))  # bot/web/console_hall.py
         return items
 
     def page(self, template: str, title: str, section: str, http_status: int = 200, **context: Any

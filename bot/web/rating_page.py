@@ -77,7 +77,7 @@ def _summary(rt: Runtime, locale: str, evaluations: list[Evaluation]) -> list[st
 
 def _query(request: web.Request, **more: str) -> str:
     """The page's own query for a link or a redirect: its language and mode, and `more`."""
-    params = {k: v for k, v in request.query.items() if k in ("lang", "mode")}
+    params = {k: v for k, v in request.query.items() if k in ("lang", "mode") or (k, v) == ("via", "qr")}
     params.update(more)
     return "?" + urlencode(params) if params else ""
 
@@ -88,6 +88,12 @@ def _source(request: web.Request, rt: Runtime) -> dict[str, str | None]:
     device = request.cookies.get(DEVICE_COOKIE, "")
     return {"device_hash": rt.sealer.lookup_hash("device", device) if DEVICE.fullmatch(device) else None,
             "client_hash": rt.sealer.lookup_hash("client", request.remote) if request.remote else None}
+
+
+def _channel(request: web.Request) -> str:
+    """`qr` when the page was opened from a receipt's QR code (its link carries ?via=qr: bot/web/qr_codes.py),
+    else `web`."""
+    return "qr" if request.query.get("via") == "qr" else "web"
 
 
 def _elder(request: web.Request) -> bool:
@@ -296,7 +302,8 @@ async def submit(request: web.Request) -> web.StreamResponse:
                     # The form offers the bundle only for a bundle's item; a forged choice rates the item.
                     scope: Scope = chosen["scope"] if locked.bundle_no else "item"
                     await record(session, rt, locked, grade, tuple(chosen["reasons"]) if grade.is_bad else (),
-                                 _words(grade, chosen), "web", stamp, scope=scope, **_source(request, rt))
+                                 _words(grade, chosen), _channel(request), stamp, scope=scope,
+                                 **_source(request, rt))
             except RaterBarred as exc:
                 return _barred(request, rt, locale, case, exc.until)
             except RatingRefused:

@@ -24,7 +24,8 @@ from store.models import Case, Evaluation, OutboxMessage, WorkOrder, WorkOrderEv
 def evaluation_json(rt: Runtime, e: Evaluation) -> dict[str, Any]:
     return {
         "id": e.id, "grade": e.grade, "score": e.score, "reasons": list(e.reasons or []), "text": mask_text(e.text),
-        "channel": e.channel, "terminal_id": e.terminal_id, "created_at": instant(rt, e.created_at),
+        "channel": e.channel, "terminal_id": e.terminal_id, "window_no": e.window_no,
+        "created_at": instant(rt, e.created_at),
         # "visit": a clerk-only rating of one window visit (Shantou art. 22, 28), not the case's rating
         "scope": "visit" if e.visit_id else "case", "visit_id": e.visit_id,
         "staff_id": e.staff_id, "staff_name": e.staff_name,
@@ -61,6 +62,7 @@ async def case_json(session: AsyncSession, rt: Runtime, case: Case, now: datetim
         "agency_code": case.agency_code, "agency_name": case.agency_name,
         "completed_at": instant(rt, case.completed_at), "staff_id": case.staff_id,
         "staff_name": case.staff_name, "hall_code": case.hall_code, "hall_name": case.hall_name,
+        "window_no": case.window_no,
         "district_code": case.district_code, "district_name": case.district_name,
         "kind": case.kind, "joint_agencies": list(case.joint_agencies or []),
         "targets": handling.targets(case.kind, case.staff_id, case.hall_code, case.agency_code, case.agency_name,

@@ -240,3 +240,25 @@ async def test_a_refused_subscription_sends_the_next_reminder_by_sms_at_once_and
     assert [(r["channel"], r["status"]) for r in (await hcp.case(second))["reminders"]] == [("miniprogram", "sent")]
     grants = await hcp.client.post("/api/mp/v1/subscriptions", headers=auth, json={"result": "ban"})
     assert (await grants.json())["grants"] == 0  # the one grant was used by the reminder
+
+
+async def test_a_barred_rater_is_told_so_before_and_after_choosing_a_grade(hcp):
+    from datetime import timedelta
+
+    from store import contacts
+
+    case_no, openid = await mp_case(hcp)
+    case = await hcp.case(case_no)
+    token = hcp.rt.links.token(case["id"])
+    async with hcp.rt.db.write() as session:  # the blacklist's bar, as upheld false reviews set it
+        found = await contacts.find(session, "miniprogram", hcp.rt.sealer.lookup_hashes("miniprogram", openid))
+        await contacts.bar(session, found.id, hcp.clock() + timedelta(days=365))
+
+    shown = await hcp.client.get(f"/api/mp/v1/rating?token={token}")
+    posted = await hcp.client.post("/api/mp/v1/ratings", json={"token": token, "grade": "very_dissatisfied",
+                                                               "reasons": ["attitude"]})
+
+    assert shown.status == 403 and (await shown.json())["problem"] == "barred"
+    assert (await shown.json())["heading"] == hcp.rt.catalogs.text("zh_Hans", "page.barred_heading")
+    assert posted.status == 403 and (await posted.json())["problem"] == "barred"
+    assert await hcp.evaluations(case_no) == []

@@ -17,7 +17,7 @@ from dialogs.types import CaseView, Reply
 
 ROOT = Path(__file__).resolve().parents[3]
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
-PAGE_KEY = re.compile(r"^(?:page|console|sim)\.[a-z0-9_.]+$")
+PAGE_KEY = re.compile(r"^(?:page|console|sim|hall)\.[a-z0-9_.]+$")
 TEMPLATE_KEY = re.compile(r"""\bt\(\s*['"]([a-z0-9_.]+)['"]\s*[,)]""")
 
 
