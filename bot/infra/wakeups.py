@@ -42,6 +42,12 @@ class Wakeups:
         for event in self._waiters.get(topic, ()):
             event.set()
 
+    async def wake_all(self) -> None:
+        """Every waiter of this process (the app is stopping: they look, find it so, and end)."""
+        for events in list(self._waiters.values()):
+            for event in events:
+                event.set()
+
     async def wake(self, topic: str) -> None:
         self.wake_here(topic)
         if self._redis is not None:
@@ -67,5 +73,5 @@ class Wakeups:
                 log.warning("wake-ups: the subscription failed (%s); again in 1 s", exc)
                 await asyncio.sleep(1)
             finally:
-                with contextlib.suppress(Exception):  # closing a subscription that broke
-                    await pubsub.aclose()
+                with contextlib.suppress(Exception):  # closing a subscription that broke, or was cancelled
+                    await asyncio.wait_for(pubsub.aclose(), 2)

@@ -227,10 +227,15 @@ async def events(request: web.Request) -> web.StreamResponse:
                 await response.write(f"id: {case.id}\nevent: case\ndata: {payload}\n\n".encode())
             else:
                 await response.write(b": waiting\n\n")  # a keep-alive: proxies close silent streams
+            stopping = request.app[STOPPING]
+            if stopping.is_set():
+                return response
             try:
                 await asyncio.wait_for(woken.wait(), POLL)
             except TimeoutError:
                 pass
+            if stopping.is_set():
+                return response
 
 
 async def rate(request: web.Request) -> web.Response:
@@ -283,12 +288,21 @@ def _at_window(case: Case, device: HallDevice) -> bool:
     return device.staff_id is not None and case.staff_id == device.staff_id
 
 
+STOPPING = web.AppKey("hall_stopping", asyncio.Event)
+
+
 async def _listen(app: web.Application) -> Any:
-    """The other processes' wake-ups, while the app runs (Redis only; nothing to do in one process)."""
+    """The other processes' wake-ups, while the app runs (Redis only; nothing to do in one process); and, when the
+    app stops, the device streams told to end (an open stream would hold the shutdown until its next look)."""
     task = asyncio.create_task(app[RUNTIME].wakeups.listen())
     yield
     task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    await asyncio.wait([task], timeout=5)  # a subscription that will not close must not hold the shutdown
+
+
+async def _stop_streams(app: web.Application) -> None:
+    app[STOPPING].set()
+    await app[RUNTIME].wakeups.wake_all()
 
 
 def setup(app: web.Application) -> None:
@@ -299,4 +313,6 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/hall/device", page)
     app.router.add_get("/hall/device/events", events)
     app.router.add_post("/hall/device/ratings", rate)
+    app[STOPPING] = asyncio.Event()
     app.cleanup_ctx.append(_listen)
+    app.on_shutdown.append(_stop_streams)

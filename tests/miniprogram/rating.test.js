@@ -106,7 +106,7 @@ test('a refused subscription is told to the service: the next reminder goes by S
     expect(reminders.map(function (r) { return r.channel })).toEqual(['sms'])
   })
 
-test('each refusal says what the web rating page says: an invalid link, a case rated already or too late, no network',
+test('each refusal says what the web rating page says: an invalid link, rated already, too late, barred, no network',
   async function () {
     const c = await service.newCase()
     const opened = await service.reminderPage(c)
@@ -133,6 +133,14 @@ test('each refusal says what the web rating page says: an invalid link, a case r
       { baseUrl: process.env.HCP_BASE_URL, token: late.query.token }), 'problem')
     expect(expired.data.problem.kind).toBe('expired')
     expect(text(expired, '#problem-heading')).toBe(zh['page.expired_heading'])
+
+    const barredCase = await service.newCase()
+    const barredPage = await service.reminderPage(barredCase)
+    expect((await service.control('POST', '/bar', { openid: barredCase.openid })).data.barred).toBe(true)
+    const barred = await shown(render('components/hcp-rating/index',
+      { baseUrl: process.env.HCP_BASE_URL, token: barredPage.query.token }), 'problem')
+    expect(barred.data.problem.kind).toBe('barred')
+    expect(text(barred, '#problem-heading')).toBe(zh['page.barred_heading'])
 
     wx.state.offline = true
     const other = await service.newCase()

@@ -5,6 +5,7 @@ subscribe messages, plus a small control server for what a test plays as WeChat 
     POST /login {"code", "openid"}   wx.login's code the double will exchange for this openid
     GET  /sent                       the subscribe messages the double accepted
     POST /tick {"now"}               `haochaping tick --now` on the same database (sends the reminders due)
+    POST /bar {"openid"}             the blacklist's bar on a mini-program user (as upheld false reviews set it)
 
 Started by tests/miniprogram/setup.js (jest's globalSetup) with the project's Python; prints one JSON line
 {"base_url", "control_url", "api_token", "template_id"} once both answer, and stops everything when its stdin
@@ -67,10 +68,34 @@ async def main() -> None:
                                        env=env, cwd=folder.name, capture_output=True, text=True, check=False)
         return web.json_response({"status": done.returncode, "out": done.stdout, "err": done.stderr[-2000:]})
 
+    async def bar(request: web.Request) -> web.Response:
+        """The blacklist's bar on a mini-program user (what upheld false reviews set), written to the database as
+        the service's own store does it."""
+        from datetime import UTC, datetime, timedelta
+
+        from store import contacts
+        from store.engine import Database
+        from store.sealing import Sealer
+
+        doc = await request.json()
+        db = Database(env["HAOCHAPING_DATABASE_URL"])
+        try:
+            async with db.write() as session:
+                found = await contacts.find(session, "miniprogram",
+                                            Sealer(env["HAOCHAPING_SECRET_KEY"]).lookup_hashes("miniprogram",
+                                                                                              doc["openid"]))
+                if found is None or found.id is None:
+                    return web.json_response({"barred": False}, status=404)
+                await contacts.bar(session, found.id, datetime.now(UTC) + timedelta(days=365))
+        finally:
+            await db.close()
+        return web.json_response({"barred": True})
+
     control = web.Application()
     control.router.add_post("/login", login)
     control.router.add_get("/sent", sent)
     control.router.add_post("/tick", tick)
+    control.router.add_post("/bar", bar)
     runner = web.AppRunner(control, access_log=None)
     await runner.setup()
     control_port = free_port()

@@ -173,3 +173,36 @@ async def test_the_console_shows_each_devices_status_and_prints_a_windows_code(h
     assert page.count('href="/console/hall/qr?') == 1  # a window's code; a terminal has none
     assert qr[0] == 200 and "<svg" in qr[1]
     assert refused == 403
+
+
+@pytest.mark.parametrize("backend", [("postgres", "redis")], indirect=True, ids=["postgres-redis"])
+async def test_a_case_posted_to_another_worker_reaches_the_device_through_redis(
+        hcp: Hcp, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two processes of `serve --workers 2`: the device's stream on one, the business system's post on the other.
+    The wake-up crosses through Redis pub/sub, so the screen turns at once: the stream's own look is made rare
+    here, so that only the wake-up can bring the case in time."""
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from bot.infra.runtime import open_runtime
+    from bot.web import hall_devices
+    from bot.web.app import build_app
+
+    monkeypatch.setattr(hall_devices, "POLL", 60.0)
+    other = await open_runtime(hcp.rt.settings)
+    try:
+        other.clock = hcp.clock
+        async with TestClient(TestServer(build_app(other))) as second:
+            device = await register(hcp, window_no="6")
+            events = await stream(hcp, device)
+            assert await events.next(0.5) is None
+            await asyncio.sleep(0.2)  # the other worker's subscription is in place
+            started = time.monotonic()
+            resp = await second.post("/api/v1/cases", headers=AUTH, json=hcp.case_body(
+                hall_code=HALL, window_no="6", completed_at=hcp.clock().isoformat()))
+            assert resp.status == 201
+            event = await events.next(2.0)
+            took = time.monotonic() - started
+    finally:
+        await other.close()
+    assert event is not None and event[0] == "case"
+    assert took < 1.0  # woken through Redis, not by the stream's own (now minute-long) look

@@ -14,7 +14,8 @@ the thanks, the follow-up, used, expired, barred, a tampered link), the console 
 the queue, the work orders list, a work order at every status with its history written by the service, the
 business systems, agents and a rater's SMS, the callback script, a revealed number, each refused action, a stale
 form, the dashboard, the audit table, the pages that are not there), the service's home page and the simulator
-page. The mini-program has no page of ours (its API answers JSON).
+page, and the hall's (a window's and a terminal's device, a window's code, the console's hall page). The
+mini-program's words are the catalogs' (scripts/mp_strings.py; its pages are tested under jest).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from console_support import (
     csrf,
     order_at,
 )
-from helpers import PUBLIC_URL, Hcp, without_providers
+from helpers import PUBLIC_URL, TOKEN, Hcp, without_providers
 
 from bot.infra.limits import shown
 from store import contacts as contact_store
@@ -397,10 +398,37 @@ async def supervision_pages(tour: Tour, l1: Reader, l2: Reader, agent: Reader) -
     await tour.get("supervision: not for this role", "/console/supervision", l2, expect=403)
 
 
+async def hall_pages(tour: Tour) -> None:
+    """The hall's pages (docs/hall.md): a window's device (idle), a terminal's, an unpaired device, a window's
+    static code's list, and the console's hall page."""
+    hcp = tour.hcp
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    hall = "440507-ZW01"
+    devices = []
+    for body in ({"kind": "window", "window_no": "3", "staff_id": "G1024", "staff_name": "李四", "label": "大厅东侧"},
+                 {"kind": "terminal", "terminal_no": "ZD-07"}):
+        resp = await hcp.client.post("/api/v1/hall/devices", headers=auth, json={"hall_code": hall, **body})
+        devices.append(await resp.json())
+    tour.data.update({hall, "大厅东侧", "张*"})
+    for device, name in zip(devices, ("window", "terminal"), strict=True):
+        await tour.get(f"hall: the {name}'s device", f"/hall/pair?token={device['token']}", has='id="hall-data"')
+    await tour.get("hall: a device not paired", "/hall/device", expect=401)
+    await hcp.post_case(hall_code=hall, window_no="3", completed_at=hcp.clock().isoformat())
+    resp = await hcp.client.get(f"/api/v1/hall/windows/qr?hall_code={hall}&window_no=3&format=svg", headers=auth)
+    assert resp.status == 200
+    from bot.web.hall_windows import window_url
+
+    path = window_url(hcp.rt, hall, "3").split(PUBLIC_URL, 1)[1]
+    await tour.get("hall: a window's code", path, has='href="/r/')
+    boss = await tour.user("hallboss", "admin")
+    await tour.get("hall: the console's devices", "/console/hall", boss, has='data-device=')
+
+
 async def tour(hcp: Hcp, language: str) -> Tour:
     the_tour = Tour(hcp, language)
     await the_tour.get("home", "/")
     await rating_pages(the_tour)
+    await hall_pages(the_tour)
     await console_pages(the_tour)
     for name, path, has in the_tour.later:
         await the_tour.get(name, path, has=has)
