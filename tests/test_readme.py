@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 DOCS = ROOT / "docs"
 PAGES = [README, *sorted(DOCS.glob("*.md"))]
-SUBJECTS = ("configuration", "providers", "hotline", "work-orders", "figures", "supervision", "operations",
+SUBJECTS = ("configuration", "providers", "hotline", "work-orders", "figures", "supervision", "hall", "operations",
             "performance", "architecture")
 FIRST_SCREEN = 45  # lines
 HAOCHAPING = Path(sys.executable).with_name("haochaping")  # the console script of the venv running the tests
