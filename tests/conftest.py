@@ -280,18 +280,11 @@ LAYERS = ("dialogs", "channels", "store", "bot", "web", "browser", "system")
 TESTS = Path(__file__).resolve().parent
 
 
-# The tests that take seconds each (processes, browsers, jest, a wheelhouse) go first: pytest-xdist deals the first
-# quarter of the list out in turn, so the two workers share them from the start, instead of one of them running
-# the last long test alone while the other has finished (the suite's wall time on 2 cores: ~40 s less).
-SLOW_FIRST = ("system", "browser", "test_miniprogram_jest.py")
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         parts = Path(item.path).resolve().relative_to(TESTS).parts
         if len(parts) > 1 and parts[0] in LAYERS:
             item.add_marker(parts[0])
-    items.sort(key=lambda item: Path(item.path).resolve().relative_to(TESTS).parts[0] not in SLOW_FIRST)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
