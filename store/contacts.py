@@ -61,7 +61,11 @@ async def ids_by_hash(session: AsyncSession, channel: str, hashes: Iterable[str]
     wanted = list(set(hashes))
     if not wanted:
         return {}
-    asked = wanted + [old for old, new in aliases.items() if new in wanted] if aliases else wanted
+    if aliases:
+        mine = set(wanted)
+        asked = wanted + [old for old, new in aliases.items() if new in mine]
+    else:
+        asked = wanted
     if pg_driver.on_postgresql(session):  # one array, not a bound parameter per hash (bulk ingestion asks thousands)
         rows = [tuple(row) for row in await (await pg_driver.driver(session)).fetch(
             "SELECT address_hash, id FROM contacts WHERE channel = $1 AND address_hash = ANY($2::text[])",

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from cryptography.exceptions import InvalidTag
-from helpers import Hcp
+from helpers import TOKEN, Hcp
 from servers import ALL_BACKENDS
 from sqlmodel import select
 
@@ -79,6 +79,11 @@ async def test_an_online_rotation_to_sm4_reseals_everything_while_people_rate_an
 
             # Half-rotated: two people re-sealed, four not; each is found, by the new hash or the old.
             replies = [await again.sms(p, "1") for p in phones]
+            lines = [json.dumps(again.case_body(phone=p, applicant={"name": "赵六", "locale": "zh-CN"}),
+                                ensure_ascii=False) for p in phones]  # in bulk too: ids found by either hash
+            bulk = await client.post("/api/v1/cases:bulk", data="\n".join(lines).encode(), headers={
+                "Authorization": f"Bearer {TOKEN}", "Content-Type": "application/x-ndjson"})
+            assert bulk.status == 200 and (await bulk.json())["created"] == len(phones)
 
             async def traffic() -> None:  # new cases of the same people while the rotation goes on
                 for p in phones:
