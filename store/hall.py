@@ -69,11 +69,6 @@ async def newest_unrated(session: AsyncSession, device: HallDevice, after: int, 
     return (await session.exec(stmt)).first()
 
 
-async def last_case_id(session: AsyncSession) -> int:
-    found = (await session.exec(select(Case.id).order_by(col(Case.id).desc()).limit(1))).first()
-    return int(found or 0)
-
-
 async def at_window(session: AsyncSession, hall_code: str, window_no: str, since: datetime,
                     limit: int = 30) -> Sequence[Case]:
     """A window's cases completed since `since`, newest first (the static window code's list)."""

@@ -71,10 +71,10 @@ async def status(settings: Settings) -> dict[str, Any]:
         await migrate.upgrade(db)
         recorded = await stored.get(db, stored.SEALED_WITH)
         target = await stored.get(db, stored.ROTATING_TO)
-        secret = settings.secret_key or await stored.get(db, stored.SECRET_KEY)
+        kept = await stored.get(db, stored.SECRET_KEY)
+        secret = settings.secret_key or kept
         mine = fingerprint(secret, settings.crypto) if secret else None
-        olds = [fingerprint(k, family) for k, family, _ in
-                previous_keys(settings, await stored.get(db, stored.SECRET_KEY))]
+        olds = [fingerprint(k, family) for k, family, _ in previous_keys(settings, kept)]
         sealed_with = ("this key" if recorded == mine else "the previous key" if recorded in olds
                        else "nothing yet" if recorded is None else "another key")
         return {"crypto": settings.crypto, "sealed_with": sealed_with, "rotating": target is not None,

@@ -42,7 +42,7 @@ class Wakeups:
         for event in self._waiters.get(topic, ()):
             event.set()
 
-    async def wake_all(self) -> None:
+    def wake_all(self) -> None:
         """Every waiter of this process (the app is stopping: they look, find it so, and end)."""
         for events in list(self._waiters.values()):
             for event in events:

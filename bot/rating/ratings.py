@@ -68,6 +68,20 @@ def followup_closes(rt: Runtime, existing: list[Evaluation]) -> datetime | None:
     return rt.timing.window_end(existing[0].created_at, rt.policy.followup_window)
 
 
+def closed_kind(existing: list[Evaluation]) -> str:
+    """Why a closed case takes nothing more: "used" (a rating and its follow-up) or "expired" (the window is over),
+    as the rating page and the mini-program say it."""
+    own = [e for e in existing if e.via != "callback"]
+    return "used" if len(own) >= 2 or any(e.is_followup for e in own) else "expired"
+
+
+def chosen(doc: dict[str, Any]) -> tuple[Grade, tuple[str, ...], str | None]:
+    """The grade, the reasons (each once, in order) and the words of a rating body `rating_errors` passed."""
+    grade = parse_grade_name(doc["grade"])
+    assert grade is not None
+    return grade, tuple(dict.fromkeys(doc.get("reasons") or [])), (doc.get("text") or "").strip() or None
+
+
 def openness(rt: Runtime, existing: list[Evaluation], now: datetime) -> Openness:
     """Whether a case takes its first rating, its one follow-up, or nothing more."""
     if not any(e.via != "callback" for e in existing):

@@ -9,10 +9,9 @@ from aiohttp import web
 from bot.infra.refusals import Refusal
 from bot.rating import intake
 from bot.rating.intake import FieldError
-from bot.rating.ratings import rating_errors, record, record_visit, scope_error, scope_of
+from bot.rating.ratings import chosen, rating_errors, record, record_visit, scope_error, scope_of
 from bot.web import idempotency, ndjson, refusals, views
 from bot.web.common import BODY_LIMIT, BULK_LIMIT, error, json_response, now, read_json, require_token, runtime
-from dialogs.grades import parse_grade_name
 from store import cases as case_store
 
 BULK_BATCH = 500
@@ -117,10 +116,7 @@ async def _evaluate(request: web.Request) -> web.Response:
     errs = rating_errors(doc, set(rt.policy.reasons))
     if errs:
         return _unprocessable(errs)
-    grade = parse_grade_name(doc["grade"])
-    assert grade is not None
-    reasons = tuple(dict.fromkeys(doc.get("reasons") or []))
-    text = (doc.get("text") or "").strip() or None
+    grade, reasons, text = chosen(doc)
     stamp = now(request)
     try:
         async with rt.db.write() as session:

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from bot.web import console_auth
+from bot.web import console_auth, qr_codes
 from bot.web.common import now
 from bot.web.console import View
 from bot.web.hall_devices import device_json
 from bot.web.hall_windows import window_url
-from bot.web.qr_codes import image
 from store import hall
 
 STATUS_KEYS = {"online": "console.hall_status.online", "offline": "console.hall_status.offline",
@@ -49,8 +48,7 @@ async def window_qr(request: web.Request) -> web.Response:
     hall_code, window_no = request.query.get("hall_code", "").strip(), request.query.get("window_no", "").strip()
     if not hall_code or not window_no:
         raise web.HTTPUnprocessableEntity(text="hall_code and window_no are required")
-    return web.Response(body=image(window_url(view.rt, hall_code, window_no), "svg", 10),
-                        content_type="image/svg+xml", headers={"Cache-Control": "private, no-store"})
+    return qr_codes.response(window_url(view.rt, hall_code, window_no), "svg", 10)
 
 
 def setup(app: web.Application) -> None:

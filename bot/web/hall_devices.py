@@ -35,10 +35,10 @@ from aiohttp import web
 
 from bot.infra.refusals import Refusal
 from bot.infra.runtime import Runtime
-from bot.rating.ratings import rating_errors, record
+from bot.rating.ratings import chosen, rating_errors, record
 from bot.web import pages, refusals, views
 from bot.web.common import RUNTIME, error, json_response, now, read_json, require_token, runtime
-from dialogs.grades import Grade, parse_grade_name
+from dialogs.grades import Grade
 from store import cases as case_store
 from store import evaluations as evaluation_store
 from store import hall
@@ -257,10 +257,8 @@ async def rate(request: web.Request) -> web.Response:
         errs.append({"field": "token", "message": "not a case's token from this device's stream"})
     if errs:
         return json_response({"errors": errs}, 422)
-    grade = parse_grade_name(doc["grade"])
-    assert grade is not None and isinstance(rating_id, str) and case_id is not None and device.id is not None
-    reasons = tuple(dict.fromkeys(doc.get("reasons") or []))
-    text = (doc.get("text") or "").strip() or None
+    grade, reasons, text = chosen(doc)
+    assert isinstance(rating_id, str) and case_id is not None and device.id is not None
     ref = f"hall:{device.id}:{rating_id}"
     stamp = now(request)
     try:
@@ -302,7 +300,7 @@ async def _listen(app: web.Application) -> Any:
 
 async def _stop_streams(app: web.Application) -> None:
     app[STOPPING].set()
-    await app[RUNTIME].wakeups.wake_all()
+    app[RUNTIME].wakeups.wake_all()
 
 
 def setup(app: web.Application) -> None:

@@ -20,9 +20,8 @@ from aiohttp import web
 
 from bot.infra.i18n import local_time
 from bot.infra.runtime import Runtime
-from bot.web import pages
+from bot.web import pages, qr_codes
 from bot.web.common import json_response, now, require_token, runtime
-from bot.web.qr_codes import FORMATS, image, options
 from store import hall
 
 WINDOW = timedelta(hours=1)
@@ -45,7 +44,7 @@ def mask_case_no(case_no: str) -> str:
 
 async def window_qr(request: web.Request) -> web.Response:
     require_token(request)
-    asked = options(request)
+    asked = qr_codes.options(request)
     if isinstance(asked, web.Response):
         return asked
     fmt, scale = asked
@@ -55,8 +54,7 @@ async def window_qr(request: web.Request) -> web.Response:
     if errors:
         return json_response({"errors": errors}, 422)
     rt = runtime(request)
-    return web.Response(body=image(window_url(rt, hall_code, window_no), fmt, scale), content_type=FORMATS[fmt],
-                        headers={"Cache-Control": "private, no-store"})
+    return qr_codes.response(window_url(rt, hall_code, window_no), fmt, scale)
 
 
 async def window_page(request: web.Request) -> web.Response:

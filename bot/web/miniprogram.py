@@ -34,6 +34,8 @@ from bot.rating.ratings import (
     RaterBarred,
     RatingRefused,
     barred,
+    chosen,
+    closed_kind,
     openness,
     rating_errors,
     record,
@@ -44,12 +46,10 @@ from bot.web import idempotency, refusals, views
 from bot.web.common import error, json_response, now, read_json, runtime
 from dialogs import messages as m
 from dialogs.addresses import mask_openid
-from dialogs.grades import parse_grade_name
 from dialogs.types import Reply
 from store import cases as case_store
 from store import contacts
 from store import evaluations as evaluation_store
-from store.models import Evaluation
 
 SESSION = timedelta(hours=2)
 
@@ -134,7 +134,9 @@ async def rate(request: web.Request) -> web.Response:
     # A token alone is enough (it names the case, as a rating link does); a case_no needs the person's session.
     contact_id = _contact_of(request) if _has_session(request) or not by_token else None
     bearer = request.headers.get("Authorization", "").partition(" ")[2].strip()
-    scope = idempotency.scope_of("mp", bearer or f"token:{doc['token']}" if by_token else bearer)
+    if not bearer and by_token:  # no session: the token's own keys
+        bearer = f"token:{doc['token']}"
+    scope = idempotency.scope_of("mp", bearer)
     return await idempotency.idempotent(request, scope, lambda: _rate(request, doc, contact_id))
 
 
@@ -147,10 +149,7 @@ async def _rate(request: web.Request, doc: object, contact_id: int | None) -> we
         errs.append(FieldError("scope", "a window visit is rated at the window; here: 'item' or 'bundle'"))
     if errs:
         return json_response({"errors": [e.as_json() for e in errs]}, 422)
-    grade = parse_grade_name(doc["grade"])
-    assert grade is not None
-    reasons = tuple(dict.fromkeys(doc.get("reasons") or []))
-    text = (doc.get("text") or "").strip() or None
+    grade, reasons, text = chosen(doc)
     stamp = now(request)
     case_id = rt.links.case_id(doc["token"]) if isinstance(doc.get("token"), str) else None
     found: tuple[int, str] | None = None  # the case's id and locale, for a refusal said after the transaction
@@ -178,7 +177,7 @@ async def _rate(request: web.Request, doc: object, contact_id: int | None) -> we
         assert found is not None
         async with rt.db.read() as session:
             evaluations = await evaluation_store.for_case(session, found[0])
-        return _problem(rt, _locale(request, found[1]), _closed_kind(evaluations), 409)
+        return _problem(rt, _locale(request, found[1]), closed_kind(evaluations), 409)
     except Refusal as exc:
         return refusals.response(exc)
     # What happens next, for the result page: a bad review becomes a work order answered by the agency.
@@ -189,12 +188,6 @@ def _locale(request: web.Request, case_locale: str | None) -> str:
     """The mini-program's language (wx.getSystemInfo's, passed as `locale`), else the case's."""
     asked = request.query.get("locale")
     return negotiate(asked) if asked else negotiate(case_locale) if case_locale else SOURCE
-
-
-def _closed_kind(evaluations: list[Evaluation]) -> str:
-    """Used up (a rating and its follow-up) or expired (the window is over): the web rating page's two words."""
-    own = [e for e in evaluations if e.via != "callback"]
-    return "used" if len(own) >= 2 or any(e.is_followup for e in own) else "expired"
 
 
 PROBLEM_KEYS = {"invalid": ("page.invalid_heading", "page.invalid"), "used": ("page.used_heading", "page.used"),
@@ -229,7 +222,7 @@ async def show(request: web.Request) -> web.Response:
         return _problem(rt, locale, "barred", 403, until=until)
     state = openness(rt, evaluations, stamp)
     if state == "closed":
-        return _problem(rt, locale, _closed_kind(evaluations), 409)
+        return _problem(rt, locale, closed_kind(evaluations), 409)
     settings = rt.settings
     return json_response({
         "state": state, "locale": locale,

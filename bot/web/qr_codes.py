@@ -33,6 +33,12 @@ def image(text: str, fmt: str, scale: int = SCALE) -> bytes:
     return out.getvalue()
 
 
+def response(text: str, fmt: str, scale: int = SCALE) -> web.Response:
+    """A QR code of `text` as the answer: the image, its type, not kept by caches (it names a case or a window)."""
+    return web.Response(body=image(text, fmt, scale), content_type=FORMATS[fmt],
+                        headers={"Cache-Control": "private, no-store"})
+
+
 def options(request: web.Request) -> tuple[str, int] | web.Response:
     """(format, scale) from the query, or a 422 naming what was wrong."""
     fmt = request.query.get("format", "png")
@@ -63,8 +69,7 @@ async def case_qr(request: web.Request) -> web.Response:
         case = await case_store.by_no(session, request.match_info["case_no"])
     if case is None or case.id is None:
         return error(404, "no such case")
-    return web.Response(body=image(qr_link(rt.links.url(case.id)), fmt, scale), content_type=FORMATS[fmt],
-                        headers={"Cache-Control": "private, no-store"})
+    return response(qr_link(rt.links.url(case.id)), fmt, scale)
 
 
 def setup(app: web.Application) -> None:

@@ -42,7 +42,16 @@ from bot.infra.i18n import local_day, local_time
 from bot.infra.limits import text_problem
 from bot.infra.runtime import Runtime
 from bot.infra.state import StateUnavailable
-from bot.rating.ratings import RaterBarred, RatingRefused, Scope, barred, followup_closes, openness, record
+from bot.rating.ratings import (
+    RaterBarred,
+    RatingRefused,
+    Scope,
+    barred,
+    closed_kind,
+    followup_closes,
+    openness,
+    record,
+)
 from bot.web import pages
 from bot.web.common import now, runtime
 from dialogs import messages as m
@@ -163,10 +172,9 @@ def _closed(request: web.Request, rt: Runtime, locale: str, case: Case, evaluati
             status: int = 200) -> web.Response:
     """Nothing more to rate: used up (a rating and its follow-up) or expired (the window is over)."""
     t = rt.catalogs.text
-    own = [e for e in evaluations if e.via != "callback"]
-    used = len(own) >= 2 or any(e.is_followup for e in own)
-    heading, line = ("page.used_heading", "page.used") if used else ("page.expired_heading", "page.expired")
-    return _notice(request, rt, locale, case, "used" if used else "expired", t(locale, heading),
+    kind = closed_kind(evaluations)
+    heading, line = ("page.used_heading", "page.used") if kind == "used" else ("page.expired_heading", "page.expired")
+    return _notice(request, rt, locale, case, kind, t(locale, heading),
                    [t(locale, line)], status, summary=_summary(rt, locale, evaluations))
 
 

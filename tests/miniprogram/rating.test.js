@@ -31,6 +31,7 @@ test('the subscribe message opens the rating page; a good grade is sent at once 
 
     const page = await openPage('pages/rate/index', opened.query)
     const comp = await shown(rating(page), 'grade')
+    expect(wx.state.title).toBe(zh['page.title'])
     expect(text(comp, '#case')).toContain('居民身份证换领')
     expect(text(comp, '#case')).toContain('汕头市公安局金平分局')
     expect(text(comp, '#grade-very_satisfied')).toBe(zh['grade.very_satisfied'])
@@ -54,6 +55,7 @@ test('after wx.login the waiting cases are listed; a bad grade needs a reason, �
     const page = await openPage('pages/cases/index', {})
     await until(function () { return page.data.screen === 'list' }, 'the list of cases')
     expect(page.data.cases.map(function (x) { return x.case_no })).toEqual([c.caseNo])
+    expect(wx.state.title).toBe(zh['mp.cases_title'])
     expect(JSON.stringify(page.data)).not.toContain(c.openid) // the service's session, never the openid
     expect(text(page, '#case-0')).toContain('居民身份证换领')
 

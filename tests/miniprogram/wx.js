@@ -5,7 +5,7 @@
 // stood in for: only the phone.
 const http = require('http')
 
-const state = { answer: 'accept', asked: [], offline: false, language: 'zh_CN', codes: 0, openid: null }
+const state = { answer: 'accept', asked: [], offline: false, language: 'zh_CN', title: null }
 
 function request(options) {
   const method = (options.method || 'GET').toUpperCase()
@@ -66,7 +66,8 @@ function install() {
     getStorageSync: function (key) { return storage[key] === undefined ? '' : storage[key] },
     setStorageSync: function (key, value) { storage[key] = value },
     removeStorageSync: function (key) { delete storage[key] },
-    getSystemInfoSync: function () { return { language: state.language } }
+    getSystemInfoSync: function () { return { language: state.language } },
+    setNavigationBarTitle: function (options) { state.title = options.title }
   })
   global.getApp = function () { return { globalData: { baseUrl: process.env.HCP_BASE_URL } } }
 }
@@ -76,6 +77,7 @@ function reset() {
   state.asked = []
   state.offline = false
   state.language = 'zh_CN'
+  state.title = null
   Object.keys(storage).forEach(function (k) { delete storage[k] })
 }
 

@@ -17,6 +17,7 @@ Component({
   methods: {
     onLoad: function () {
       this.setData({ w: words(), baseUrl: getApp().globalData.baseUrl })
+      wx.setNavigationBarTitle({ title: this.data.w.mp_cases_title }) // the .json's is empty: the catalogs' words
       return this.refresh()
     },
 
